@@ -1,0 +1,197 @@
+package netio
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// Action tells the transport what to do once a Session call returns and its
+// output has been queued.
+type Action uint8
+
+const (
+	// Continue: keep the connection open and deliver the next bytes.
+	Continue Action = iota
+	// UpgradeTLS: write the output in plaintext, then run a server-side TLS
+	// handshake on the connection and deliver the decrypted stream to the
+	// same Session. The bytes of in that the session did not consume (a
+	// ClientHello sent right behind an SSLRequest) are carried into TLS.
+	UpgradeTLS
+	// Close: write the output, then close the connection.
+	Close
+)
+
+// Limit names a connection limit the transport enforces.
+type Limit uint8
+
+const (
+	// LimitConnections: too many connections (globally or from one address).
+	LimitConnections Limit = iota + 1
+	// LimitHandshakeTimeout: authentication did not finish in time (slowloris).
+	LimitHandshakeTimeout
+	// LimitIdleTimeout: an authenticated connection stayed silent too long.
+	LimitIdleTimeout
+	// LimitMessageSize: a message larger than allowed in the current phase.
+	LimitMessageSize
+)
+
+// String names the limit as metrics and logs spell it.
+func (l Limit) String() string {
+	switch l {
+	case LimitConnections:
+		return "connections"
+	case LimitHandshakeTimeout:
+		return "handshake_timeout"
+	case LimitIdleTimeout:
+		return "idle_timeout"
+	case LimitMessageSize:
+		return "message_size"
+	}
+	return "unknown"
+}
+
+// ConnInfo describes one client connection to its Session. The transport owns
+// it; a session may keep the pointer for the connection's life.
+type ConnInfo struct {
+	// Remote is the client's address (after a PROXY protocol header, when
+	// the listener accepts one).
+	Remote netip.AddrPort
+	// Local is the address the client connected to.
+	Local netip.AddrPort
+	// TLS is true once the connection runs inside TLS. The transport sets it
+	// before delivering the first decrypted byte.
+	TLS bool
+	// ALPN is the protocol negotiated by TLS ALPN, if any ("postgresql").
+	ALPN string
+	// PlaintextOK reports whether this client may send a token without TLS
+	// (by default only from loopback addresses; configurable). A session
+	// must refuse plaintext authentication when it is false, before the
+	// client sends its token where the protocol allows.
+	PlaintextOK bool
+	// ID is a connection number unique within the process (used as a
+	// protocol's connection or backend id).
+	ID uint32
+	// Accepted is when the connection was accepted.
+	Accepted time.Time
+}
+
+// Env is what a Session may use while it handles bytes. There is one Env per
+// event loop and one per TLS goroutine, never shared across goroutines, so a
+// session must not keep an Env between calls.
+type Env struct {
+	// Verifier checks tokens. It belongs to this loop or goroutine only.
+	Verifier *core.Verifier
+	// Now is the current time (cached by the loop; cheap to read).
+	Now time.Time
+	// MaxPreAuthMessage bounds a message before authentication succeeds
+	// (tiny: a startup message, an AUTH command, a handshake response).
+	MaxPreAuthMessage int
+	// MaxMessage bounds a message after authentication.
+	MaxMessage int
+	// Observer receives authentication outcomes for metrics and logs.
+	Observer Observer
+}
+
+// Outcome is the result of one authentication attempt, as metrics count it.
+type Outcome uint8
+
+const (
+	OutcomeOK Outcome = iota
+	OutcomeInvalid
+	OutcomeExpired
+	OutcomeRevoked
+	OutcomeForbidden
+	OutcomeTLSRequired
+	numOutcomes
+)
+
+// String names the outcome as metrics label it.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeOK:
+		return "ok"
+	case OutcomeInvalid:
+		return "invalid"
+	case OutcomeExpired:
+		return "expired"
+	case OutcomeRevoked:
+		return "revoked"
+	case OutcomeForbidden:
+		return "forbidden"
+	case OutcomeTLSRequired:
+		return "tls_required"
+	}
+	return "unknown"
+}
+
+// OutcomeOf maps a Verify or scope error to its outcome (nil is OutcomeOK).
+func OutcomeOf(err error) Outcome {
+	if err == nil {
+		return OutcomeOK
+	}
+	if te, ok := err.(*core.Error); ok {
+		switch te.Kind {
+		case core.KindExpired:
+			return OutcomeExpired
+		case core.KindRevoked:
+			return OutcomeRevoked
+		case core.KindForbidden:
+			return OutcomeForbidden
+		}
+	}
+	return OutcomeInvalid
+}
+
+// Observer records authentication outcomes. The transport supplies one per
+// protocol; it counts without allocating and logs failures (protocol, source
+// address, token id when the MAC verified, reason — never the token).
+type Observer interface {
+	// Authenticated records a finished attempt. claims is non-nil when the
+	// token's MAC verified (so its id may be logged); err is nil on success.
+	Authenticated(info *ConnInfo, claims *core.Claims, err error, started time.Time)
+	// Refused records a connection refused before any token was sent
+	// (OutcomeTLSRequired).
+	Refused(info *ConnInfo, o Outcome)
+}
+
+// Session is one connection's protocol state machine. It is transport-neutral:
+// bytes in, bytes out, and an Action. The same Session runs on a gnet event
+// loop (plaintext) and on a TLS goroutine after an upgrade.
+//
+// Ownership: in is valid only during the call; a session must copy what it
+// keeps. out is the transport's buffer: a session appends to it and returns
+// the result.
+type Session interface {
+	// Start appends what the server says first (MySQL's handshake); most
+	// protocols return out unchanged.
+	Start(env *Env, out []byte) []byte
+	// Handle consumes complete messages from the front of in and returns how
+	// many bytes it consumed (0 when in holds no complete message yet), the
+	// output, and what to do next. A session must bound what it waits for:
+	// a length prefix above env.MaxPreAuthMessage (before authentication) or
+	// env.MaxMessage (after) gets the protocol's error and Close.
+	Handle(env *Env, in, out []byte) (n int, outNext []byte, act Action)
+	// Authenticated reports whether the token has been accepted (the
+	// transport switches from the handshake deadline to the idle deadline).
+	Authenticated() bool
+	// LimitError appends the protocol's own error for a limit the transport
+	// enforced; the transport closes the connection after writing it.
+	LimitError(l Limit, out []byte) []byte
+}
+
+// Protocol makes sessions for one listener.
+type Protocol interface {
+	// Name is the protocol's label in metrics and logs ("postgres").
+	Name() string
+	// NewSession returns the state machine for a new connection.
+	NewSession(info *ConnInfo) Session
+	// TLSFirstByte reports whether a first byte 0x16 (a TLS handshake
+	// record) on this port means the client starts TLS right away (Redis,
+	// MongoDB, HTTP, PostgreSQL direct TLS). The transport then hands the
+	// connection to TLS before the session sees a byte.
+	TLSFirstByte() bool
+	// ALPN lists the protocols to offer in TLS ALPN ("postgresql"), if any.
+	ALPN() []string
+}
