@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the client tools the acceptance tests drive, when they are missing:
+# Debian packages (psql, the mariadb CLI, redis-cli) and mongosh from npm into
+# the project-local .tools folder. Safe to run again: it does nothing when all
+# are present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v mariadb >/dev/null 2>&1 || need_apt+=(mariadb-client)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .tools/node_modules/.bin/mongosh ]; then
+  command -v npm >/dev/null 2>&1 || { echo "npm is needed to install mongosh" >&2; exit 1; }
+  echo "installing mongosh into .tools/"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error mongosh >/dev/null
+fi
