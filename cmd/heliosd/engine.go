@@ -62,6 +62,7 @@ func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) 
 					Verifier:          core.NewVerifier(d.Keyring, d.Revocations),
 					MaxPreAuthMessage: d.Config.MaxPreAuthMessage,
 					MaxMessage:        d.Config.MaxMessage,
+					Observer:          netio.NopObserver{},
 				}
 				go netio.ServeConn(c, p, p.NewSession(info), info, env, nil, netio.GoroutineOptions{TLS: d.TLS})
 			}
