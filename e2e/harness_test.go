@@ -1,0 +1,424 @@
+// Package e2e holds the end-to-end tests: each starts the real heliosd
+// binary on free loopback ports with a temporary data directory and drives it
+// with real clients. This file is the one shared harness.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/keyfile"
+)
+
+// binDir holds the binaries built once for the whole test run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "helios-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// repoRoot is the module's root directory.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+var buildOnce sync.Map // binary name → *buildResult
+
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary builds ./cmd/<name> once per test run and returns its path.
+func buildBinary(t testing.TB, name string) string {
+	t.Helper()
+	v, _ := buildOnce.LoadOrStore(name, &buildResult{})
+	br := v.(*buildResult)
+	br.once.Do(func() {
+		br.path = filepath.Join(binDir, name)
+		cmd := exec.Command("go", "build", "-o", br.path, "./cmd/"+name)
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			br.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
+		}
+	})
+	if br.err != nil {
+		t.Fatal(br.err)
+	}
+	return br.path
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// daemon is one running heliosd.
+type daemon struct {
+	HTTP, PG, Redis, MySQL, Mongo string
+	DataDir                       string
+	CACert                        string
+
+	args   []string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan struct{}
+}
+
+type daemonOpt func(*daemonConfig)
+
+type daemonConfig struct {
+	args []string
+	host string
+	dir  string
+}
+
+// withArgs adds command-line flags (they override the harness's defaults).
+func withArgs(args ...string) daemonOpt {
+	return func(c *daemonConfig) { c.args = append(c.args, args...) }
+}
+
+// withHost makes every listener bind to host instead of 127.0.0.1.
+func withHost(host string) daemonOpt { return func(c *daemonConfig) { c.host = host } }
+
+// withDataDir reuses an existing data directory.
+func withDataDir(dir string) daemonOpt { return func(c *daemonConfig) { c.dir = dir } }
+
+// startDaemon builds and starts heliosd on free ports with a temporary data
+// directory and stops it when the test ends.
+func startDaemon(t testing.TB, opts ...daemonOpt) *daemon {
+	t.Helper()
+	cfg := daemonConfig{host: "127.0.0.1"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.dir == "" {
+		cfg.dir = t.TempDir()
+	}
+	d := &daemon{
+		HTTP: freeAddr(t, cfg.host), PG: freeAddr(t, cfg.host), Redis: freeAddr(t, cfg.host),
+		MySQL: freeAddr(t, cfg.host), Mongo: freeAddr(t, cfg.host), DataDir: cfg.dir,
+	}
+	d.args = append([]string{
+		"--data-dir", d.DataDir, "--http-listen", d.HTTP, "--pg-listen", d.PG, "--redis-listen", d.Redis,
+		"--mysql-listen", d.MySQL, "--mongo-listen", d.Mongo,
+	}, cfg.args...)
+	d.start(t)
+	t.Cleanup(d.Stop)
+	return d
+}
+
+func (d *daemon) start(t testing.TB) {
+	t.Helper()
+	bin := buildBinary(t, "heliosd")
+	d.logs = &syncBuffer{}
+	d.cmd = exec.Command(bin, d.args...)
+	d.cmd.Stdout = d.logs
+	d.cmd.Stderr = d.logs
+	d.cmd.Env = append(os.Environ(), "HELIOS_CONFIG=")
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.exited = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(d.cmd, d.exited)
+	// Wait until the first listener accepts, then give the rest a moment:
+	// a protocol that is disabled (or not built yet) simply never accepts,
+	// and a test that needs it fails on its own dial.
+	addrs := []string{d.HTTP, d.PG, d.Redis, d.MySQL, d.Mongo}
+	deadline := time.Now().Add(20 * time.Second)
+	var firstUp time.Time
+	for len(addrs) > 0 {
+		rest := addrs[:0]
+		for _, addr := range addrs {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				if firstUp.IsZero() {
+					firstUp = time.Now()
+				}
+				continue
+			}
+			rest = append(rest, addr)
+		}
+		addrs = rest
+		select {
+		case <-d.exited:
+			t.Fatalf("heliosd exited at start:\n%s", d.logs.String())
+		default:
+		}
+		if !firstUp.IsZero() && time.Since(firstUp) > 2*time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.Kill()
+			t.Fatalf("heliosd did not listen on %v:\n%s", addrs, d.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.CACert = filepath.Join(d.DataDir, "tls-cert.pem")
+	if tt, ok := t.(*testing.T); ok {
+		tt.Cleanup(func() {
+			if tt.Failed() {
+				tt.Logf("heliosd log:\n%s", d.Logs())
+			}
+		})
+	}
+}
+
+// Logs returns what the daemon printed so far.
+func (d *daemon) Logs() string { return d.logs.String() }
+
+// Stop ends the daemon with SIGTERM (graceful) and waits for it.
+func (d *daemon) Stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(15 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+// Kill ends the daemon with SIGKILL, as a crash would.
+func (d *daemon) Kill() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+}
+
+// Restart stops the daemon (if running) and starts it again on the same
+// ports and data directory.
+func (d *daemon) Restart(t testing.TB) {
+	t.Helper()
+	d.Stop()
+	d.start(t)
+}
+
+// URL returns the plain-HTTP URL of path on the daemon.
+func (d *daemon) URL(path string) string { return "http://" + d.HTTP + path }
+
+var httpClient = &http.Client{Timeout: 20 * time.Second}
+
+// Do sends a request with an optional bearer token and JSON body (a string
+// or []byte is sent as is) and returns the status and body.
+func (d *daemon) Do(t testing.TB, method, path, bearer string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, d.URL(path), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
+// mustJSON calls Do, requires the wanted status, and decodes the body into v
+// (when v is not nil).
+func (d *daemon) mustJSON(t testing.TB, want int, method, path, bearer string, body, v any) {
+	t.Helper()
+	status, out := d.Do(t, method, path, bearer, body)
+	if status != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, out)
+	}
+	if v != nil {
+		if err := json.Unmarshal(out, v); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, out, err)
+		}
+	}
+}
+
+// Signup creates an account.
+func (d *daemon) Signup(t testing.TB, email, password string) {
+	t.Helper()
+	status, out := d.Do(t, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": password})
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("signup %s: %d %s", email, status, out)
+	}
+}
+
+// Login returns a live session token.
+func (d *daemon) Login(t testing.TB, email, password string) string {
+	t.Helper()
+	var r struct {
+		Token     string `json:"token"`
+		TokenType string `json:"token_type"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": password}, &r)
+	if !strings.HasPrefix(r.Token, "hdb_live_") || r.TokenType != "bearer" {
+		t.Fatalf("login response %+v", r)
+	}
+	return r.Token
+}
+
+var userSeq atomic.Int64
+
+// NewUser signs up a fresh account and returns its live session token.
+func (d *daemon) NewUser(t testing.TB) string {
+	t.Helper()
+	email := fmt.Sprintf("user%d-%d@example.com", time.Now().UnixNano(), userSeq.Add(1))
+	const pw = "correct-horse-battery-staple"
+	d.Signup(t, email, pw)
+	return d.Login(t, email, pw)
+}
+
+// CreateToken creates a token with the given request body and returns the
+// token and its id.
+func (d *daemon) CreateToken(t testing.TB, bearer string, body map[string]any) (token, id string) {
+	t.Helper()
+	var r map[string]any
+	status, out := d.Do(t, "POST", "/v1/auth/tokens", bearer, body)
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("create token %v: %d %s", body, status, out)
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	token, _ = r["token"].(string)
+	id, _ = r["id"].(string)
+	if token == "" || !strings.HasPrefix(id, "tok_") {
+		t.Fatalf("create token response %s", out)
+	}
+	return token, id
+}
+
+// Revoke revokes token id.
+func (d *daemon) Revoke(t testing.TB, bearer, id string) {
+	t.Helper()
+	status, out := d.Do(t, "DELETE", "/v1/auth/tokens/"+id, bearer, nil)
+	if status != http.StatusOK && status != http.StatusNoContent {
+		t.Fatalf("revoke %s: %d %s", id, status, out)
+	}
+}
+
+// Mint makes a token directly with the daemon's keyring (for tokens the API
+// would not issue, such as already-expired ones). The zero ID is replaced by
+// a fresh one; zero times mean "issued now, expires in an hour".
+func (d *daemon) Mint(t testing.TB, c core.Claims) string {
+	t.Helper()
+	ring, err := keyfile.Load(filepath.Join(d.DataDir, "keyring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == (core.TokenID{}) {
+		c.ID = core.NewTokenID()
+	}
+	if c.IssuedAt == 0 {
+		c.IssuedAt = time.Now().Unix()
+	}
+	if c.ExpiresAt == 0 {
+		c.ExpiresAt = c.IssuedAt + 3600
+	}
+	if c.Type == 0 {
+		c.Type = core.TypeLive
+	}
+	tok, _, err := core.NewMinter(ring).Mint(nil, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok)
+}
+
+// expiredToken returns a genuine token that expired a minute ago.
+func (d *daemon) expiredToken(t testing.TB) string {
+	now := time.Now().Unix()
+	return d.Mint(t, core.Claims{Account: 1, IssuedAt: now - 7200, ExpiresAt: now - 60, Scopes: core.AllScopes})
+}
+
+// tamper flips one character in the middle of a token's body.
+func tamper(tok string) string {
+	b := []byte(tok)
+	i := len(b) / 2
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
