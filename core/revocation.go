@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -47,15 +48,26 @@ type MemoryRevocations struct {
 }
 
 type memSnap struct {
-	tokens    map[TokenID]int64   // id → when it would have expired
+	// tokens is keyed by the first 8 bytes of the token id (random, so a
+	// fast 64-bit map key); the entry holds the whole id. Ids that share a
+	// prefix with an entry already present go to collide.
+	tokens    map[uint64]memEntry
+	collide   map[TokenID]int64
 	notBefore map[uint64]int64    // account → tokens issued before this are revoked
 	keys      map[uint16]struct{} // retired key ids
 }
 
+type memEntry struct {
+	id      TokenID
+	expires int64 // when the token would have expired (Unix seconds)
+}
+
+func idKey(id TokenID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+
 // NewMemoryRevocations returns an empty view.
 func NewMemoryRevocations() *MemoryRevocations {
 	m := &MemoryRevocations{}
-	m.snap.Store(&memSnap{tokens: map[TokenID]int64{}, notBefore: map[uint64]int64{}, keys: map[uint16]struct{}{}})
+	m.snap.Store(&memSnap{tokens: map[uint64]memEntry{}, collide: map[TokenID]int64{}, notBefore: map[uint64]int64{}, keys: map[uint16]struct{}{}})
 	return m
 }
 
@@ -64,7 +76,7 @@ func (m *MemoryRevocations) update(fn func(s *memSnap)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.snap.Load()
-	s := &memSnap{tokens: maps.Clone(old.tokens), notBefore: maps.Clone(old.notBefore), keys: maps.Clone(old.keys)}
+	s := &memSnap{tokens: maps.Clone(old.tokens), collide: maps.Clone(old.collide), notBefore: maps.Clone(old.notBefore), keys: maps.Clone(old.keys)}
 	fn(s)
 	m.snap.Store(s)
 }
@@ -72,7 +84,13 @@ func (m *MemoryRevocations) update(fn func(s *memSnap)) {
 // RevokeToken revokes one token; expiresAt (Unix seconds) lets Prune drop the
 // entry once the token would have expired anyway.
 func (m *MemoryRevocations) RevokeToken(id TokenID, expiresAt int64) {
-	m.update(func(s *memSnap) { s.tokens[id] = expiresAt })
+	m.update(func(s *memSnap) {
+		if e, ok := s.tokens[idKey(id)]; ok && e.id != id {
+			s.collide[id] = expiresAt
+			return
+		}
+		s.tokens[idKey(id)] = memEntry{id: id, expires: expiresAt}
+	})
 }
 
 // RevokeAccountBefore revokes every token of the account issued strictly
@@ -95,8 +113,9 @@ func (m *MemoryRevocations) RetireKey(id uint16) {
 func (m *MemoryRevocations) Prune(now int64) int {
 	var n int
 	m.update(func(s *memSnap) {
-		maps.DeleteFunc(s.tokens, func(_ TokenID, exp int64) bool { return exp < now })
-		n = len(s.tokens)
+		maps.DeleteFunc(s.tokens, func(_ uint64, e memEntry) bool { return e.expires < now })
+		maps.DeleteFunc(s.collide, func(_ TokenID, exp int64) bool { return exp < now })
+		n = len(s.tokens) + len(s.collide)
 	})
 	return n
 }
@@ -114,8 +133,13 @@ func (m *MemoryRevocations) Check(id TokenID, account uint64, issuedAt int64, ke
 			return RevokedAccount
 		}
 	}
-	if _, ok := s.tokens[id]; ok {
-		return RevokedToken
+	if e, ok := s.tokens[idKey(id)]; ok {
+		if e.id == id {
+			return RevokedToken
+		}
+		if _, ok := s.collide[id]; ok {
+			return RevokedToken
+		}
 	}
 	return NotRevoked
 }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -135,7 +134,7 @@ func (v *Verifier) Verify(token []byte, now time.Time) (Claims, error) {
 	}
 	var want [tagLen]byte
 	v.macs.tag(k, raw[:payloadLen], &want)
-	if subtle.ConstantTimeCompare(want[:], raw[offTag:offCRC]) != 1 {
+	if !tagEqual(&want, raw[offTag:offCRC]) {
 		return c, ErrBadMAC
 	}
 	if k.Retired {
@@ -158,6 +157,15 @@ func (v *Verifier) Verify(token []byte, now time.Time) (Claims, error) {
 		return c, ErrKeyRetired
 	}
 	return c, nil
+}
+
+// tagEqual compares a computed tag with the token's in constant time: two
+// 64-bit XORs folded together, with no branch on the data.
+func tagEqual(want *[tagLen]byte, got []byte) bool {
+	_ = got[tagLen-1]
+	x := binary.LittleEndian.Uint64(want[:8]) ^ binary.LittleEndian.Uint64(got[:8])
+	y := binary.LittleEndian.Uint64(want[8:]) ^ binary.LittleEndian.Uint64(got[8:])
+	return x|y == 0
 }
 
 // hasSpace reports whether b holds an ASCII space or control character

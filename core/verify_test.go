@@ -238,7 +238,7 @@ func TestWhitespaceAndGarbage(t *testing.T) {
 	if _, err := v.Verify(nil, t0); !errors.Is(err, ErrMissing) {
 		t.Fatalf("empty: %v", err)
 	}
-	for _, s := range []string{tok[:len(tok)-1], tok + "A", strings.Replace(tok, tok[30:31], "-", 1), "hdb_live_zzzzzzzzzzz" + tok[20:]} {
+	for _, s := range []string{tok[:len(tok)-1], tok + "A", tok[:30] + "-" + tok[31:], "hdb_live_zzzzzzzzzzz" + tok[20:]} {
 		if _, err := v.Verify([]byte(s), t0); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("malformed %q: %v", s, err)
 		}
@@ -390,5 +390,30 @@ func TestLifetimes(t *testing.T) {
 	}
 	if _, err := l.Expiry(TypeTest, t0, 2); err == nil {
 		t.Fatal("2-day test token accepted")
+	}
+}
+
+func TestMemoryRevocationsPrefixCollision(t *testing.T) {
+	revs := NewMemoryRevocations()
+	a := NewTokenID()
+	b := a
+	b[11] ^= 0xFF // same 8-byte map key, different id
+	c := a
+	c[10] ^= 0x01
+	revs.RevokeToken(a, 100)
+	if revs.Check(b, 1, 1, 1) != NotRevoked {
+		t.Fatal("an id sharing the prefix of a revoked id reads as revoked")
+	}
+	revs.RevokeToken(b, 100)
+	for _, id := range []TokenID{a, b} {
+		if revs.Check(id, 1, 1, 1) != RevokedToken {
+			t.Fatalf("%x not revoked", id)
+		}
+	}
+	if revs.Check(c, 1, 1, 1) != NotRevoked {
+		t.Fatal("unrevoked colliding id reads as revoked")
+	}
+	if n := revs.Prune(101); n != 0 {
+		t.Fatalf("prune left %d", n)
 	}
 }
