@@ -1,0 +1,129 @@
+package redis
+
+import (
+	"strconv"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// Error replies in Redis's own words. Clients classify errors by the first
+// word (redis-py: WRONGPASS and NOAUTH → AuthenticationError, NOPERM →
+// NoPermissionError), so HeliosDB's detail always follows Redis's text.
+const (
+	msgNoAuth      = "NOAUTH Authentication required."
+	msgHelloNoAuth = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	msgWrongPass   = "WRONGPASS invalid username-password pair or user is disabled."
+	// msgExpiredSession answers a command sent after the token expired.
+	msgExpiredSession = "NOAUTH Authentication token has expired: AUTH again with a new token"
+	msgNoProto        = "NOPROTO unsupported protocol version"
+	// msgTLSRequired mirrors Redis's protected-mode refusal (-DENIED, then
+	// a close).
+	msgTLSRequired = "DENIED HeliosDB accepts tokens only over TLS from your address: reconnect with TLS (redis-cli --tls, a rediss:// URL) and use a new token if you sent this one in plaintext"
+	msgNoUpstream  = "ERR no upstream database is configured: this HeliosDB gateway authenticates tokens and answers PING, ECHO, HELLO, CLIENT, SELECT 0, ACL WHOAMI, COMMAND and HELIOS.WHOAMI by itself; the command '"
+	msgNoUpstream2 = "' needs an upstream Redis server, and none is configured for this gateway"
+)
+
+// errWrongUser is the verify-style error for a user name other than default.
+var errWrongUser = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
+	Detail: "HeliosDB tokens authenticate the user default: use AUTH <token> or AUTH default <token>"}
+
+// appendAuthError appends the -WRONGPASS reply for a failed AUTH or HELLO
+// AUTH: Redis's text, then HeliosDB's reason in the guide's words (never the
+// token).
+func appendAuthError(dst []byte, err error) []byte {
+	dst = append(dst, '-')
+	dst = append(dst, msgWrongPass...)
+	dst = append(dst, ' ')
+	if te, ok := err.(*core.Error); ok {
+		dst = append(dst, te.Message...)
+		if te.Detail != "" {
+			dst = append(dst, " ("...)
+			dst = append(dst, te.Detail...)
+			dst = append(dst, ')')
+		}
+	} else {
+		dst = append(dst, core.MsgInvalid...)
+	}
+	return append(dst, '\r', '\n')
+}
+
+// appendNoPerm appends Redis's -NOPERM reply for a command the token's scopes
+// do not allow, followed by the scope it lacks.
+func appendNoPerm(dst, cmd []byte, s core.Scope) []byte {
+	dst = append(dst, "-NOPERM User default has no permissions to run the '"...)
+	dst = appendClean(dst, cmd)
+	dst = append(dst, "' command ("...)
+	dst = append(dst, core.ForbiddenError(s).Message...)
+	return append(dst, ")\r\n"...)
+}
+
+// appendNoUpstream appends the error for a command that only an upstream
+// database could answer.
+func appendNoUpstream(dst, cmd []byte) []byte {
+	dst = append(dst, '-')
+	dst = append(dst, msgNoUpstream...)
+	dst = appendClean(dst, cmd)
+	dst = append(dst, msgNoUpstream2...)
+	return append(dst, '\r', '\n')
+}
+
+// appendArgCount appends Redis's wrong-number-of-arguments error.
+func appendArgCount(dst, cmd []byte) []byte {
+	dst = append(dst, "-ERR wrong number of arguments for '"...)
+	dst = appendClean(dst, cmd)
+	return append(dst, "' command\r\n"...)
+}
+
+// appendUnknownSub appends Redis's unknown-subcommand error.
+func appendUnknownSub(dst, cmd, sub []byte) []byte {
+	dst = append(dst, "-ERR unknown subcommand '"...)
+	dst = appendClean(dst, sub)
+	dst = append(dst, "'. Try "...)
+	dst = appendUpper(dst, cmd)
+	return append(dst, " HELP.\r\n"...)
+}
+
+// appendProtocolError appends the reply to unparseable input; the session
+// closes the connection after it, as Redis does.
+func appendProtocolError(dst []byte, err error, max int, authed bool) []byte {
+	dst = append(dst, "-ERR Protocol error: "...)
+	dst = append(dst, err.Error()...)
+	if err == errTooBig {
+		dst = append(dst, " ("...)
+		dst = strconv.AppendInt(dst, int64(max), 10)
+		if authed {
+			dst = append(dst, " bytes)"...)
+		} else {
+			dst = append(dst, " bytes before authentication)"...)
+		}
+	}
+	return append(dst, '\r', '\n')
+}
+
+// appendClean appends b, at most 64 bytes of it, with CR, LF and other
+// control bytes replaced by spaces, so client input can be quoted inside a
+// one-line error reply.
+func appendClean(dst, b []byte) []byte {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for _, c := range b {
+		if c < ' ' || c == 0x7f {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// appendUpper appends b upper-cased (cleaned as appendClean does).
+func appendUpper(dst, b []byte) []byte {
+	start := len(dst)
+	dst = appendClean(dst, b)
+	for i := start; i < len(dst); i++ {
+		if c := dst[i]; c >= 'a' && c <= 'z' {
+			dst[i] = c - 'a' + 'A'
+		}
+	}
+	return dst
+}
