@@ -3,7 +3,6 @@ package netio
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"time"
@@ -20,8 +19,16 @@ type GoroutineOptions struct {
 	HandshakeTimeout time.Duration
 	// IdleTimeout bounds silence after authentication (default 5 minutes).
 	IdleTimeout time.Duration
-	// MaxBuffered bounds unconsumed input (default 1 MiB).
+	// MaxBuffered bounds unconsumed input (default 1 MiB); the Env's
+	// message limits apply as well.
 	MaxBuffered int
+	// Started means the session's Start already ran on another transport
+	// (a hand-off from an event loop): ServeConn neither calls Start again
+	// nor sniffs the first byte.
+	Started bool
+	// UpgradeFirst runs the TLS handshake before anything else: pending
+	// is the beginning of the client's TLS stream.
+	UpgradeFirst bool
 }
 
 func (o *GoroutineOptions) defaults() {
@@ -36,6 +43,12 @@ func (o *GoroutineOptions) defaults() {
 	}
 }
 
+// LimitObserver is implemented by an Observer that also counts limit hits
+// (Metrics does); the transports call it when they enforce a limit.
+type LimitObserver interface {
+	Limit(l Limit)
+}
+
 // ServeConn runs sess over conn on the calling goroutine until the session
 // closes, the peer goes away or a limit is hit. pending holds bytes already
 // read from conn (they are delivered first). When the session asks for
@@ -44,82 +57,106 @@ func (o *GoroutineOptions) defaults() {
 // continues on the decrypted stream. ServeConn closes conn.
 func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env, pending []byte, opts GoroutineOptions) {
 	opts.defaults()
-	defer conn.Close()
-	in := append(make([]byte, 0, 4096), pending...)
+	defer func() { _ = conn.Close() }() // conn may become the TLS conn
+	in := append(make([]byte, 0, max(4096, len(pending))), pending...)
 	out := make([]byte, 0, 4096)
+	write := func(b []byte) bool {
+		if len(b) == 0 {
+			return true
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := conn.Write(b)
+		return err == nil
+	}
+	limit := func(l Limit) {
+		if lo, ok := env.Observer.(LimitObserver); ok {
+			lo.Limit(l)
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(sess.LimitError(l, out[:0]))
+	}
+	handshakeBy := time.Now().Add(opts.HandshakeTimeout)
+	sniff := !opts.Started && !info.TLS && p.TLSFirstByte()
+	upgradeNow := opts.UpgradeFirst
+	if !opts.Started {
+		env.Now = time.Now()
+		out = sess.Start(env, out[:0])
+		if !write(out) {
+			return
+		}
+	}
 	buf := make([]byte, 16<<10)
-	started := false
+	authed := false
 	for {
-		if !started && len(in) > 0 && !info.TLS && p.TLSFirstByte() && in[0] == 0x16 {
-			c, err := upgrade(conn, in, opts.TLS, info)
+		if upgradeNow {
+			upgradeNow = false
+			c, err := upgrade(conn, in, opts.TLS, info, handshakeBy)
 			if err != nil {
 				return
 			}
 			conn, in = c, in[:0]
-			defer c.Close()
-			continue
-		}
-		if !started {
-			started = true
-			out = sess.Start(env, out[:0])
-			if len(out) > 0 {
-				if _, err := conn.Write(out); err != nil {
-					return
-				}
-			}
 		}
 		for len(in) > 0 {
+			if sniff {
+				sniff = false
+				if in[0] == 0x16 {
+					upgradeNow = true
+					break
+				}
+			}
 			env.Now = time.Now()
 			n, o, act := sess.Handle(env, in, out[:0])
 			out = o
-			in = in[:copy(in, in[n:])]
-			if len(out) > 0 {
-				if _, err := conn.Write(out); err != nil {
-					return
-				}
-			}
-			switch act {
-			case Close:
+			if n < 0 || n > len(in) {
 				return
-			case UpgradeTLS:
-				c, err := upgrade(conn, in, opts.TLS, info)
-				if err != nil {
-					return
-				}
-				conn, in = c, in[:0]
-				defer c.Close()
-				continue
+			}
+			in = in[:copy(in, in[n:])]
+			if !write(out) || act == Close {
+				return
+			}
+			if act == UpgradeTLS {
+				upgradeNow = true
+				break
 			}
 			if n == 0 {
 				break
 			}
 		}
-		if len(in) >= opts.MaxBuffered {
-			_, _ = conn.Write(sess.LimitError(LimitMessageSize, out[:0]))
+		if upgradeNow {
+			continue
+		}
+		if cap(out) > 64<<10 {
+			out = make([]byte, 0, 4096)
+		}
+		if !authed && sess.Authenticated() {
+			authed = true
+		}
+		maxIn, deadline, lim := env.MaxPreAuthMessage, handshakeBy, LimitHandshakeTimeout
+		if authed {
+			maxIn, deadline, lim = env.MaxMessage, time.Now().Add(opts.IdleTimeout), LimitIdleTimeout
+		}
+		if maxIn <= 0 || maxIn > opts.MaxBuffered {
+			maxIn = opts.MaxBuffered
+		}
+		if len(in) > maxIn+1024 {
+			limit(LimitMessageSize)
 			return
 		}
-		deadline, limit := opts.HandshakeTimeout, LimitHandshakeTimeout
-		if sess.Authenticated() {
-			deadline, limit = opts.IdleTimeout, LimitIdleTimeout
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(deadline))
+		_ = conn.SetReadDeadline(deadline)
 		k, err := conn.Read(buf)
 		in = append(in, buf[:k]...)
-		if err != nil {
+		if err != nil && k == 0 {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = conn.Write(sess.LimitError(limit, out[:0]))
+				limit(lim)
 			}
-			if k == 0 || err == io.EOF {
-				return
-			}
+			return
 		}
 	}
 }
 
 // upgrade runs a server TLS handshake over conn, replaying pending first.
-func upgrade(conn net.Conn, pending []byte, cfg *tls.Config, info *ConnInfo) (*tls.Conn, error) {
+func upgrade(conn net.Conn, pending []byte, cfg *tls.Config, info *ConnInfo, by time.Time) (*tls.Conn, error) {
 	if cfg == nil || info.TLS {
 		return nil, errors.New("netio: TLS is not configured")
 	}
@@ -128,7 +165,10 @@ func upgrade(conn net.Conn, pending []byte, cfg *tls.Config, info *ConnInfo) (*t
 		raw = &prefixConn{Conn: conn, prefix: append([]byte(nil), pending...)}
 	}
 	tc := tls.Server(raw, cfg)
-	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if limit := time.Now().Add(10 * time.Second); by.IsZero() || by.After(limit) {
+		by = limit
+	}
+	_ = tc.SetDeadline(by)
 	if err := tc.Handshake(); err != nil {
 		return nil, err
 	}

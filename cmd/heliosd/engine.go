@@ -2,72 +2,65 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"sync"
+	"net/netip"
 	"time"
 
-	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 )
 
-// startGateway starts a listener for every registered protocol whose listen
-// address is set, and returns a function that stops them all.
-//
-// This is the goroutine-per-connection path (netio.ServeConn); the gnet
-// event-loop engine replaces it.
+// startGateway serves every registered protocol whose listen address is set
+// on the netio event-loop engine (gnet; TLS connections are handed to
+// crypto/tls goroutines), and returns a function that stops them all.
 func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) {
-	var lns []net.Listener
-	var wg sync.WaitGroup
-	stop = func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-		wg.Wait()
+	c := d.Config
+	allow, err := netio.ParsePrefixes(c.PlaintextAllow)
+	if err != nil {
+		return nil, err
 	}
+	if len(c.PlaintextAllow) == 0 {
+		allow = []netip.Prefix{} // an explicit empty list: TLS is required from everywhere
+	}
+	cfg := netio.Config{
+		MaxConns:          c.MaxConns,
+		MaxConnsPerIP:     c.MaxConnsPerIP,
+		HandshakeTimeout:  c.HandshakeTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxPreAuthMessage: c.MaxPreAuthMessage,
+		MaxMessage:        c.MaxMessage,
+		PlaintextAllow:    allow,
+		TLS:               d.TLS,
+		Keyring:           d.Keyring,
+		Revocations:       d.Revocations,
+		Logger:            d.Logger,
+	}
+	var lns []netio.Listener
 	for _, f := range protocolFactories {
-		addr := f.listen(d.Config)
+		addr := f.listen(c)
 		if addr == "" {
 			continue
 		}
 		p, err := f.build(d)
 		if err != nil {
-			stop()
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("%s listen %s: %w", f.name, addr, err)
+		lns = append(lns, netio.Listener{Addr: addr, Protocol: p})
+	}
+	gw, err := netio.Serve(cfg, lns)
+	if err != nil {
+		return nil, err
+	}
+	for _, ln := range lns {
+		addr := ln.Addr
+		if a := gw.Addr(ln.Protocol.Name()); a != nil {
+			addr = a.String()
 		}
-		lns = append(lns, ln)
-		d.Logger.Info("listening", "protocol", f.name, "addr", ln.Addr().String())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var id uint32
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue
-				}
-				id++
-				info := &netio.ConnInfo{Remote: netio.AddrPort(c.RemoteAddr()), Local: netio.AddrPort(c.LocalAddr()), ID: id, Accepted: time.Now()}
-				info.PlaintextOK = info.Remote.Addr().IsLoopback()
-				env := &netio.Env{
-					Verifier:          core.NewVerifier(d.Keyring, d.Revocations),
-					MaxPreAuthMessage: d.Config.MaxPreAuthMessage,
-					MaxMessage:        d.Config.MaxMessage,
-					Observer:          netio.NopObserver{},
-				}
-				go netio.ServeConn(c, p, p.NewSession(info), info, env, nil, netio.GoroutineOptions{TLS: d.TLS})
-			}
-		}()
+		d.Logger.Info("listening", "protocol", ln.Protocol.Name(), "addr", addr)
 	}
 	_ = ctx
-	return stop, nil
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		gw.Stop(sctx)
+	}, nil
 }

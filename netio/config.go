@@ -1,0 +1,128 @@
+package netio
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// Config is the gateway transport's configuration: limits, TLS, the keyring
+// every loop verifies against, and where failures are logged. The zero value
+// of each limit means its default (see Defaults).
+type Config struct {
+	// MaxConns bounds open connections across every listener (default 10000).
+	MaxConns int
+	// MaxConnsPerIP bounds open connections from one source address
+	// (default 1000).
+	MaxConnsPerIP int
+	// HandshakeTimeout bounds the time from accept to authentication
+	// (default 10s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout bounds silence on an authenticated connection
+	// (default 30 minutes).
+	IdleTimeout time.Duration
+	// MaxPreAuthMessage bounds one message before authentication
+	// (default 16 KiB).
+	MaxPreAuthMessage int
+	// MaxMessage bounds one message after authentication (default 16 MiB).
+	MaxMessage int
+	// PlaintextAllow lists the networks whose clients may send a token
+	// without TLS (ConnInfo.PlaintextOK). Nil means loopback only.
+	PlaintextAllow []netip.Prefix
+	// TLS is the server configuration for upgrades; nil refuses them. The
+	// transport clones it per listener to set ALPN and forces TLS 1.2+.
+	TLS *tls.Config
+	// Keyring and Revocations feed each loop's own core.Verifier.
+	Keyring     *core.Keyring
+	Revocations core.RevocationView
+	// Logger receives failed authentications and transport errors
+	// (default slog.Default()).
+	Logger *slog.Logger
+	// Loops is the number of event loops per listener (default GOMAXPROCS).
+	Loops int
+	// Tick is how often each loop checks its deadlines (default: a quarter
+	// of the shorter timeout, between 10ms and 1s).
+	Tick time.Duration
+}
+
+// Defaults returns c with every unset limit given its default.
+func (c Config) Defaults() Config {
+	if c.MaxConns <= 0 {
+		c.MaxConns = 10000
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 1000
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Minute
+	}
+	if c.MaxPreAuthMessage <= 0 {
+		c.MaxPreAuthMessage = 16 << 10
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = 16 << 20
+	}
+	if c.PlaintextAllow == nil {
+		c.PlaintextAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Tick <= 0 {
+		c.Tick = min(c.HandshakeTimeout, c.IdleTimeout) / 4
+		c.Tick = max(10*time.Millisecond, min(c.Tick, time.Second))
+	}
+	return c
+}
+
+// ParsePrefixes parses CIDR strings ("127.0.0.1/32", "::1/128"); a bare
+// address means that one host.
+func ParsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, s := range cidrs {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("plaintext allow %q: not a CIDR or an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// plaintextOK reports whether addr falls in one of the allowed networks.
+func plaintextOK(allow []netip.Prefix, addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range allow {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverTLS returns cfg cloned for one listener: TLS 1.2 or later and the
+// protocol's ALPN names. It returns nil when cfg is nil.
+func serverTLS(cfg *tls.Config, alpn []string) *tls.Config {
+	if cfg == nil {
+		return nil
+	}
+	c := cfg.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if len(alpn) > 0 {
+		c.NextProtos = append(append([]string(nil), alpn...), c.NextProtos...)
+	}
+	return c
+}

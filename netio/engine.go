@@ -1,0 +1,158 @@
+package netio
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+)
+
+// Listener is one protocol served on one address ("127.0.0.1:5432"; port 0
+// picks a free port, see Gateway.Addr).
+type Listener struct {
+	Addr     string
+	Protocol Protocol
+	// Observer counts and logs this listener's outcomes; nil means a new
+	// Metrics for the protocol's name.
+	Observer *Metrics
+}
+
+// Gateway is the running transport: one gnet engine per listener, sharing
+// the connection limits, plus the TLS goroutines handed off from them.
+type Gateway struct {
+	cfg     Config
+	limiter *connLimiter
+	servers []*server
+	tlsWG   sync.WaitGroup
+	tlsMu   sync.Mutex
+	tlsConn map[net.Conn]struct{}
+	closing bool
+	// verifiers pools the TLS goroutines' verifiers.
+	verifiers sync.Pool
+}
+
+// Serve starts every listener and returns once each is accepting. On an
+// error nothing is left running.
+func Serve(cfg Config, lns []Listener) (*Gateway, error) {
+	cfg = cfg.Defaults()
+	if cfg.Keyring == nil {
+		return nil, errors.New("netio: no keyring")
+	}
+	g := &Gateway{cfg: cfg, limiter: newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP), tlsConn: make(map[net.Conn]struct{})}
+	for _, ln := range lns {
+		s, err := g.start(ln)
+		if err != nil {
+			g.Stop(context.Background())
+			return nil, err
+		}
+		g.servers = append(g.servers, s)
+	}
+	return g, nil
+}
+
+func (g *Gateway) start(ln Listener) (*server, error) {
+	obs := ln.Observer
+	if obs == nil {
+		obs = NewMetrics(ln.Protocol.Name(), g.cfg.Logger)
+	}
+	s := &server{g: g, p: ln.Protocol, obs: obs, tls: serverTLS(g.cfg.TLS, ln.Protocol.ALPN()), booted: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.runErr = gnet.Run(s, "tcp://"+ln.Addr,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(g.cfg.Loops),
+			gnet.WithReuseAddr(true),
+			gnet.WithTicker(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogLevel(logging.ErrorLevel))
+	}()
+	select {
+	case <-s.booted:
+		return s, nil
+	case <-s.done:
+		return nil, fmt.Errorf("%s listen %s: %w", ln.Protocol.Name(), ln.Addr, s.runErr)
+	}
+}
+
+// Addr returns the bound address of the listener for protocol name (useful
+// after listening on port 0), or nil.
+func (g *Gateway) Addr(name string) net.Addr {
+	for _, s := range g.servers {
+		if s.p.Name() == name {
+			return s.addr
+		}
+	}
+	return nil
+}
+
+// Open returns the number of connections held (every listener, TLS included).
+func (g *Gateway) Open() int { return int(g.limiter.open()) }
+
+// Stop closes the listeners and every connection, and waits for the event
+// loops and TLS goroutines to end (or ctx to expire).
+func (g *Gateway) Stop(ctx context.Context) {
+	for _, s := range g.servers {
+		_ = s.eng.Stop(ctx)
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		}
+	}
+	g.tlsMu.Lock()
+	g.closing = true
+	for c := range g.tlsConn {
+		_ = c.Close()
+	}
+	g.tlsMu.Unlock()
+	done := make(chan struct{})
+	go func() { g.tlsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// server is one listener's gnet engine and event handler.
+type server struct {
+	gnet.BuiltinEventEngine
+	g      *Gateway
+	p      Protocol
+	obs    *Metrics
+	tls    *tls.Config
+	eng    gnet.Engine
+	addr   net.Addr
+	loops  loopSet
+	booted chan struct{}
+	done   chan struct{}
+	runErr error
+}
+
+// OnBoot records the engine and its bound address.
+func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	if fd, err := eng.Dup(); err == nil {
+		f := os.NewFile(uintptr(fd), "listener")
+		if l, err := net.FileListener(f); err == nil {
+			s.addr = l.Addr()
+			_ = l.Close()
+		}
+		_ = f.Close()
+	}
+	close(s.booted)
+	return gnet.None
+}
+
+// OnTick asks every loop to check its deadlines on its own goroutine.
+func (s *server) OnTick() (time.Duration, gnet.Action) {
+	for _, ls := range s.loops.all() {
+		_ = ls.el.Execute(context.Background(), ls)
+	}
+	return s.g.cfg.Tick, gnet.None
+}

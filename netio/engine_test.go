@@ -1,0 +1,261 @@
+package netio
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/tlsfile"
+)
+
+// lineProto is a toy protocol for the transport's tests: lines in, lines
+// out. "AUTH <token>" authenticates, "STARTTLS" upgrades, "QUIT" closes,
+// anything else is echoed (after AUTH) or refused.
+type lineProto struct{ tlsFirst bool }
+
+func (lineProto) Name() string                      { return "line" }
+func (lineProto) NewSession(info *ConnInfo) Session { return &lineSession{info: info} }
+func (p lineProto) TLSFirstByte() bool              { return p.tlsFirst }
+func (lineProto) ALPN() []string                    { return []string{"line"} }
+
+type lineSession struct {
+	info   *ConnInfo
+	authed bool
+}
+
+func (s *lineSession) Start(_ *Env, out []byte) []byte { return out }
+func (s *lineSession) Authenticated() bool             { return s.authed }
+func (s *lineSession) LimitError(l Limit, out []byte) []byte {
+	return append(append(append(out, "ERR limit "...), l.String()...), '\n')
+}
+
+func (s *lineSession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
+	i := bytes.IndexByte(in, '\n')
+	if i < 0 {
+		if len(in) > env.MaxPreAuthMessage {
+			return 0, s.LimitError(LimitMessageSize, out), Close
+		}
+		return 0, out, Continue
+	}
+	line := string(in[:i])
+	switch {
+	case line == "STARTTLS":
+		return i + 1, append(out, "OK tls\n"...), UpgradeTLS
+	case line == "QUIT":
+		return i + 1, append(out, "BYE\n"...), Close
+	case line == "WHO":
+		tls := "plain"
+		if s.info.TLS {
+			tls = "tls"
+		}
+		return i + 1, append(out, tls+" "+s.info.ALPN+"\n"...), Continue
+	case strings.HasPrefix(line, "AUTH "):
+		c, err := env.Verifier.Verify([]byte(line[5:]), env.Now)
+		env.Observer.Authenticated(s.info, &c, err, env.Now)
+		if err != nil {
+			return i + 1, append(out, "ERR "+err.Error()+"\n"...), Close
+		}
+		s.authed = true
+		return i + 1, append(out, "OK\n"...), Continue
+	case s.authed:
+		return i + 1, append(append(out, line...), '\n'), Continue
+	}
+	return i + 1, append(out, "ERR auth first\n"...), Continue
+}
+
+type fixture struct {
+	gw    *Gateway
+	addr  string
+	token string
+	ring  *core.Keyring
+	tls   *tls.Config
+}
+
+func startLine(t *testing.T, cfg Config, p lineProto) *fixture {
+	t.Helper()
+	ring := core.GenerateKeyring(time.Now())
+	tlsCfg, _, _, err := tlsfile.LoadOrGenerate(t.TempDir(), "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Keyring, cfg.TLS, cfg.Loops = ring, tlsCfg, 2
+	gw, err := Serve(cfg, []Listener{{Addr: "127.0.0.1:0", Protocol: p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Stop(context.Background()) })
+	now := time.Now().Unix()
+	tok, _, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1, IssuedAt: now, ExpiresAt: now + 3600, Scopes: core.AllScopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{gw: gw, addr: gw.Addr("line").String(), token: string(tok), ring: ring, tls: tlsCfg}
+}
+
+func dialLine(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func expect(t *testing.T, r *bufio.Reader, want string) {
+	t.Helper()
+	got, err := r.ReadString('\n')
+	if err != nil || strings.TrimSpace(got) != want {
+		t.Fatalf("got %q (%v), want %q", got, err, want)
+	}
+}
+
+func TestEngineAuthAndEcho(t *testing.T) {
+	f := startLine(t, Config{}, lineProto{})
+	c, r := dialLine(t, f.addr)
+	c.Write([]byte("hello\nAUTH " + f.token + "\nping\nWHO\n"))
+	expect(t, r, "ERR auth first")
+	expect(t, r, "OK")
+	expect(t, r, "ping")
+	expect(t, r, "plain")
+}
+
+func TestEngineStartTLSCarriesPendingBytes(t *testing.T) {
+	f := startLine(t, Config{}, lineProto{})
+	c, r := dialLine(t, f.addr)
+	c.Write([]byte("STARTTLS\n"))
+	expect(t, r, "OK tls")
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"line"}})
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	tr := bufio.NewReader(tc)
+	tc.Write([]byte("WHO\nAUTH " + f.token + "\nsecret\n"))
+	expect(t, tr, "tls line")
+	expect(t, tr, "OK")
+	expect(t, tr, "secret")
+}
+
+func TestEngineTLSFirstByte(t *testing.T) {
+	f := startLine(t, Config{}, lineProto{tlsFirst: true})
+	tc, err := tls.Dial("tcp", f.addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	tc.Write([]byte("WHO\n"))
+	expect(t, bufio.NewReader(tc), "tls")
+}
+
+func TestEngineHandshakeTimeout(t *testing.T) {
+	f := startLine(t, Config{HandshakeTimeout: 200 * time.Millisecond}, lineProto{})
+	c, r := dialLine(t, f.addr)
+	c.Write([]byte("par")) // slowloris: never a full line
+	start := time.Now()
+	expect(t, r, "ERR limit handshake_timeout")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("timeout took %v", d)
+	}
+	if _, err := r.ReadByte(); err == nil {
+		t.Fatal("connection still open after the timeout")
+	}
+}
+
+func TestEngineIdleTimeout(t *testing.T) {
+	f := startLine(t, Config{IdleTimeout: 300 * time.Millisecond}, lineProto{})
+	c, r := dialLine(t, f.addr)
+	c.Write([]byte("AUTH " + f.token + "\n"))
+	expect(t, r, "OK")
+	expect(t, r, "ERR limit idle_timeout")
+}
+
+func TestEngineConnectionLimits(t *testing.T) {
+	f := startLine(t, Config{MaxConns: 3, MaxConnsPerIP: 2}, lineProto{})
+	a, ra := dialLine(t, f.addr)
+	b, rb := dialLine(t, f.addr)
+	a.Write([]byte("x\n"))
+	b.Write([]byte("x\n"))
+	expect(t, ra, "ERR auth first")
+	expect(t, rb, "ERR auth first")
+	_, rc := dialLine(t, f.addr)
+	expect(t, rc, "ERR limit connections")
+	a.Close()
+	waitOpen(t, f.gw, 1)
+	d, rd := dialLine(t, f.addr)
+	d.Write([]byte("x\n"))
+	expect(t, rd, "ERR auth first")
+}
+
+func TestEngineMessageSizeLimit(t *testing.T) {
+	f := startLine(t, Config{MaxPreAuthMessage: 64}, lineProto{})
+	c, r := dialLine(t, f.addr)
+	c.Write(bytes.Repeat([]byte("a"), 4096))
+	expect(t, r, "ERR limit message_size")
+}
+
+func waitOpen(t *testing.T, gw *Gateway, n int) {
+	t.Helper()
+	for i := 0; i < 500 && gw.Open() != n; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := gw.Open(); got != n {
+		t.Fatalf("open connections %d, want %d", got, n)
+	}
+}
+
+func fdCount(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// TestEngineNoLeaks opens and closes many connections, plaintext and TLS,
+// authenticated or not, and checks that descriptors and goroutines return
+// to where they started.
+func TestEngineNoLeaks(t *testing.T) {
+	f := startLine(t, Config{HandshakeTimeout: 300 * time.Millisecond}, lineProto{})
+	run := func() {
+		for i := 0; i < 300; i++ {
+			c, err := net.Dial("tcp", f.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch i % 4 {
+			case 0:
+				c.Write([]byte("AUTH " + f.token + "\nQUIT\n"))
+				bufio.NewReader(c).ReadString('\n')
+			case 1:
+				c.Write([]byte("STARTTLS\n"))
+				r := bufio.NewReader(c)
+				r.ReadString('\n')
+				tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+				tc.Write([]byte("AUTH " + f.token + "\n"))
+				bufio.NewReader(tc).ReadString('\n')
+				tc.Close()
+			case 2:
+				c.Write([]byte("STARTTLS\n")) // then hang up mid-handshake
+			}
+			c.Close()
+		}
+		waitOpen(t, f.gw, 0)
+	}
+	run()
+	runtime.GC()
+	fd0, g0 := fdCount(t), runtime.NumGoroutine()
+	run()
+	time.Sleep(100 * time.Millisecond)
+	fd1, g1 := fdCount(t), runtime.NumGoroutine()
+	if fd1 > fd0+2 || g1 > g0+2 {
+		t.Fatalf("leak: fds %d → %d, goroutines %d → %d", fd0, fd1, g0, g1)
+	}
+}

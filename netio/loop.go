@@ -1,0 +1,235 @@
+package netio
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// connIDs numbers connections process-wide (ConnInfo.ID).
+var connIDs atomic.Uint32
+
+// connState is one gnet connection's context. It lives on its loop only,
+// until a TLS hand-off gives the session (and info) to a goroutine.
+type connState struct {
+	info      ConnInfo
+	sess      Session
+	c         gnet.Conn
+	loop      *loopState
+	idx       int   // position in loop.conns, -1 when not tracked
+	deadline  int64 // Unix nanoseconds
+	authed    bool
+	seen      bool // the first byte has arrived
+	hasSlot   bool // holds a connLimiter slot
+	handedOff bool // a TLS goroutine owns the session now
+}
+
+// loopState is what one event loop owns: its Env (with its own verifier),
+// its output buffer, and its deadline list. Only its loop touches it.
+type loopState struct {
+	s       *server
+	el      gnet.EventLoop
+	env     Env
+	out     []byte
+	conns   []*connState
+	expired []*connState
+}
+
+// loopSet maps gnet's event loops to their state. Loops appear on their
+// first connection; reads are lock-free.
+type loopSet struct {
+	mu sync.Mutex
+	v  atomic.Pointer[[]*loopState]
+}
+
+func (ls *loopSet) all() []*loopState {
+	if p := ls.v.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (ls *loopSet) get(el gnet.EventLoop, mk func(gnet.EventLoop) *loopState) *loopState {
+	for _, l := range ls.all() {
+		if l.el == el {
+			return l
+		}
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	cur := ls.all()
+	for _, l := range cur {
+		if l.el == el {
+			return l
+		}
+	}
+	l := mk(el)
+	next := append(append(make([]*loopState, 0, len(cur)+1), cur...), l)
+	ls.v.Store(&next)
+	return l
+}
+
+func (s *server) newLoop(el gnet.EventLoop) *loopState {
+	cfg := &s.g.cfg
+	return &loopState{
+		s:  s,
+		el: el,
+		env: Env{
+			Verifier:          core.NewVerifier(cfg.Keyring, cfg.Revocations),
+			MaxPreAuthMessage: cfg.MaxPreAuthMessage,
+			MaxMessage:        cfg.MaxMessage,
+			Observer:          s.obs,
+		},
+		out: make([]byte, 0, 4096),
+	}
+}
+
+func (l *loopState) track(cs *connState) {
+	cs.idx = len(l.conns)
+	l.conns = append(l.conns, cs)
+}
+
+func (l *loopState) untrack(cs *connState) {
+	i := cs.idx
+	if i < 0 || i >= len(l.conns) || l.conns[i] != cs {
+		return
+	}
+	last := len(l.conns) - 1
+	l.conns[i] = l.conns[last]
+	l.conns[i].idx = i
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
+	cs.idx = -1
+}
+
+// Run checks the loop's deadlines; OnTick schedules it on the loop.
+func (l *loopState) Run(context.Context) error {
+	now := time.Now()
+	ns := now.UnixNano()
+	l.expired = l.expired[:0]
+	for _, cs := range l.conns {
+		if ns > cs.deadline {
+			l.expired = append(l.expired, cs)
+		}
+	}
+	l.env.Now = now
+	for i, cs := range l.expired {
+		lim := LimitHandshakeTimeout
+		if cs.authed {
+			lim = LimitIdleTimeout
+		}
+		l.s.obs.Limit(lim)
+		out := cs.sess.LimitError(lim, l.out[:0])
+		_, _ = cs.c.Write(out)
+		l.untrack(cs)
+		_ = l.el.Close(cs.c)
+		l.expired[i] = nil
+	}
+	return nil
+}
+
+// OnOpen makes the session, applies the connection limits and starts the
+// handshake deadline.
+func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	l := s.loops.get(c.EventLoop(), s.newLoop)
+	now := time.Now()
+	cs := &connState{c: c, loop: l, idx: -1}
+	cs.info = ConnInfo{Remote: AddrPort(c.RemoteAddr()), Local: AddrPort(c.LocalAddr()), ID: connIDs.Add(1), Accepted: now}
+	cs.info.PlaintextOK = plaintextOK(s.g.cfg.PlaintextAllow, cs.info.Remote.Addr())
+	cs.sess = s.p.NewSession(&cs.info)
+	c.SetContext(cs)
+	s.obs.Opened()
+	l.env.Now = now
+	if !s.g.limiter.acquire(cs.info.Remote.Addr()) {
+		s.obs.Limit(LimitConnections)
+		return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
+	}
+	cs.hasSlot = true
+	cs.deadline = now.Add(s.g.cfg.HandshakeTimeout).UnixNano()
+	l.track(cs)
+	return cs.sess.Start(&l.env, l.out[:0]), gnet.None
+}
+
+// OnClose releases what the connection held, unless a TLS goroutine took it.
+func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	cs, _ := c.Context().(*connState)
+	if cs == nil || cs.handedOff {
+		return gnet.None
+	}
+	if cs.idx >= 0 {
+		cs.loop.untrack(cs)
+	}
+	if cs.hasSlot {
+		cs.hasSlot = false
+		s.g.limiter.release(cs.info.Remote.Addr())
+	}
+	s.obs.Closed()
+	return gnet.None
+}
+
+// OnTraffic feeds the inbound bytes to the session and acts on its answer.
+// The bytes from Peek are gnet's and valid only during this call: the
+// session copies what it keeps, and a hand-off copies the rest.
+func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
+	cs, _ := c.Context().(*connState)
+	if cs == nil || cs.handedOff {
+		return gnet.Close
+	}
+	l := cs.loop
+	buf, _ := c.Peek(-1)
+	if !cs.seen && len(buf) > 0 {
+		cs.seen = true
+		if buf[0] == 0x16 && s.p.TLSFirstByte() {
+			return s.handoff(c, cs, l, buf, nil, true)
+		}
+	}
+	now := time.Now()
+	l.env.Now = now
+	out := l.out[:0]
+	consumed, act := 0, Continue
+	for consumed < len(buf) {
+		n, o, a := cs.sess.Handle(&l.env, buf[consumed:], out)
+		out, act = o, a
+		if n < 0 || n > len(buf)-consumed {
+			act = Close // a session bug must not take the loop down
+			break
+		}
+		consumed += n
+		if a != Continue || n == 0 {
+			break
+		}
+	}
+	if act == UpgradeTLS {
+		return s.handoff(c, cs, l, buf[consumed:], out, true)
+	}
+	if len(out) > 0 {
+		_, _ = c.Write(out)
+	}
+	if cap(out) > 64<<10 {
+		out = make([]byte, 0, 4096) // do not keep a huge reply's buffer
+	}
+	l.out = out[:0]
+	if act == Close {
+		return gnet.Close
+	}
+	_, _ = c.Discard(consumed)
+	if !cs.authed && cs.sess.Authenticated() {
+		cs.authed = true
+	}
+	limit := l.env.MaxPreAuthMessage
+	if cs.authed {
+		limit = l.env.MaxMessage
+		cs.deadline = now.Add(s.g.cfg.IdleTimeout).UnixNano()
+	}
+	if len(buf)-consumed > limit+1024 {
+		s.obs.Limit(LimitMessageSize)
+		_, _ = c.Write(cs.sess.LimitError(LimitMessageSize, l.out[:0]))
+		return gnet.Close
+	}
+	return gnet.None
+}
