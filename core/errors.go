@@ -17,6 +17,10 @@ const (
 	// KindForbidden: a valid token without the scope an operation needs.
 	// The guide's FORBIDDEN.
 	KindForbidden
+	// KindUnavailable: the token may be fine, but this node cannot tell
+	// whether it was revoked (it lost the issuer's feed for longer than its
+	// bound), so it fails closed. Reported as AUTH_REQUIRED; HTTP answers 503.
+	KindUnavailable
 )
 
 // The guide's error codes.
@@ -80,6 +84,8 @@ var (
 	ErrRevoked      = &Error{KindRevoked, MsgRevoked, "the token was revoked"}
 	ErrLoggedOut    = &Error{KindRevoked, MsgRevoked, "the account logged out of every session after this token was issued"}
 	ErrKeyRetired   = &Error{KindRevoked, MsgRevoked, "the key that signed this token was retired"}
+	// ErrUnavailable: the node's revocation data is too stale to trust.
+	ErrUnavailable = &Error{KindUnavailable, "Token revocation status is unavailable: this node lost contact with the issuer; try again shortly", ""}
 )
 
 // forbidden holds one preallocated FORBIDDEN error per scope, so scope checks

@@ -20,6 +20,9 @@ const (
 	RevokedAccount
 	// RevokedKey: the token's signing key was retired.
 	RevokedKey
+	// RevocationUnavailable: the view cannot answer (a node whose feed is
+	// staler than its bound); Verify fails closed with ErrUnavailable.
+	RevocationUnavailable
 )
 
 // RevocationView answers whether a genuine, unexpired token has been revoked.

@@ -155,6 +155,8 @@ func (v *Verifier) Verify(token []byte, now time.Time) (Claims, error) {
 		return c, ErrLoggedOut
 	case RevokedKey:
 		return c, ErrKeyRetired
+	case RevocationUnavailable:
+		return c, ErrUnavailable
 	}
 	return c, nil
 }
