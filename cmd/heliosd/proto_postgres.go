@@ -1,0 +1,15 @@
+package main
+
+import (
+	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/postgres"
+)
+
+// The PostgreSQL front end on --pg-listen.
+func init() {
+	registerProtocol(protocolFactory{
+		name:   "postgres",
+		listen: func(c *Config) string { return c.PGListen },
+		build:  func(*gatewayDeps) (netio.Protocol, error) { return postgres.New(postgres.Options{}), nil },
+	})
+}

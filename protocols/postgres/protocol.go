@@ -1,0 +1,79 @@
+package postgres
+
+import "github.com/heliosdb/auth/netio"
+
+// Protocol is the PostgreSQL front end (netio.Protocol).
+type Protocol struct {
+	params [][2]string
+}
+
+// Options configure the front end.
+type Options struct {
+	// ServerVersion is reported in ParameterStatus and by SHOW and
+	// version() (default "16.4"; clients need ≥ 12).
+	ServerVersion string
+}
+
+// New returns the PostgreSQL front end.
+func New(o Options) *Protocol {
+	if o.ServerVersion == "" {
+		o.ServerVersion = "16.4"
+	}
+	return &Protocol{params: [][2]string{
+		{"server_version", o.ServerVersion},
+		{"server_encoding", "UTF8"},
+		{"client_encoding", "UTF8"},
+		{"DateStyle", "ISO, MDY"},
+		{"IntervalStyle", "postgres"},
+		{"TimeZone", "UTC"},
+		{"integer_datetimes", "on"},
+		{"standard_conforming_strings", "on"},
+		{"is_superuser", "off"},
+		{"default_transaction_read_only", "off"},
+		{"in_hot_standby", "off"},
+	}}
+}
+
+// Name is "postgres".
+func (*Protocol) Name() string { return "postgres" }
+
+// NewSession returns a session for a new connection.
+func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
+	return &Session{p: p, info: info}
+}
+
+// TLSFirstByte is true: PostgreSQL 17 clients may start TLS directly
+// (sslnegotiation=direct, ALPN "postgresql").
+func (*Protocol) TLSFirstByte() bool { return true }
+
+// ALPN offers "postgresql" (required by direct TLS).
+func (*Protocol) ALPN() []string { return []string{"postgresql"} }
+
+// param returns a ParameterStatus value by case-insensitive name.
+func (p *Protocol) param(name string) (string, bool) {
+	for _, kv := range p.params {
+		if equalFold(kv[0], name) {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,344 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heliosdb/auth/netio"
+)
+
+// maxPrepared bounds the named statements and portals a session keeps.
+const maxPrepared = 256
+
+// extended holds the extended protocol's named statements and portals.
+type extended struct {
+	stmts   map[string]statement
+	portals map[string]portal
+}
+
+type portal struct {
+	st      statement
+	formats []byte
+}
+
+// query handles one message of an authenticated session.
+func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, netio.Action) {
+	if s.claims.ExpiresAt <= env.Now.Unix() && !env.Now.IsZero() {
+		env.Observer.Authenticated(s.info, &s.claims, errExpired, env.Now)
+		return s.fatal(out, tokenError(errExpired))
+	}
+	if s.skipSync && typ != 'S' {
+		return out, netio.Continue // after an error, the extended protocol discards until Sync
+	}
+	switch typ {
+	case 'Q':
+		q, _, ok := cstring(body)
+		if !ok {
+			return s.fatal(out, protocolViolation("invalid query message"))
+		}
+		return AppendReadyForQuery(s.simple(env, q, out)), netio.Continue
+	case 'P':
+		var m Parse
+		if err := m.Decode(body); err != nil {
+			return s.fatal(out, protocolViolation("invalid Parse message"))
+		}
+		st := classify(m.Query)
+		if e, bad := s.check(env, st); bad {
+			return s.extError(out, e), netio.Continue
+		}
+		if !s.store(string(m.Name), st, nil, true) {
+			return s.extError(out, tooMany), netio.Continue
+		}
+		return AppendParseComplete(out), netio.Continue
+	case 'B':
+		m := &s.bind
+		if err := m.Decode(body); err != nil {
+			return s.fatal(out, protocolViolation("invalid Bind message"))
+		}
+		st, ok := s.statement(string(m.Statement))
+		if !ok {
+			return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeUndefinedStatement,
+				Message: "prepared statement \"" + string(m.Statement) + "\" does not exist"}), netio.Continue
+		}
+		if m.Params > 0 {
+			return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeProtocolViolation,
+				Message: "bind message supplies parameters, but the statement requires 0"}), netio.Continue
+		}
+		if !s.store(string(m.Portal), st, m.ResultFormats, false) {
+			return s.extError(out, tooMany), netio.Continue
+		}
+		return AppendBindComplete(out), netio.Continue
+	case 'D':
+		var m Target
+		if err := m.Decode(body); err != nil {
+			return s.fatal(out, protocolViolation("invalid Describe message"))
+		}
+		if m.Kind == 'S' {
+			st, ok := s.statement(string(m.Name))
+			if !ok {
+				return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeUndefinedStatement,
+					Message: "prepared statement \"" + string(m.Name) + "\" does not exist"}), netio.Continue
+			}
+			return s.describe(AppendParameterDescription(out), st, nil), netio.Continue
+		}
+		pt, ok := s.portal(string(m.Name))
+		if !ok {
+			return s.extError(out, noPortal(m.Name)), netio.Continue
+		}
+		return s.describe(out, pt.st, pt.formats), netio.Continue
+	case 'E':
+		var m Execute
+		if err := m.Decode(body); err != nil {
+			return s.fatal(out, protocolViolation("invalid Execute message"))
+		}
+		pt, ok := s.portal(string(m.Portal))
+		if !ok {
+			return s.extError(out, noPortal(m.Portal)), netio.Continue
+		}
+		o, ok := s.rows(out, pt.st, pt.formats)
+		if !ok {
+			s.skipSync = true
+		}
+		return o, netio.Continue
+	case 'S':
+		s.skipSync = false
+		return AppendReadyForQuery(out), netio.Continue
+	case 'H', 'd', 'c', 'f':
+		return out, netio.Continue // Flush (output is never held back); stray COPY data
+	case 'C':
+		var m Target
+		if err := m.Decode(body); err != nil {
+			return s.fatal(out, protocolViolation("invalid Close message"))
+		}
+		if s.ext != nil {
+			if m.Kind == 'S' {
+				delete(s.ext.stmts, string(m.Name))
+			} else {
+				delete(s.ext.portals, string(m.Name))
+			}
+		}
+		return AppendCloseComplete(out), netio.Continue
+	case 'F':
+		return s.extError(out, noUpstreamError), netio.Continue
+	}
+	return s.fatal(out, protocolViolation("invalid frontend message type "+strconv.Itoa(int(typ))))
+}
+
+var tooMany = ErrorFields{Severity: "ERROR", Code: codeProgramLimit, Message: "too many prepared statements or portals"}
+
+func noPortal(name []byte) ErrorFields {
+	return ErrorFields{Severity: "ERROR", Code: codeUndefinedCursor, Message: "portal \"" + string(name) + "\" does not exist"}
+}
+
+// extError appends an error of the extended protocol and discards the
+// messages that follow until Sync.
+func (s *Session) extError(out []byte, e ErrorFields) []byte {
+	s.skipSync = true
+	return AppendErrorResponse(out, e)
+}
+
+// check applies the scope check and the "no upstream" rule to a statement.
+func (s *Session) check(env *netio.Env, st statement) (ErrorFields, bool) {
+	if st.kind == kindEmpty {
+		return ErrorFields{}, false
+	}
+	if err := s.claims.Require(st.scope); err != nil {
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+		return tokenError(err), true
+	}
+	if st.kind == kindOther {
+		return noUpstreamError, true
+	}
+	if st.kind == kindShow {
+		if _, ok := s.show(st.name); !ok {
+			return ErrorFields{Severity: "ERROR", Code: codeUndefinedObject,
+				Message: "unrecognized configuration parameter \"" + st.name + "\""}, true
+		}
+	}
+	return ErrorFields{}, false
+}
+
+// simple runs a simple-query string: each statement's rows, stopping at the
+// first error; a string of nothing but whitespace and comments gets
+// EmptyQueryResponse.
+func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
+	ran := false
+	for _, part := range splitStatements(q) {
+		st := classify(part)
+		if st.kind == kindEmpty {
+			continue
+		}
+		ran = true
+		if e, bad := s.check(env, st); bad {
+			return AppendErrorResponse(out, e)
+		}
+		out = s.describe(out, st, nil)
+		out, _ = s.rows(out, st, nil)
+	}
+	if !ran {
+		out = AppendEmptyQueryResponse(out)
+	}
+	return out
+}
+
+func (s *Session) statement(name string) (statement, bool) {
+	if s.ext == nil {
+		return statement{}, false
+	}
+	st, ok := s.ext.stmts[name]
+	return st, ok
+}
+
+func (s *Session) portal(name string) (portal, bool) {
+	if s.ext == nil {
+		return portal{}, false
+	}
+	p, ok := s.ext.portals[name]
+	return p, ok
+}
+
+// store keeps a statement (stmt) or portal under name; false when full.
+func (s *Session) store(name string, st statement, formats []byte, stmt bool) bool {
+	if s.ext == nil {
+		s.ext = &extended{stmts: make(map[string]statement, 1), portals: make(map[string]portal, 1)}
+	}
+	if stmt {
+		if _, ok := s.ext.stmts[name]; !ok && len(s.ext.stmts) >= maxPrepared {
+			return false
+		}
+		s.ext.stmts[name] = st
+		return true
+	}
+	if _, ok := s.ext.portals[name]; !ok && len(s.ext.portals) >= maxPrepared {
+		return false
+	}
+	var f []byte
+	if len(formats) > 0 {
+		f = append([]byte(nil), formats...)
+	}
+	s.ext.portals[name] = portal{st: st, formats: f}
+	return true
+}
+
+// format returns the result format of column i under Bind's format codes.
+func format(formats []byte, i int) byte {
+	switch {
+	case len(formats) == 0:
+		return 0
+	case len(formats) == 1:
+		return formats[0]
+	case i < len(formats):
+		return formats[i]
+	}
+	return 0
+}
+
+var whoamiColumns = [...]string{"token_id", "type", "scopes", "expires_at"}
+
+// describe appends the RowDescription of a statement's result (NoData for
+// the empty statement).
+func (s *Session) describe(out []byte, st statement, formats []byte) []byte {
+	switch st.kind {
+	case kindSelectInt:
+		oid, size := uint32(oidInt4), int16(4)
+		if int64(int32(st.num)) != st.num {
+			oid, size = oidInt8, 8
+		}
+		return AppendRowDescription(out, []Field{{Name: "?column?", OID: oid, Size: size, Format: format(formats, 0)}})
+	case kindCurrentUser:
+		name := st.name
+		if name == "user" {
+			name = "current_user"
+		}
+		return AppendRowDescription(out, []Field{{Name: name, OID: oidName, Size: 64, Format: format(formats, 0)}})
+	case kindVersion:
+		return AppendRowDescription(out, []Field{{Name: "version", OID: oidText, Size: -1, Format: format(formats, 0)}})
+	case kindShow:
+		return AppendRowDescription(out, []Field{{Name: st.name, OID: oidText, Size: -1, Format: format(formats, 0)}})
+	case kindWhoami:
+		var f [len(whoamiColumns)]Field
+		for i, c := range whoamiColumns {
+			f[i] = Field{Name: c, OID: oidText, Size: -1, Format: format(formats, i)}
+		}
+		return AppendRowDescription(out, f[:])
+	}
+	return AppendNoData(out)
+}
+
+// rows appends a statement's DataRow and CommandComplete (or
+// EmptyQueryResponse); false when it appended an error instead.
+func (s *Session) rows(out []byte, st statement, formats []byte) ([]byte, bool) {
+	switch st.kind {
+	case kindEmpty:
+		return AppendEmptyQueryResponse(out), true
+	case kindSelectInt:
+		out, at := begin(out, 'D')
+		out = appendInt16(out, 1)
+		wide := int64(int32(st.num)) != st.num
+		switch {
+		case format(formats, 0) == 0:
+			var b [20]byte
+			v := strconv.AppendInt(b[:0], st.num, 10)
+			out = append(appendInt32(out, int32(len(v))), v...)
+		case wide:
+			out = binary.BigEndian.AppendUint64(appendInt32(out, 8), uint64(st.num))
+		default:
+			out = binary.BigEndian.AppendUint32(appendInt32(out, 4), uint32(st.num))
+		}
+		return AppendCommandComplete(finish(out, at), "SELECT 1"), true
+	case kindCurrentUser:
+		return AppendCommandComplete(appendTextRow(out, s.user), "SELECT 1"), true
+	case kindVersion:
+		return AppendCommandComplete(appendTextRow(out, s.version()), "SELECT 1"), true
+	case kindShow:
+		v, ok := s.show(st.name)
+		if !ok {
+			return AppendErrorResponse(out, ErrorFields{Severity: "ERROR", Code: codeUndefinedObject,
+				Message: "unrecognized configuration parameter \"" + st.name + "\""}), false
+		}
+		return AppendCommandComplete(appendTextRow(out, v), "SHOW"), true
+	case kindWhoami:
+		c := &s.claims
+		scopes := strings.Join(c.Scopes.Strings(), ",")
+		out = appendTextRow(out, c.ID.String(), c.Type.String(), scopes, c.Expires().Format(time.RFC3339))
+		return AppendCommandComplete(out, "SELECT 1"), true
+	}
+	return AppendErrorResponse(out, noUpstreamError), false
+}
+
+// appendTextRow appends a DataRow of text values (text and name are the
+// same bytes in the binary format).
+func appendTextRow(out []byte, values ...string) []byte {
+	out, at := begin(out, 'D')
+	out = appendInt16(out, int16(len(values)))
+	for _, v := range values {
+		out = append(appendInt32(out, int32(len(v))), v...)
+	}
+	return finish(out, at)
+}
+
+// show returns a run-time parameter's value.
+func (s *Session) show(name string) (string, bool) {
+	switch name {
+	case "application_name":
+		return "", true
+	case "session_authorization":
+		return s.user, true
+	case "server_version_num":
+		v, _ := s.p.param("server_version")
+		major, minor, _ := strings.Cut(v, ".")
+		m, _ := strconv.Atoi(major)
+		n, _ := strconv.Atoi(minor)
+		return strconv.Itoa(m*10000 + n), true
+	case "transaction_isolation":
+		return "read committed", true
+	}
+	return s.p.param(name)
+}
+
+func (s *Session) version() string {
+	v, _ := s.p.param("server_version")
+	return "PostgreSQL " + v + " (HeliosDB Auth gateway, built-in responder; no upstream database)"
+}

@@ -1,0 +1,225 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+)
+
+// phase is where a session is in the protocol.
+type phase uint8
+
+const (
+	phaseStartup  phase = iota // SSLRequest, GSSENCRequest, CancelRequest or StartupMessage
+	phasePassword              // AuthenticationCleartextPassword sent; waiting for 'p'
+	phaseReady                 // authenticated: queries
+	phaseClosed                // a FATAL was sent; nothing more is read
+)
+
+// Session is one PostgreSQL connection's state machine (netio.Session). It
+// keeps the startup user name, the verified claims, and the extended
+// protocol's named statements and portals (allocated on first use, so an
+// idle connection holds a few dozen bytes).
+type Session struct {
+	p        *Protocol
+	info     *netio.ConnInfo
+	phase    phase
+	skipSync bool // an extended-protocol error: discard until Sync
+	user     string
+	claims   core.Claims
+	ext      *extended
+	bind     Bind // decode buffer, reused
+}
+
+var _ netio.Session = (*Session)(nil)
+
+// Start sends nothing: the PostgreSQL client speaks first.
+func (s *Session) Start(_ *netio.Env, out []byte) []byte { return out }
+
+// Authenticated reports whether the token was accepted.
+func (s *Session) Authenticated() bool { return s.phase == phaseReady }
+
+// LimitError appends the FATAL error for a transport limit.
+func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
+	return AppendErrorResponse(out, limitError(l))
+}
+
+// fatal appends a FATAL error and closes.
+func (s *Session) fatal(out []byte, e ErrorFields) ([]byte, netio.Action) {
+	s.phase = phaseClosed
+	return AppendErrorResponse(out, e), netio.Close
+}
+
+// Handle consumes the complete messages at the front of in.
+func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	n := 0
+	for n < len(in) {
+		var used int
+		var act netio.Action
+		switch s.phase {
+		case phaseStartup:
+			used, out, act = s.startup(env, in[n:], out)
+		case phaseClosed:
+			return len(in), out, netio.Close
+		default:
+			used, out, act = s.message(env, in[n:], out)
+		}
+		n += used
+		if act != netio.Continue || used == 0 {
+			return n, out, act
+		}
+	}
+	return n, out, netio.Continue
+}
+
+// startup handles one startup-phase packet: int32 length (itself
+// included), int32 code, body.
+func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	if len(in) < 4 {
+		return 0, out, netio.Continue
+	}
+	size := int(binary.BigEndian.Uint32(in))
+	limit := min(maxStartupBytes, max(env.MaxPreAuthMessage, 8))
+	if size < 8 || size > limit || uint32(size) != binary.BigEndian.Uint32(in) {
+		o, a := s.fatal(out, protocolViolation("invalid length of startup packet"))
+		return len(in), o, a
+	}
+	if len(in) < size {
+		return 0, out, netio.Continue
+	}
+	code := binary.BigEndian.Uint32(in[4:])
+	body := in[8:size]
+	switch {
+	case code == codeSSLRequest:
+		if s.info.TLS || size != 8 {
+			o, a := s.fatal(out, protocolViolation("unexpected SSLRequest"))
+			return size, o, a
+		}
+		return size, append(out, 'S'), netio.UpgradeTLS
+	case code == codeGSSENC:
+		if size != 8 {
+			o, a := s.fatal(out, protocolViolation("invalid GSSENCRequest"))
+			return size, o, a
+		}
+		return size, append(out, 'N'), netio.Continue
+	case code == codeCancel:
+		// No statement ever runs long enough to cancel: hang up, as a
+		// server does after reading a cancel request.
+		s.phase = phaseClosed
+		return size, out, netio.Close
+	case code>>16 == 3:
+		o, a := s.startupMessage(env, code, body, out)
+		return size, o, a
+	}
+	o, a := s.fatal(out, ErrorFields{Severity: "FATAL", Code: codeFeatureNotSupported,
+		Message: "unsupported frontend protocol: this server speaks protocol 3.0"})
+	return size, o, a
+}
+
+// startupMessage handles a StartupMessage: refuse plaintext from an address
+// that may not send tokens without TLS (before asking for the password),
+// negotiate the protocol version down to 3.0, then ask for the password.
+func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) ([]byte, netio.Action) {
+	var m StartupMessage
+	var params [8][2][]byte
+	m.Parameters = params[:0]
+	if err := m.Decode(body); err != nil {
+		o, _ := s.fatal(out, protocolViolation("invalid startup packet layout: expected terminator as last byte"))
+		return o, netio.Close
+	}
+	if !s.info.TLS && !s.info.PlaintextOK {
+		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
+		o, _ := s.fatal(out, insecureError)
+		return o, netio.Close
+	}
+	var unknown [][]byte
+	s.user = "default"
+	for _, kv := range m.Parameters {
+		switch k := kv[0]; {
+		case string(k) == "user" && len(kv[1]) > 0 && len(kv[1]) <= 63:
+			s.user = string(kv[1])
+		case len(k) > 4 && string(k[:4]) == "_pq_":
+			unknown = append(unknown, k)
+		}
+	}
+	if minor := code & 0xffff; minor > 0 || len(unknown) > 0 {
+		out = AppendNegotiateProtocolVersion(out, 0, unknown)
+	}
+	s.phase = phasePassword
+	return AppendAuthentication(out, 3), netio.Continue
+}
+
+// message handles one typed message: byte type, int32 length (itself
+// included), body.
+func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	if len(in) < 5 {
+		return 0, out, netio.Continue
+	}
+	typ := in[0]
+	size := int(binary.BigEndian.Uint32(in[1:]))
+	limit := env.MaxPreAuthMessage
+	if s.phase == phaseReady {
+		limit = env.MaxMessage
+	}
+	if size < 4 || int64(size) > int64(limit) || uint32(size) != binary.BigEndian.Uint32(in[1:]) {
+		if size >= 4 {
+			o, a := s.fatal(out, limitError(netio.LimitMessageSize))
+			return len(in), o, a
+		}
+		o, a := s.fatal(out, protocolViolation("invalid message length"))
+		return len(in), o, a
+	}
+	if len(in) < size+1 {
+		return 0, out, netio.Continue
+	}
+	body := in[5 : size+1]
+	if typ == 'X' {
+		s.phase = phaseClosed
+		return size + 1, out, netio.Close
+	}
+	if s.phase == phasePassword {
+		o, a := s.password(env, typ, body, out)
+		return size + 1, o, a
+	}
+	o, a := s.query(env, typ, body, out)
+	return size + 1, o, a
+}
+
+// password verifies the token sent as the password and, on success, sends
+// AuthenticationOk, the ParameterStatus set, BackendKeyData and
+// ReadyForQuery.
+func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, netio.Action) {
+	if typ != 'p' {
+		return s.fatal(out, protocolViolation("expected password response"))
+	}
+	tok, _, ok := cstring(body)
+	if !ok {
+		return s.fatal(out, protocolViolation("invalid password packet"))
+	}
+	now := env.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c, err := env.Verifier.Verify(tok, now)
+	var seen *core.Claims
+	if c.Version != 0 {
+		seen = &c // the MAC verified: the id may be logged
+	}
+	env.Observer.Authenticated(s.info, seen, err, now)
+	if err != nil {
+		return s.fatal(out, tokenError(err))
+	}
+	s.claims = c
+	s.phase = phaseReady
+	out = AppendAuthentication(out, 0)
+	for _, p := range s.p.params {
+		out = AppendParameterStatus(out, p[0], p[1])
+	}
+	out = AppendParameterStatus(out, "application_name", "")
+	out = AppendParameterStatus(out, "session_authorization", s.user)
+	out = AppendBackendKeyData(out, s.info.ID, rand.Uint32())
+	return AppendReadyForQuery(out), netio.Continue
+}
