@@ -1,0 +1,17 @@
+package main
+
+import (
+	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/mongodb"
+)
+
+// The MongoDB front end on --mongo-listen (default 127.0.0.1:27017).
+func init() {
+	registerProtocol(protocolFactory{
+		name:   "mongodb",
+		listen: func(c *Config) string { return c.MongoListen },
+		build: func(d *gatewayDeps) (netio.Protocol, error) {
+			return mongodb.New(mongodb.Options{}), nil
+		},
+	})
+}

@@ -1,0 +1,140 @@
+package mongodb
+
+import (
+	"strconv"
+
+	"github.com/heliosdb/auth/core"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// MongoDB server error codes used by the gateway (src/mongo/base/error_codes.yml).
+const (
+	CodeBadValue                  int32 = 2
+	CodeFailedToParse             int32 = 9
+	CodeUnauthorized              int32 = 13
+	CodeProtocolError             int32 = 17
+	CodeAuthenticationFailed      int32 = 18
+	CodeInvalidBSON               int32 = 22
+	CodeCommandNotFound           int32 = 59
+	CodeCommandNotSupported       int32 = 115
+	CodeUnsupportedOpQueryCommand int32 = 352
+	CodeBSONObjectTooLarge        int32 = 10334
+	CodeNoDollarDB                int32 = 40571
+)
+
+// codeName returns the codeName field drivers show next to a code.
+func codeName(code int32) string {
+	switch code {
+	case CodeBadValue:
+		return "BadValue"
+	case CodeFailedToParse:
+		return "FailedToParse"
+	case CodeUnauthorized:
+		return "Unauthorized"
+	case CodeProtocolError:
+		return "ProtocolError"
+	case CodeAuthenticationFailed:
+		return "AuthenticationFailed"
+	case CodeInvalidBSON:
+		return "InvalidBSON"
+	case CodeCommandNotFound:
+		return "CommandNotFound"
+	case CodeCommandNotSupported:
+		return "CommandNotSupported"
+	case CodeUnsupportedOpQueryCommand:
+		return "UnsupportedOpQueryCommand"
+	case CodeBSONObjectTooLarge:
+		return "BSONObjectTooLarge"
+	}
+	return "Location" + strconv.Itoa(int(code))
+}
+
+// WireError is an error the gateway reports to the client as a command
+// reply {ok: 0, errmsg, code, codeName}.
+type WireError struct {
+	Code int32
+	Msg  string
+}
+
+func (e *WireError) Error() string { return codeName(e.Code) + ": " + e.Msg }
+
+// Decoding errors. Each closes the connection after its reply.
+var (
+	errShortMessage = &WireError{CodeProtocolError, "message length is shorter than the 16-byte message header"}
+	errTruncated    = &WireError{CodeProtocolError, "message is truncated: a field runs past the message length"}
+	errTrailing     = &WireError{CodeProtocolError, "message has bytes after its last document"}
+	errFlags        = &WireError{CodeProtocolError, "OP_MSG has a required flag bit this server does not know"}
+	errChecksum     = &WireError{CodeProtocolError, "OP_MSG checksum (CRC-32C) does not match the message"}
+	errSequence     = &WireError{CodeProtocolError, "OP_MSG document sequence section has a bad size or identifier"}
+	errSectionKind  = &WireError{CodeProtocolError, "OP_MSG section kind must be 0 or 1"}
+	errTwoBodies    = &WireError{CodeProtocolError, "OP_MSG has more than one body (kind 0) section"}
+	errNoBody       = &WireError{CodeProtocolError, "OP_MSG has no body (kind 0) section"}
+	errNoDB         = &WireError{CodeNoDollarDB, "OP_MSG requests require a $db argument"}
+	errCompressed   = &WireError{CodeProtocolError, "OP_COMPRESSED is not supported: this server advertises no compressors; remove compressors= from the connection string"}
+	errOpcode       = &WireError{CodeProtocolError, "unsupported wire protocol opcode: use OP_MSG (MongoDB 3.6+ drivers)"}
+	errLegacyQuery  = &WireError{CodeUnsupportedOpQueryCommand, "OP_QUERY is supported for commands on <db>.$cmd only; the client driver may require an upgrade"}
+	errBSON         = &WireError{CodeInvalidBSON, "invalid BSON document"}
+	errBSONLength   = &WireError{CodeInvalidBSON, "invalid BSON: a length does not match the bytes that hold it"}
+	errBSONType     = &WireError{CodeInvalidBSON, "invalid BSON: unknown element type"}
+	errBSONDepth    = &WireError{CodeInvalidBSON, "invalid BSON: documents nested too deeply"}
+)
+
+func tooLargeMsg(n, limit int) string {
+	return "message of " + strconv.Itoa(n) + " bytes exceeds the limit of " + strconv.Itoa(limit) + " bytes"
+}
+
+// Authentication errors in the user's terms.
+const (
+	// msgUsePlain teaches the one thing the seed's MongoDB snippet lacks.
+	msgUsePlain = "HeliosDB authenticates MongoDB clients with a HeliosDB token sent as the password over SASL PLAIN, " +
+		"so SCRAM cannot work (the server holds no password verifier). " +
+		"Add ?authMechanism=PLAIN&tls=true to the connection string, e.g. " +
+		"mongodb://default:$HELIOS_TOKEN@host:27017/main?authMechanism=PLAIN&tls=true"
+	msgTLSRequired = "TLS is required to authenticate from this address: the token would travel in cleartext. " +
+		"Add tls=true to the connection string (and tlsCAFile=<ca.pem>, or tlsAllowInvalidCertificates=true for the self-signed development certificate)"
+	msgPlainPayload = "SASL PLAIN payload must be \"\\0<user>\\0<token>\" (authzid may be empty): set the password to your HeliosDB token"
+	msgNoSASL       = "no SASL conversation is in progress: PLAIN completes in one saslStart"
+	msgNoUpstream   = "no upstream database is configured: this HeliosDB gateway runs its built-in responder, " +
+		"which answers ping, hello, buildInfo and connectionStatus only; configure an upstream MongoDB or FerretDB to run data commands"
+)
+
+// tokenMessage words a token error for error 18: the guide's message and
+// what exactly was wrong (never the token itself).
+func tokenMessage(err error) string {
+	if te, ok := err.(*core.Error); ok {
+		return te.Error()
+	}
+	return core.MsgInvalid
+}
+
+// appendErrorDoc appends {ok: 0, errmsg, code, codeName} to dst.
+func appendErrorDoc(dst []byte, code int32, msg string) []byte {
+	idx, dst := bsoncore.AppendDocumentStart(dst)
+	dst = bsoncore.AppendDoubleElement(dst, "ok", 0)
+	dst = bsoncore.AppendStringElement(dst, "errmsg", msg)
+	dst = bsoncore.AppendInt32Element(dst, "code", code)
+	dst = bsoncore.AppendStringElement(dst, "codeName", codeName(code))
+	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
+	return dst
+}
+
+// forbiddenMessage words a missing scope as mongod words a missing
+// privilege: "not authorized on main to execute command { find: "c", $db:
+// "main" }: Token does not have required scope: database:read".
+func forbiddenMessage(db []byte, cmd bsoncore.Document, s core.Scope) string {
+	return "not authorized on " + string(db) + " to execute command " + describeCommand(cmd, db) + ": " + core.ForbiddenError(s).Message
+}
+
+// describeCommand renders "{ <name>: <value>, $db: "<db>" }" with the
+// value shortened; other fields are left out (they may be large).
+func describeCommand(cmd bsoncore.Document, db []byte) string {
+	el, err := cmd.IndexErr(0)
+	if err != nil {
+		return "{}"
+	}
+	val, truncated := el.Value().StringN(64)
+	if truncated {
+		val += "…"
+	}
+	return "{ " + string(el.KeyBytes()) + ": " + val + ", $db: " + strconv.Quote(string(db)) + " }"
+}

@@ -1,0 +1,179 @@
+package mongodb
+
+import (
+	"strconv"
+
+	"github.com/heliosdb/auth/netio"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// Handshake reply values (PROTOCOLS.md §3). topologyVersion is left out on
+// purpose: with it, drivers switch to awaitable hello and expect the server
+// to wait maxAwaitTimeMS between replies.
+const (
+	maxWriteBatchSize             = 100000
+	logicalSessionTimeoutMinutes  = 30
+	minWireVersion                = 0
+	maxWireVersion                = 21
+	featureCompatibilityVersion   = "7.0"
+	connectionStatusRoleDatabase  = "heliosdb"
+	connectionStatusTokenDocument = "heliosdbToken"
+)
+
+// handshake answers hello, isMaster, ping and buildInfo (allowed before
+// authentication).
+func (s *Session) handshake(env *netio.Env, m *Message, name []byte, out []byte) []byte {
+	start, out := s.begin(out, m)
+	idx, out := bsoncore.AppendDocumentStart(out)
+	switch string(name) {
+	case "hello", "isMaster", "ismaster":
+		out = s.appendHello(env, m, string(name) == "hello", out)
+	case "buildInfo", "buildinfo":
+		out = s.appendBuildInfo(out)
+	}
+	out = bsoncore.AppendDoubleElement(out, "ok", 1)
+	out, _ = bsoncore.AppendDocumentEnd(out, idx)
+	return endReply(out, start)
+}
+
+// appendHello appends the fields of a hello/isMaster reply. A
+// speculativeAuthenticate in the request is ignored, so a driver that tried
+// SCRAM falls back to an explicit saslStart, which is refused with advice.
+func (s *Session) appendHello(env *netio.Env, m *Message, hello bool, out []byte) []byte {
+	if hello {
+		out = bsoncore.AppendBooleanElement(out, "isWritablePrimary", true)
+	} else {
+		out = bsoncore.AppendBooleanElement(out, "ismaster", true)
+	}
+	out = bsoncore.AppendBooleanElement(out, "helloOk", true)
+	out = bsoncore.AppendInt32Element(out, "maxBsonObjectSize", MaxBSONObjectSize)
+	out = bsoncore.AppendInt32Element(out, "maxMessageSizeBytes", MaxMessageSize)
+	out = bsoncore.AppendInt32Element(out, "maxWriteBatchSize", maxWriteBatchSize)
+	out = bsoncore.AppendDateTimeElement(out, "localTime", env.Now.UnixMilli())
+	out = bsoncore.AppendInt32Element(out, "logicalSessionTimeoutMinutes", logicalSessionTimeoutMinutes)
+	out = bsoncore.AppendInt32Element(out, "connectionId", int32(s.info.ID&0x7fffffff))
+	out = bsoncore.AppendInt32Element(out, "minWireVersion", minWireVersion)
+	out = bsoncore.AppendInt32Element(out, "maxWireVersion", maxWireVersion)
+	out = bsoncore.AppendBooleanElement(out, "readOnly", false)
+	if m.Command.Lookup("saslSupportedMechs").Type == bsoncore.TypeString {
+		var ai int32
+		ai, out = bsoncore.AppendArrayElementStart(out, "saslSupportedMechs")
+		out = bsoncore.AppendStringElement(out, "0", "PLAIN")
+		out, _ = bsoncore.AppendArrayEnd(out, ai)
+	}
+	return out
+}
+
+// appendBuildInfo appends the fields of a buildInfo reply.
+func (s *Session) appendBuildInfo(out []byte) []byte {
+	out = bsoncore.AppendStringElement(out, "version", s.p.version)
+	out = bsoncore.AppendStringElement(out, "gitVersion", "heliosdb-gateway")
+	ai, out := bsoncore.AppendArrayElementStart(out, "versionArray")
+	for i, v := range s.p.versionArray {
+		out = bsoncore.AppendInt32Element(out, strconv.Itoa(i), v)
+	}
+	out, _ = bsoncore.AppendArrayEnd(out, ai)
+	out = bsoncore.AppendInt32Element(out, "bits", 64)
+	out = bsoncore.AppendBooleanElement(out, "debug", false)
+	out = bsoncore.AppendInt32Element(out, "maxBsonObjectSize", MaxBSONObjectSize)
+	out = bsoncore.AppendArrayElement(out, "modules", emptyDoc)
+	out = bsoncore.AppendArrayElement(out, "storageEngines", emptyDoc)
+	out = bsoncore.AppendStringElement(out, "javascriptEngine", "none")
+	return out
+}
+
+// emptyDoc is an empty BSON document (or array).
+var emptyDoc = []byte{5, 0, 0, 0, 0}
+
+// respond answers the commands that need authentication but no scope.
+func (s *Session) respond(env *netio.Env, m *Message, name []byte, out []byte) []byte {
+	switch string(name) {
+	case "atlasVersion", "isdbgrid":
+		// What a non-Atlas mongod (not a mongos) says; mongosh expects it.
+		return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+string(name)+"'")
+	}
+	start, out := s.begin(out, m)
+	idx, out := bsoncore.AppendDocumentStart(out)
+	switch string(name) {
+	case "connectionStatus":
+		out = s.appendConnectionStatus(out)
+	case "getParameter":
+		fcv := m.Command.Lookup("featureCompatibilityVersion").Type != 0
+		if v, ok := m.Command.Lookup("getParameter").StringValueOK(); ok && v == "*" {
+			fcv = true
+		}
+		if fcv {
+			var di int32
+			di, out = bsoncore.AppendDocumentElementStart(out, "featureCompatibilityVersion")
+			out = bsoncore.AppendStringElement(out, "version", featureCompatibilityVersion)
+			out, _ = bsoncore.AppendDocumentEnd(out, di)
+		}
+	case "getCmdLineOpts":
+		ai, o := bsoncore.AppendArrayElementStart(out, "argv")
+		o = bsoncore.AppendStringElement(o, "0", "heliosd")
+		out, _ = bsoncore.AppendArrayEnd(o, ai)
+		out = bsoncore.AppendDocumentElement(out, "parsed", emptyDoc)
+	case "getLog":
+		if v, ok := m.Command.Lookup("getLog").StringValueOK(); ok && v == "*" {
+			ai, o := bsoncore.AppendArrayElementStart(out, "names")
+			o = bsoncore.AppendStringElement(o, "0", "startupWarnings")
+			out, _ = bsoncore.AppendArrayEnd(o, ai)
+		} else {
+			out = bsoncore.AppendInt32Element(out, "totalLinesWritten", 0)
+			out = bsoncore.AppendArrayElement(out, "log", emptyDoc)
+		}
+	case "whatsmyuri":
+		out = bsoncore.AppendStringElement(out, "you", s.info.Remote.String())
+	case "hostInfo":
+		di, o := bsoncore.AppendDocumentElementStart(out, "system")
+		o = bsoncore.AppendStringElement(o, "hostname", s.info.Local.String())
+		out, _ = bsoncore.AppendDocumentEnd(o, di)
+		out = bsoncore.AppendDocumentElement(out, "os", emptyDoc)
+		out = bsoncore.AppendDocumentElement(out, "extra", emptyDoc)
+	case "getFreeMonitoringStatus":
+		out = bsoncore.AppendStringElement(out, "state", "disabled")
+	case "listCommands":
+		out = bsoncore.AppendDocumentElement(out, "commands", emptyDoc)
+	}
+	// endSessions, refreshSessions, killSessions and getDefaultRWConcern:
+	// {ok: 1} is the whole answer.
+	out = bsoncore.AppendDoubleElement(out, "ok", 1)
+	out, _ = bsoncore.AppendDocumentEnd(out, idx)
+	return endReply(out, start)
+}
+
+// appendConnectionStatus appends authInfo (the authenticated user and one
+// role per scope of the token) and the token's public description: its id,
+// type, scopes and expiry (never the token).
+func (s *Session) appendConnectionStatus(out []byte) []byte {
+	ai, out := bsoncore.AppendDocumentElementStart(out, "authInfo")
+	ui, out := bsoncore.AppendArrayElementStart(out, "authenticatedUsers")
+	ei, out := bsoncore.AppendDocumentElementStart(out, "0")
+	out = bsoncore.AppendStringElement(out, "user", s.user)
+	out = bsoncore.AppendStringElement(out, "db", s.authDB)
+	out, _ = bsoncore.AppendDocumentEnd(out, ei)
+	out, _ = bsoncore.AppendArrayEnd(out, ui)
+	scopes := s.claims.Scopes.Strings()
+	ri, out := bsoncore.AppendArrayElementStart(out, "authenticatedUserRoles")
+	for i, sc := range scopes {
+		var di int32
+		di, out = bsoncore.AppendDocumentElementStart(out, strconv.Itoa(i))
+		out = bsoncore.AppendStringElement(out, "role", sc)
+		out = bsoncore.AppendStringElement(out, "db", connectionStatusRoleDatabase)
+		out, _ = bsoncore.AppendDocumentEnd(out, di)
+	}
+	out, _ = bsoncore.AppendArrayEnd(out, ri)
+	out, _ = bsoncore.AppendDocumentEnd(out, ai)
+
+	ti, out := bsoncore.AppendDocumentElementStart(out, connectionStatusTokenDocument)
+	out = bsoncore.AppendStringElement(out, "id", s.claims.ID.String())
+	out = bsoncore.AppendStringElement(out, "type", s.claims.Type.String())
+	si, out := bsoncore.AppendArrayElementStart(out, "scopes")
+	for i, sc := range scopes {
+		out = bsoncore.AppendStringElement(out, strconv.Itoa(i), sc)
+	}
+	out, _ = bsoncore.AppendArrayEnd(out, si)
+	out = bsoncore.AppendDateTimeElement(out, "expiresAt", s.claims.ExpiresAt*1000)
+	out, _ = bsoncore.AppendDocumentEnd(out, ti)
+	return out
+}

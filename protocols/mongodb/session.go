@@ -1,0 +1,304 @@
+package mongodb
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strconv"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// DefaultMaxPreAuthMessage bounds a message before authentication when the
+// Env sets no bound (a hello with client metadata is well under 2 KiB).
+const DefaultMaxPreAuthMessage = 16 << 10
+
+// Options configure the MongoDB front end.
+type Options struct {
+	// ServerVersion is the version buildInfo reports (default "7.0.0", the
+	// release whose wire version is maxWireVersion 21).
+	ServerVersion string
+}
+
+// Protocol is the MongoDB front end: it makes one Session per connection.
+type Protocol struct {
+	version      string
+	versionArray [4]int32
+}
+
+// New returns the MongoDB protocol with opts.
+func New(opts Options) *Protocol {
+	p := &Protocol{version: opts.ServerVersion}
+	if p.version == "" {
+		p.version = "7.0.0"
+	}
+	parts := bytes.SplitN([]byte(p.version), []byte("."), 4)
+	for i, part := range parts {
+		n := int32(0)
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int32(c-'0')
+		}
+		p.versionArray[i] = n
+	}
+	return p
+}
+
+// Name is "mongodb".
+func (p *Protocol) Name() string { return "mongodb" }
+
+// NewSession returns the state machine for one connection.
+func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
+	return &Session{p: p, info: info}
+}
+
+// TLSFirstByte is true: MongoDB clients with tls=true start TLS at once.
+func (p *Protocol) TLSFirstByte() bool { return true }
+
+// ALPN offers nothing: MongoDB drivers send no ALPN.
+func (p *Protocol) ALPN() []string { return nil }
+
+// Session is one MongoDB connection: the handshake, SASL PLAIN with a
+// HeliosDB token, and the built-in responder. It is not safe for concurrent
+// use (a transport drives it from one goroutine or event loop).
+type Session struct {
+	p    *Protocol
+	info *netio.ConnInfo
+
+	authed bool
+	claims core.Claims
+	user   string
+	authDB string
+	nextID int32
+
+	// pending is the header of a message whose body has not fully arrived,
+	// so a size limit hit by the transport can be answered to its request.
+	pending     Header
+	havePending bool
+	refused     bool
+}
+
+// Start says nothing: the client speaks first.
+func (s *Session) Start(env *netio.Env, out []byte) []byte { return out }
+
+// Authenticated reports whether a token has been accepted.
+func (s *Session) Authenticated() bool { return s.authed }
+
+// LimitError answers the request whose body was still arriving when the
+// transport's size limit hit. Timeouts and connection limits get no reply,
+// as mongod gives none: a MongoDB client reads only replies to its requests.
+func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
+	if l != netio.LimitMessageSize || !s.havePending {
+		return out
+	}
+	m := Message{Header: s.pending, Legacy: s.pending.OpCode == OpQuery}
+	return s.errorReply(out, &m, CodeBSONObjectTooLarge, "message of "+strconv.Itoa(int(s.pending.MessageLength))+" bytes exceeds what this connection may buffer")
+}
+
+// maxMessage is the size bound for the current phase.
+func (s *Session) maxMessage(env *netio.Env) int {
+	if !s.authed {
+		if env.MaxPreAuthMessage > 0 {
+			return env.MaxPreAuthMessage
+		}
+		return DefaultMaxPreAuthMessage
+	}
+	if env.MaxMessage > 0 && env.MaxMessage < MaxMessageSize {
+		return env.MaxMessage
+	}
+	return MaxMessageSize
+}
+
+// Handle consumes every complete message at the front of in and appends a
+// reply for each (none for a moreToCome OP_MSG). A malformed message is
+// answered with an error in the form the request used, and the connection
+// is closed.
+func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	total := 0
+	for {
+		m, n, err := ReadMessage(in[total:], s.maxMessage(env))
+		if err != nil {
+			s.havePending = false
+			m.Legacy = m.Header.OpCode == OpQuery || isCompressedQuery(in[total:])
+			we, _ := err.(*WireError)
+			if we == nil {
+				we = errBSON
+			}
+			return len(in), s.errorReply(out, &m, we.Code, we.Msg), netio.Close
+		}
+		if n == 0 {
+			s.pending, s.havePending = m.Header, len(in)-total >= HeaderLen
+			return total, out, netio.Continue
+		}
+		s.havePending = false
+		total += n
+		mark := len(out)
+		var act netio.Action
+		out, act = s.command(env, &m, out)
+		if m.MoreToCome {
+			out = out[:mark]
+		}
+		if act != netio.Continue {
+			return total, out, act
+		}
+	}
+}
+
+// isCompressedQuery reports whether b starts an OP_COMPRESSED message that
+// wraps an OP_QUERY (so the refusal goes back as an OP_REPLY).
+func isCompressedQuery(b []byte) bool {
+	return len(b) >= HeaderLen+4 && int32(binary.LittleEndian.Uint32(b[12:])) == OpCompressed &&
+		int32(binary.LittleEndian.Uint32(b[16:])) == OpQuery
+}
+
+// command runs one decoded request.
+func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio.Action) {
+	first, err := m.Command.IndexErr(0)
+	if err != nil {
+		return s.errorReply(out, m, CodeFailedToParse, "the command document is empty"), netio.Continue
+	}
+	name := first.KeyBytes()
+	if !s.info.TLS && !s.info.PlaintextOK {
+		if !s.refused {
+			s.refused = true
+			env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
+		}
+		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
+	}
+	class, scope := Classify(name, m.Command)
+	switch class {
+	case ClassHandshake:
+		return s.handshake(env, m, name, out), netio.Continue
+	case ClassAuth:
+		return s.auth(env, m, name, out)
+	}
+	if !s.authed {
+		return s.errorReply(out, m, CodeUnauthorized, "command "+string(name)+" requires authentication"), netio.Continue
+	}
+	if env.Now.Unix() >= s.claims.ExpiresAt {
+		s.authed = false
+		return s.errorReply(out, m, CodeAuthenticationFailed, core.ErrExpired.Message), netio.Close
+	}
+	switch class {
+	case ClassSession:
+		return s.respond(env, m, name, out), netio.Continue
+	case ClassScoped:
+		if !s.claims.Scopes.Has(scope) {
+			return s.errorReply(out, m, CodeUnauthorized, forbiddenMessage(m.DB, m.Command, scope)), netio.Continue
+		}
+		return s.errorReply(out, m, CodeCommandNotSupported, msgNoUpstream), netio.Continue
+	}
+	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+string(name)+"'"), netio.Continue
+}
+
+// auth runs saslStart (PLAIN) and refuses every other mechanism with a
+// message that teaches the fix.
+func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]byte, netio.Action) {
+	switch string(name) {
+	case "saslStart":
+	case "logout":
+		s.authed = false
+		return s.okReply(out, m), netio.Continue
+	case "saslContinue":
+		return s.errorReply(out, m, CodeProtocolError, msgNoSASL), netio.Continue
+	case "getnonce":
+		return s.errorReply(out, m, CodeCommandNotFound, "no such command: 'getnonce'"), netio.Continue
+	default: // authenticate: MONGODB-X509 or the removed MONGODB-CR
+		return s.errorReply(out, m, CodeAuthenticationFailed, msgUsePlain), netio.Continue
+	}
+	mech, _ := m.Command.Lookup("mechanism").StringValueOK()
+	if mech != "PLAIN" {
+		msg := msgUsePlain
+		if mech != "SCRAM-SHA-1" && mech != "SCRAM-SHA-256" {
+			msg = "authentication mechanism " + quoteMech(mech) + " is not supported. " + msgUsePlain
+		}
+		return s.errorReply(out, m, CodeAuthenticationFailed, msg), netio.Continue
+	}
+	var payload []byte
+	switch v := m.Command.Lookup("payload"); v.Type {
+	case bsoncore.TypeBinary:
+		_, payload, _ = v.BinaryOK()
+	case bsoncore.TypeString:
+		payload = stringBytes(v)
+	}
+	user, token, ok := splitPlain(payload)
+	if !ok {
+		token = nil // Verify reports it missing
+	}
+	claims, verr := env.Verifier.Verify(token, env.Now)
+	var seen *core.Claims
+	if te, isTE := verr.(*core.Error); verr == nil || (isTE && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked)) {
+		seen = &claims
+	}
+	env.Observer.Authenticated(s.info, seen, verr, env.Now)
+	if verr != nil {
+		s.authed = false
+		msg := tokenMessage(verr)
+		if !ok {
+			msg = core.MsgInvalid + " (" + msgPlainPayload + ")"
+		}
+		return s.errorReply(out, m, CodeAuthenticationFailed, msg), netio.Close
+	}
+	s.authed, s.claims = true, claims
+	s.user, s.authDB = string(user), string(m.DB)
+	start, out := s.begin(out, m)
+	idx, out := bsoncore.AppendDocumentStart(out)
+	out = bsoncore.AppendInt32Element(out, "conversationId", 1)
+	out = bsoncore.AppendBooleanElement(out, "done", true)
+	out = bsoncore.AppendBinaryElement(out, "payload", 0, nil)
+	out = bsoncore.AppendDoubleElement(out, "ok", 1)
+	out, _ = bsoncore.AppendDocumentEnd(out, idx)
+	return endReply(out, start), netio.Continue
+}
+
+// splitPlain splits a SASL PLAIN message "authzid\0authcid\0passwd"
+// (RFC 4616). ok is false when it has not exactly three parts or no user.
+func splitPlain(p []byte) (user, token []byte, ok bool) {
+	i := bytes.IndexByte(p, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	rest := p[i+1:]
+	j := bytes.IndexByte(rest, 0)
+	if j < 0 {
+		return nil, nil, false
+	}
+	user, token = rest[:j], rest[j+1:]
+	if bytes.IndexByte(token, 0) >= 0 {
+		return nil, nil, false
+	}
+	return user, token, len(user) > 0
+}
+
+// quoteMech quotes a client-chosen mechanism name, shortened.
+func quoteMech(m string) string {
+	if len(m) > 32 {
+		m = m[:32]
+	}
+	return "\"" + m + "\""
+}
+
+// begin starts a reply to m with this session's next request id.
+func (s *Session) begin(out []byte, m *Message) (int, []byte) {
+	s.nextID++
+	return beginReply(out, m.Legacy, s.nextID, m.Header.RequestID)
+}
+
+// errorReply appends a whole {ok: 0} reply to m.
+func (s *Session) errorReply(out []byte, m *Message, code int32, msg string) []byte {
+	start, out := s.begin(out, m)
+	out = appendErrorDoc(out, code, msg)
+	return endReply(out, start)
+}
+
+// okReply appends a whole {ok: 1} reply to m.
+func (s *Session) okReply(out []byte, m *Message) []byte {
+	start, out := s.begin(out, m)
+	idx, out := bsoncore.AppendDocumentStart(out)
+	out = bsoncore.AppendDoubleElement(out, "ok", 1)
+	out, _ = bsoncore.AppendDocumentEnd(out, idx)
+	return endReply(out, start)
+}
