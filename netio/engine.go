@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -71,7 +72,8 @@ func (g *Gateway) start(ln Listener) (*server, error) {
 			gnet.WithReuseAddr(true),
 			gnet.WithTicker(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogLevel(logging.ErrorLevel))
+			gnet.WithLogger(gnetLog{g.cfg.Logger}),
+			gnet.WithLogLevel(logging.WarnLevel))
 	}()
 	select {
 	case <-s.booted:
@@ -155,4 +157,19 @@ func (s *server) OnTick() (time.Duration, gnet.Action) {
 		_ = ls.el.Execute(context.Background(), ls)
 	}
 	return s.g.cfg.Tick, gnet.None
+}
+
+// gnetLog sends gnet's own messages to slog: warnings and errors only.
+type gnetLog struct{ l *slog.Logger }
+
+func (gnetLog) Debugf(string, ...any) {}
+func (gnetLog) Infof(string, ...any)  {}
+func (g gnetLog) Warnf(f string, a ...any) {
+	g.l.Warn("gnet", "msg", fmt.Sprintf(f, a...))
+}
+func (g gnetLog) Errorf(f string, a ...any) {
+	g.l.Error("gnet", "msg", fmt.Sprintf(f, a...))
+}
+func (g gnetLog) Fatalf(f string, a ...any) {
+	g.l.Error("gnet fatal", "msg", fmt.Sprintf(f, a...))
 }
