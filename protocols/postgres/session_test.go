@@ -231,8 +231,8 @@ func TestSimpleQueries(t *testing.T) {
 		t.Fatalf("row %q", ms[1].body)
 	}
 	for q, want := range map[string]string{
-		"select current_user":           "default",
-		"SHOW server_version":           "16.4",
+		"select current_user":            "default",
+		"SHOW server_version":            "16.4",
 		"/* hi */ SELECT version() -- x": "PostgreSQL 16.4",
 		"SELECT * FROM helios_whoami()":  "tok_",
 	} {
