@@ -95,7 +95,7 @@ func connect(t *testing.T, uri string) *mongo.Client {
 }
 
 func TestGoDriverPlainOverTLS(t *testing.T) {
-	addr, _ := serve(t)
+	addr, p := serve(t)
 	tok := mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead), time.Hour)
 	c := connect(t, "mongodb://default:"+tok+"@"+addr+"/main?authMechanism=PLAIN&tls=true&tlsInsecure=true")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -117,6 +117,7 @@ func TestGoDriverPlainOverTLS(t *testing.T) {
 	}
 	err := c.Database("main").Collection("c").FindOne(ctx, bson.D{}).Err()
 	var ce mongo.CommandError
+	defer writeCapture(p, "go")
 	if !errors.As(err, &ce) || ce.Code != CodeCommandNotSupported {
 		t.Fatalf("find: %v", err)
 	}
@@ -194,12 +195,20 @@ func TestMongosh(t *testing.T) {
 		t.Fatalf("mongosh default mechanism: %v\n%s", err, out)
 	}
 	t.Logf("mongosh default URI: %s", out)
-	if dir := os.Getenv("MONGO_CAPTURE_DIR"); dir != "" {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for i, m := range p.msgs {
-			_ = os.WriteFile(filepath.Join(dir, "mongosh-"+string(rune('a'+i%26))+itoa3(i)), m, 0o644)
-		}
+	writeCapture(p, "mongosh")
+}
+
+// writeCapture saves what clients sent when MONGO_CAPTURE_DIR is set (the
+// source of fuzz/mongodb's seed corpus; tokens are redacted there).
+func writeCapture(p *captureProto, prefix string) {
+	dir := os.Getenv("MONGO_CAPTURE_DIR")
+	if dir == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, m := range p.msgs {
+		_ = os.WriteFile(filepath.Join(dir, prefix+"-"+itoa3(i)), m, 0o644)
 	}
 }
 

@@ -1,0 +1,87 @@
+package mongodb
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/mongodb"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+var ring = core.GenerateKeyring(time.Now())
+
+// FuzzReadMessage decodes arbitrary bytes as wire messages and runs them
+// through a session: no panic, no read past the input, every accepted
+// command document valid BSON, every reply well framed.
+func FuzzReadMessage(f *testing.F) {
+	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: time.Now(), Observer: netio.NopObserver{}}
+	p := mongodb.New(mongodb.Options{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, n, err := mongodb.ReadMessage(b, mongodb.MaxMessageSize)
+		if n > len(b) {
+			t.Fatalf("n = %d > %d", n, len(b))
+		}
+		if err == nil && n > 0 {
+			if verr := mongodb.ValidateDocument(m.Command); verr != nil {
+				t.Fatalf("accepted an invalid command: %v", verr)
+			}
+		}
+		info := &netio.ConnInfo{Remote: netip.MustParseAddrPort("127.0.0.1:1"), PlaintextOK: true}
+		s := p.NewSession(info)
+		in := b
+		for len(in) > 0 {
+			k, out, act := s.Handle(env, in, nil)
+			checkReplies(t, out)
+			if k == 0 || act == netio.Close {
+				break
+			}
+			in = in[k:]
+		}
+	})
+}
+
+// checkReplies checks that out is a sequence of whole replies.
+func checkReplies(t *testing.T, out []byte) {
+	for len(out) > 0 {
+		h, ok := mongodb.ReadHeader(out)
+		if !ok || int(h.MessageLength) > len(out) || h.MessageLength < mongodb.HeaderLen {
+			t.Fatalf("bad reply framing: %x", out)
+		}
+		out = out[h.MessageLength:]
+	}
+}
+
+// FuzzValidateDocument checks that a document ValidateDocument accepts is
+// one bsoncore accepts too, and that reading all of it stays in bounds.
+func FuzzValidateDocument(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if mongodb.ValidateDocument(b) != nil {
+			return
+		}
+		if err := bsoncore.Document(b).Validate(); err != nil {
+			t.Fatalf("accepted what bsoncore rejects: %v", err)
+		}
+		walk(t, bsoncore.Document(b), 0)
+	})
+}
+
+// walk reads every element and sub-document.
+func walk(t *testing.T, d bsoncore.Document, depth int) {
+	elems, err := d.Elements()
+	if err != nil {
+		t.Fatalf("elements of a valid document: %v", err)
+	}
+	for _, e := range elems {
+		v := e.Value()
+		_ = v.String()
+		if sub, ok := v.DocumentOK(); ok {
+			walk(t, sub, depth+1)
+		}
+		if arr, ok := v.ArrayOK(); ok {
+			walk(t, bsoncore.Document(arr), depth+1)
+		}
+	}
+}
