@@ -9,10 +9,12 @@
 package keyfile
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -48,27 +50,60 @@ func Load(path string) (*core.Keyring, error) {
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("load keyring %s: mode %#o lets other users read the keys; run chmod 600 %s", path, perm, path)
 	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("load keyring %s: %w", path, err)
+	}
+	ring, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("load keyring %s: %w", path, err)
+	}
+	return ring, nil
+}
+
+// Parse parses the file form of a keyring (as Marshal makes it).
+func Parse(data []byte) (*core.Keyring, error) {
 	var kf file
-	dec := json.NewDecoder(f)
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&kf); err != nil {
-		return nil, fmt.Errorf("load keyring %s: %w", path, err)
+		return nil, err
 	}
 	keys := make([]core.Key, 0, len(kf.Keys))
 	for _, k := range kf.Keys {
 		secret, err := base64.StdEncoding.DecodeString(k.Secret)
 		if err != nil || len(secret) != core.KeySize {
-			return nil, fmt.Errorf("load keyring %s: key %d: secret must be %d bytes of base64", path, k.ID, core.KeySize)
+			return nil, fmt.Errorf("key %d: secret must be %d bytes of base64", k.ID, core.KeySize)
 		}
 		ck := core.Key{ID: k.ID, Created: k.Created, Retired: k.Retired}
 		copy(ck.Secret[:], secret)
 		keys = append(keys, ck)
 	}
-	ring, err := core.NewKeyring(kf.Signing, keys...)
-	if err != nil {
-		return nil, fmt.Errorf("load keyring %s: %w", path, err)
+	return core.NewKeyring(kf.Signing, keys...)
+}
+
+// Sync makes dst hold exactly the keys of src (new keys added, the signing
+// key switched, retired keys retired), without replacing dst, so verifiers
+// that hold dst see the change at once.
+func Sync(dst, src *core.Keyring) error {
+	for _, k := range src.Keys() {
+		if dst.Lookup(k.ID) == nil {
+			if err := dst.Add(core.Key{ID: k.ID, Secret: k.Secret, Created: k.Created}); err != nil {
+				return err
+			}
+		}
 	}
-	return ring, nil
+	if err := dst.SetSigning(src.Signing().ID); err != nil {
+		return err
+	}
+	for _, k := range src.Keys() {
+		if k.Retired {
+			if err := dst.Retire(k.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Marshal returns the file form of ring.

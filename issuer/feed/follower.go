@@ -1,0 +1,320 @@
+package feed
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/keyfile"
+	"github.com/heliosdb/auth/core/revset"
+)
+
+// FollowerConfig configures a gateway node's Follower.
+type FollowerConfig struct {
+	// IssuerURL is the issuer's base URL ("https://issuer:8080").
+	IssuerURL string
+	// ClusterKey is the shared cluster credential.
+	ClusterKey string
+	// CACert is a PEM file of the issuer's certificate (or its CA) to trust;
+	// empty uses the system roots.
+	CACert string
+	// StatePath is where the node persists its revocation set and sequence
+	// number; empty disables persistence.
+	StatePath string
+	// StaleAfter is how long the node keeps verifying without hearing from
+	// the issuer before it fails closed (default 30s).
+	StaleAfter time.Duration
+	// OnEvent, when set, sees every applied event (after the set is updated)
+	// on the follower's goroutine: for ending sessions and IP policies.
+	OnEvent func(*Event)
+	Logger  *slog.Logger
+}
+
+// Follower follows the issuer's feed on a gateway node. It is the node's
+// core.RevocationView: it answers from its revset.Set, and fails closed
+// (RevocationUnavailable) once the feed has been silent past StaleAfter.
+type Follower struct {
+	cfg    FollowerConfig
+	set    *revset.Set
+	ring   *core.Keyring
+	client *http.Client
+
+	lastHeard atomic.Int64  // Unix nanoseconds of the last frame
+	stale     atomic.Bool   // set by the watchdog, read on the hot path
+	issuerSeq atomic.Uint64 // the issuer's watermark from heartbeats
+	ready     atomic.Bool
+}
+
+// NewFollower makes a follower and fetches the keyring from the issuer
+// (retrying until ctx ends). It loads the persisted state, if any, so the
+// node can verify at once after a restart.
+func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CACert != "" {
+		pem, err := os.ReadFile(cfg.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("issuer CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("issuer CA %s holds no certificate", cfg.CACert)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	f := &Follower{cfg: cfg, set: revset.New(0), client: &http.Client{Transport: tr}}
+	f.lastHeard.Store(time.Now().UnixNano())
+	if cfg.StatePath != "" {
+		if seq, entries, err := loadState(cfg.StatePath); err == nil {
+			f.set.Load(seq, time.Now().Unix(), entries)
+			f.ready.Store(true)
+			cfg.Logger.Info("feed state loaded", "seq", seq, "entries", len(entries))
+		} else if !errors.Is(err, os.ErrNotExist) {
+			cfg.Logger.Warn("feed state unreadable; a snapshot will replace it", "err", err)
+		}
+	}
+	for {
+		ring, err := f.fetchKeys(ctx)
+		if err == nil {
+			f.ring = ring
+			return f, nil
+		}
+		cfg.Logger.Warn("fetching the keyring from the issuer", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("keyring from %s: %w", cfg.IssuerURL, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Keyring returns the node's keyring, kept in sync with the issuer's.
+func (f *Follower) Keyring() *core.Keyring { return f.ring }
+
+// Set returns the revocation set.
+func (f *Follower) Set() *revset.Set { return f.set }
+
+// Check implements core.RevocationView.
+func (f *Follower) Check(id core.TokenID, account uint64, issuedAt int64, keyID uint16) core.RevocationStatus {
+	if f.stale.Load() {
+		return core.RevocationUnavailable
+	}
+	return f.set.Check(id, account, issuedAt, keyID)
+}
+
+// Staleness returns how long since the node last heard from the issuer.
+func (f *Follower) Staleness() time.Duration {
+	return time.Duration(time.Now().UnixNano() - f.lastHeard.Load())
+}
+
+// Stale reports whether the node fails closed.
+func (f *Follower) Stale() bool { return f.stale.Load() }
+
+// Ready reports whether the node holds a complete revocation set.
+func (f *Follower) Ready() bool { return f.ready.Load() }
+
+// Seq returns the last applied sequence number and the issuer's watermark
+// as last heard.
+func (f *Follower) Seq() (applied, issuer uint64) { return f.set.Seq(), f.issuerSeq.Load() }
+
+func (f *Follower) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.cfg.IssuerURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "HeliosCluster "+f.cfg.ClusterKey)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, body)
+	}
+	return resp, nil
+}
+
+func (f *Follower) fetchKeys(ctx context.Context) (*core.Keyring, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := f.get(ctx, "/v1/cluster/keys")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	return keyfile.Parse(data)
+}
+
+// Run follows the feed until ctx ends, reconnecting with backoff, persisting
+// state, rebuilding the set to drop expired entries, and watching staleness.
+func (f *Follower) Run(ctx context.Context) {
+	go f.watchdog(ctx)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := f.follow(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		f.cfg.Logger.Warn("issuer feed interrupted", "err", err, "staleness", f.Staleness().Round(time.Millisecond))
+		if time.Since(start) > 5*time.Second {
+			backoff = 50 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	f.persist()
+}
+
+// watchdog flips the fail-closed flag, persists state and rebuilds the set.
+func (f *Follower) watchdog(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastSaved, lastRebuild := f.set.Seq(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			stale := f.Staleness() > f.cfg.StaleAfter
+			if stale != f.stale.Swap(stale) {
+				if stale {
+					f.cfg.Logger.Error("issuer unreachable past the staleness bound: failing closed", "bound", f.cfg.StaleAfter)
+				} else {
+					f.cfg.Logger.Info("issuer feed restored")
+				}
+			}
+			if seq := f.set.Seq(); seq != lastSaved && now.Second()%2 == 0 {
+				f.persist()
+				lastSaved = seq
+			}
+			if now.Sub(lastRebuild) > time.Minute {
+				f.set.Rebuild(now.Unix())
+				lastRebuild = now
+			}
+		}
+	}
+}
+
+func (f *Follower) persist() {
+	if f.cfg.StatePath == "" || !f.ready.Load() {
+		return
+	}
+	seq, entries := f.set.Entries()
+	if err := saveState(f.cfg.StatePath, seq, entries); err != nil {
+		f.cfg.Logger.Warn("persisting feed state", "err", err)
+	}
+}
+
+// follow runs one feed connection.
+func (f *Follower) follow(ctx context.Context) error {
+	after := uint64(0)
+	if f.ready.Load() {
+		after = f.set.Seq()
+	}
+	resp, err := f.get(ctx, "/v1/cluster/feed?after="+strconv.FormatUint(after, 10))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	go func() { <-ctx.Done(); resp.Body.Close() }()
+	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	var (
+		buf      []byte
+		e        Event
+		batch    []revset.Entry
+		batchSeq uint64
+		events   []Event
+		snapshot []revset.Entry
+		inSnap   bool
+	)
+	for {
+		buf, err = ReadFrame(r, buf, &e)
+		if err != nil {
+			return err
+		}
+		f.lastHeard.Store(time.Now().UnixNano())
+		if inSnap {
+			if e.Kind == KindSnapshotEnd {
+				f.set.Load(e.Seq, time.Now().Unix(), snapshot)
+				snapshot, inSnap = nil, false
+				f.ready.Store(true)
+				f.cfg.Logger.Info("revocation snapshot loaded", "seq", e.Seq, "entries", f.set.Stats().Tokens)
+			} else if en, ok := entryOf(&e); ok {
+				snapshot = append(snapshot, en)
+			}
+			continue
+		}
+		switch e.Kind {
+		case KindSnapshotBegin:
+			inSnap, snapshot = true, make([]revset.Entry, 0, min(e.Count, 1<<24))
+		case KindHeartbeat:
+			f.issuerSeq.Store(e.Seq)
+			batchSeq = max(batchSeq, e.Seq)
+		case KindKeyring:
+			ring, err := f.fetchKeys(ctx)
+			if err != nil {
+				return err
+			}
+			if err := keyfile.Sync(f.ring, ring); err != nil {
+				return err
+			}
+			batchSeq = max(batchSeq, e.Seq)
+		default:
+			if en, ok := entryOf(&e); ok {
+				batch = append(batch, en)
+			}
+			batchSeq = max(batchSeq, e.Seq)
+			if f.cfg.OnEvent != nil {
+				events = append(events, e)
+			}
+		}
+		// Apply what has arrived once the stream pauses, so a burst becomes
+		// one snapshot swap rather than one per revocation.
+		if r.Buffered() == 0 && batchSeq > 0 {
+			f.set.Apply(batchSeq, time.Now().Unix(), batch...)
+			for i := range events {
+				f.cfg.OnEvent(&events[i])
+			}
+			batch, events, batchSeq = batch[:0], events[:0], 0
+		}
+	}
+}
+
+// entryOf converts a revocation event to a revset entry.
+func entryOf(e *Event) (revset.Entry, bool) {
+	switch e.Kind {
+	case KindToken:
+		return revset.Entry{Kind: revset.KindToken, ID: e.Token, Expires: e.Expires}, true
+	case KindAccount:
+		return revset.Entry{Kind: revset.KindAccount, Account: e.Account, NotBefore: e.NotBefore}, true
+	case KindKey:
+		return revset.Entry{Kind: revset.KindKey, KeyID: e.KeyID}, true
+	}
+	return revset.Entry{}, false
+}

@@ -1,0 +1,80 @@
+package feed
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/heliosdb/auth/core/revset"
+)
+
+// saveState writes the node's revocation set as of seq to path, in the feed's
+// own snapshot framing, atomically (a temporary file renamed over it).
+func saveState(path string, seq uint64, entries []revset.Entry) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".feed-state-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriterSize(tmp, 64<<10)
+	var buf []byte
+	buf = AppendFrame(buf[:0], &Event{Kind: KindSnapshotBegin, Seq: seq, Count: uint64(len(entries))})
+	_, _ = w.Write(buf)
+	for _, en := range entries {
+		var e Event
+		switch en.Kind {
+		case revset.KindToken:
+			e = Event{Kind: KindToken, Token: en.ID, Expires: en.Expires}
+		case revset.KindAccount:
+			e = Event{Kind: KindAccount, Account: en.Account, NotBefore: en.NotBefore}
+		case revset.KindKey:
+			e = Event{Kind: KindKey, KeyID: en.KeyID}
+		}
+		buf = AppendFrame(buf[:0], &e)
+		_, _ = w.Write(buf)
+	}
+	buf = AppendFrame(buf[:0], &Event{Kind: KindSnapshotEnd, Seq: seq})
+	_, _ = w.Write(buf)
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// loadState reads what saveState wrote.
+func loadState(path string) (uint64, []revset.Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	var (
+		buf []byte
+		e   Event
+	)
+	if buf, err = ReadFrame(r, buf, &e); err != nil || e.Kind != KindSnapshotBegin {
+		return 0, nil, fmt.Errorf("feed state %s: no snapshot header", path)
+	}
+	entries := make([]revset.Entry, 0, min(e.Count, 1<<24))
+	for {
+		if buf, err = ReadFrame(r, buf, &e); err != nil {
+			return 0, nil, fmt.Errorf("feed state %s: truncated: %w", path, err)
+		}
+		if e.Kind == KindSnapshotEnd {
+			return e.Seq, entries, nil
+		}
+		if en, ok := entryOf(&e); ok {
+			entries = append(entries, en)
+		}
+	}
+}
