@@ -1,0 +1,127 @@
+package mysql
+
+import (
+	"strconv"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// MySQL error codes and their SQLSTATEs, as the server reports them.
+const (
+	erConCount                 = 1040 // 08004 Too many connections
+	erHandshake                = 1043 // 08S01 Bad handshake
+	erDBAccessDenied           = 1044 // 42000
+	erAccessDenied             = 1045 // 28000
+	erUnknownCom               = 1047 // 08S01
+	erNetPacketTooLarge        = 1153 // 08S01
+	erNetReadInterrupted       = 1159 // 08S01
+	erTableAccessDenied        = 1142 // 42000
+	erNotSupportedYet          = 1235 // 42000
+	erNotSupportedAuthMode     = 1251 // 08004
+	erSecureTransportRequired  = 3159 // HY000
+	erClientInteractionTimeout = 4031 // HY000
+)
+
+// msgNoUpstream ends the 1235 error for a statement that only an upstream
+// database could answer.
+const msgNoUpstream = "this HeliosDB gateway has no upstream database configured: it authenticates tokens and answers " +
+	"SELECT 1, SELECT DATABASE(), SELECT USER(), SELECT @@version_comment, SET NAMES, SET autocommit, USE, " +
+	"COM_PING and SELECT * FROM helios_whoami() by itself; this statement needs an upstream MySQL server, and none is configured for this gateway"
+
+// msgTLSRequired is the 3159 error for a plaintext connection from an
+// address that must use TLS. It comes before the client sends its token.
+const msgTLSRequired = "Connections using insecure transport are prohibited from your address: HeliosDB requires TLS here " +
+	"(mariadb/mysql --ssl or --ssl-mode=REQUIRED, go-sql-driver tls=true, mysql2 ssl:{})"
+
+// errWrongUser is the verify-style error for a user name other than default.
+var errWrongUser = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
+	Detail: "HeliosDB tokens authenticate the user default: connect with -u default and the token as the password"}
+
+// appendUserHost appends 'user'@'host' as MySQL quotes it in its errors.
+func (s *Session) appendUserHost(dst []byte) []byte {
+	dst = append(dst, '\'')
+	dst = appendClean(dst, s.user)
+	dst = append(dst, "'@'"...)
+	dst = s.info.Remote.Addr().AppendTo(dst)
+	return append(dst, '\'')
+}
+
+// appendAccessDenied appends error 1045 with the token error's reason in the
+// guide's words (never the token).
+func (s *Session) appendAccessDenied(dst []byte, seq byte, err error) []byte {
+	dst, start := beginPacket(dst, seq)
+	dst = append(dst, headerERR)
+	dst = appendUint16(dst, erAccessDenied)
+	dst = append(dst, "#28000Access denied for user "...)
+	dst = s.appendUserHost(dst)
+	if err == core.ErrMissing {
+		dst = append(dst, " (using password: NO): "...)
+	} else {
+		dst = append(dst, " (using password: YES): "...)
+	}
+	if te, ok := err.(*core.Error); ok {
+		dst = append(dst, te.Message...)
+		if te.Detail != "" {
+			dst = append(dst, " ("...)
+			dst = append(dst, te.Detail...)
+			dst = append(dst, ')')
+		}
+	} else {
+		dst = append(dst, core.MsgInvalid...)
+	}
+	return endPacket(dst, start)
+}
+
+// appendCommandDenied appends error 1142 for a statement whose scope the
+// token lacks, naming the statement's verb and the scope.
+func (s *Session) appendCommandDenied(dst []byte, seq byte, verb string, sc core.Scope) []byte {
+	dst, start := beginPacket(dst, seq)
+	dst = append(dst, headerERR)
+	dst = appendUint16(dst, erTableAccessDenied)
+	dst = append(dst, "#42000"...)
+	dst = append(dst, verb...)
+	dst = append(dst, " command denied to user "...)
+	dst = s.appendUserHost(dst)
+	dst = append(dst, ": "...)
+	dst = append(dst, core.ForbiddenError(sc).Message...)
+	return endPacket(dst, start)
+}
+
+// appendDBDenied appends error 1044 for a database-level operation whose
+// scope the token lacks.
+func (s *Session) appendDBDenied(dst []byte, seq byte, db []byte, sc core.Scope) []byte {
+	dst, start := beginPacket(dst, seq)
+	dst = append(dst, headerERR)
+	dst = appendUint16(dst, erDBAccessDenied)
+	dst = append(dst, "#42000Access denied for user "...)
+	dst = s.appendUserHost(dst)
+	dst = append(dst, " to database '"...)
+	dst = appendClean(dst, db)
+	dst = append(dst, "': "...)
+	dst = append(dst, core.ForbiddenError(sc).Message...)
+	return endPacket(dst, start)
+}
+
+// appendTooBig appends error 1153 for a packet above the phase's limit.
+func appendTooBig(dst []byte, seq byte, max int) []byte {
+	msg := "Got a packet bigger than 'max_allowed_packet' bytes (" + strconv.Itoa(max) + ")"
+	return AppendERR(dst, seq, erNetPacketTooLarge, "08S01", msg)
+}
+
+// appendUint16 appends v little-endian.
+func appendUint16(dst []byte, v uint16) []byte { return append(dst, byte(v), byte(v>>8)) }
+
+// appendClean appends b, at most 64 bytes of it, with control bytes replaced
+// by spaces, so client input can be quoted inside an error message.
+func appendClean(dst, b []byte) []byte {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for _, c := range b {
+		if c < ' ' || c == 0x7f {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

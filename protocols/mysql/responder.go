@@ -1,0 +1,230 @@
+package mysql
+
+import (
+	"strings"
+	"time"
+
+	"github.com/heliosdb/auth/netio"
+)
+
+// This file is the built-in responder: the commands and statements MySQL
+// clients send to connect, identify themselves and check health, answered
+// without an upstream database.
+
+// Command bytes of the command phase.
+const (
+	comQuit            = 0x01
+	comInitDB          = 0x02
+	comQuery           = 0x03
+	comPing            = 0x0e
+	comStmtPrepare     = 0x16
+	comStmtSendLong    = 0x18
+	comStmtClose       = 0x19
+	comResetConnection = 0x1f
+)
+
+// command handles one packet of the command phase.
+func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Action) {
+	seq := s.seq + 1
+	if len(payload) == 0 {
+		return AppendERR(out, seq, erUnknownCom, "08S01", "Unknown command"), netio.Close
+	}
+	if payload[0] == comQuit {
+		return out, netio.Close
+	}
+	if env.Now.Unix() >= s.claims.ExpiresAt {
+		// The token expired while the connection was open. MySQL has no
+		// re-authentication short of COM_CHANGE_USER: reconnect.
+		return AppendERR(out, seq, erAccessDenied, "28000", "Authentication token has expired: reconnect with a new token"), netio.Close
+	}
+	switch payload[0] {
+	case comPing, comResetConnection:
+		return AppendOK(out, seq), netio.Continue
+	case comInitDB:
+		return s.useDB(payload[1:], out), netio.Continue
+	case comQuery:
+		return s.query(payload[1:], out), netio.Continue
+	case comStmtPrepare:
+		st := Classify(payload[1:])
+		if !st.None && !s.claims.Scopes.Has(st.Scope) {
+			return s.deny(out, st, nil), netio.Continue
+		}
+		return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
+	case comStmtClose, comStmtSendLong:
+		return out, netio.Continue // these commands have no reply
+	}
+	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
+}
+
+// deny appends 1142, or 1044 for a database-level statement.
+func (s *Session) deny(out []byte, st Statement, db []byte) []byte {
+	if st.Database {
+		if db == nil {
+			db = s.db
+		}
+		return s.appendDBDenied(out, s.seq+1, db, st.Scope)
+	}
+	return s.appendCommandDenied(out, s.seq+1, st.Verb, st.Scope)
+}
+
+// useDB runs COM_INIT_DB / USE db: it needs database:read.
+func (s *Session) useDB(db, out []byte) []byte {
+	st := verbs["use"]
+	if !s.claims.Scopes.Has(st.Scope) {
+		return s.deny(out, st, db)
+	}
+	s.db = append(s.db[:0], clip(db)...)
+	return AppendOK(out, s.seq+1)
+}
+
+// Built-in queries, in the normalized form of normalize.
+const (
+	qSelect1        = "select 1"
+	qVersionComment = "select @@version_comment limit 1"
+	qWhoami         = "select * from helios_whoami()"
+)
+
+// query runs a COM_QUERY.
+func (s *Session) query(q, out []byte) []byte {
+	seq := s.seq + 1
+	deprecateEOF := s.caps&ClientDeprecateEOF != 0
+	var buf [64]byte
+	norm := normalize(q, &buf)
+	one := func(name string, typ byte, v *string) []byte {
+		out, _ = AppendResultSet(out, seq, deprecateEOF, []Column{{Name: name, Type: typ}}, [][]*string{{v}})
+		return out
+	}
+	switch string(norm) {
+	case qSelect1:
+		if !s.claims.Scopes.Has(verbs["select"].Scope) {
+			return s.deny(out, verbs["select"], nil)
+		}
+		v := "1"
+		return one("1", columnTypeLongLong, &v)
+	case qVersionComment:
+		v := "HeliosDB Auth gateway (no upstream database)"
+		return one("@@version_comment", columnTypeVarString, &v)
+	case "select @@version", "select version()":
+		return one(strings.TrimPrefix(string(norm), "select "), columnTypeVarString, &s.p.version)
+	case "select database()":
+		var v *string
+		if len(s.db) > 0 {
+			db := string(s.db)
+			v = &db
+		}
+		return one("DATABASE()", columnTypeVarString, v)
+	case "select user()", "select session_user()", "select system_user()":
+		v := "default@" + s.info.Remote.Addr().String()
+		return one(strings.ToUpper(strings.TrimPrefix(string(norm), "select ")), columnTypeVarString, &v)
+	case "select current_user()", "select current_user":
+		v := "default@%"
+		return one("CURRENT_USER()", columnTypeVarString, &v)
+	case qWhoami:
+		return s.whoami(out, seq, deprecateEOF)
+	case "select database(), user() limit 1": // the mysql CLI's \s
+		var db *string
+		if len(s.db) > 0 {
+			v := string(s.db)
+			db = &v
+		}
+		user := "default@" + s.info.Remote.Addr().String()
+		out, _ = AppendResultSet(out, seq, deprecateEOF, []Column{{"DATABASE()", columnTypeVarString}, {"USER()", columnTypeVarString}}, [][]*string{{db, &user}})
+		return out
+	}
+	st := Classify(q)
+	if !st.None && !s.claims.Scopes.Has(st.Scope) {
+		return s.deny(out, st, nil)
+	}
+	switch {
+	case st.Verb == "USE":
+		return s.useDB(useTarget(q), out)
+	case st.Verb == "SET" && sessionSet(norm):
+		// Session settings mean nothing without an upstream; accept them so
+		// that drivers that set their session up on connect work.
+		return AppendOK(out, seq)
+	case st.Verb == "BEGIN" || st.Verb == "START TRANSACTION" || st.Verb == "COMMIT" || st.Verb == "ROLLBACK":
+		return AppendOK(out, seq)
+	}
+	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream)
+}
+
+// sessionSet reports whether a normalized SET statement only sets session
+// state (SET NAMES, SET autocommit=…, SET SESSION …), as opposed to SET
+// GLOBAL/PERSIST, SET PASSWORD or SET ROLE. A statement longer than the
+// normalization buffer is not a session SET.
+func sessionSet(norm []byte) bool {
+	if norm == nil {
+		return false
+	}
+	for _, p := range []string{"set global", "set persist", "set @@global", "set password", "set role", "set default role", "set resource"} {
+		if strings.HasPrefix(string(norm), p) {
+			return false
+		}
+	}
+	return strings.HasPrefix(string(norm), "set ")
+}
+
+// useTarget returns the database name of "USE db" (backquotes removed).
+func useTarget(q []byte) []byte {
+	_, rest := keyword(q, new([16]byte))
+	rest = skipSpace(rest)
+	end := len(rest)
+	for i, c := range rest {
+		if c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			end = i
+			break
+		}
+	}
+	rest = rest[:end]
+	if len(rest) >= 2 && rest[0] == '`' && rest[len(rest)-1] == '`' {
+		rest = rest[1 : len(rest)-1]
+	}
+	return rest
+}
+
+// normalize lower-cases q into buf, collapsing whitespace runs into one
+// space and dropping surrounding whitespace and trailing semicolons. It
+// returns nil when q does not fit: such a statement is not a built-in.
+func normalize(q []byte, buf *[64]byte) []byte {
+	n := 0
+	space := false
+	for _, c := range q {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			space = n > 0
+			continue
+		}
+		if space {
+			if n == len(buf) {
+				return nil
+			}
+			buf[n] = ' '
+			n++
+			space = false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if n == len(buf) {
+			return nil
+		}
+		buf[n] = c
+		n++
+	}
+	for n > 0 && (buf[n-1] == ';' || buf[n-1] == ' ') {
+		n--
+	}
+	return buf[:n]
+}
+
+// whoami answers SELECT * FROM helios_whoami(): the token's id, type,
+// scopes (comma-separated, "*" for all) and expiry (UTC).
+func (s *Session) whoami(out []byte, seq byte, deprecateEOF bool) []byte {
+	c := &s.claims
+	id, typ := c.ID.String(), c.Type.String()
+	scopes := strings.Join(c.Scopes.Strings(), ",")
+	exp := c.Expires().Format(time.DateTime)
+	cols := []Column{{"token_id", columnTypeVarString}, {"type", columnTypeVarString}, {"scopes", columnTypeVarString}, {"expires_at", columnTypeDatetime}}
+	out, _ = AppendResultSet(out, seq, deprecateEOF, cols, [][]*string{{&id, &typ, &scopes, &exp}})
+	return out
+}

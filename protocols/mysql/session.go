@@ -1,0 +1,295 @@
+// Package mysql is HeliosDB's MySQL front end: the packet codec, the
+// connection state machine that takes a HeliosDB token through
+// caching_sha2_password's full authentication (in cleartext inside TLS, or
+// RSA-OAEP encrypted without TLS), the statement → scope classifier,
+// MySQL-native errors, and the built-in responder used when no upstream
+// database is configured.
+//
+// Authentication, in short: the greeting offers caching_sha2_password; the
+// fast-auth scramble a client sends first cannot be checked by a server that
+// holds no password, so the session always answers "perform full
+// authentication" (01 04). Inside TLS the client then sends token NUL; without
+// TLS it asks for the server's RSA public key (02) and sends the token
+// encrypted to it. mysql_clear_password is never offered.
+//
+// Plaintext policy: a client on an address that may not send tokens without
+// TLS (ConnInfo.PlaintextOK false) gets error 3159 right after its handshake
+// response, before it sends the token. The RSA exchange does not count as
+// protection for such clients: the public key travels unauthenticated, and
+// clients fetch it without pinning it, so an active attacker can substitute
+// their own key and read the token. RSA is used only where plaintext is
+// allowed (loopback by default), where it still keeps the token off the wire.
+//
+// The package owns MySQL bytes only. It must never do I/O (netio moves the
+// bytes), share state with another protocol, keep a token after verifying
+// it, or put a token into a reply or a log.
+package mysql
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"errors"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+)
+
+// Config configures the MySQL protocol.
+type Config struct {
+	// Key is the RSA key pair for the key exchange without TLS (see
+	// LoadOrGenerateKey). Required.
+	Key *rsa.PrivateKey
+	// TLS offers CLIENT_SSL in the greeting (the transport must then have a
+	// TLS configuration for the upgrade).
+	TLS bool
+	// ServerVersion is the version the greeting announces; default
+	// "8.0.40-HeliosDB".
+	ServerVersion string
+}
+
+// Protocol makes MySQL sessions.
+type Protocol struct {
+	key     *rsa.PrivateKey
+	pubPEM  []byte
+	caps    uint32
+	version string
+}
+
+// New returns the MySQL protocol for cfg.
+func New(cfg Config) (*Protocol, error) {
+	if cfg.Key == nil {
+		return nil, errors.New("mysql: an RSA key is required")
+	}
+	pub, err := publicKeyPEM(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion}
+	if cfg.TLS {
+		p.caps |= ClientSSL
+	}
+	if p.version == "" {
+		p.version = "8.0.40-HeliosDB"
+	}
+	return p, nil
+}
+
+// Name returns "mysql".
+func (*Protocol) Name() string { return "mysql" }
+
+// NewSession returns the state machine for one connection.
+func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
+	return &Session{p: p, info: info}
+}
+
+// TLSFirstByte is false: MySQL negotiates TLS with CLIENT_SSL and an
+// SSLRequest after the server's greeting.
+func (*Protocol) TLSFirstByte() bool { return false }
+
+// ALPN offers nothing.
+func (*Protocol) ALPN() []string { return nil }
+
+// Session states.
+const (
+	stHandshake uint8 = iota // greeting sent; waiting for SSLRequest or HandshakeResponse41
+	stSwitch                 // AuthSwitchRequest sent; waiting for the scramble
+	stFullAuth               // 01 04 sent; waiting for token NUL (TLS) or 02
+	stRSA                    // public key sent; waiting for the encrypted token
+	stCommand                // authenticated
+	stClosed
+)
+
+// Session is one MySQL connection.
+type Session struct {
+	p      *Protocol
+	info   *netio.ConnInfo
+	state  uint8
+	seq    byte // sequence id of the last packet received
+	caps   uint32
+	nonce  [nonceLen]byte
+	user   []byte
+	db     []byte
+	claims core.Claims
+}
+
+// errRSA is the token error for an encrypted password the key cannot open.
+var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
+	Detail: "the RSA-encrypted password could not be decrypted with this server's key"}
+
+// Start appends the HandshakeV10 greeting.
+func (s *Session) Start(_ *netio.Env, out []byte) []byte {
+	if _, err := rand.Read(s.nonce[:]); err != nil {
+		panic("mysql: crypto/rand failed: " + err.Error()) // BUG: the OS has no randomness
+	}
+	for i, c := range s.nonce {
+		// As MySQL does: 7-bit, never NUL or '$'.
+		c &= 0x7f
+		if c == 0 || c == '$' {
+			c++
+		}
+		s.nonce[i] = c
+	}
+	h := HandshakeV10{ServerVersion: s.p.version, ConnectionID: s.info.ID, Nonce: s.nonce, Capabilities: s.p.caps}
+	return h.Encode(out)
+}
+
+// Authenticated reports whether the token has been accepted.
+func (s *Session) Authenticated() bool { return s.state == stCommand }
+
+// LimitError appends MySQL's error for a limit the transport enforced.
+func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
+	switch l {
+	case netio.LimitConnections:
+		return AppendERR(out, 0, erConCount, "08004", "Too many connections")
+	case netio.LimitHandshakeTimeout:
+		return AppendERR(out, s.seq+1, erNetReadInterrupted, "08S01", "Got timeout reading communication packets: authentication did not finish in time")
+	case netio.LimitIdleTimeout:
+		return AppendERR(out, 0, erClientInteractionTimeout, "HY000", "The client was disconnected by the server because of inactivity.")
+	case netio.LimitMessageSize:
+		return appendTooBig(out, s.seq+1, 0)
+	}
+	return out
+}
+
+// Handle consumes complete packets from the front of in. After an
+// SSLRequest it stops and asks for UpgradeTLS: the bytes behind it (the
+// client's ClientHello) are left unconsumed for the transport to carry into
+// TLS.
+func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	consumed := 0
+	for consumed < len(in) && s.state != stClosed {
+		max := env.MaxPreAuthMessage
+		if s.state == stCommand {
+			max = env.MaxMessage
+		}
+		payload, seq, n, err := ReadPacket(in[consumed:], max)
+		if err != nil {
+			s.state = stClosed
+			return len(in), appendTooBig(out, in[consumed+3]+1, max), netio.Close
+		}
+		if n == 0 {
+			break
+		}
+		consumed += n
+		s.seq = seq
+		var act netio.Action
+		out, act = s.packet(env, payload, out)
+		if act != netio.Continue {
+			if act == netio.Close {
+				s.state = stClosed
+			}
+			return consumed, out, act
+		}
+	}
+	return consumed, out, netio.Continue
+}
+
+// packet handles one packet in the current state.
+func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Action) {
+	switch s.state {
+	case stHandshake:
+		return s.handshakeResponse(env, payload, out)
+	case stSwitch:
+		if len(payload) == 0 || (len(payload) == 1 && payload[0] == 0) {
+			return s.fail(env, core.ErrMissing, out)
+		}
+		s.state = stFullAuth
+		return AppendAuthMoreData(out, s.seq+1, []byte{fullAuthRequired}), netio.Continue
+	case stFullAuth:
+		if !s.info.TLS && len(payload) == 1 && payload[0] == requestPublicKey {
+			s.state = stRSA
+			return AppendAuthMoreData(out, s.seq+1, s.p.pubPEM), netio.Continue
+		}
+		// Inside TLS (or, where plaintext is allowed, from a client that
+		// sends it anyway): the token, NUL-terminated.
+		tok := payload
+		if len(tok) > 0 && tok[len(tok)-1] == 0 {
+			tok = tok[:len(tok)-1]
+		}
+		return s.verify(env, tok, out)
+	case stRSA:
+		tok, err := decryptToken(s.p.key, s.nonce[:], payload)
+		if err != nil {
+			return s.fail(env, errRSA, out)
+		}
+		out, act := s.verify(env, tok, out)
+		clear(tok)
+		return out, act
+	case stCommand:
+		return s.command(env, payload, out)
+	}
+	return out, netio.Close
+}
+
+// handshakeResponse handles an SSLRequest or a HandshakeResponse41.
+func (s *Session) handshakeResponse(env *netio.Env, payload, out []byte) ([]byte, netio.Action) {
+	if IsSSLRequest(payload) {
+		if s.info.TLS || s.p.caps&ClientSSL == 0 {
+			return AppendERR(out, s.seq+1, erHandshake, "08S01", "Bad handshake: unexpected SSLRequest"), netio.Close
+		}
+		return out, netio.UpgradeTLS
+	}
+	var r HandshakeResponse41
+	if err := r.Decode(payload); err != nil {
+		return AppendERR(out, s.seq+1, erHandshake, "08S01", "Bad handshake"), netio.Close
+	}
+	if r.Capabilities&ClientProtocol41 == 0 {
+		return AppendERR(out, s.seq+1, erNotSupportedAuthMode, "08004",
+			"Client does not support authentication protocol requested by server; consider upgrading MySQL client"), netio.Close
+	}
+	s.caps = r.Capabilities & s.p.caps
+	s.user = append(s.user[:0], clip(r.Username)...)
+	s.db = append(s.db[:0], clip(r.Database)...)
+	if !s.info.TLS && !s.info.PlaintextOK {
+		// Refused before the token is sent: the client has sent only the
+		// caching_sha2 scramble so far.
+		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
+		return AppendERR(out, s.seq+1, erSecureTransportRequired, "HY000", msgTLSRequired), netio.Close
+	}
+	if subtle.ConstantTimeCompare(r.Username, []byte("default")) != 1 {
+		return s.fail(env, errWrongUser, out)
+	}
+	if string(r.AuthPlugin) != pluginCachingSHA2 && len(r.AuthPlugin) != 0 {
+		s.state = stSwitch
+		return AppendAuthSwitchRequest(out, s.seq+1, s.nonce[:]), netio.Continue
+	}
+	if len(r.AuthResponse) == 0 {
+		// An empty password: the client sends no scramble at all.
+		return s.fail(env, core.ErrMissing, out)
+	}
+	s.state = stFullAuth
+	return AppendAuthMoreData(out, s.seq+1, []byte{fullAuthRequired}), netio.Continue
+}
+
+// verify checks the token and ends the authentication phase.
+func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action) {
+	c, err := env.Verifier.Verify(tok, env.Now)
+	if err != nil {
+		var known *core.Claims
+		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && c.ID != (core.TokenID{}) {
+			known = &c // the MAC verified: the token id may be logged
+		}
+		env.Observer.Authenticated(s.info, known, err, s.info.Accepted)
+		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
+	}
+	s.claims, s.state = c, stCommand
+	env.Observer.Authenticated(s.info, &s.claims, nil, s.info.Accepted)
+	return AppendOK(out, s.seq+1), netio.Continue
+}
+
+// fail records a failed attempt that never reached the verifier and refuses
+// it with 1045.
+func (s *Session) fail(env *netio.Env, err error, out []byte) ([]byte, netio.Action) {
+	env.Observer.Authenticated(s.info, nil, err, s.info.Accepted)
+	return s.appendAccessDenied(out, s.seq+1, err), netio.Close
+}
+
+// clip bounds a client-chosen name kept by the session (MySQL names are at
+// most 64 characters).
+func clip(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
