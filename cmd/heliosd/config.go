@@ -1,10 +1,24 @@
 package main
 
-import "time"
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
 
 // Config is the daemon's whole configuration. Precedence: flag > HELIOS_*
 // environment variable > TOML file (--config) > the defaults in
 // defaultConfig. An empty listen address disables that listener.
+//
+// Every field has a flag of the same name in kebab case (data_dir is
+// --data-dir) and an environment variable HELIOS_ + the name in upper case
+// (HELIOS_DATA_DIR). Lists are comma-separated in flags and variables,
+// arrays in TOML; durations are Go durations ("10s", "168h").
 type Config struct {
 	DataDir     string `toml:"data_dir"`
 	HTTPListen  string `toml:"http_listen"`
@@ -29,6 +43,17 @@ type Config struct {
 	MaxPreAuthMessage int           `toml:"max_preauth_message"`
 	MaxMessage        int           `toml:"max_message"`
 
+	// Issuer.
+	// LiveTokenLifetime is a live token's default lifetime (the seed's
+	// "7 days (configurable)").
+	LiveTokenLifetime time.Duration `toml:"live_token_lifetime"`
+	// RefreshGrace is how long a refreshed token keeps working.
+	RefreshGrace time.Duration `toml:"refresh_grace"`
+	// LoginPerEmail and LoginPerIP are failed logins allowed per minute per
+	// email and per source address (0 disables the limit).
+	LoginPerEmail int `toml:"login_per_email"`
+	LoginPerIP    int `toml:"login_per_ip"`
+
 	LogLevel string `toml:"log_level"`
 }
 
@@ -48,6 +73,131 @@ func defaultConfig() Config {
 		IdleTimeout:       30 * time.Minute,
 		MaxPreAuthMessage: 16 << 10,
 		MaxMessage:        16 << 20,
+		LiveTokenLifetime: 7 * 24 * time.Hour,
+		RefreshGrace:      60 * time.Second,
+		LoginPerEmail:     10,
+		LoginPerIP:        60,
 		LogLevel:          "info",
 	}
+}
+
+// bindFlags registers a flag for every Config field, writing into c.
+func bindFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (keyring, TLS certificate, issuer store)")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "REST API listen address (empty disables)")
+	fs.StringVar(&c.PGListen, "pg-listen", c.PGListen, "PostgreSQL listen address (empty disables)")
+	fs.StringVar(&c.RedisListen, "redis-listen", c.RedisListen, "Redis listen address (empty disables)")
+	fs.StringVar(&c.MySQLListen, "mysql-listen", c.MySQLListen, "MySQL listen address (empty disables)")
+	fs.StringVar(&c.MongoListen, "mongo-listen", c.MongoListen, "MongoDB listen address (empty disables)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM); empty: self-signed in the data directory")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")
+	fs.Var((*listValue)(&c.PlaintextAllow), "plaintext-allow", "comma-separated networks (CIDR) allowed to send tokens without TLS")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum gateway connections")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "maximum gateway connections per source address")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time allowed to authenticate")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle time before an authenticated connection is closed")
+	fs.IntVar(&c.MaxPreAuthMessage, "max-preauth-message", c.MaxPreAuthMessage, "largest message before authentication (bytes)")
+	fs.IntVar(&c.MaxMessage, "max-message", c.MaxMessage, "largest message after authentication (bytes)")
+	fs.DurationVar(&c.LiveTokenLifetime, "live-token-lifetime", c.LiveTokenLifetime, "default lifetime of live tokens")
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "how long a refreshed token keeps working")
+	fs.IntVar(&c.LoginPerEmail, "login-per-email", c.LoginPerEmail, "failed logins allowed per minute per email (0: unlimited)")
+	fs.IntVar(&c.LoginPerIP, "login-per-ip", c.LoginPerIP, "failed logins allowed per minute per source address (0: unlimited)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+}
+
+// listValue is a comma-separated list flag.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+func (l *listValue) Set(s string) error {
+	*l = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag: HELIOS_DATA_DIR for data-dir.
+func envName(flagName string) string {
+	return "HELIOS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// loadConfig builds the configuration from defaults, the TOML file named by
+// --config or HELIOS_CONFIG, HELIOS_* variables and flags, in increasing
+// precedence.
+func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writer) (Config, error) {
+	// Parse the flags once to learn which were given and where the file is.
+	given := defaultConfig()
+	fs := flag.NewFlagSet("heliosd", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	configPath := fs.String("config", "", "TOML configuration file (also HELIOS_CONFIG)")
+	bindFlags(fs, &given)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: every setting is a --flag", fs.Arg(0))
+	}
+	path := *configPath
+	if path == "" {
+		path, _ = getenv("HELIOS_CONFIG")
+	}
+
+	cfg := defaultConfig()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if un := md.Undecoded(); len(un) > 0 {
+			return Config{}, fmt.Errorf("config file %s: unknown setting %q", path, un[0].String())
+		}
+	}
+	final := flag.NewFlagSet("heliosd", flag.ContinueOnError)
+	final.SetOutput(io.Discard)
+	bindFlags(final, &cfg)
+	var errs []error
+	final.VisitAll(func(f *flag.Flag) {
+		if v, ok := getenv(envName(f.Name)); ok {
+			if err := final.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		if err := final.Set(f.Name, f.Value.String()); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", f.Name, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+// validate checks values that the flag types do not.
+func (c *Config) validate() error {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir must be set")
+	}
+	for name, d := range map[string]time.Duration{"live_token_lifetime": c.LiveTokenLifetime, "refresh_grace": c.RefreshGrace} {
+		if d < 0 {
+			return fmt.Errorf("%s must not be negative", name)
+		}
+	}
+	if c.LiveTokenLifetime < time.Minute {
+		return fmt.Errorf("live_token_lifetime %s is shorter than a minute", c.LiveTokenLifetime)
+	}
+	return nil
 }

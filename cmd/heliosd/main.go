@@ -1,61 +1,179 @@
 // Command heliosd is the HeliosDB Auth daemon: the issuer (accounts, tokens,
 // the /v1/auth REST API on Pebble) and the gateway (PostgreSQL, MySQL,
 // MongoDB, Redis and REST front ends) in one process by default.
+//
+// Configuration: flags, HELIOS_* environment variables and a TOML file
+// (--config), in that order of precedence (see Config). At start it logs the
+// CA certificate clients should trust and one "listening" line per listener
+// (protocol, addr). SIGTERM or SIGINT drains the HTTP server, stops the
+// gateway, writes pending last_used times and closes the issuer store.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/keyfile"
 	"github.com/heliosdb/auth/core/tlsfile"
+	"github.com/heliosdb/auth/issuer"
+	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/rest"
+	"github.com/valyala/fasthttp"
 )
 
 func main() {
 	if err := run(); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "heliosd:", err)
 		os.Exit(1)
 	}
 }
 
 func run() error {
-	cfg := defaultConfig()
-	flag.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
-	flag.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "REST API listen address (empty disables)")
-	flag.StringVar(&cfg.PGListen, "pg-listen", cfg.PGListen, "PostgreSQL listen address (empty disables)")
-	flag.StringVar(&cfg.RedisListen, "redis-listen", cfg.RedisListen, "Redis listen address (empty disables)")
-	flag.StringVar(&cfg.MySQLListen, "mysql-listen", cfg.MySQLListen, "MySQL listen address (empty disables)")
-	flag.StringVar(&cfg.MongoListen, "mongo-listen", cfg.MongoListen, "MongoDB listen address (empty disables)")
-	flag.Parse()
-
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToLower(cfg.LogLevel)))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	ring, _, err := keyfile.LoadOrGenerate(filepath.Join(cfg.DataDir, "keyring.json"), time.Now())
+	ring, created, err := keyfile.LoadOrGenerate(filepath.Join(cfg.DataDir, "keyring.json"), time.Now())
 	if err != nil {
 		return err
 	}
-	tlsCfg, certPath, _, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, nil)
+	if created {
+		log.Info("generated a signing key", "keyring", filepath.Join(cfg.DataDir, "keyring.json"))
+	}
+	tlsCfg, certPath, generated, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, nil)
 	if err != nil {
 		return err
 	}
-	log.Info("TLS certificate", "ca", certPath)
+	log.Info("TLS certificate", "ca", certPath, "generated", generated)
+
+	store, err := issuer.Open(filepath.Join(cfg.DataDir, "issuer"), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close issuer store", "err", err)
+		}
+	}()
+	opts := issuer.DefaultOptions()
+	opts.Lifetimes.Live = cfg.LiveTokenLifetime
+	opts.RefreshGrace = cfg.RefreshGrace
+	opts.LoginPerEmail, opts.LoginPerIP = cfg.LoginPerEmail, cfg.LoginPerIP
+	opts.Logger = log
+	svc := issuer.NewService(store, ring, opts)
+	defer svc.Close()
+	if err := recordRetiredKeys(svc, ring); err != nil {
+		return err
+	}
+	log.Info("issuer store open", "dir", filepath.Join(cfg.DataDir, "issuer"), "seq", store.LastSeq())
+
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
-	stop, err := startGateway(ctx, &gatewayDeps{Config: &cfg, Keyring: ring, Revocations: core.NewMemoryRevocations(), TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log})
+	stopGateway, err := startGateway(ctx, &gatewayDeps{Config: &cfg, Keyring: ring, Revocations: store.Revocations(), TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log})
 	if err != nil {
 		return err
 	}
+	defer stopGateway()
+
+	var srv *fasthttp.Server
+	if cfg.HTTPListen != "" {
+		srv, err = serveHTTP(&cfg, ring, store, svc, tlsCfg, log)
+		if err != nil {
+			return err
+		}
+	}
 	<-ctx.Done()
-	stop()
+	log.Info("shutting down")
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := srv.ShutdownWithContext(sctx); err != nil {
+			log.Warn("HTTP shutdown", "err", err)
+		}
+		scancel()
+	}
 	return nil
+}
+
+// serveHTTP starts the REST API: the issuer's /v1/auth routes, /api/v1/sql,
+// /healthz and /metrics, on one port taking TLS or, from the plaintext_allow
+// networks, plain HTTP.
+func serveHTTP(cfg *Config, ring *core.Keyring, store *issuer.Store, svc *issuer.Service, tlsCfg *tls.Config, log *slog.Logger) (*fasthttp.Server, error) {
+	allow, err := netio.ParsePrefixes(cfg.PlaintextAllow)
+	if err != nil {
+		return nil, fmt.Errorf("plaintext_allow: %w", err)
+	}
+	auth := rest.NewAuthenticator(ring, store.Revocations(), rest.AuthOptions{IPs: store.IPPolicies(), Usage: svc, Logger: log})
+	router := rest.NewRouter(auth)
+	for _, rt := range svc.Routes() {
+		if rt.Public != nil {
+			router.Public(rt.Method, rt.Path, rt.Public)
+		} else {
+			router.Protected(rt.Method, rt.Path, rest.Handler(rt.Authed))
+		}
+	}
+	srv := &fasthttp.Server{
+		Handler:            router.Handler,
+		ErrorHandler:       rest.ErrorHandler,
+		Name:               "heliosd",
+		MaxRequestBodySize: rest.MaxSQLBody,
+		ReadTimeout:        cfg.HandshakeTimeout,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		Concurrency:        cfg.MaxConns,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		Logger:             fasthttpLogger{log},
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
+	}
+	log.Info("listening", "protocol", "http", "addr", ln.Addr().String(), "tls", "self-detected", "plaintext_allow", strings.Join(cfg.PlaintextAllow, ","))
+	go func() {
+		if err := srv.Serve(rest.NewListener(ln, tlsCfg, allow, log)); err != nil {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+// recordRetiredKeys puts every key the keyring marks retired into the
+// revocation log (once), so gateway nodes following the log learn of it.
+func recordRetiredKeys(svc *issuer.Service, ring *core.Keyring) error {
+	for _, k := range ring.Keys() {
+		if k.Retired && svc.Store().Revocations().Check(core.TokenID{}, 0, 0, k.ID) != core.RevokedKey {
+			if err := svc.RetireKey(k.ID); err != nil {
+				return fmt.Errorf("record retired key %d: %w", k.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// fasthttpLogger routes fasthttp's messages to slog at debug level (they
+// are connection errors from clients).
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("http", "msg", fmt.Sprintf(format, args...))
 }

@@ -1,0 +1,291 @@
+package issuer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/heliosdb/auth/core"
+)
+
+// writer is the single goroutine that applies commands. It takes whatever is
+// queued (up to maxGroup), applies it to one batch, and commits the batch
+// with one synced write.
+func (s *Store) writer() {
+	defer close(s.done)
+	group := make([]*request, 0, maxGroup)
+	for {
+		r, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		group = append(group[:0], r)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(group)
+	}
+}
+
+// commit applies group to one indexed batch (so a command sees the writes of
+// the commands before it in the group) and syncs it. The in-memory views are
+// updated only once the batch is durable.
+func (s *Store) commit(group []*request) {
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	start := s.seq
+	var effects []func()
+	for _, r := range group {
+		cmd, err := DecodeCommand(r.cmd)
+		if err != nil {
+			r.err = err
+			continue
+		}
+		r.res, r.err = s.apply(b, cmd, &effects)
+	}
+	if s.seq != start {
+		err := b.Set(keySeq, u64(nil, s.seq), nil)
+		if err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		if err != nil {
+			s.seq = start
+			s.log.Error("issuer store commit failed", "err", err, "commands", len(group))
+			for _, r := range group {
+				if r.err == nil {
+					r.res, r.err = Result{}, fmt.Errorf("commit issuer store: %w", err)
+				}
+			}
+			effects = nil
+		}
+	}
+	for _, fn := range effects {
+		fn()
+	}
+	if s.seq != start {
+		s.lastSeq.Store(s.seq)
+		s.mu.Lock()
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+	}
+	for _, r := range group {
+		close(r.done)
+	}
+}
+
+// next assigns the next sequence number.
+func (s *Store) next() uint64 {
+	s.seq++
+	return s.seq
+}
+
+// apply applies one command. It validates before it writes, so a command
+// that fails leaves the batch untouched. effects run after the commit.
+func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, error) {
+	switch c.Op {
+	case OpSignup:
+		lower := strings.ToLower(c.Email)
+		if found, err := bhas(b, emailKey(lower)); err != nil || found {
+			return Result{}, cmp(err, ErrEmailTaken)
+		}
+		seq := s.next()
+		acc := &Account{ID: seq, Email: c.Email, Hash: c.Hash, Created: c.At}
+		return Result{Seq: seq, Account: acc}, firstErr(b.Set(emailKey(lower), u64(nil, seq), nil), bput(b, accountKey(seq), acc))
+
+	case OpCreateToken:
+		if c.Token == nil {
+			return Result{}, errors.New("create_token without a token")
+		}
+		acc, err := loadAccount(b, c.Token.Account)
+		if err != nil {
+			return Result{}, err
+		}
+		t := *c.Token
+		if t.Created < acc.NotBefore {
+			d := acc.NotBefore - t.Created
+			t.Created, t.ExpiresAt = t.Created+d, t.ExpiresAt+d
+		}
+		seq := s.next()
+		if len(t.AllowedIPs) > 0 {
+			*effects = append(*effects, func() { s.ips.set(t.ID, t.AllowedIPs) })
+		}
+		return Result{Seq: seq, Token: &t}, bput(b, tokenKey(t.Account, t.ID), &t)
+
+	case OpRefresh:
+		if c.Token == nil {
+			return Result{}, errors.New("refresh without a token")
+		}
+		old, err := loadToken(b, c.Account, c.TokenID)
+		if err != nil {
+			return Result{}, err
+		}
+		switch {
+		case old.RevokedAt != 0:
+			return Result{}, ErrTokenRevoked
+		case old.ReplacedBy != "":
+			return Result{}, ErrAlreadyRefreshed
+		}
+		acc, err := loadAccount(b, c.Account)
+		if err != nil {
+			return Result{}, err
+		}
+		t := *c.Token
+		if t.Created < acc.NotBefore {
+			d := acc.NotBefore - t.Created
+			t.Created, t.ExpiresAt = t.Created+d, t.ExpiresAt+d
+		}
+		seq := s.next()
+		old.ReplacedBy, old.RevokeAt = t.ID.String(), c.RevokeAt
+		p := pendingRevoke{Account: c.Account, At: c.RevokeAt}
+		*effects = append(*effects, func() {
+			s.pendingMu.Lock()
+			s.pending[old.ID] = p
+			s.pendingMu.Unlock()
+			if len(t.AllowedIPs) > 0 {
+				s.ips.set(t.ID, t.AllowedIPs)
+			}
+		})
+		return Result{Seq: seq, Token: &t}, firstErr(bput(b, tokenKey(old.Account, old.ID), old),
+			bput(b, tokenKey(t.Account, t.ID), &t), bput(b, pendingKey(old.ID), &p))
+
+	case OpRevokeToken:
+		t, err := loadToken(b, c.Account, c.TokenID)
+		if err != nil {
+			return Result{}, err
+		}
+		if t.RevokedAt != 0 {
+			return Result{Token: t}, ErrTokenRevoked
+		}
+		seq := s.next()
+		t.RevokedAt, t.RevokeAt = c.At, 0
+		e := LogEntry{Seq: seq, Kind: LogToken, Token: t.ID, ExpiresAt: t.ExpiresAt, Account: t.Account}
+		*effects = append(*effects, func() {
+			s.revs.apply(&e)
+			s.ips.del(e.Token)
+			s.pendingMu.Lock()
+			delete(s.pending, e.Token)
+			s.pendingMu.Unlock()
+		})
+		return Result{Seq: seq, Token: t}, firstErr(bput(b, tokenKey(t.Account, t.ID), t), bput(b, logKey(seq), &e),
+			b.Delete(pendingKey(t.ID), nil))
+
+	case OpLogoutAll:
+		acc, err := loadAccount(b, c.Account)
+		if err != nil {
+			return Result{}, err
+		}
+		if c.NotBefore <= acc.NotBefore {
+			return Result{Account: acc}, nil
+		}
+		seq := s.next()
+		acc.NotBefore = c.NotBefore
+		e := LogEntry{Seq: seq, Kind: LogAccount, Account: acc.ID, NotBefore: c.NotBefore}
+		*effects = append(*effects, func() { s.revs.apply(&e) })
+		return Result{Seq: seq, Account: acc}, firstErr(bput(b, accountKey(acc.ID), acc), bput(b, logKey(seq), &e))
+
+	case OpRetireKey:
+		seq := s.next()
+		e := LogEntry{Seq: seq, Kind: LogKey, KeyID: c.KeyID}
+		*effects = append(*effects, func() { s.revs.apply(&e) })
+		return Result{Seq: seq}, bput(b, logKey(seq), &e)
+
+	case OpTouch:
+		var changed bool
+		for _, u := range c.Uses {
+			t, err := loadToken(b, u.Account, u.Token)
+			if errors.Is(err, ErrTokenNotFound) || (err == nil && u.At <= t.LastUsed) {
+				continue
+			}
+			if err != nil {
+				return Result{}, err
+			}
+			t.LastUsed = u.At
+			if err := bput(b, tokenKey(t.Account, t.ID), t); err != nil {
+				return Result{}, err
+			}
+			changed = true
+		}
+		if !changed {
+			return Result{}, nil
+		}
+		return Result{Seq: s.next()}, nil
+	}
+	return Result{}, fmt.Errorf("unknown command %q", c.Op)
+}
+
+// bhas reports whether key exists in the batch or the database under it.
+func bhas(b *pebble.Batch, key []byte) (bool, error) {
+	_, closer, err := b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closer.Close()
+	return true, nil
+}
+
+// bget decodes the JSON value at key, reading through the batch.
+func bget(b *pebble.Batch, key []byte, into any) error {
+	v, closer, err := b.Get(key)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	return json.Unmarshal(v, into)
+}
+
+// bput writes v as JSON at key.
+func bput(b *pebble.Batch, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Set(key, data, nil)
+}
+
+func loadAccount(b *pebble.Batch, id uint64) (*Account, error) {
+	var a Account
+	if err := bget(b, accountKey(id), &a); err != nil {
+		return nil, cmp(err, ErrNoAccount)
+	}
+	return &a, nil
+}
+
+func loadToken(b *pebble.Batch, account uint64, id core.TokenID) (*TokenRecord, error) {
+	var t TokenRecord
+	if err := bget(b, tokenKey(account, id), &t); err != nil {
+		return nil, cmp(err, ErrTokenNotFound)
+	}
+	return &t, nil
+}
+
+// cmp maps pebble.ErrNotFound (and, when err is nil, "found") to notFound.
+func cmp(err, notFound error) error {
+	if err == nil || errors.Is(err, pebble.ErrNotFound) {
+		return notFound
+	}
+	return err
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package issuer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// Op names a command.
+type Op string
+
+// Commands. Each is applied by the store's single writer (see apply.go).
+const (
+	// OpSignup creates an account (Email, Hash, At). Its id is the command's
+	// sequence number.
+	OpSignup Op = "signup"
+	// OpCreateToken stores a new token record (Token). Its issued-at is
+	// moved up to the account's not-before epoch when it lies before it.
+	OpCreateToken Op = "create_token"
+	// OpRevokeToken revokes one token (Account, TokenID, At).
+	OpRevokeToken Op = "revoke_token"
+	// OpRefresh stores Token as the successor of TokenID and schedules the
+	// old token's revocation at RevokeAt.
+	OpRefresh Op = "refresh"
+	// OpLogoutAll moves the account's not-before epoch to NotBefore.
+	OpLogoutAll Op = "logout_all"
+	// OpRetireKey records the retirement of signing key KeyID.
+	OpRetireKey Op = "retire_key"
+	// OpTouch records last-used times (Uses), aggregated by the caller.
+	OpTouch Op = "touch"
+)
+
+// Command is one serialized mutation of issuer state.
+type Command struct {
+	Op        Op           `json:"op"`
+	At        int64        `json:"at,omitempty"` // when it was proposed, Unix seconds
+	Email     string       `json:"email,omitempty"`
+	Hash      string       `json:"hash,omitempty"`
+	Account   uint64       `json:"account,omitempty"`
+	TokenID   core.TokenID `json:"token_id,omitzero"`
+	Token     *TokenRecord `json:"token,omitempty"`
+	RevokeAt  int64        `json:"revoke_at,omitempty"`
+	NotBefore int64        `json:"not_before,omitempty"`
+	KeyID     uint16       `json:"key_id,omitempty"`
+	Uses      []Use        `json:"uses,omitempty"`
+}
+
+// Use is one token's last use, as flushed by the usage aggregator.
+type Use struct {
+	Account uint64       `json:"account"`
+	Token   core.TokenID `json:"token"`
+	At      int64        `json:"at"`
+}
+
+// Encode returns the command's serialized form.
+func (c *Command) Encode() ([]byte, error) { return json.Marshal(c) }
+
+// DecodeCommand parses a serialized command.
+func DecodeCommand(b []byte) (*Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
+	}
+	return &c, nil
+}
+
+// Result is what applying a command produced.
+type Result struct {
+	// Seq is the command's sequence number (0 when it changed nothing).
+	Seq     uint64
+	Account *Account
+	Token   *TokenRecord
+}
+
+// Errors a command can fail with. They change nothing.
+var (
+	ErrEmailTaken       = errors.New("an account with this email already exists")
+	ErrNoAccount        = errors.New("no such account")
+	ErrTokenNotFound    = errors.New("no such token")
+	ErrTokenRevoked     = errors.New("the token is already revoked")
+	ErrAlreadyRefreshed = errors.New("the token was already refreshed")
+	ErrClosed           = errors.New("issuer store is closed")
+)

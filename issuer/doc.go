@@ -1,0 +1,50 @@
+// Package issuer owns HeliosDB's only state: accounts, token records, the
+// revocation log, and the /v1/auth REST handlers that change them.
+//
+// # Storage
+//
+// State lives in one Pebble database (github.com/cockroachdb/pebble/v2, format
+// major version pinned to FormatWALSyncChunks so a torn WAL tail after a crash
+// is told apart from corruption). Keys:
+//
+//	m/seq                      last applied sequence number (8 bytes, big-endian)
+//	a/e/<lower-case email>     account id
+//	a/i/<account id>           account record (JSON): email, argon2id hash, created, not-before
+//	t/<account id><token id>   token record (JSON): name, type, scopes, created, expires,
+//	                           last_used, allowed_ips, session, revoked/replaced state
+//	p/<token id>               a refreshed token's pending revocation (when the grace period ends)
+//	r/<seq>                    revocation log entry (JSON): token, account epoch or key
+//
+// The token string is never stored: it is self-verifying and is minted from
+// the committed record's claims, returned once, and forgotten. Passwords are
+// stored only as argon2id hashes (see PasswordParams).
+//
+// # One apply path
+//
+// Every mutation (signup, token creation, refresh, revocation, logout-all,
+// key retirement, last-used flushes) is a Command: a small JSON-encoded value.
+// Commands are applied by a single writer goroutine, which drains whatever
+// is queued, applies each command to one indexed Pebble batch, and commits the
+// group with one synced write (group commit). Sequence numbers are assigned at
+// apply, one per command that changed state; a command that fails validation
+// writes nothing and takes no number. A caller's Submit returns only after its
+// command's batch is synced, so an acknowledged revocation survives kill -9.
+// Applying is deterministic given the command and the database, which is what
+// a replicated log (hashicorp/raft) will need later.
+//
+// The revocation log (r/…) holds the entries that gateway nodes follow:
+// per-token revocations with the token's expiry, per-account "not before"
+// epochs, and retired key ids. Store.LastSeq is the committed watermark and
+// Store.ReadLog reads entries after a sequence number; sequence numbers of
+// other commands leave gaps in the log.
+//
+// The in-memory Revocations view is fed from applied commands after their
+// batch commits; it is exact and its Check is allocation-free.
+//
+// # Rules
+//
+// issuer must never import netio or protocols: the REST handlers take claims
+// already verified by the caller's authenticator (see Handler), and
+// cmd/heliosd composes the router. It must never log or store a token string,
+// a password or a key.
+package issuer

@@ -1,0 +1,302 @@
+package issuer
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// Which token types may call which endpoint (see also the README of the
+// REST API in handlers.go):
+//
+//	endpoint                     live  test  service
+//	POST   /v1/auth/logout        yes   yes   yes    (a token may always revoke itself)
+//	POST   /v1/auth/refresh       yes   yes   no     (service tokens rotate: create, verify, revoke)
+//	POST   /v1/auth/logout-all    yes   no    no
+//	GET    /v1/auth/tokens        yes   no    no
+//	POST   /v1/auth/tokens        yes   no    no
+//	DELETE /v1/auth/tokens/:id    yes   no    no
+//
+// Managing tokens needs a live token: the session token from login, or a
+// live token created with it. A created token can only hold scopes its
+// creator holds.
+func requireLive(c *core.Claims, what string) *APIError {
+	if c.Type == core.TypeLive {
+		return nil
+	}
+	return forbidden("%s needs a live session token (from POST /v1/auth/login); a %s token cannot do it", what, c.Type)
+}
+
+// MaxTokenNameLen bounds a token's name.
+const MaxTokenNameLen = 100
+
+// MaxAllowedIPs bounds a token's allowlist.
+const MaxAllowedIPs = 64
+
+// issueTime is when a token minted now for account is issued: now, or the
+// account's logout-all epoch when that lies ahead.
+func (s *Service) issueTime(account uint64) int64 {
+	return max(s.opts.Now().Unix(), s.store.revs.NotBefore(account))
+}
+
+// create fills rec's times, commits it and mints its token.
+func (s *Service) create(rec *TokenRecord, days int) (string, *TokenRecord, error) {
+	rec.Created = s.issueTime(rec.Account)
+	exp, err := s.opts.Lifetimes.Expiry(rec.Type, time.Unix(rec.Created, 0), days)
+	if err != nil {
+		return "", nil, badRequest(CodeInvalidRequest, "%s", err.Error())
+	}
+	rec.ExpiresAt = exp.Unix()
+	res, err := s.store.Submit(&Command{Op: OpCreateToken, At: rec.Created, Token: rec})
+	if err != nil {
+		return "", nil, err
+	}
+	tok, err := s.mint(res.Token)
+	return tok, res.Token, err
+}
+
+// mint makes the token string for a committed record.
+func (s *Service) mint(r *TokenRecord) (string, error) {
+	m := s.minters.Get().(*core.Minter)
+	defer s.minters.Put(m)
+	b, _, err := m.Mint(make([]byte, 0, core.MaxTokenLen), r.Claims())
+	return string(b), err
+}
+
+// CreateTokenRequest is the body of POST /v1/auth/tokens.
+type CreateTokenRequest struct {
+	Name          string   `json:"name"`
+	Type          string   `json:"type"`
+	Scopes        []string `json:"scopes"`
+	ExpiresInDays *int     `json:"expires_in_days"`
+	AllowedIPs    []string `json:"allowed_ips"`
+}
+
+// CreateToken creates a token for the caller's account.
+func (s *Service) CreateToken(c *core.Claims, req *CreateTokenRequest) (string, *TokenRecord, error) {
+	if e := requireLive(c, "creating tokens"); e != nil {
+		return "", nil, e
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > MaxTokenNameLen || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", nil, badRequest(CodeInvalidRequest, "name is required: 1 to %d printable characters, e.g. \"ci-cd-pipeline\"", MaxTokenNameLen)
+	}
+	typ := core.TypeLive
+	if req.Type != "" {
+		t, err := core.ParseTokenType(req.Type)
+		if err != nil {
+			return "", nil, badRequest(CodeInvalidRequest, "%s", err.Error())
+		}
+		typ = t
+	}
+	scopes := c.Scopes
+	switch {
+	case req.Scopes == nil && typ == core.TypeService:
+		return "", nil, badRequest(CodeInvalidRequest, "service tokens need explicit scopes, e.g. \"scopes\": [\"database:read\"]")
+	case req.Scopes != nil && len(req.Scopes) == 0:
+		return "", nil, badRequest(CodeInvalidRequest, "scopes is empty: list at least one scope, or omit it to copy yours")
+	case req.Scopes != nil:
+		set, err := core.ParseScopes(req.Scopes)
+		if err != nil {
+			return "", nil, badRequest(CodeUnknownScope, "%s", err.Error())
+		}
+		scopes = set
+	}
+	if missing, ok := c.Scopes.Missing(scopes); ok {
+		return "", nil, forbidden("Token does not have required scope: %s (a token can only grant scopes its creator holds)", missing)
+	}
+	var flags core.Flags
+	if typ == core.TypeTest {
+		flags |= core.FlagTestOnly
+	}
+	ips, apiErr := canonicalIPs(req.AllowedIPs)
+	if apiErr != nil {
+		return "", nil, apiErr
+	}
+	if len(ips) > 0 {
+		flags |= core.FlagIPPolicy
+	}
+	days := 0
+	if req.ExpiresInDays != nil {
+		days = *req.ExpiresInDays
+	}
+	session := c.ID.String()
+	var creator TokenRecord
+	if err := s.store.get(tokenKey(c.Account, c.ID), &creator); err == nil && creator.Session != "" {
+		session = creator.Session
+	}
+	rec := &TokenRecord{ID: core.NewTokenID(), Account: c.Account, Name: name, Type: typ, Scopes: scopes,
+		Flags: flags, AllowedIPs: ips, Session: session}
+	tok, rec, err := s.create(rec, days)
+	if err == nil {
+		s.log.Info("token created", "account", c.Account, "token_id", rec.ID.String(), "type", typ.String(), "by", c.ID.String())
+	}
+	return tok, rec, err
+}
+
+// canonicalIPs validates an allowlist and returns it in canonical form.
+func canonicalIPs(list []string) ([]string, *APIError) {
+	if len(list) > MaxAllowedIPs {
+		return nil, badRequest(CodeInvalidRequest, "allowed_ips has %d entries: at most %d", len(list), MaxAllowedIPs)
+	}
+	var out []string
+	for _, s := range list {
+		p, err := ParseIPOrCIDR(s)
+		if err != nil || strings.Contains(s, "%") {
+			return nil, badRequest(CodeInvalidRequest, "allowed_ips: %q is not an IP address or CIDR network such as 203.0.113.50 or 10.0.0.0/8", s)
+		}
+		if p.IsSingleIP() {
+			out = append(out, p.Addr().String())
+		} else {
+			out = append(out, p.String())
+		}
+	}
+	return out, nil
+}
+
+// TokenInfo is one entry of GET /v1/auth/tokens.
+type TokenInfo struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Type       string     `json:"type"`
+	LastUsed   *time.Time `json:"last_used"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	AllowedIPs []string   `json:"allowed_ips,omitempty"`
+}
+
+// Info returns the record as the API shows it.
+func (r *TokenRecord) Info() TokenInfo {
+	ti := TokenInfo{ID: r.ID.String(), Name: r.Name, Type: r.Type.String(), ExpiresAt: time.Unix(r.ExpiresAt, 0).UTC(),
+		Scopes: r.Scopes.Strings(), CreatedAt: time.Unix(r.Created, 0).UTC(), AllowedIPs: r.AllowedIPs}
+	if r.LastUsed != 0 {
+		t := time.Unix(r.LastUsed, 0).UTC()
+		ti.LastUsed = &t
+	}
+	return ti
+}
+
+// ListTokens returns the caller's account's active tokens, oldest first.
+// last_used is as of the last usage flush.
+func (s *Service) ListTokens(c *core.Claims) ([]TokenInfo, error) {
+	if e := requireLive(c, "listing tokens"); e != nil {
+		return nil, e
+	}
+	now := s.opts.Now()
+	nb := s.store.revs.NotBefore(c.Account)
+	var recs []TokenRecord
+	err := s.store.scan(tokenPrefix(c.Account), func(_, v []byte) error {
+		var r TokenRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if r.Active(now) && r.Created >= nb {
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Created < recs[j].Created })
+	out := make([]TokenInfo, 0, len(recs))
+	for i := range recs {
+		out = append(out, recs[i].Info())
+	}
+	return out, nil
+}
+
+// RevokeToken revokes the caller's account's token with public id pubID.
+// Another account's token id is "not found", like an unknown one.
+func (s *Service) RevokeToken(c *core.Claims, pubID string) (*TokenRecord, error) {
+	if e := requireLive(c, "revoking tokens"); e != nil {
+		return nil, e
+	}
+	id, err := core.ParseTokenID(pubID)
+	if err != nil {
+		return nil, notFound("%s", err.Error())
+	}
+	return s.revoke(c.Account, id, "revoked")
+}
+
+// Logout revokes the calling token itself.
+func (s *Service) Logout(c *core.Claims) (*TokenRecord, error) { return s.revoke(c.Account, c.ID, "logout") }
+
+func (s *Service) revoke(account uint64, id core.TokenID, why string) (*TokenRecord, error) {
+	res, err := s.store.Submit(&Command{Op: OpRevokeToken, At: s.opts.Now().Unix(), Account: account, TokenID: id})
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		return nil, notFound("no token %s in your account: list yours with GET /v1/auth/tokens", id)
+	case errors.Is(err, ErrTokenRevoked):
+		return nil, notFound("token %s is already revoked", id)
+	case err != nil:
+		return nil, err
+	}
+	s.log.Info("token "+why, "account", account, "token_id", id.String(), "seq", res.Seq)
+	return res.Token, nil
+}
+
+// LogoutAll revokes every token of the caller's account, service tokens
+// included: tokens issued before now+1s stop working, and tokens minted
+// afterwards are issued at or after that epoch. It returns the epoch.
+func (s *Service) LogoutAll(c *core.Claims) (time.Time, error) {
+	if e := requireLive(c, "logging out everywhere"); e != nil {
+		return time.Time{}, e
+	}
+	nb := s.opts.Now().Unix() + 1
+	res, err := s.store.Submit(&Command{Op: OpLogoutAll, At: nb - 1, Account: c.Account, NotBefore: nb})
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.log.Info("logout-all", "account", c.Account, "seq", res.Seq)
+	return time.Unix(res.Account.NotBefore, 0).UTC(), nil
+}
+
+// Refresh returns a successor of the calling token (same name, type,
+// scopes, allowlist and lifetime; a new id) and revokes the calling token
+// once Options.RefreshGrace has passed.
+func (s *Service) Refresh(c *core.Claims) (string, *TokenRecord, error) {
+	if c.Type == core.TypeService {
+		return "", nil, forbidden("service tokens are not refreshed: create a new one with POST /v1/auth/tokens, switch to it, then revoke the old one")
+	}
+	var old TokenRecord
+	if err := s.store.get(tokenKey(c.Account, c.ID), &old); err != nil {
+		return "", nil, notFound("this token has no record in the issuer: log in again")
+	}
+	now := s.opts.Now()
+	rec := old
+	rec.ID = core.NewTokenID()
+	rec.Created = s.issueTime(c.Account)
+	rec.ExpiresAt = rec.Created + (old.ExpiresAt - old.Created)
+	rec.LastUsed, rec.RevokedAt, rec.ReplacedBy, rec.RevokeAt = 0, 0, "", 0
+	revokeAt := now.Add(s.opts.RefreshGrace).Unix()
+	res, err := s.store.Submit(&Command{Op: OpRefresh, At: now.Unix(), Account: c.Account, TokenID: c.ID, Token: &rec, RevokeAt: revokeAt})
+	switch {
+	case errors.Is(err, ErrAlreadyRefreshed):
+		return "", nil, &APIError{Status: http.StatusConflict, Code: CodeAlreadyRefreshed,
+			Message: "this token was already refreshed: use its successor (it stops working at the end of the grace period)"}
+	case errors.Is(err, ErrTokenRevoked), errors.Is(err, ErrTokenNotFound):
+		return "", nil, notFound("this token is revoked: log in again")
+	case err != nil:
+		return "", nil, err
+	}
+	tok, err := s.mint(res.Token)
+	if err == nil {
+		s.log.Info("token refreshed", "account", c.Account, "token_id", c.ID.String(), "successor", res.Token.ID.String())
+	}
+	return tok, res.Token, err
+}
+
+// RetireKey records the retirement of a signing key in the revocation log
+// (the keyring itself is retired by the caller).
+func (s *Service) RetireKey(id uint16) error {
+	_, err := s.store.Submit(&Command{Op: OpRetireKey, At: s.opts.Now().Unix(), KeyID: id})
+	return err
+}

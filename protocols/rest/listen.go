@@ -1,0 +1,144 @@
+package rest
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// NewListener wraps ln so that one port serves HTTPS and, from the networks
+// in plaintextAllow only (loopback by default), plain HTTP. Each connection's
+// first byte decides: 0x16 (a TLS handshake record) starts TLS with cfg;
+// anything else is plaintext HTTP, and from a network not allowed it gets a
+// 403 TLS_REQUIRED response and is closed without the request being served.
+// (A client that sends a token in plaintext over a real network has already
+// exposed it; the refusal makes sure such a setup fails loudly instead of
+// working.) The first byte is read on the serving goroutine, not in Accept,
+// so a silent client cannot stall other connections.
+func NewListener(ln net.Listener, cfg *tls.Config, plaintextAllow []netip.Prefix, log *slog.Logger) net.Listener {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &listener{Listener: ln, cfg: cfg, allow: plaintextAllow, log: log}
+}
+
+type listener struct {
+	net.Listener
+	cfg   *tls.Config
+	allow []netip.Prefix
+	log   *slog.Logger
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &sniffConn{Conn: c, l: l}, nil
+}
+
+// plaintextOK reports whether addr may speak plain HTTP.
+func (l *listener) plaintextOK(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	for _, p := range l.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// errTLSRequired ends a plaintext connection from a network not allowed.
+var errTLSRequired = errors.New("plaintext HTTP from a network not allowed")
+
+const tlsRequiredBody = `{"error":{"code":"TLS_REQUIRED","message":"plaintext HTTP is accepted only from loopback (or the networks in plaintext_allow): connect with https:// and trust the server's CA certificate"}}` + "\n"
+
+var tlsRequiredResponse = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+	strconv.Itoa(len(tlsRequiredBody)) + "\r\n\r\n" + tlsRequiredBody
+
+// sniffConn decides between TLS and plaintext on its first Read. fasthttp
+// reads and writes a connection from one goroutine at a time.
+type sniffConn struct {
+	net.Conn
+	l       *listener
+	once    sync.Once
+	tc      atomic.Pointer[tls.Conn] // set once by decide; Close may run on another goroutine
+	first   [1]byte
+	pending []byte
+	err     error
+}
+
+func (c *sniffConn) decide() {
+	n, err := c.Conn.Read(c.first[:])
+	if n == 0 {
+		if err == nil {
+			err = errors.New("empty read")
+		}
+		c.err = err
+		return
+	}
+	if c.first[0] == 0x16 && c.l.cfg != nil {
+		c.tc.Store(tls.Server(&prefixConn{Conn: c.Conn, pending: c.first[:1]}, c.l.cfg))
+		return
+	}
+	if !c.l.plaintextOK(c.Conn.RemoteAddr()) {
+		c.l.log.Info("plaintext HTTP refused", "protocol", "rest", "remote", c.Conn.RemoteAddr().String())
+		_, _ = c.Conn.Write([]byte(tlsRequiredResponse))
+		c.err = errTLSRequired
+		return
+	}
+	c.pending = c.first[:1]
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	c.once.Do(c.decide)
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.tc.Load() != nil:
+		return c.tc.Load().Read(p)
+	case len(c.pending) > 0:
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	if tc := c.tc.Load(); tc != nil {
+		return tc.Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *sniffConn) Close() error {
+	if tc := c.tc.Load(); tc != nil {
+		return tc.Close()
+	}
+	return c.Conn.Close()
+}
+
+// prefixConn replays bytes already read before reading the connection.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,91 @@
+package rest
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// Router dispatches requests by method and path. Routes are matched in the
+// order they were added: exactly, or by prefix when the path ends in "/".
+// It is built before serving and read-only afterwards.
+type Router struct {
+	auth   *Authenticator
+	routes []route
+}
+
+type route struct {
+	method, path string
+	prefix       bool
+	h            fasthttp.RequestHandler
+}
+
+// NewRouter returns a router whose protected routes use auth, with
+// GET /healthz and GET /metrics (public) and POST /api/v1/sql (protected).
+func NewRouter(auth *Authenticator) *Router {
+	r := &Router{auth: auth}
+	r.Public("GET", "/healthz", func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}` + "\n")
+	})
+	r.Public("GET", "/metrics", func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/plain; version=0.0.4")
+		metrics.WritePrometheus(ctx, true)
+	})
+	r.Protected("POST", "/api/v1/sql", HandleSQL)
+	return r
+}
+
+// Public adds a route that needs no token.
+func (r *Router) Public(method, path string, h fasthttp.RequestHandler) {
+	r.routes = append(r.routes, route{method: method, path: path, prefix: strings.HasSuffix(path, "/"), h: h})
+}
+
+// Protected adds a route that needs a valid token holding the route's scope
+// (RouteScope).
+func (r *Router) Protected(method, path string, h Handler) {
+	r.Public(method, path, r.auth.Wrap(RouteScope(method, path), h))
+}
+
+// Handler is the fasthttp handler. A known path with another method gets 405
+// with Allow; an unknown path 404.
+func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
+	path, method := ctx.Path(), ctx.Method()
+	known := false
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if !rt.match(path) {
+			continue
+		}
+		if string(method) == rt.method {
+			rt.h(ctx)
+			return
+		}
+		known = true
+	}
+	if known {
+		var allow []string
+		for i := range r.routes {
+			if r.routes[i].match(path) {
+				allow = append(allow, r.routes[i].method)
+			}
+		}
+		ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
+		WriteError(ctx, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED",
+			string(method)+" is not allowed on "+string(path)+": use "+strings.Join(allow, " or "), "")
+		return
+	}
+	WriteError(ctx, http.StatusNotFound, "NOT_FOUND", "no endpoint "+string(path)+
+		": see /v1/auth/* (signup, login, logout, logout-all, refresh, tokens) and /api/v1/sql", "")
+}
+
+// match reports whether path is this route's path (or under it, for a
+// prefix route). It does not allocate.
+func (rt *route) match(path []byte) bool {
+	if string(path) == rt.path {
+		return true
+	}
+	return rt.prefix && len(path) > len(rt.path) && string(path[:len(rt.path)]) == rt.path
+}

@@ -1,0 +1,153 @@
+package rest
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/heliosdb/auth/core"
+	"github.com/valyala/fasthttp"
+)
+
+// Handler serves a request whose token was verified. c belongs to the
+// authenticator's pooled state and is valid only until the handler returns:
+// copy what must outlive the request.
+type Handler func(ctx *fasthttp.RequestCtx, c *core.Claims)
+
+// IPPolicy answers whether a token carrying core.FlagIPPolicy may be used
+// from addr. Implementations must be safe for concurrent use and should not
+// allocate.
+type IPPolicy interface {
+	Allowed(id core.TokenID, addr netip.Addr) bool
+}
+
+// UsageRecorder aggregates last-used times (the issuer flushes them in
+// batches, so authentication never costs a write).
+type UsageRecorder interface {
+	Used(id core.TokenID, account uint64, at int64)
+}
+
+// AuthOptions configure an Authenticator; every field is optional.
+type AuthOptions struct {
+	IPs    IPPolicy      // nil: tokens with an IP policy are refused
+	Usage  UsageRecorder // nil: uses are not recorded
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Authenticator verifies Bearer tokens for fasthttp handlers. It is safe
+// for concurrent use: each request borrows a verifier from a pool.
+type Authenticator struct {
+	pool  sync.Pool
+	ips   IPPolicy
+	usage UsageRecorder
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// authState is what one request borrows: a verifier (single-goroutine) and
+// the claims handed to the handler.
+type authState struct {
+	v *core.Verifier
+	c core.Claims
+}
+
+// Authentication outcomes, counted without allocating.
+var (
+	authOK        = metrics.NewCounter(`helios_rest_auth_total{outcome="ok"}`)
+	authInvalid   = metrics.NewCounter(`helios_rest_auth_total{outcome="invalid"}`)
+	authExpired   = metrics.NewCounter(`helios_rest_auth_total{outcome="expired"}`)
+	authRevoked   = metrics.NewCounter(`helios_rest_auth_total{outcome="revoked"}`)
+	authForbidden = metrics.NewCounter(`helios_rest_auth_total{outcome="forbidden"}`)
+)
+
+// NewAuthenticator returns an authenticator over ring and the revocation
+// view revs.
+func NewAuthenticator(ring *core.Keyring, revs core.RevocationView, o AuthOptions) *Authenticator {
+	a := &Authenticator{ips: o.IPs, usage: o.Usage, now: o.Now, log: o.Logger}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.pool.New = func() any { return &authState{v: core.NewVerifier(ring, revs)} }
+	return a
+}
+
+// Wrap returns a handler that authenticates the request, requires scope
+// (NoScope: any valid token), and calls h with the claims; failures get
+// the seed's 401/403 responses.
+func (a *Authenticator) Wrap(scope core.Scope, h Handler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		st := a.pool.Get().(*authState)
+		if err := a.authenticate(ctx, st, scope); err != nil {
+			a.refuse(ctx, st, err)
+			a.pool.Put(st)
+			return
+		}
+		h(ctx, &st.c)
+		a.pool.Put(st)
+	}
+}
+
+// authenticate verifies the request's token into st.c.
+func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, scope core.Scope) error {
+	tok, err := BearerToken(ctx.Request.Header.PeekCanonical(hdrAuthorization))
+	if err != nil {
+		st.c = core.Claims{}
+		return err
+	}
+	now := a.now()
+	st.c, err = st.v.Verify(tok, now)
+	if err != nil {
+		return err
+	}
+	if st.c.Flags&core.FlagIPPolicy != 0 && (a.ips == nil || !a.ips.Allowed(st.c.ID, remoteAddr(ctx))) {
+		return errIPNotAllowed
+	}
+	if scope != NoScope {
+		if err := st.c.Require(scope); err != nil {
+			return err
+		}
+	}
+	if a.usage != nil {
+		a.usage.Used(st.c.ID, st.c.Account, now.Unix())
+	}
+	authOK.Inc()
+	return nil
+}
+
+// refuse counts, logs and answers a failed authentication. The log names
+// the token id only when the token's MAC verified (then st.c.ID is set).
+func (a *Authenticator) refuse(ctx *fasthttp.RequestCtx, st *authState, err error) {
+	var id string
+	if st.c.ID != (core.TokenID{}) {
+		id = st.c.ID.String()
+	}
+	reason := err.Error()
+	switch te, _ := err.(*core.Error); {
+	case te == nil || te.Kind == core.KindInvalid:
+		authInvalid.Inc()
+	case te.Kind == core.KindExpired:
+		authExpired.Inc()
+	case te.Kind == core.KindRevoked:
+		authRevoked.Inc()
+	case te.Kind == core.KindForbidden:
+		authForbidden.Inc()
+	}
+	a.log.Info("authentication failed", "protocol", "rest", "remote", remoteAddr(ctx).String(), "token_id", id,
+		"path", string(ctx.Path()), "reason", reason)
+	WriteTokenError(ctx, err)
+}
+
+// remoteAddr returns the client's address without allocating.
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}

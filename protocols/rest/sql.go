@@ -1,0 +1,91 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/valyala/fasthttp"
+)
+
+// WhoAmIQuery is the built-in identity query: it returns the calling token's
+// id, type, scopes and expiry (columns token_id, type, scopes, expires_at).
+const WhoAmIQuery = "SELECT * FROM helios_whoami()"
+
+// MaxSQLBody bounds the body of POST /api/v1/sql.
+const MaxSQLBody = 1 << 20
+
+// sqlRequest is the body of POST /api/v1/sql.
+type sqlRequest struct {
+	Query string `json:"query"`
+}
+
+// sqlResult is the response: column names and rows of JSON values.
+type sqlResult struct {
+	Columns  []string `json:"columns"`
+	Rows     [][]any  `json:"rows"`
+	RowCount int      `json:"row_count"`
+}
+
+// HandleSQL serves POST /api/v1/sql with the built-in responder (no upstream
+// database is configured): SELECT 1 and the identity query. The statement's
+// scope (SQLScope) is checked first, so a read-only token gets FORBIDDEN for
+// a write whether or not an upstream would run it.
+func HandleSQL(ctx *fasthttp.RequestCtx, c *core.Claims) {
+	body := ctx.PostBody()
+	if len(body) > MaxSQLBody {
+		WriteError(ctx, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "request body is too large: at most 1 MiB", "")
+		return
+	}
+	var req sqlRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		WriteError(ctx, http.StatusBadRequest, "INVALID_JSON", `send a JSON object {"query": "SELECT 1"}`, errText(err))
+		return
+	}
+	q := normalizeSQL(req.Query)
+	if q == "" {
+		WriteError(ctx, http.StatusBadRequest, "INVALID_REQUEST", `query is empty: send {"query": "SELECT 1"}`, "")
+		return
+	}
+	if err := c.Require(SQLScope(q)); err != nil {
+		WriteTokenError(ctx, err)
+		return
+	}
+	var res sqlResult
+	switch q {
+	case "select 1":
+		res = sqlResult{Columns: []string{"?column?"}, Rows: [][]any{{1}}}
+	case "select * from helios_whoami()", "select * from helios_whoami( )":
+		res = sqlResult{Columns: []string{"token_id", "type", "scopes", "expires_at"},
+			Rows: [][]any{{c.ID.String(), c.Type.String(), strings.Join(c.Scopes.Strings(), ","), c.Expires().Format(time.RFC3339)}}}
+	default:
+		WriteError(ctx, http.StatusNotImplemented, "NO_UPSTREAM",
+			"no upstream database is configured: the built-in responder answers only SELECT 1 and "+WhoAmIQuery+
+				"; configure an upstream database for this gateway to run other statements", "")
+		return
+	}
+	res.RowCount = len(res.Rows)
+	b, _ := json.Marshal(res)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// normalizeSQL lower-cases q, collapses whitespace and drops trailing
+// semicolons, for matching the built-in statements.
+func normalizeSQL(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	q = strings.TrimRight(q, "; ")
+	return strings.ToLower(q)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "extra data after the JSON object"
+	}
+	return err.Error()
+}
