@@ -17,6 +17,14 @@ import (
 // it is a one-way upgrade of the data directory; do it deliberately.
 const FormatVersion = pebble.FormatWALSyncChunks
 
+// Pebble sizing: the block cache keeps token records of active accounts in
+// memory (the writer reads a record on every revocation), and a larger
+// memtable batches more group commits before a flush.
+const (
+	cacheSize    = 64 << 20
+	memTableSize = 32 << 20
+)
+
 // maxGroup bounds how many queued commands one synced batch commits.
 const maxGroup = 1024
 
@@ -67,7 +75,10 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: FormatVersion, Logger: pebbleLogger{log}})
+	cache := pebble.NewCache(cacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: FormatVersion, Logger: pebbleLogger{log},
+		Cache: cache, MemTableSize: memTableSize})
 	if err != nil {
 		return nil, fmt.Errorf("open issuer store %s: %w", dir, err)
 	}

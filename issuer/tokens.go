@@ -227,7 +227,9 @@ func (s *Service) RevokeToken(c *core.Claims, pubID string) (*TokenRecord, error
 }
 
 // Logout revokes the calling token itself.
-func (s *Service) Logout(c *core.Claims) (*TokenRecord, error) { return s.revoke(c.Account, c.ID, "logout") }
+func (s *Service) Logout(c *core.Claims) (*TokenRecord, error) {
+	return s.revoke(c.Account, c.ID, "logout")
+}
 
 func (s *Service) revoke(account uint64, id core.TokenID, why string) (*TokenRecord, error) {
 	res, err := s.store.Submit(&Command{Op: OpRevokeToken, At: s.opts.Now().Unix(), Account: account, TokenID: id})
