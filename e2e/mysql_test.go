@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// mariadbCLI runs the mariadb client against addr as user default with
+// password tok and database main, and returns its combined output and error.
+func mariadbCLI(t *testing.T, addr, tok string, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("mariadb"); err != nil {
+		t.Skip("the mariadb client is not installed (make deps)")
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	all := append([]string{"-h", host, "-P", port, "-u", "default", "-p" + tok, "--connect-timeout=10"}, args...)
+	out, err := exec.CommandContext(ctx, "mariadb", all...).CombinedOutput()
+	return string(out), err
+}
+
+// mysqlDB opens a database/sql pool for tok; tlsMode is "skip-verify" or
+// "false" (the RSA key exchange).
+func mysqlDB(t *testing.T, d *daemon, tok, tlsMode string) *sql.DB {
+	t.Helper()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", tok, "tcp", d.MySQL, "main"
+	cfg.Timeout, cfg.ReadTimeout = 10*time.Second, 10*time.Second
+	if tlsMode != "false" {
+		cfg.TLSConfig = tlsMode
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// mysqlErrNumber returns the MySQL error number of err (0 when it has none).
+func mysqlErrNumber(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+func TestMySQLMariaDBCLI(t *testing.T) {
+	d := startDaemon(t)
+	tok := scopedToken(t, d)
+	for name, args := range map[string][]string{
+		"TLS": {"--ssl", "--skip-ssl-verify-server-cert"},
+		"RSA": {"--skip-ssl"},
+	} {
+		out, err := mariadbCLI(t, d.MySQL, tok, append(args, "main", "-N", "-e", "SELECT 1")...)
+		if err != nil || strings.TrimSpace(out) != "1" {
+			t.Fatalf("%s SELECT 1: %v %q", name, err, out)
+		}
+		out, err = mariadbCLI(t, d.MySQL, tok, append(args, "main", "-e", "\\s")...)
+		tlsUsed := strings.Contains(out, "Cipher in use")
+		if err != nil || !strings.Contains(out, "default@127.0.0.1") || tlsUsed != (name == "TLS") {
+			t.Fatalf("%s status: %v %q", name, err, out)
+		}
+		out, err = mariadbCLI(t, d.MySQL, tok, append(args, "main", "-e", "SELECT * FROM helios_whoami()")...)
+		if err != nil || !strings.Contains(out, "token_id") || !strings.Contains(out, "tok_") {
+			t.Fatalf("%s whoami: %v %q", name, err, out)
+		}
+	}
+	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.expiredToken(t), "empty": ""} {
+		for _, args := range [][]string{{"--ssl", "--skip-ssl-verify-server-cert"}, {"--skip-ssl"}} {
+			out, err := mariadbCLI(t, d.MySQL, bad, append(args, "main", "-e", "SELECT 1")...)
+			if err == nil || !strings.Contains(out, "ERROR 1045 (28000)") || (bad != "" && strings.Contains(out, bad)) {
+				t.Fatalf("%s token %v: %q", name, args, out)
+			}
+		}
+	}
+	out, _ := mariadbCLI(t, d.MySQL, d.expiredToken(t), "--skip-ssl", "main", "-e", "SELECT 1")
+	if !strings.Contains(out, core.MsgExpired) {
+		t.Fatalf("expired reason: %q", out)
+	}
+}
+
+func TestMySQLGoDriver(t *testing.T) {
+	d := startDaemon(t)
+	tok := scopedToken(t, d)
+	for _, mode := range []string{"skip-verify", "false"} {
+		db := mysqlDB(t, d, tok, mode)
+		db.SetMaxOpenConns(2)
+		if err := db.Ping(); err != nil {
+			t.Fatalf("tls=%s ping: %v", mode, err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var n int
+				if err := db.QueryRow("SELECT 1").Scan(&n); err != nil || n != 1 {
+					errs <- errors.Join(err, errors.New("SELECT 1 did not return 1"))
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("tls=%s: %v", mode, err)
+		}
+		// database/sql reused the pool's connections rather than dialing anew.
+		if st := db.Stats(); st.OpenConnections > 2 || st.MaxOpenConnections != 2 {
+			t.Fatalf("tls=%s pool: %+v", mode, st)
+		}
+		var id, typ, scopes, exp string
+		if err := db.QueryRow("SELECT * FROM helios_whoami()").Scan(&id, &typ, &scopes, &exp); err != nil || !strings.HasPrefix(id, "tok_") || scopes != "*" {
+			t.Fatalf("tls=%s whoami: %v %s %s %s", mode, err, id, typ, scopes)
+		}
+		var dbname string
+		if err := db.QueryRow("SELECT DATABASE()").Scan(&dbname); err != nil || dbname != "main" {
+			t.Fatalf("tls=%s DATABASE(): %v %q", mode, err, dbname)
+		}
+		_, err := db.Exec("INSERT INTO t VALUES (1)")
+		if mysqlErrNumber(err) != 1235 || !strings.Contains(err.Error(), "no upstream database configured") {
+			t.Fatalf("tls=%s INSERT: %v", mode, err)
+		}
+	}
+	ro := mysqlDB(t, d, scopedToken(t, d, "database:read"), "skip-verify")
+	_, err := ro.Exec("UPDATE t SET a = 1")
+	if mysqlErrNumber(err) != 1142 || !strings.Contains(err.Error(), "database:write") {
+		t.Fatalf("UPDATE with a read-only token: %v", err)
+	}
+	_, err = ro.Exec("DROP DATABASE main")
+	if mysqlErrNumber(err) != 1044 || !strings.Contains(err.Error(), "database:delete") {
+		t.Fatalf("DROP DATABASE with a read-only token: %v", err)
+	}
+	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.expiredToken(t)} {
+		for _, mode := range []string{"skip-verify", "false"} {
+			err := mysqlDB(t, d, bad, mode).Ping()
+			if mysqlErrNumber(err) != 1045 {
+				t.Fatalf("%s token tls=%s: %v", name, mode, err)
+			}
+		}
+	}
+}
+
+func TestMySQLRevokedToken(t *testing.T) {
+	d := startDaemon(t)
+	accepted := func(tok string) bool {
+		db := mysqlDB(t, d, tok, "skip-verify")
+		defer db.Close()
+		return db.Ping() == nil
+	}
+	tok := revokedToken(t, d, accepted)
+	err := mysqlDB(t, d, tok, "false").Ping()
+	if mysqlErrNumber(err) != 1045 || !strings.Contains(err.Error(), core.MsgRevoked) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	out, _ := mariadbCLI(t, d.MySQL, tok, "--ssl", "--skip-ssl-verify-server-cert", "main", "-e", "SELECT 1")
+	if !strings.Contains(out, "ERROR 1045 (28000)") {
+		t.Fatalf("mariadb, revoked token: %q", out)
+	}
+}
+
+func TestMySQLPlaintextRefused(t *testing.T) {
+	// Loopback is not in the allowed networks: 127.0.0.1 counts as remote.
+	// Without TLS the client gets 3159 before it sends the token (the RSA
+	// exchange does not count as protection: its key is unauthenticated).
+	d := startDaemon(t, withArgs("--plaintext-allow", "192.0.2.0/24"))
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	if err := mysqlDB(t, d, tok, "false").Ping(); mysqlErrNumber(err) != 3159 {
+		t.Fatalf("go-sql-driver without TLS: %v", err)
+	}
+	out, _ := mariadbCLI(t, d.MySQL, tok, "--skip-ssl", "main", "-e", "SELECT 1")
+	if !strings.Contains(out, "ERROR 3159") {
+		t.Fatalf("mariadb --skip-ssl: %q", out)
+	}
+	if err := mysqlDB(t, d, tok, "skip-verify").Ping(); err != nil {
+		t.Fatalf("go-sql-driver with TLS: %v", err)
+	}
+}
+
+// rawMySQL dials the MySQL port and reads the greeting.
+func rawMySQL(t *testing.T, d *daemon) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", d.MySQL, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestMySQLBadInput(t *testing.T) {
+	d := startDaemon(t)
+	junk := make([]byte, 4096)
+	rand.Read(junk)
+	truncated := binary.LittleEndian.AppendUint32(nil, 0x000a8200) // caps, then nothing
+	for name, tc := range map[string]struct {
+		in   []byte
+		code uint16
+	}{
+		"random bytes":                 {junk, 0},
+		"16 MiB+ length prefix":        {[]byte{0xff, 0xff, 0xff, 0x01}, 1153},
+		"truncated handshake response": {append([]byte{byte(len(truncated)), 0, 0, 1}, truncated...), 1043},
+	} {
+		c := rawMySQL(t, d)
+		c.Write(tc.in)
+		reply, _ := io.ReadAll(c) // until the server closes
+		c.Close()
+		if tc.code != 0 && (len(reply) < 7 || reply[4] != 0xff || binary.LittleEndian.Uint16(reply[5:]) != tc.code) {
+			t.Errorf("%s: reply %q", name, reply)
+		}
+	}
+	if err := mysqlDB(t, d, scopedToken(t, d), "false").Ping(); err != nil {
+		t.Fatalf("the next client: %v", err)
+	}
+}
