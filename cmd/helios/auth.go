@@ -1,0 +1,308 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/spf13/cobra"
+)
+
+// authCommand is `helios auth …`.
+func (a *app) authCommand() *cobra.Command {
+	c := &cobra.Command{Use: "auth", Short: "Sign up, log in, and manage your session token"}
+	var email string
+	signup := &cobra.Command{
+		Use:   "signup",
+		Short: "Create a HeliosDB account",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return a.signup(email) },
+	}
+	login := &cobra.Command{
+		Use:   "login",
+		Short: "Log in and save a session token in your config directory",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return a.login(email) },
+	}
+	for _, cmd := range []*cobra.Command{signup, login} {
+		cmd.Flags().StringVar(&email, "email", "", "account email (prompted for when omitted on a terminal)")
+	}
+	var all bool
+	logout := &cobra.Command{
+		Use:   "logout",
+		Short: "Invalidate the session token and forget it (--all: every token of the account)",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return a.logout(all) },
+	}
+	logout.Flags().BoolVar(&all, "all", false, "log out everywhere: invalidate every token of the account")
+	c.AddCommand(signup, login, logout,
+		&cobra.Command{Use: "token", Short: "Print the current token (for export HELIOS_TOKEN=$(helios auth token))", Args: cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error { return a.printToken() }},
+		&cobra.Command{Use: "status", Short: "Show who you are, the token's type, scopes, expiry and time left", Args: cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error { return a.status() }},
+		&cobra.Command{Use: "refresh", Short: "Exchange the token for a new one before it expires", Args: cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error { return a.refresh() }},
+	)
+	return c
+}
+
+func (a *app) signup(email string) error {
+	email, pw, err := a.askCredentials(email, a.interactive())
+	if err != nil {
+		return err
+	}
+	cl, err := a.client("")
+	if err != nil {
+		return err
+	}
+	out, err := cl.do("POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": pw})
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(out)
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Account created for %s.\nNext: helios auth login\n", email)
+	return nil
+}
+
+// loginResponse is the body of POST /v1/auth/login and /v1/auth/refresh.
+type loginResponse struct {
+	Token     string    `json:"token"`
+	TokenType string    `json:"token_type"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *app) login(email string) error {
+	email, pw, err := a.askCredentials(email, false)
+	if err != nil {
+		return err
+	}
+	cl, err := a.client("")
+	if err != nil {
+		return err
+	}
+	out, err := cl.do("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": pw})
+	if err != nil {
+		return err
+	}
+	var r loginResponse
+	if err := json.Unmarshal(out, &r); err != nil || r.Token == "" {
+		return fmt.Errorf("unexpected login response from %s", cl.base)
+	}
+	path, err := (&credentials{APIURL: cl.base, Email: email, Token: r.Token, ExpiresAt: r.ExpiresAt}).save()
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(out)
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Logged in as %s. Token saved in %s; it expires %s.\n", email, path, when(r.ExpiresAt))
+	fmt.Fprintln(a.stdout, "Use it: export HELIOS_TOKEN=$(helios auth token)")
+	return nil
+}
+
+func (a *app) printToken() error {
+	tok, _, creds, err := currentToken()
+	if err != nil {
+		return err
+	}
+	if creds != nil && tok == creds.Token && !creds.ExpiresAt.IsZero() && time.Now().After(creds.ExpiresAt) {
+		fmt.Fprintf(a.stderr, "Warning: this token expired %s: run helios auth login\n", when(creds.ExpiresAt))
+	}
+	if a.output == "json" {
+		return json.NewEncoder(a.stdout).Encode(map[string]string{"token": tok})
+	}
+	_, err = fmt.Fprintln(a.stdout, tok)
+	return err
+}
+
+// whoami is the server's description of a token (the identity query).
+type whoami struct {
+	TokenID   string    `json:"token_id"`
+	Type      string    `json:"type"`
+	Scopes    []string  `json:"scopes"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// identify asks the server who tok is, with the identity query of
+// POST /api/v1/sql. The server verifies the token (expiry, revocation).
+func identify(cl *client, tok string) (*whoami, error) {
+	out, err := cl.do("POST", "/api/v1/sql", tok, map[string]string{"query": "SELECT * FROM helios_whoami()"})
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Columns []string `json:"columns"`
+		Rows    [][]any  `json:"rows"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != len(res.Columns) {
+		return nil, fmt.Errorf("unexpected identity response from %s", cl.base)
+	}
+	w := &whoami{}
+	for i, col := range res.Columns {
+		v, _ := res.Rows[0][i].(string)
+		switch col {
+		case "token_id":
+			w.TokenID = v
+		case "type":
+			w.Type = v
+		case "scopes":
+			w.Scopes = strings.Split(v, ",")
+		case "expires_at":
+			w.ExpiresAt, _ = time.Parse(time.RFC3339, v)
+		}
+	}
+	return w, nil
+}
+
+func (a *app) status() error {
+	tok, source, creds, err := currentToken()
+	if err != nil {
+		return err
+	}
+	saved := ""
+	if creds != nil {
+		saved = creds.APIURL
+	}
+	cl, err := a.client(saved)
+	if err != nil {
+		return err
+	}
+	if !core.LooksLikeToken(tok) {
+		return fmt.Errorf("the token from %s is not a HeliosDB token: it should start with hdb_live_, hdb_test_ or hdb_svc_, with no whitespace", source)
+	}
+	w, err := identify(cl, tok)
+	if ae, ok := err.(*apiError); ok && ae.Code == "FORBIDDEN" {
+		// Valid, but without database:read the identity query is refused.
+		w, err = &whoami{Type: typeFromPrefix(tok), Scopes: []string{"(not shown: the token lacks database:read)"}}, nil
+		if creds != nil && tok == creds.Token {
+			w.ExpiresAt = creds.ExpiresAt
+		}
+	}
+	if err != nil {
+		return err
+	}
+	email := ""
+	if creds != nil && tok == creds.Token {
+		email = creds.Email
+	}
+	left := time.Until(w.ExpiresAt).Round(time.Second)
+	if a.output == "json" {
+		return json.NewEncoder(a.stdout).Encode(map[string]any{"email": email, "source": source, "api_url": cl.base,
+			"token_id": w.TokenID, "type": w.Type, "scopes": w.Scopes, "expires_at": w.ExpiresAt,
+			"expires_in_seconds": int64(left / time.Second)})
+	}
+	if email == "" {
+		email = "(unknown: token from " + source + ")"
+	}
+	fmt.Fprintf(a.stdout, "Logged in:  %s\nAPI:        %s\nToken:      %s (%s)\nType:       %s\nScopes:     %s\n",
+		email, cl.base, w.TokenID, source, w.Type, strings.Join(w.Scopes, ", "))
+	if !w.ExpiresAt.IsZero() {
+		fmt.Fprintf(a.stdout, "Expires:    %s\nTime left:  %s\n", w.ExpiresAt.UTC().Format(time.RFC3339), left)
+	}
+	return nil
+}
+
+func (a *app) refresh() error {
+	tok, source, creds, err := currentToken()
+	if err != nil {
+		return err
+	}
+	saved := ""
+	if creds != nil {
+		saved = creds.APIURL
+	}
+	cl, err := a.client(saved)
+	if err != nil {
+		return err
+	}
+	out, err := cl.do("POST", "/v1/auth/refresh", tok, nil)
+	if err != nil {
+		return err
+	}
+	var r loginResponse
+	if err := json.Unmarshal(out, &r); err != nil || r.Token == "" {
+		return fmt.Errorf("unexpected refresh response from %s", cl.base)
+	}
+	fromFile := creds != nil && tok == creds.Token
+	if fromFile {
+		creds.Token, creds.ExpiresAt = r.Token, r.ExpiresAt
+		if _, err := creds.save(); err != nil {
+			return err
+		}
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(out)
+		return err
+	}
+	if !fromFile {
+		// The token came from HELIOS_TOKEN: the new one must go back there.
+		fmt.Fprintf(a.stderr, "Refreshed the token from %s; it expires %s. Set HELIOS_TOKEN to the new token:\n", source, when(r.ExpiresAt))
+		_, err = fmt.Fprintln(a.stdout, r.Token)
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Token refreshed; it expires %s.\n", when(r.ExpiresAt))
+	return nil
+}
+
+func (a *app) logout(all bool) error {
+	tok, _, creds, err := currentToken()
+	if err != nil {
+		return err
+	}
+	saved := ""
+	if creds != nil {
+		saved = creds.APIURL
+	}
+	cl, err := a.client(saved)
+	if err != nil {
+		return err
+	}
+	path := "/v1/auth/logout"
+	if all {
+		path = "/v1/auth/logout-all"
+	}
+	out, err := cl.do("POST", path, tok, nil)
+	if creds != nil && tok == creds.Token {
+		if rerr := removeCredentials(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(out)
+		return err
+	}
+	if all {
+		fmt.Fprintln(a.stdout, "Logged out everywhere: every token of the account is now invalid.")
+	} else {
+		fmt.Fprintln(a.stdout, "Logged out: the session token is now invalid.")
+	}
+	return nil
+}
+
+// typeFromPrefix names a token's type from its prefix.
+func typeFromPrefix(tok string) string {
+	for _, t := range []core.TokenType{core.TypeLive, core.TypeTest, core.TypeService} {
+		if strings.HasPrefix(tok, t.Prefix()) {
+			return t.String()
+		}
+	}
+	return "unknown"
+}
+
+// when formats an expiry with the time left.
+func when(t time.Time) string {
+	d := time.Until(t).Round(time.Minute)
+	if d < 0 {
+		return fmt.Sprintf("at %s (%s ago)", t.UTC().Format(time.RFC3339), -d)
+	}
+	return fmt.Sprintf("at %s (in %s)", t.UTC().Format(time.RFC3339), d)
+}

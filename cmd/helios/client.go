@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// apiError is the server's error body {"error":{"code","message"}}.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// client talks to one HeliosDB API.
+type client struct {
+	base string
+	http *http.Client
+}
+
+// baseURL resolves the API URL: --api-url, then HELIOS_API_URL, then the
+// URL saved at login, then the default.
+func (a *app) baseURL(saved string) string {
+	for _, u := range []string{a.apiURL, os.Getenv("HELIOS_API_URL"), saved} {
+		if u != "" {
+			return strings.TrimRight(u, "/")
+		}
+	}
+	return defaultAPIURL
+}
+
+// client returns an API client for the resolved URL, trusting --ca-cert /
+// HELIOS_CA_CERT in addition to the system roots.
+func (a *app) client(saved string) (*client, error) {
+	base := a.baseURL(saved)
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError("API URL " + base + " is not an http:// or https:// URL")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	ca := a.caCert
+	if ca == "" {
+		ca = os.Getenv("HELIOS_CA_CERT")
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("read CA certificate: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA certificate %s holds no PEM certificate", ca)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &client{base: base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+}
+
+// do sends a request with an optional bearer token and JSON body and
+// returns the raw response body of a 2xx answer; any other status is an
+// *apiError with the server's code and message.
+func (c *client) do(method, path, bearer string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		js, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("User-Agent", "helios-cli")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the HeliosDB API at %s (is heliosd running? set --api-url or HELIOS_API_URL): %w", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read response from %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return out, nil
+	}
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	ae := &apiError{Status: resp.StatusCode}
+	if json.Unmarshal(out, &eb) == nil && eb.Error.Code != "" {
+		ae.Code, ae.Message = eb.Error.Code, eb.Error.Message
+	} else {
+		ae.Code = fmt.Sprintf("HTTP_%d", resp.StatusCode)
+		ae.Message = strings.TrimSpace(string(out))
+		if ae.Message == "" {
+			ae.Message = http.StatusText(resp.StatusCode)
+		}
+	}
+	return nil, ae
+}
+
+// unwrapURLError drops net/http's "Post \"url\":" prefix (the URL is
+// already in the message).
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// tokenInfo is one token record as GET /v1/auth/tokens lists it.
+type tokenInfo struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Type       string     `json:"type"`
+	LastUsed   *time.Time `json:"last_used"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	Scopes     []string   `json:"scopes"`
+	AllowedIPs []string   `json:"allowed_ips"`
+	Token      string     `json:"token"`
+}
+
+// tokenCommand is `helios token …`.
+func (a *app) tokenCommand() *cobra.Command {
+	c := &cobra.Command{Use: "token", Short: "Create, list and revoke tokens"}
+	var (
+		name, typ  string
+		scopes     []string
+		allowedIPs []string
+		days       int
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token (shown once: store it now)",
+		Example: `  helios token create --name web-app --scopes database:read,database:write
+  helios token create --name ci-cd --type service --scopes 'branch:*' --expires-in-days 90
+  NEW_TOKEN=$(helios token create --name app-v2 --output=json | jq -r '.token')`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := map[string]any{"name": name}
+			if typ != "" {
+				body["type"] = typ
+			}
+			if len(scopes) > 0 {
+				body["scopes"] = scopes
+			}
+			if cmd.Flags().Changed("expires-in-days") {
+				body["expires_in_days"] = days
+			}
+			if len(allowedIPs) > 0 {
+				body["allowed_ips"] = allowedIPs
+			}
+			return a.createToken(body)
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&name, "name", "", "a name for the token, e.g. web-app (required)")
+	f.StringVar(&typ, "type", "", "token type: live, test or service")
+	f.StringSliceVar(&scopes, "scopes", nil, "comma-separated scopes, e.g. database:read,database:write or branch:*")
+	f.IntVar(&days, "expires-in-days", 0, "lifetime in days (default: the type's lifetime)")
+	f.StringSliceVar(&allowedIPs, "allowed-ips", nil, "comma-separated client addresses allowed to use the token")
+	_ = create.MarkFlagRequired("name")
+
+	c.AddCommand(create,
+		&cobra.Command{Use: "list", Short: "List your tokens", Args: cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error { return a.listTokens() }},
+		&cobra.Command{Use: "revoke <id|name>", Short: "Revoke a token by id (tok_…) or by name", Args: cobra.ExactArgs(1),
+			RunE: func(_ *cobra.Command, args []string) error { return a.revokeToken(args[0]) }},
+	)
+	return c
+}
+
+// session returns the API client and the token to call it with.
+func (a *app) session() (*client, string, error) {
+	tok, _, creds, err := currentToken()
+	if err != nil {
+		return nil, "", err
+	}
+	saved := ""
+	if creds != nil {
+		saved = creds.APIURL
+	}
+	cl, err := a.client(saved)
+	return cl, tok, err
+}
+
+func (a *app) createToken(body map[string]any) error {
+	cl, tok, err := a.session()
+	if err != nil {
+		return err
+	}
+	out, err := cl.do("POST", "/v1/auth/tokens", tok, body)
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(out)
+		return err
+	}
+	var t tokenInfo
+	if err := json.Unmarshal(out, &t); err != nil || t.Token == "" {
+		return fmt.Errorf("unexpected response from %s", cl.base)
+	}
+	fmt.Fprintf(a.stderr, "Created token %q (%s): type %s, scopes %s, expires %s.\n",
+		t.Name, t.ID, t.Type, strings.Join(t.Scopes, ","), when(t.ExpiresAt))
+	fmt.Fprintln(a.stderr, "Store it now: it is not shown again.")
+	_, err = fmt.Fprintln(a.stdout, t.Token)
+	return err
+}
+
+// list fetches the caller's tokens; raw is the API's JSON.
+func (a *app) list(cl *client, tok string) (list []tokenInfo, raw []byte, err error) {
+	raw, err = cl.do("GET", "/v1/auth/tokens", tok, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r struct {
+		Tokens []tokenInfo `json:"tokens"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, nil, fmt.Errorf("unexpected token list from %s", cl.base)
+	}
+	return r.Tokens, raw, nil
+}
+
+func (a *app) listTokens() error {
+	cl, tok, err := a.session()
+	if err != nil {
+		return err
+	}
+	list, raw, err := a.list(cl, tok)
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(raw)
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(a.stdout, "No tokens.")
+		return nil
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tTYPE\tSCOPES\tEXPIRES\tLAST USED")
+	for _, t := range list {
+		last := "never"
+		if t.LastUsed != nil {
+			last = t.LastUsed.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Type, strings.Join(t.Scopes, ","),
+			t.ExpiresAt.UTC().Format(time.RFC3339), last)
+	}
+	return w.Flush()
+}
+
+func (a *app) revokeToken(ref string) error {
+	cl, tok, err := a.session()
+	if err != nil {
+		return err
+	}
+	id := ref
+	if !strings.HasPrefix(ref, "tok_") {
+		list, _, err := a.list(cl, tok)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, t := range list {
+			if t.Name == ref {
+				ids = append(ids, t.ID)
+			}
+		}
+		switch len(ids) {
+		case 0:
+			return fmt.Errorf("no token named %q: see helios token list", ref)
+		case 1:
+			id = ids[0]
+		default:
+			return fmt.Errorf("%d tokens are named %q (%s): revoke one by id", len(ids), ref, strings.Join(ids, ", "))
+		}
+	}
+	out, err := cl.do("DELETE", "/v1/auth/tokens/"+url.PathEscape(id), tok, nil)
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		_, err = a.stdout.Write(out)
+		return err
+	}
+	if id != ref {
+		fmt.Fprintf(a.stdout, "Revoked token %q (%s).\n", ref, id)
+	} else {
+		fmt.Fprintf(a.stdout, "Revoked token %s.\n", id)
+	}
+	return nil
+}
