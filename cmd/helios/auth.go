@@ -203,7 +203,11 @@ func (a *app) status() error {
 	fmt.Fprintf(a.stdout, "Logged in:  %s\nAPI:        %s\nToken:      %s (%s)\nType:       %s\nScopes:     %s\n",
 		email, cl.base, w.TokenID, source, w.Type, strings.Join(w.Scopes, ", "))
 	if !w.ExpiresAt.IsZero() {
-		fmt.Fprintf(a.stdout, "Expires:    %s\nTime left:  %s\n", w.ExpiresAt.UTC().Format(time.RFC3339), left)
+		if left > 0 {
+			fmt.Fprintf(a.stdout, "Expires:    %s\nTime left:  %s\n", w.ExpiresAt.UTC().Format(time.RFC3339), human(left))
+		} else {
+			fmt.Fprintf(a.stdout, "Expires:    %s\nTime left:  none: expired %s ago\n", w.ExpiresAt.UTC().Format(time.RFC3339), human(-left))
+		}
 	}
 	return nil
 }
@@ -300,9 +304,25 @@ func typeFromPrefix(tok string) string {
 
 // when formats an expiry with the time left.
 func when(t time.Time) string {
-	d := time.Until(t).Round(time.Minute)
+	d := time.Until(t)
 	if d < 0 {
-		return fmt.Sprintf("at %s (%s ago)", t.UTC().Format(time.RFC3339), -d)
+		return fmt.Sprintf("at %s (%s ago)", t.UTC().Format(time.RFC3339), human(-d))
 	}
-	return fmt.Sprintf("at %s (in %s)", t.UTC().Format(time.RFC3339), d)
+	return fmt.Sprintf("at %s (in %s)", t.UTC().Format(time.RFC3339), human(d))
+}
+
+// human formats a duration as days, hours and minutes ("6d 23h 59m").
+func human(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	m := int64(d / time.Minute)
+	days, hours, mins := m/(24*60), m/60%24, m%60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh %dm", days, hours, mins)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm", hours, mins)
+	}
+	return fmt.Sprintf("%dm", mins)
 }
