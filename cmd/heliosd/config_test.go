@@ -1,0 +1,72 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "heliosd.toml")
+	err := os.WriteFile(path, []byte(`
+data_dir = "/from/file"
+http_listen = "127.0.0.1:1"
+pg_listen = "127.0.0.1:2"
+redis_listen = "127.0.0.1:3"
+handshake_timeout = "3s"
+plaintext_allow = ["10.0.0.0/8"]
+max_conns = 7
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HELIOS_CONFIG": path, "HELIOS_HTTP_LISTEN": "127.0.0.1:10", "HELIOS_PG_LISTEN": "127.0.0.1:20",
+		"HELIOS_MONGO_LISTEN": "", "HELIOS_MAX_CONNS_PER_IP": "9"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := loadConfig([]string{"--http-listen=127.0.0.1:100", "--plaintext-allow=192.168.0.0/16,10.1.0.0/16", "--refresh-grace=5s"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := defaultConfig()
+	for name, c := range map[string]struct{ got, want any }{
+		"flag over env":            {cfg.HTTPListen, "127.0.0.1:100"},
+		"env over file":            {cfg.PGListen, "127.0.0.1:20"},
+		"file over default":        {cfg.RedisListen, "127.0.0.1:3"},
+		"file data dir":            {cfg.DataDir, "/from/file"},
+		"default":                  {cfg.MySQLListen, def.MySQLListen},
+		"empty env disables":       {cfg.MongoListen, ""},
+		"file duration":            {cfg.HandshakeTimeout, 3 * time.Second},
+		"flag duration":            {cfg.RefreshGrace, 5 * time.Second},
+		"flag list":                {cfg.PlaintextAllow, []string{"192.168.0.0/16", "10.1.0.0/16"}},
+		"file int":                 {cfg.MaxConns, 7},
+		"env int":                  {cfg.MaxConnsPerIP, 9},
+		"default untouched by env": {cfg.LogLevel, "info"},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: %v, want %v", name, c.got, c.want)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	if _, err := loadConfig([]string{"--max-conns=lots"}, none, io.Discard); err == nil {
+		t.Error("bad int accepted")
+	}
+	if _, err := loadConfig([]string{"--log-level=loud"}, none, io.Discard); err == nil {
+		t.Error("bad log level accepted")
+	}
+	path := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(path, []byte("http_lisen = \"x\"\n"), 0o600)
+	if _, err := loadConfig([]string{"--config", path}, none, io.Discard); err == nil {
+		t.Error("misspelt setting accepted")
+	}
+	env := func(k string) (string, bool) { return map[string]string{"HELIOS_IDLE_TIMEOUT": "forever"}[k], k == "HELIOS_IDLE_TIMEOUT" }
+	if _, err := loadConfig(nil, env, io.Discard); err == nil {
+		t.Error("bad env duration accepted")
+	}
+}
