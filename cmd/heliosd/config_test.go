@@ -65,7 +65,9 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := loadConfig([]string{"--config", path}, none, io.Discard); err == nil {
 		t.Error("misspelt setting accepted")
 	}
-	env := func(k string) (string, bool) { return map[string]string{"HELIOS_IDLE_TIMEOUT": "forever"}[k], k == "HELIOS_IDLE_TIMEOUT" }
+	env := func(k string) (string, bool) {
+		return map[string]string{"HELIOS_IDLE_TIMEOUT": "forever"}[k], k == "HELIOS_IDLE_TIMEOUT"
+	}
 	if _, err := loadConfig(nil, env, io.Discard); err == nil {
 		t.Error("bad env duration accepted")
 	}
