@@ -270,18 +270,18 @@ func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action)
 		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && c.ID != (core.TokenID{}) {
 			known = &c // the MAC verified: the token id may be logged
 		}
-		env.Observer.Authenticated(s.info, known, err, s.info.Accepted)
+		env.Observer.Authenticated(s.info, known, err, env.Now)
 		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 	}
 	s.claims, s.state = c, stCommand
-	env.Observer.Authenticated(s.info, &s.claims, nil, s.info.Accepted)
+	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 	return AppendOK(out, s.seq+1), netio.Continue
 }
 
 // fail records a failed attempt that never reached the verifier and refuses
 // it with 1045.
 func (s *Session) fail(env *netio.Env, err error, out []byte) ([]byte, netio.Action) {
-	env.Observer.Authenticated(s.info, nil, err, s.info.Accepted)
+	env.Observer.Authenticated(s.info, nil, err, env.Now)
 	return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 }
 

@@ -199,7 +199,7 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 // does.
 func (s *Session) verify(env *netio.Env, user, token []byte) error {
 	if user != nil && subtle.ConstantTimeCompare(user, []byte("default")) != 1 {
-		env.Observer.Authenticated(s.info, nil, errWrongUser, s.info.Accepted)
+		env.Observer.Authenticated(s.info, nil, errWrongUser, env.Now)
 		return errWrongUser
 	}
 	c, err := env.Verifier.Verify(token, env.Now)
@@ -208,11 +208,11 @@ func (s *Session) verify(env *netio.Env, user, token []byte) error {
 		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && c.ID != (core.TokenID{}) {
 			known = &c // the MAC verified: the token id may be logged
 		}
-		env.Observer.Authenticated(s.info, known, err, s.info.Accepted)
+		env.Observer.Authenticated(s.info, known, err, env.Now)
 		return err
 	}
 	s.claims, s.authed = c, true
-	env.Observer.Authenticated(s.info, &s.claims, nil, s.info.Accepted)
+	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 	return nil
 }
 
