@@ -1,0 +1,456 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/keyfile"
+)
+
+// Target is one protocol front end (or the raw-TCP ceiling) under load.
+type Target struct {
+	// Name labels the sub-benchmark ("postgres-wire").
+	Name string
+	// Listener is the heliosd flag naming its listen address ("pg-listen");
+	// empty means the target brings its own server (Server).
+	Listener string
+	// Server, when set, starts the target's own server and returns its
+	// address (the raw-TCP ceiling).
+	Server func(tb testing.TB) string
+	// Handshake connects to addr, authenticates with token, runs one
+	// command and closes.
+	Handshake func(addr, token string) error
+	// Open connects and authenticates, for the persistent and idle
+	// benchmarks; nil when the target has no persistent form.
+	Open func(addr, token string) (Client, error)
+}
+
+// Client is an authenticated persistent connection.
+type Client interface {
+	// Do runs one command and waits for its answer.
+	Do() error
+	Close() error
+}
+
+var targets []Target
+
+// register adds a target; each bench/<protocol>_test.go calls it from init.
+func register(t Target) { targets = append(targets, t) }
+
+func TestMain(m *testing.M) {
+	if os.Getenv(rawServerEnv) != "" {
+		runRawServer()
+		return
+	}
+	raiseFDLimit()
+	code := m.Run()
+	stopAll()
+	os.Exit(code)
+}
+
+// raiseFDLimit lifts the soft descriptor limit to the hard one (the idle
+// benchmark holds thousands of connections).
+func raiseFDLimit() {
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur < r.Max {
+		r.Cur = r.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+	}
+}
+
+func fdLimit() int {
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) != nil {
+		return 1024
+	}
+	return int(r.Cur)
+}
+
+var (
+	stopMu  sync.Mutex
+	stopper []func()
+)
+
+func atStop(f func()) {
+	stopMu.Lock()
+	stopper = append(stopper, f)
+	stopMu.Unlock()
+}
+
+func stopAll() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	for i := len(stopper) - 1; i >= 0; i-- {
+		stopper[i]()
+	}
+	stopper = nil
+}
+
+// Daemon is a heliosd subprocess.
+type Daemon struct {
+	Cmd   *exec.Cmd
+	Dir   string
+	Addrs map[string]string // listener flag → address
+	Token string            // a live token with every scope
+}
+
+var listeners = []string{"pg-listen", "redis-listen", "mysql-listen", "mongo-listen", "http-listen"}
+
+// startDaemon builds heliosd and starts it on free loopback ports with
+// limits high enough for the benchmarks. extra adds flags.
+func startDaemon(tb testing.TB, extra ...string) *Daemon {
+	tb.Helper()
+	bin := heliosdBinary(tb)
+	dir, err := os.MkdirTemp("", "helios-bench-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d := &Daemon{Dir: dir, Addrs: map[string]string{}}
+	args := []string{"--data-dir", dir, "--max-conns", "30000", "--max-conns-per-ip", "30000",
+		"--handshake-timeout", "30s", "--log-level", "error"}
+	for _, l := range listeners {
+		d.Addrs[l] = freeAddr(tb)
+		args = append(args, "--"+l, d.Addrs[l])
+	}
+	d.Cmd = exec.Command(bin, append(args, extra...)...)
+	d.Cmd.Env = append(os.Environ(), "HELIOS_CONFIG=")
+	var logs bytes.Buffer
+	d.Cmd.Stderr, d.Cmd.Stdout = &logs, &logs
+	if err := d.Cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	stop := func() {
+		_ = d.Cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = d.Cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = d.Cmd.Process.Kill()
+			<-done
+		}
+		os.RemoveAll(dir)
+	}
+	atStop(stop)
+	if !waitListen(d.Addrs["pg-listen"], 20*time.Second) {
+		tb.Fatalf("heliosd did not start:\n%s", logs.String())
+	}
+	time.Sleep(300 * time.Millisecond) // the other listeners
+	d.Token = mintToken(tb, filepath.Join(dir, "keyring.json"))
+	return d
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	shared    *Daemon
+	sharedMu  sync.Mutex
+)
+
+// sharedDaemon is one heliosd for every benchmark of the run.
+func sharedDaemon(tb testing.TB) *Daemon {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		shared = startDaemon(tb)
+	}
+	return shared
+}
+
+func heliosdBinary(tb testing.TB) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "helios-bench-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		atStop(func() { os.RemoveAll(dir) })
+		binPath = filepath.Join(dir, "heliosd")
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/heliosd")
+		cmd.Dir = filepath.Dir(filepath.Dir(file))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build heliosd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddr(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListen(addr string, d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
+}
+
+// mintToken makes a live token with every scope from the daemon's keyring.
+func mintToken(tb testing.TB, keyring string) string {
+	ring, err := keyfile.Load(keyring)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	now := time.Now().Unix()
+	tok, _, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(),
+		Account: 1, IssuedAt: now, ExpiresAt: now + 3600, Scopes: core.AllScopes})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(tok)
+}
+
+// addrOf returns where target t listens, starting its server if needed.
+func addrOf(tb testing.TB, t Target) (addr, token string) {
+	if t.Server != nil {
+		return t.Server(tb), ""
+	}
+	d := sharedDaemon(tb)
+	a := d.Addrs[t.Listener]
+	if !waitListen(a, 2*time.Second) {
+		tb.Skipf("heliosd does not serve --%s", t.Listener)
+	}
+	return a, d.Token
+}
+
+// concurrencies are the client counts each rate is measured with.
+var concurrencies = []int{8, 32}
+
+// results keeps each sub-benchmark's rate, to print ratios to the ceiling.
+var results sync.Map // "Handshake/raw-tcp/c=8" → float64 per second
+
+// runWorkers runs n operations on c goroutines and returns operations per
+// second; the first error fails the benchmark.
+func runWorkers(b *testing.B, c int, op func(worker int) error) float64 {
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) && failed.Load() == nil {
+				if err := op(w); err != nil {
+					failed.Store(&err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	if e := failed.Load(); e != nil {
+		b.Fatal(*e)
+	}
+	return float64(b.N) / el.Seconds()
+}
+
+// BenchmarkHandshake measures connect + authenticate + one command + close
+// per second for every target, the raw-TCP ceiling first, and logs each
+// target's share of the ceiling.
+func BenchmarkHandshake(b *testing.B) {
+	for _, t := range orderedTargets() {
+		for _, c := range concurrencies {
+			name := fmt.Sprintf("%s/c=%d", t.Name, c)
+			b.Run(name, func(b *testing.B) {
+				addr, tok := addrOf(b, t)
+				rate := runWorkers(b, c, func(int) error { return t.Handshake(addr, tok) })
+				b.ReportMetric(rate, "conn/s")
+				results.Store("Handshake/"+name, rate)
+			})
+		}
+	}
+	logRatios(b, "Handshake", "raw-tcp")
+}
+
+// BenchmarkPersistent measures commands per second on already
+// authenticated connections, one per client.
+func BenchmarkPersistent(b *testing.B) {
+	for _, t := range orderedTargets() {
+		if t.Open == nil {
+			continue
+		}
+		for _, c := range concurrencies {
+			name := fmt.Sprintf("%s/c=%d", t.Name, c)
+			b.Run(name, func(b *testing.B) {
+				addr, tok := addrOf(b, t)
+				clients := make([]Client, c)
+				for i := range clients {
+					cl, err := t.Open(addr, tok)
+					if err != nil {
+						b.Fatal(err)
+					}
+					clients[i] = cl
+				}
+				rate := runWorkers(b, c, func(w int) error { return clients[w].Do() })
+				for _, cl := range clients {
+					cl.Close()
+				}
+				b.ReportMetric(rate, "cmd/s")
+				results.Store("Persistent/"+name, rate)
+			})
+		}
+	}
+}
+
+// orderedTargets returns the raw-TCP ceiling first, then the rest by name.
+func orderedTargets() []Target {
+	ts := append([]Target{rawTarget}, targets...)
+	sort.SliceStable(ts[1:], func(i, j int) bool { return ts[1+i].Name < ts[1+j].Name })
+	return ts
+}
+
+func logRatios(b *testing.B, kind, base string) {
+	var lines []string
+	results.Range(func(k, v any) bool {
+		key := k.(string)
+		if !strings.HasPrefix(key, kind+"/") || strings.Contains(key, "/"+base+"/") {
+			return true
+		}
+		parts := strings.Split(key, "/")
+		if ceil, ok := results.Load(kind + "/" + base + "/" + parts[len(parts)-1]); ok {
+			lines = append(lines, fmt.Sprintf("%s: %.0f/s = %.0f%% of %s %.0f/s", key, v.(float64), 100*v.(float64)/ceil.(float64), base, ceil.(float64)))
+		}
+		return true
+	})
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Println(l) // b.Log of a parent benchmark is not printed
+	}
+}
+
+// TestIdleMemory holds HELIOS_BENCH_IDLE (default 10000, bounded by the
+// descriptor limit) authenticated plaintext connections per target on a
+// fresh heliosd and reports the daemon's resident memory per connection.
+func TestIdleMemory(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("HELIOS_BENCH_IDLE"))
+	if n <= 0 {
+		if testing.Short() || os.Getenv("HELIOS_BENCH_IDLE") == "" {
+			t.Skip("set HELIOS_BENCH_IDLE=10000 to measure memory per idle connection")
+		}
+	}
+	if limit := fdLimit() - 200; n > limit {
+		t.Logf("descriptor limit %d: holding %d connections", fdLimit(), limit)
+		n = limit
+	}
+	for _, tg := range targets {
+		if tg.Open == nil || tg.Listener == "" {
+			continue
+		}
+		t.Run(tg.Name, func(t *testing.T) {
+			d := startDaemon(t)
+			addr := d.Addrs[tg.Listener]
+			if !waitListen(addr, 2*time.Second) {
+				t.Skipf("heliosd does not serve --%s", tg.Listener)
+			}
+			warm := make([]Client, 0, 64)
+			for i := 0; i < 64; i++ { // let the loops and their buffers exist
+				if c, err := tg.Open(addr, d.Token); err == nil {
+					warm = append(warm, c)
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			before := rss(t, d.Cmd.Process.Pid)
+			held := make([]Client, 0, n)
+			defer func() {
+				for _, c := range append(held, warm...) {
+					c.Close()
+				}
+			}()
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			var firstErr atomic.Pointer[error]
+			per := (n + 15) / 16
+			for w := 0; w < 16; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := w * per; i < min(n, (w+1)*per); i++ {
+						c, err := tg.Open(addr, d.Token)
+						if err != nil {
+							firstErr.CompareAndSwap(nil, &err)
+							return
+						}
+						mu.Lock()
+						held = append(held, c)
+						mu.Unlock()
+					}
+				}(w)
+			}
+			wg.Wait()
+			if e := firstErr.Load(); e != nil {
+				t.Fatalf("after %d connections: %v", len(held), *e)
+			}
+			time.Sleep(time.Second)
+			after := rss(t, d.Cmd.Process.Pid)
+			per1 := float64(after-before) / float64(len(held))
+			t.Logf("%s: %d idle authenticated connections: daemon RSS %d → %d KiB, %.0f bytes per connection",
+				tg.Name, len(held), before>>10, after>>10, per1)
+		})
+	}
+}
+
+// rss returns a process's resident set size in bytes.
+func rss(t *testing.T, pid int) int64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// closeNow closes a TCP connection with SO_LINGER 0 (no TIME_WAIT), so that
+// tens of thousands of short connections do not exhaust ephemeral ports.
+func closeNow(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// readFull reads exactly len(b) bytes.
+func readFull(c net.Conn, b []byte) error {
+	_, err := io.ReadFull(c, b)
+	return err
+}
