@@ -261,3 +261,24 @@ func rawOpMsg(t *testing.T, id int32, flags uint32, doc bson.D) []byte {
 	binary.LittleEndian.PutUint32(b, uint32(len(b)))
 	return b
 }
+
+// TestMongoPlaintextRefusedWhenNotAllowed: when the client's address may
+// not send tokens in cleartext, even hello is refused (so a driver never
+// reaches saslStart and never sends the token); TLS works.
+func TestMongoPlaintextRefusedWhenNotAllowed(t *testing.T) {
+	d := startDaemon(t, withArgs("--plaintext-allow", "192.0.2.0/24"))
+	ctx := mongoCtx(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	plain := "mongodb://default:" + tok + "@" + d.Mongo + "/main?authMechanism=PLAIN&serverSelectionTimeoutMS=2000"
+	err := mongoConnect(t, plain).Ping(ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), "TLS is required") {
+		t.Fatalf("plaintext: %v", err)
+	}
+	t.Logf("plaintext from a disallowed address: %v", err)
+	if strings.Contains(err.Error(), tok) {
+		t.Fatal("the error holds the token")
+	}
+	if err := mongoConnect(t, mongoURI(d, tok, "")).Ping(ctx, nil); err != nil {
+		t.Fatalf("TLS: %v", err)
+	}
+}
