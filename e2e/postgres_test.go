@@ -107,6 +107,19 @@ func TestPostgresPsql(t *testing.T) {
 	if strings.Contains(d.Logs(), tok) || strings.Contains(d.Logs(), tok[9:30]) {
 		t.Fatal("the daemon logged a token")
 	}
+	if status, body := d.Do(t, "GET", "/metrics", "", nil); status == http.StatusOK {
+		for _, want := range []string{
+			`helios_gateway_auth_total{protocol="postgres",outcome="ok"} 4`, // require, prefer, whoami, DROP
+			`helios_gateway_auth_total{protocol="postgres",outcome="invalid"} 1`,
+			`helios_gateway_auth_total{protocol="postgres",outcome="expired"} 1`,
+			`helios_gateway_connections_open{protocol="postgres"} 0`,
+			`helios_gateway_handshake_seconds_count{protocol="postgres"} 4`,
+		} {
+			if !bytes.Contains(body, []byte(want)) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	}
 }
 
 func TestPostgresRevokedToken(t *testing.T) {
