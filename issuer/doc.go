@@ -41,6 +41,45 @@
 // The in-memory Revocations view is fed from applied commands after their
 // batch commits; it is exact and its Check is allocation-free.
 //
+// # REST API (handlers.go)
+//
+// The seed's /v1/auth endpoints, with its JSON shapes and its error body
+// {"error":{"code","message"}}. Which token types may call what:
+//
+//	endpoint                     live  test  service
+//	POST   /v1/auth/signup        (no token)
+//	POST   /v1/auth/login         (no token)
+//	POST   /v1/auth/logout        yes   yes   yes    a token may always revoke itself
+//	POST   /v1/auth/refresh       yes   yes   no     service tokens rotate: create, verify, revoke
+//	POST   /v1/auth/logout-all    yes   no    no
+//	GET    /v1/auth/tokens        yes   no    no
+//	POST   /v1/auth/tokens        yes   no    no     scopes ⊆ the caller's scopes
+//	DELETE /v1/auth/tokens/:id    yes   no    no     another account's id is 404, like an unknown one
+//
+// Login returns a live token with every scope ("*") named "login"; it is the
+// root of a session, and tokens created or refreshed from it record it. A
+// created token defaults to the creator's scopes (live and test) and must
+// list them for service tokens; test tokens carry core.FlagTestOnly and live
+// at most 24 hours; allowed_ips (addresses or CIDR networks) sets
+// core.FlagIPPolicy, and IPPolicies holds the list for gateways.
+//
+// Refresh mints a successor with the same name, type, scopes, allowlist and
+// lifetime, and revokes the old token after Options.RefreshGrace (60 s by
+// default) so requests already in flight with it still succeed; the pending
+// revocation is durable (p/ keys) and fires after a restart too. A token is
+// refreshed once; a second refresh is 409 ALREADY_REFRESHED.
+//
+// Logout-all moves the account's not-before epoch to now+1s: every token
+// issued before it (service tokens included) is revoked, and tokens minted
+// afterwards are issued at or after the epoch, so a login right after
+// logout-all works.
+//
+// Login is rate-limited per email and per source address (token buckets,
+// Options.LoginPerEmail/LoginPerIP per minute; a success refunds its
+// attempt), answering 429 RATE_LIMITED with Retry-After. A login for an
+// unknown email hashes against a dummy argon2id hash, so failures cost the
+// same either way.
+//
 // # Rules
 //
 // issuer must never import netio or protocols: the REST handlers take claims

@@ -18,6 +18,7 @@ type APIError struct {
 	RetryAfter int
 }
 
+// Error returns the code and the message.
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 
 // Error codes beyond the seed's AUTH_REQUIRED, AUTH_EXPIRED and FORBIDDEN.

@@ -12,20 +12,9 @@ import (
 	"github.com/heliosdb/auth/core"
 )
 
-// Which token types may call which endpoint (see also the README of the
-// REST API in handlers.go):
-//
-//	endpoint                     live  test  service
-//	POST   /v1/auth/logout        yes   yes   yes    (a token may always revoke itself)
-//	POST   /v1/auth/refresh       yes   yes   no     (service tokens rotate: create, verify, revoke)
-//	POST   /v1/auth/logout-all    yes   no    no
-//	GET    /v1/auth/tokens        yes   no    no
-//	POST   /v1/auth/tokens        yes   no    no
-//	DELETE /v1/auth/tokens/:id    yes   no    no
-//
-// Managing tokens needs a live token: the session token from login, or a
-// live token created with it. A created token can only hold scopes its
-// creator holds.
+// requireLive refuses callers that are not live tokens: managing tokens
+// needs a live session token (see the endpoint table in the package
+// documentation).
 func requireLive(c *core.Claims, what string) *APIError {
 	if c.Type == core.TypeLive {
 		return nil

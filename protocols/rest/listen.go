@@ -34,6 +34,7 @@ type listener struct {
 	log   *slog.Logger
 }
 
+// Accept returns the next connection, undecided until its first Read.
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -99,6 +100,7 @@ func (c *sniffConn) decide() {
 	c.pending = c.first[:1]
 }
 
+// Read decides TLS or plaintext on the first call, then reads.
 func (c *sniffConn) Read(p []byte) (int, error) {
 	c.once.Do(c.decide)
 	switch {
@@ -114,6 +116,7 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// Write writes through TLS when the connection chose it.
 func (c *sniffConn) Write(p []byte) (int, error) {
 	if tc := c.tc.Load(); tc != nil {
 		return tc.Write(p)
@@ -121,6 +124,7 @@ func (c *sniffConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// Close closes the TLS layer (sending close_notify) or the socket.
 func (c *sniffConn) Close() error {
 	if tc := c.tc.Load(); tc != nil {
 		return tc.Close()
@@ -134,6 +138,7 @@ type prefixConn struct {
 	pending []byte
 }
 
+// Read returns the replayed bytes first.
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
