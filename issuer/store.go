@@ -262,10 +262,12 @@ type pebbleLogger struct{ l *slog.Logger }
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug("pebble", "msg", fmt.Sprintf(format, args...))
 }
+
 // Errorf logs a Pebble error.
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error("pebble", "msg", fmt.Sprintf(format, args...))
 }
+
 // Fatalf logs and panics, as Pebble expects of a fatal error.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error("pebble fatal", "msg", fmt.Sprintf(format, args...))
