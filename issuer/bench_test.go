@@ -67,3 +67,21 @@ func BenchmarkRevoke(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "revocations/s")
 }
+
+// BenchmarkLogin measures one login with the daemon's argon2id parameters
+// (DefaultPasswordParams): the hash check, the record commit and the mint.
+func BenchmarkLogin(b *testing.B) {
+	f := newFixture(b, func(o *Options) { o.Password = DefaultPasswordParams; o.LoginPerEmail, o.LoginPerIP = 0, 0 })
+	if _, err := f.svc.Signup("bench@example.com", "correct-horse-battery"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if _, _, err := f.svc.Login("bench@example.com", "correct-horse-battery", local); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/login")
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -44,10 +45,14 @@ type Store struct {
 	// seq is the writer's next-to-assign counter (writer goroutine only).
 	seq uint64
 
-	mu      sync.Mutex // guards changed and closed
-	changed chan struct{}
+	// closeMu guards closed and sends on reqs: submitters share it, Close
+	// takes it alone.
+	closeMu sync.RWMutex
 	closed  bool
 	done    chan struct{}
+
+	mu      sync.Mutex // guards changed
+	changed chan struct{}
 
 	pendingMu sync.Mutex
 	pending   map[[12]byte]pendingRevoke
@@ -104,10 +109,14 @@ func (s *Store) load() error {
 		return err
 	}
 	s.lastSeq.Store(s.seq)
+	now := time.Now().Unix()
 	if err := s.scan(prefixRevocLog, func(_, v []byte) error {
 		var e LogEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("revocation log: %w", err)
+		}
+		if e.Kind == LogToken && e.ExpiresAt < now {
+			return nil // the token has expired: verification refuses it anyway
 		}
 		s.revs.apply(&e)
 		return nil
@@ -209,13 +218,13 @@ func (s *Store) Submit(cmd *Command) (Result, error) {
 		return Result{}, err
 	}
 	r := &request{cmd: b, done: make(chan struct{})}
-	s.mu.Lock()
+	s.closeMu.RLock()
 	if s.closed {
-		s.mu.Unlock()
+		s.closeMu.RUnlock()
 		return Result{}, ErrClosed
 	}
 	s.reqs <- r
-	s.mu.Unlock()
+	s.closeMu.RUnlock()
 	<-r.done
 	return r.res, r.err
 }
@@ -229,14 +238,14 @@ func (s *Store) Close() error {
 		close(s.stopMaint)
 	}
 	<-s.maintDone
-	s.mu.Lock()
+	s.closeMu.Lock()
 	if s.closed {
-		s.mu.Unlock()
+		s.closeMu.Unlock()
 		return nil
 	}
 	s.closed = true
 	close(s.reqs)
-	s.mu.Unlock()
+	s.closeMu.Unlock()
 	<-s.done
 	if err := s.db.Flush(); err != nil {
 		s.db.Close()
