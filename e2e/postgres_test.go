@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -402,5 +403,66 @@ func TestPostgresManyClients(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestPostgresNoDescriptorLeak opens and drops many connections of every
+// kind (TLS and plaintext logins, failed logins, garbage, hang-ups in the
+// middle of a TLS handshake) and checks that the daemon's descriptor count
+// returns to where it was.
+func TestPostgresNoDescriptorLeak(t *testing.T) {
+	d := startDaemon(t)
+	tok := pgToken(t, d)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(d.cmd.Process.Pid) + "/fd")
+		if err != nil {
+			t.Skip("no /proc")
+		}
+		return len(ents)
+	}
+	ctx := context.Background()
+	round := func() {
+		for i := 0; i < 40; i++ {
+			switch i % 5 {
+			case 0, 1:
+				mode := []string{"require", "disable"}[i%2]
+				if conn, err := pgx.Connect(ctx, pgURL(d.PG, tok, mode)); err == nil {
+					conn.Close(ctx)
+				} else {
+					t.Fatal(err)
+				}
+			case 2:
+				_, _ = pgx.Connect(ctx, pgURL(d.PG, tamper(tok), "require"))
+			case 3:
+				c, err := net.Dial("tcp", d.PG)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f, 0x16, 0x03, 0x01}) // SSLRequest, then half a ClientHello
+				c.Close()
+			case 4:
+				c, err := net.Dial("tcp", d.PG)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte("garbage that is not a startup packet"))
+				c.Close()
+			}
+		}
+	}
+	round()
+	time.Sleep(300 * time.Millisecond)
+	before := fds()
+	round()
+	round()
+	var after int
+	for i := 0; i < 50; i++ {
+		if after = fds(); after <= before {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after > before {
+		t.Fatalf("daemon descriptors %d → %d", before, after)
 	}
 }

@@ -100,13 +100,19 @@ func (g *Gateway) Open() int { return int(g.limiter.open()) }
 // Stop closes the listeners and every connection, and waits for the event
 // loops and TLS goroutines to end (or ctx to expire).
 func (g *Gateway) Stop(ctx context.Context) {
-	for _, s := range g.servers {
-		_ = s.eng.Stop(ctx)
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-		}
+	var wg sync.WaitGroup
+	for _, s := range g.servers { // in parallel: gnet polls for its shutdown
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.eng.Stop(ctx)
+			select {
+			case <-s.done:
+			case <-ctx.Done():
+			}
+		}()
 	}
+	wg.Wait()
 	g.tlsMu.Lock()
 	g.closing = true
 	for c := range g.tlsConn {
