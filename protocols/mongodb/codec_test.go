@@ -126,3 +126,47 @@ func TestRandomBytesNeverPanic(t *testing.T) {
 		}
 	}
 }
+
+// opMsgWithSequence builds an OP_MSG insert whose documents travel in a
+// kind-1 section, as drivers send them; seqSize overrides the section size
+// when non-zero.
+func opMsgWithSequence(t *testing.T, seqSize int32) []byte {
+	body, _ := bson.Marshal(bson.D{{Key: "insert", Value: "c"}, {Key: "$db", Value: "main"}})
+	d1, _ := bson.Marshal(bson.D{{Key: "a", Value: 1}})
+	d2, _ := bson.Marshal(bson.D{{Key: "b", Value: "x"}})
+	b := make([]byte, 16, 256)
+	binary.LittleEndian.PutUint32(b[4:], 5)
+	binary.LittleEndian.PutUint32(b[12:], uint32(OpMsg))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = append(append(b, 0), body...)
+	seq := append([]byte("documents\x00"), append(d1, d2...)...)
+	size := int32(4 + len(seq))
+	if seqSize != 0 {
+		size = seqSize
+	}
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, uint32(size))
+	b = append(b, seq...)
+	binary.LittleEndian.PutUint32(b, uint32(len(b)))
+	return b
+}
+
+func TestDocumentSequencesAndQueryWrapper(t *testing.T) {
+	m, n, err := ReadMessage(opMsgWithSequence(t, 0), MaxMessageSize)
+	if err != nil || n == 0 || m.Sequences != 1 || string(m.DB) != "main" {
+		t.Fatalf("sequence: %+v n=%d err=%v", m, n, err)
+	}
+	expectClose(t, "sequence size too large", opMsgWithSequence(t, 500), CodeProtocolError)
+	expectClose(t, "sequence size too small", opMsgWithSequence(t, 3), CodeProtocolError)
+	expectClose(t, "sequence size splits a document", opMsgWithSequence(t, 20), CodeInvalidBSON)
+
+	q := opQuery(t, 1, "admin.$cmd", bson.D{{Key: "$query", Value: bson.D{{Key: "ping", Value: 1}}},
+		{Key: "$readPreference", Value: bson.D{{Key: "mode", Value: "secondaryPreferred"}}}})
+	m, _, err = ReadMessage(q, MaxMessageSize)
+	if err != nil || !m.Legacy || string(m.DB) != "admin" {
+		t.Fatalf("legacy: %+v %v", m, err)
+	}
+	if first, _ := m.Command.IndexErr(0); first.Key() != "ping" {
+		t.Fatalf("$query not unwrapped: %v", m.Command)
+	}
+}
