@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/heliosdb/auth/core"
@@ -42,6 +43,9 @@ func (s *Store) writer() {
 // the commands before it in the group) and syncs it. The in-memory views are
 // updated only once the batch is durable.
 func (s *Store) commit(group []*request) {
+	started := time.Now()
+	metricGroupSize.Update(float64(len(group)))
+	metricCommands.Add(len(group))
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	start := s.seq
@@ -59,7 +63,10 @@ func (s *Store) commit(group []*request) {
 		if err == nil {
 			err = b.Commit(pebble.Sync)
 		}
+		metricCommits.Inc()
+		metricCommitTime.UpdateDuration(started)
 		if err != nil {
+			metricCommitFails.Inc()
 			s.seq = start
 			s.log.Error("issuer store commit failed", "err", err, "commands", len(group))
 			for _, r := range group {

@@ -94,6 +94,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open issuer store %s: %w", dir, err)
 	}
+	registerWatermark(s)
 	go s.writer()
 	go s.maintain(s.stopMaint, s.maintDone)
 	return s, nil
