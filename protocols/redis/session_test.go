@@ -291,3 +291,18 @@ func BenchmarkAuthPing(b *testing.B) {
 		_, out, _ = s.Handle(f.env, in, out[:0])
 	}
 }
+
+func BenchmarkReadCommand(b *testing.B) {
+	in := []byte(cmd("SET", "key:0001", "value-0001") + "PING\r\n")
+	args := make([][]byte, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		for rest := in; len(rest) > 0; {
+			a, n, err := ReadCommand(rest, args, 1<<20)
+			if err != nil || n == 0 {
+				b.Fatal(err)
+			}
+			args, rest = a[:0], rest[n:]
+		}
+	}
+}
