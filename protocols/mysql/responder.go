@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 )
 
@@ -35,19 +36,20 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	if env.Now.Unix() >= s.claims.ExpiresAt {
 		// The token expired while the connection was open. MySQL has no
 		// re-authentication short of COM_CHANGE_USER: reconnect.
+		env.Observer.Authenticated(s.info, &s.claims, core.ErrExpired, env.Now)
 		return AppendERR(out, seq, erAccessDenied, "28000", "Authentication token has expired: reconnect with a new token"), netio.Close
 	}
 	switch payload[0] {
 	case comPing, comResetConnection:
 		return AppendOK(out, seq), netio.Continue
 	case comInitDB:
-		return s.useDB(payload[1:], out), netio.Continue
+		return s.useDB(env, payload[1:], out), netio.Continue
 	case comQuery:
-		return s.query(payload[1:], out), netio.Continue
+		return s.query(env, payload[1:], out), netio.Continue
 	case comStmtPrepare:
 		st := Classify(payload[1:])
 		if !st.None && !s.claims.Scopes.Has(st.Scope) {
-			return s.deny(out, st, nil), netio.Continue
+			return s.deny(env, out, st, nil), netio.Continue
 		}
 		return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
 	case comStmtClose, comStmtSendLong:
@@ -56,8 +58,10 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
 }
 
-// deny appends 1142, or 1044 for a database-level statement.
-func (s *Session) deny(out []byte, st Statement, db []byte) []byte {
+// deny appends 1142, or 1044 for a database-level statement, and records
+// the refusal (counted as forbidden).
+func (s *Session) deny(env *netio.Env, out []byte, st Statement, db []byte) []byte {
+	env.Observer.Authenticated(s.info, &s.claims, core.ForbiddenError(st.Scope), env.Now)
 	if st.Database {
 		if db == nil {
 			db = s.db
@@ -68,10 +72,10 @@ func (s *Session) deny(out []byte, st Statement, db []byte) []byte {
 }
 
 // useDB runs COM_INIT_DB / USE db: it needs database:read.
-func (s *Session) useDB(db, out []byte) []byte {
+func (s *Session) useDB(env *netio.Env, db, out []byte) []byte {
 	st := verbs["use"]
 	if !s.claims.Scopes.Has(st.Scope) {
-		return s.deny(out, st, db)
+		return s.deny(env, out, st, db)
 	}
 	s.db = append(s.db[:0], clip(db)...)
 	return AppendOK(out, s.seq+1)
@@ -85,7 +89,7 @@ const (
 )
 
 // query runs a COM_QUERY.
-func (s *Session) query(q, out []byte) []byte {
+func (s *Session) query(env *netio.Env, q, out []byte) []byte {
 	seq := s.seq + 1
 	deprecateEOF := s.caps&ClientDeprecateEOF != 0
 	var buf [64]byte
@@ -97,7 +101,7 @@ func (s *Session) query(q, out []byte) []byte {
 	switch string(norm) {
 	case qSelect1:
 		if !s.claims.Scopes.Has(verbs["select"].Scope) {
-			return s.deny(out, verbs["select"], nil)
+			return s.deny(env, out, verbs["select"], nil)
 		}
 		v := "1"
 		return one("1", columnTypeLongLong, &v)
@@ -133,11 +137,11 @@ func (s *Session) query(q, out []byte) []byte {
 	}
 	st := Classify(q)
 	if !st.None && !s.claims.Scopes.Has(st.Scope) {
-		return s.deny(out, st, nil)
+		return s.deny(env, out, st, nil)
 	}
 	switch {
 	case st.Verb == "USE":
-		return s.useDB(useTarget(q), out)
+		return s.useDB(env, useTarget(q), out)
 	case st.Verb == "SET" && sessionSet(norm):
 		// Session settings mean nothing without an upstream; accept them so
 		// that drivers that set their session up on connect work.

@@ -319,6 +319,9 @@ func TestNoScopes(t *testing.T) {
 	if code, msg := errCode(pk[0]); code != 1044 || !strings.Contains(msg, "to database 'main'") {
 		t.Fatalf("INIT_DB: %d %q", code, msg)
 	}
+	if o := f.obs.outcomes; len(o) != 3 || o[1] != netio.OutcomeForbidden || o[2] != netio.OutcomeForbidden {
+		t.Fatalf("outcomes %v", o)
+	}
 	pk, _ = c.send(pkt(0, []byte("\x03select @@version_comment limit 1")))
 	if len(pk) != 5 || !bytes.Contains(pk[3], []byte("HeliosDB")) {
 		t.Fatalf("version_comment: %q", pk)

@@ -156,10 +156,12 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 		// The token expired while the connection was open: the session
 		// drops back to unauthenticated, and the client must AUTH again.
 		s.authed = false
+		env.Observer.Authenticated(s.info, &s.claims, core.ErrExpired, env.Now)
 		return AppendError(out, msgExpiredSession), netio.Continue
 	}
 	if !cmd.none {
 		if err := s.claims.Require(cmd.scope); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
 			return appendNoPerm(out, name, cmd.scope), netio.Continue
 		}
 	}

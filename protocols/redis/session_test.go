@@ -165,6 +165,9 @@ func TestScopes(t *testing.T) {
 	if out != "-NOPERM User default has no permissions to run the 'set' command (Token does not have required scope: database:write)\r\n" {
 		t.Fatalf("SET: %q", out)
 	}
+	if o := f.obs.outcomes; len(o) != 2 || o[1] != netio.OutcomeForbidden {
+		t.Fatalf("outcomes %v", o)
+	}
 	out, _ = run(t, f, s, cmd("GET", "k"))
 	if !strings.HasPrefix(out, "-ERR no upstream database is configured") || !strings.Contains(out, "'get'") {
 		t.Fatalf("GET: %q", out)
