@@ -98,6 +98,11 @@ const (
 		"which answers ping, hello, buildInfo and connectionStatus only; configure an upstream MongoDB or FerretDB to run data commands"
 )
 
+// errIPNotAllowed refuses a token with an IP allowlist used from elsewhere
+// (the REST gateway's words).
+var errIPNotAllowed = &core.Error{Kind: core.KindForbidden, Message: "Token is not allowed from this address",
+	Detail: "the token has an IP allowlist (allowed_ips) that does not include your address"}
+
 // tokenMessage words a token error for error 18: the guide's message and
 // what exactly was wrong (never the token itself).
 func tokenMessage(err error) string {

@@ -3,6 +3,7 @@ package mongodb
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"strconv"
 
 	"github.com/heliosdb/auth/core"
@@ -14,22 +15,33 @@ import (
 // Env sets no bound (a hello with client metadata is well under 2 KiB).
 const DefaultMaxPreAuthMessage = 16 << 10
 
+// IPPolicy answers whether a token carrying core.FlagIPPolicy (an
+// allowed_ips list) may be used from addr. It must be safe for concurrent
+// use.
+type IPPolicy interface {
+	Allowed(id core.TokenID, addr netip.Addr) bool
+}
+
 // Options configure the MongoDB front end.
 type Options struct {
 	// ServerVersion is the version buildInfo reports (default "7.0.0", the
 	// release whose wire version is maxWireVersion 21).
 	ServerVersion string
+	// IPs checks tokens that carry an IP allowlist. nil refuses every such
+	// token (fail closed), as the REST gateway does.
+	IPs IPPolicy
 }
 
 // Protocol is the MongoDB front end: it makes one Session per connection.
 type Protocol struct {
 	version      string
 	versionArray [4]int32
+	ips          IPPolicy
 }
 
 // New returns the MongoDB protocol with opts.
 func New(opts Options) *Protocol {
-	p := &Protocol{version: opts.ServerVersion}
+	p := &Protocol{version: opts.ServerVersion, ips: opts.IPs}
 	if p.version == "" {
 		p.version = "7.0.0"
 	}
@@ -229,8 +241,11 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 		token = nil // Verify reports it missing
 	}
 	claims, verr := env.Verifier.Verify(token, env.Now)
+	if verr == nil && claims.Flags&core.FlagIPPolicy != 0 && (s.p.ips == nil || !s.p.ips.Allowed(claims.ID, s.info.Remote.Addr())) {
+		verr = errIPNotAllowed
+	}
 	var seen *core.Claims
-	if te, isTE := verr.(*core.Error); verr == nil || (isTE && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked)) {
+	if te, isTE := verr.(*core.Error); verr == nil || verr == errIPNotAllowed || (isTE && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked)) {
 		seen = &claims
 	}
 	env.Observer.Authenticated(s.info, seen, verr, env.Now)

@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,29 @@ func TestPipelinedAndPartialMessages(t *testing.T) {
 	h, doc := reply(t, out)
 	if n != len(b) || h.ResponseTo != 2 || code(doc) != 0 {
 		t.Fatalf("checksummed ping: %v", doc)
+	}
+}
+
+type allowOnly netip.Addr
+
+func (a allowOnly) Allowed(_ core.TokenID, addr netip.Addr) bool { return addr == netip.Addr(a) }
+
+func TestIPAllowlist(t *testing.T) {
+	now := time.Now()
+	tok, _, err := core.NewMinter(testRing).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 7,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), Scopes: core.AllScopes, Flags: core.FlagIPPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ips  IPPolicy
+		want int32
+	}{{nil, 18}, {allowOnly(netip.MustParseAddr("10.9.9.9")), 18}, {allowOnly(netip.MustParseAddr("10.1.2.3")), 0}} {
+		p := New(Options{IPs: c.ips})
+		s := p.NewSession(&netio.ConnInfo{Remote: netip.MustParseAddrPort("10.1.2.3:5555"), PlaintextOK: true}).(*Session)
+		doc, _ := roundTrip(t, s, newEnv(nil, nil), opMsg(t, 1, 0, plainStart(string(tok))))
+		if code(doc) != c.want || (c.want != 0 && !strings.Contains(errmsg(doc), "allowed_ips")) {
+			t.Errorf("policy %v: %v", c.ips, doc)
+		}
 	}
 }
