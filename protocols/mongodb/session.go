@@ -30,6 +30,16 @@ type Options struct {
 	// IPs checks tokens that carry an IP allowlist. nil refuses every such
 	// token (fail closed), as the REST gateway does.
 	IPs IPPolicy
+	// Usage records each successful authentication for last_used (nil: not
+	// recorded).
+	Usage UsageRecorder
+}
+
+// UsageRecorder aggregates last-used times (flushed to the issuer in
+// batches, so authentication never costs a write). It must be safe for
+// concurrent use.
+type UsageRecorder interface {
+	Used(id core.TokenID, account uint64, at int64)
 }
 
 // Protocol is the MongoDB front end: it makes one Session per connection.
@@ -37,11 +47,12 @@ type Protocol struct {
 	version      string
 	versionArray [4]int32
 	ips          IPPolicy
+	usage        UsageRecorder
 }
 
 // New returns the MongoDB protocol with opts.
 func New(opts Options) *Protocol {
-	p := &Protocol{version: opts.ServerVersion, ips: opts.IPs}
+	p := &Protocol{version: opts.ServerVersion, ips: opts.IPs, usage: opts.Usage}
 	if p.version == "" {
 		p.version = "7.0.0"
 	}
@@ -258,6 +269,9 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 		return s.errorReply(out, m, CodeAuthenticationFailed, msg), netio.Close
 	}
 	s.authed, s.claims = true, claims
+	if s.p.usage != nil {
+		s.p.usage.Used(claims.ID, claims.Account, env.Now.Unix())
+	}
 	s.user, s.authDB = string(user), string(m.DB)
 	start, out := s.begin(out, m)
 	idx, out := bsoncore.AppendDocumentStart(out)
