@@ -149,7 +149,8 @@ func TestMySQLGoDriver(t *testing.T) {
 	if mysqlErrNumber(err) != 1044 || !strings.Contains(err.Error(), "database:delete") {
 		t.Fatalf("DROP DATABASE with a read-only token: %v", err)
 	}
-	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.expiredToken(t)} {
+	expired := d.expiredToken(t)
+	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": expired} {
 		for _, mode := range []string{"skip-verify", "false"} {
 			err := mysqlDB(t, d, bad, mode).Ping()
 			if mysqlErrNumber(err) != 1045 {
@@ -157,6 +158,7 @@ func TestMySQLGoDriver(t *testing.T) {
 			}
 		}
 	}
+	checkAuthMetrics(t, d, "mysql", []string{tok, expired}, "ok", "invalid", "expired", "forbidden")
 }
 
 func TestMySQLRevokedToken(t *testing.T) {
@@ -192,6 +194,9 @@ func TestMySQLPlaintextRefused(t *testing.T) {
 	}
 	if err := mysqlDB(t, d, tok, "skip-verify").Ping(); err != nil {
 		t.Fatalf("go-sql-driver with TLS: %v", err)
+	}
+	if !strings.Contains(d.Logs(), "authentication refused") || !strings.Contains(d.Logs(), "protocol=mysql") || strings.Contains(d.Logs(), tok[9:30]) {
+		t.Fatalf("the refusal is not logged (or the token is):\n%s", d.Logs())
 	}
 }
 

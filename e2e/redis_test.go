@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,28 @@ func redisCLI(t *testing.T, addr string, args ...string) string {
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", host, "-p", port, "--no-auth-warning"}, args...)...).CombinedOutput()
 	return strings.TrimSpace(string(out))
+}
+
+// checkAuthMetrics checks that /metrics counts at least one authentication
+// of each outcome for protocol, and that the daemon logged no token.
+func checkAuthMetrics(t *testing.T, d *daemon, protocol string, toks []string, outcomes ...string) {
+	t.Helper()
+	for _, tok := range toks {
+		if strings.Contains(d.Logs(), tok) || strings.Contains(d.Logs(), tok[9:30]) {
+			t.Fatal("the daemon logged a token")
+		}
+	}
+	status, body := d.Do(t, "GET", "/metrics", "", nil)
+	if status != http.StatusOK {
+		t.Logf("/metrics: status %d: not checked", status)
+		return
+	}
+	for _, o := range outcomes {
+		re := regexp.MustCompile(`(?m)^helios_gateway_auth_total\{protocol="` + protocol + `",outcome="` + o + `"\} [1-9]`)
+		if !re.Match(body) {
+			t.Errorf("/metrics counts no %s authentication with outcome %s", protocol, o)
+		}
+	}
 }
 
 func redisClient(d *daemon, password string, tlsOn bool) *redis.Client {
@@ -165,7 +188,8 @@ func TestRedisGoRedis(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "NOPERM User default has no permissions to run the 'set' command") || !strings.Contains(err.Error(), "database:write") {
 		t.Fatalf("SET with a read-only token: %v", err)
 	}
-	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.expiredToken(t)} {
+	expired := d.expiredToken(t)
+	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": expired} {
 		c := redisClient(d, bad, false)
 		err := c.Ping(ctx).Err()
 		c.Close()
@@ -173,6 +197,7 @@ func TestRedisGoRedis(t *testing.T) {
 			t.Fatalf("%s token: %v", name, err)
 		}
 	}
+	checkAuthMetrics(t, d, "redis", []string{tok, expired}, "ok", "invalid", "expired", "forbidden")
 }
 
 func TestRedisRevokedToken(t *testing.T) {
@@ -202,6 +227,9 @@ func TestRedisPlaintextRefused(t *testing.T) {
 	}
 	if out := redisCLI(t, d.Redis, "--tls", "--insecure", "-a", tok, "PING"); out != "PONG" {
 		t.Fatalf("TLS: %q", out)
+	}
+	if !strings.Contains(d.Logs(), "authentication refused") || !strings.Contains(d.Logs(), "protocol=redis") || strings.Contains(d.Logs(), tok[9:30]) {
+		t.Fatalf("the refusal is not logged (or the token is):\n%s", d.Logs())
 	}
 }
 
