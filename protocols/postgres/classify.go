@@ -31,18 +31,38 @@ type statement struct {
 // command is short, and anything longer is kindOther.
 const maxTokens = 12
 
-// token is one lexical token: a lower-cased word, a number or a symbol.
+// token is one lexical token. raw points into the statement, so a token
+// lives only as long as the message it came from.
 type token struct {
-	text string
-	num  bool
+	raw    []byte
+	num    bool // an unsigned integer literal
+	quoted bool // a "quoted identifier": compared exactly
 }
 
-// splitStatements cuts a simple-query string at top-level semicolons
-// (outside quotes and comments). It returns at most 64 statements; the rest
-// of the string stays in the last one.
-func splitStatements(q []byte) [][]byte {
-	var out [][]byte
-	start := 0
+// is reports whether the token is word (ASCII case-insensitive unless
+// quoted).
+func (t token) is(word string) bool {
+	if len(t.raw) != len(word) {
+		return false
+	}
+	if t.quoted {
+		return string(t.raw) == word
+	}
+	for i := 0; i < len(word); i++ {
+		c := t.raw[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != word[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// cutStatement returns the first statement of a simple-query string, cut at
+// a top-level semicolon (outside quotes and comments), and the rest.
+func cutStatement(q []byte) (stmt, rest []byte, more bool) {
 	for i := 0; i < len(q); i++ {
 		switch c := q[i]; {
 		case c == '\'' || c == '"':
@@ -51,12 +71,11 @@ func splitStatements(q []byte) [][]byte {
 			i = skipLineComment(q, i)
 		case c == '/' && i+1 < len(q) && q[i+1] == '*':
 			i = skipBlockComment(q, i)
-		case c == ';' && len(out) < 63:
-			out = append(out, q[start:i])
-			start = i + 1
+		case c == ';':
+			return q[:i], q[i+1:], true
 		}
 	}
-	return append(out, q[start:])
+	return q, nil, false
 }
 
 func skipQuoted(q []byte, i int) int {
@@ -97,11 +116,13 @@ func skipBlockComment(q []byte, i int) int {
 	return len(q)
 }
 
-// tokenize returns up to maxTokens+1 tokens of one statement, and false when
-// it holds something the built-in commands never contain (a string literal).
-func tokenize(q []byte) ([]token, bool) {
-	toks := make([]token, 0, 8)
-	for i := 0; i < len(q) && len(toks) <= maxTokens; i++ {
+// tokenize fills buf with up to maxTokens+1 tokens of one statement and
+// returns them, and false when the statement holds something the built-in
+// commands never contain (a string literal, an unterminated identifier).
+// It allocates nothing.
+func tokenize(q []byte, buf *[maxTokens + 1]token) ([]token, bool) {
+	toks := buf[:0]
+	for i := 0; i < len(q) && len(toks) < len(buf); i++ {
 		c := q[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
@@ -114,7 +135,7 @@ func tokenize(q []byte) ([]token, bool) {
 			if j >= len(q) {
 				return toks, false
 			}
-			toks = append(toks, token{text: string(q[i+1 : j])})
+			toks = append(toks, token{raw: q[i+1 : j], quoted: true})
 			i = j
 		case c == '\'':
 			return toks, false
@@ -123,17 +144,17 @@ func tokenize(q []byte) ([]token, bool) {
 			for j < len(q) && (isWord(q[j]) || isDigit(q[j]) || q[j] == '.') {
 				j++
 			}
-			toks = append(toks, token{text: lower(q[i:j])})
+			toks = append(toks, token{raw: q[i:j]})
 			i = j - 1
 		case isDigit(c):
 			j := i
 			for j < len(q) && isDigit(q[j]) {
 				j++
 			}
-			toks = append(toks, token{text: string(q[i:j]), num: true})
+			toks = append(toks, token{raw: q[i:j], num: true})
 			i = j - 1
 		default:
-			toks = append(toks, token{text: string(c)})
+			toks = append(toks, token{raw: q[i : i+1]})
 		}
 	}
 	return toks, true
@@ -142,6 +163,7 @@ func tokenize(q []byte) ([]token, bool) {
 func isWord(c byte) bool  { return c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') || c >= 0x80 }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// lower returns b in ASCII lower case, as a new string.
 func lower(b []byte) string {
 	s := make([]byte, len(b))
 	for i, c := range b {
@@ -154,13 +176,13 @@ func lower(b []byte) string {
 }
 
 // classify recognizes the built-in commands and, for anything else, the
-// scope the statement needs.
+// scope the statement needs. The result holds no reference to q.
 func classify(q []byte) statement {
-	toks, ok := tokenize(q)
+	var buf [maxTokens + 1]token
+	toks, ok := tokenize(q, &buf)
 	if ok && len(toks) == 0 {
 		return statement{kind: kindEmpty}
 	}
-	read := statement{scope: core.ScopeDatabaseRead}
 	if ok && len(toks) <= maxTokens {
 		if st, ok := builtin(toks); ok {
 			st.scope = core.ScopeDatabaseRead
@@ -170,9 +192,7 @@ func classify(q []byte) statement {
 	if len(toks) == 0 {
 		return statement{kind: kindOther, scope: core.ScopeDatabaseWrite}
 	}
-	read.kind = kindOther
-	read.scope = scopeOf(toks[0].text)
-	return read
+	return statement{kind: kindOther, scope: scopeOf(toks[0])}
 }
 
 // builtin matches the built-in commands' token patterns.
@@ -182,31 +202,35 @@ func builtin(t []token) (statement, bool) {
 			return false
 		}
 		for i, w := range words {
-			if w != "" && t[i].text != w {
+			if w != "" && !t[i].is(w) {
 				return false
 			}
 		}
 		return true
 	}
 	switch {
-	case len(t) == 2 && t[0].text == "select" && t[1].num,
-		len(t) == 3 && t[0].text == "select" && t[1].text == "-" && t[2].num:
-		s := t[len(t)-1].text
-		if t[1].text == "-" {
-			s = "-" + s
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
+	case len(t) == 2 && t[0].is("select") && t[1].num,
+		len(t) == 3 && t[0].is("select") && t[1].is("-") && t[2].num:
+		n, err := strconv.ParseInt(string(t[len(t)-1].raw), 10, 64)
 		if err != nil {
 			return statement{}, false
 		}
+		if len(t) == 3 {
+			n = -n
+		}
 		return statement{kind: kindSelectInt, num: n}, true
-	case is("select", "current_user"), is("select", "session_user"), is("select", "user"),
-		is("select", "current_user", "(", ")"):
-		return statement{kind: kindCurrentUser, name: t[1].text}, true
+	case is("select", "current_user"), is("select", "current_user", "(", ")"), is("select", "user"):
+		return statement{kind: kindCurrentUser, name: "current_user"}, true
+	case is("select", "session_user"):
+		return statement{kind: kindCurrentUser, name: "session_user"}, true
 	case is("select", "version", "(", ")"), is("select", "pg_catalog.version", "(", ")"):
 		return statement{kind: kindVersion}, true
-	case len(t) == 2 && t[0].text == "show":
-		return statement{kind: kindShow, name: t[1].text}, true
+	case len(t) == 2 && t[0].is("show"):
+		name := string(t[1].raw)
+		if !t[1].quoted {
+			name = lower(t[1].raw)
+		}
+		return statement{kind: kindShow, name: name}, true
 	case is("select", "*", "from", "helios_whoami", "(", ")"), is("select", "helios_whoami", "(", ")"),
 		is("select", "*", "from", "helios_whoami", "(", ")", "as", ""):
 		return statement{kind: kindWhoami}, true
@@ -217,8 +241,18 @@ func builtin(t []token) (statement, bool) {
 // scopeOf returns the scope a statement starting with word needs: reads
 // need database:read, data changes database:write, schema changes
 // schema:write; anything unknown is treated as a write.
-func scopeOf(word string) core.Scope {
-	switch word {
+func scopeOf(t token) core.Scope {
+	var b [16]byte
+	if len(t.raw) > len(b) {
+		return core.ScopeDatabaseWrite
+	}
+	for i, c := range t.raw {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	switch string(b[:len(t.raw)]) {
 	case "select", "show", "with", "values", "table", "explain", "begin", "start", "commit", "end",
 		"rollback", "savepoint", "release", "set", "reset", "discard", "deallocate", "prepare",
 		"execute", "fetch", "close", "declare", "listen", "unlisten", "move", "abort":

@@ -29,36 +29,29 @@ var (
 	errBadFormats = errors.New("postgres: bad format codes")
 )
 
-// StartupMessage is the first packet of a connection (after any SSLRequest):
-// protocol version and key/value parameters. Parameters point into the
-// packet: they are valid only as long as it is.
-type StartupMessage struct {
-	ProtocolVersion uint32
-	Parameters      [][2][]byte
-}
-
-// Decode parses a startup packet body (the bytes after the length and the
-// version code), appending to m.Parameters.
-func (m *StartupMessage) Decode(body []byte) error {
-	for len(body) > 0 {
-		if body[0] == 0 {
-			if len(body) != 1 {
-				return errMalformed
-			}
-			return nil
-		}
-		k, rest, ok := cstring(body)
-		if !ok {
-			return errNotClosed
-		}
-		v, rest2, ok := cstring(rest)
-		if !ok {
-			return errNotClosed
-		}
-		m.Parameters = append(m.Parameters, [2][]byte{k, v})
-		body = rest2
+// NextStartupParameter returns the first key/value pair of a
+// StartupMessage's parameter list (the bytes after the length and the
+// version code) and the rest; done is true at the terminating NUL. The
+// slices point into body.
+func NextStartupParameter(body []byte) (key, value, rest []byte, done bool, err error) {
+	if len(body) == 0 {
+		return nil, nil, nil, false, errNotClosed
 	}
-	return errNotClosed
+	if body[0] == 0 {
+		if len(body) != 1 {
+			return nil, nil, nil, false, errMalformed
+		}
+		return nil, nil, nil, true, nil
+	}
+	key, rest, ok := cstring(body)
+	if !ok {
+		return nil, nil, nil, false, errNotClosed
+	}
+	value, rest, ok = cstring(rest)
+	if !ok {
+		return nil, nil, nil, false, errNotClosed
+	}
+	return key, value, rest, false, nil
 }
 
 // cstring splits a NUL-terminated string off the front of b.

@@ -9,18 +9,33 @@ import (
 	"github.com/heliosdb/auth/netio"
 )
 
-// maxPrepared bounds the named statements and portals a session keeps.
-const maxPrepared = 256
+// maxPrepared bounds the named statements and portals a session keeps;
+// maxStatements the statements of one simple query.
+const (
+	maxPrepared   = 256
+	maxStatements = 1000
+)
 
 // extended holds the extended protocol's named statements and portals.
 type extended struct {
 	stmts   map[string]statement
 	portals map[string]portal
+	bind    Bind // decode buffer, reused
 }
 
 type portal struct {
-	st      statement
-	formats []byte
+	st     statement
+	n      uint8   // result format codes held in inline
+	inline [8]byte // short lists of format codes, without an allocation
+	extra  []byte  // longer lists
+}
+
+// formats returns the portal's result format codes.
+func (p *portal) formats() []byte {
+	if p.extra != nil {
+		return p.extra
+	}
+	return p.inline[:p.n]
 }
 
 // query handles one message of an authenticated session.
@@ -53,7 +68,8 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		}
 		return AppendParseComplete(out), netio.Continue
 	case 'B':
-		m := &s.bind
+		s.extend()
+		m := &s.ext.bind
 		if err := m.Decode(body); err != nil {
 			return s.fatal(out, protocolViolation("invalid Bind message"))
 		}
@@ -87,7 +103,7 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		if !ok {
 			return s.extError(out, noPortal(m.Name)), netio.Continue
 		}
-		return s.describe(out, pt.st, pt.formats), netio.Continue
+		return s.describe(out, pt.st, pt.formats()), netio.Continue
 	case 'E':
 		var m Execute
 		if err := m.Decode(body); err != nil {
@@ -97,7 +113,7 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		if !ok {
 			return s.extError(out, noPortal(m.Portal)), netio.Continue
 		}
-		o, ok := s.rows(out, pt.st, pt.formats)
+		o, ok := s.rows(out, pt.st, pt.formats())
 		if !ok {
 			s.skipSync = true
 		}
@@ -165,7 +181,13 @@ func (s *Session) check(env *netio.Env, st statement) (ErrorFields, bool) {
 // EmptyQueryResponse.
 func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
 	ran := false
-	for _, part := range splitStatements(q) {
+	for i, more := 0, true; more; i++ {
+		if i == maxStatements {
+			return AppendErrorResponse(out, ErrorFields{Severity: "ERROR", Code: codeProgramLimit,
+				Message: "too many statements in one query"})
+		}
+		var part []byte
+		part, q, more = cutStatement(q)
 		st := classify(part)
 		if st.kind == kindEmpty {
 			continue
@@ -201,9 +223,7 @@ func (s *Session) portal(name string) (portal, bool) {
 
 // store keeps a statement (stmt) or portal under name; false when full.
 func (s *Session) store(name string, st statement, formats []byte, stmt bool) bool {
-	if s.ext == nil {
-		s.ext = &extended{stmts: make(map[string]statement, 1), portals: make(map[string]portal, 1)}
-	}
+	s.extend()
 	if stmt {
 		if _, ok := s.ext.stmts[name]; !ok && len(s.ext.stmts) >= maxPrepared {
 			return false
@@ -214,12 +234,21 @@ func (s *Session) store(name string, st statement, formats []byte, stmt bool) bo
 	if _, ok := s.ext.portals[name]; !ok && len(s.ext.portals) >= maxPrepared {
 		return false
 	}
-	var f []byte
-	if len(formats) > 0 {
-		f = append([]byte(nil), formats...)
+	p := portal{st: st}
+	if len(formats) > len(p.inline) {
+		p.extra = append([]byte(nil), formats...)
+	} else {
+		p.n = uint8(copy(p.inline[:], formats))
 	}
-	s.ext.portals[name] = portal{st: st, formats: f}
+	s.ext.portals[name] = p
 	return true
+}
+
+// extend makes the extended protocol's state on first use.
+func (s *Session) extend() {
+	if s.ext == nil {
+		s.ext = &extended{stmts: make(map[string]statement, 1), portals: make(map[string]portal, 1)}
+	}
 }
 
 // format returns the result format of column i under Bind's format codes.

@@ -31,7 +31,6 @@ type Session struct {
 	user     string
 	claims   core.Claims
 	ext      *extended
-	bind     Bind // decode buffer, reused
 }
 
 var _ netio.Session = (*Session)(nil)
@@ -123,12 +122,18 @@ func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 // that may not send tokens without TLS (before asking for the password),
 // negotiate the protocol version down to 3.0, then ask for the password.
 func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) ([]byte, netio.Action) {
-	var m StartupMessage
-	var params [8][2][]byte
-	m.Parameters = params[:0]
-	if err := m.Decode(body); err != nil {
-		o, _ := s.fatal(out, protocolViolation("invalid startup packet layout: expected terminator as last byte"))
-		return o, netio.Close
+	// Check the whole parameter list first: a malformed packet is a
+	// protocol violation whatever the client's address.
+	for rest := body; ; {
+		_, _, r, done, err := NextStartupParameter(rest)
+		if err != nil {
+			o, _ := s.fatal(out, protocolViolation("invalid startup packet layout: expected terminator as last byte"))
+			return o, netio.Close
+		}
+		if done {
+			break
+		}
+		rest = r
 	}
 	if !s.info.TLS && !s.info.PlaintextOK {
 		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
@@ -137,10 +142,15 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 	}
 	var unknown [][]byte
 	s.user = "default"
-	for _, kv := range m.Parameters {
-		switch k := kv[0]; {
-		case string(k) == "user" && len(kv[1]) > 0 && len(kv[1]) <= 63:
-			s.user = string(kv[1])
+	for rest := body; ; {
+		k, v, r, done, _ := NextStartupParameter(rest)
+		if done {
+			break
+		}
+		rest = r
+		switch {
+		case string(k) == "user" && string(v) != "default" && len(v) > 0 && len(v) <= 63:
+			s.user = string(v)
 		case len(k) > 4 && string(k[:4]) == "_pq_":
 			unknown = append(unknown, k)
 		}
@@ -204,15 +214,15 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 		now = time.Now()
 	}
 	c, err := env.Verifier.Verify(tok, now)
+	s.claims = c // kept in the session, so that passing it on costs nothing
 	var seen *core.Claims
 	if c.Version != 0 {
-		seen = &c // the MAC verified: the id may be logged
+		seen = &s.claims // the MAC verified: the id may be logged
 	}
 	env.Observer.Authenticated(s.info, seen, err, now)
 	if err != nil {
 		return s.fatal(out, tokenError(err))
 	}
-	s.claims = c
 	s.phase = phaseReady
 	out = AppendAuthentication(out, 0)
 	for _, p := range s.p.params {
