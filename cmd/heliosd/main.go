@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,7 +62,7 @@ func run() error {
 	if created {
 		log.Info("generated a signing key", "keyring", filepath.Join(cfg.DataDir, "keyring.json"))
 	}
-	tlsCfg, certPath, generated, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, nil)
+	tlsCfg, certPath, generated, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, certHosts(&cfg))
 	if err != nil {
 		return err
 	}
@@ -168,6 +169,24 @@ func recordRetiredKeys(svc *issuer.Service, ring *core.Keyring) error {
 		}
 	}
 	return nil
+}
+
+// certHosts returns the names a generated certificate should carry besides
+// localhost and loopback: this machine's host name and every specific
+// address a listener binds to.
+func certHosts(c *Config) []string {
+	var hosts []string
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	for _, addr := range []string{c.HTTPListen, c.PGListen, c.RedisListen, c.MySQLListen, c.MongoListen} {
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && !slices.Contains(hosts, h) {
+			if ip := net.ParseIP(h); ip == nil || !(ip.IsUnspecified() || ip.IsLoopback()) {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	return hosts
 }
 
 // fasthttpLogger routes fasthttp's messages to slog at debug level (they
