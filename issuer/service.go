@@ -203,7 +203,7 @@ func (s *Service) Login(email, password string, from netip.Addr) (string, *Token
 		return "", nil, badRequest(CodeInvalidRequest, "send both email and password")
 	}
 	now := s.opts.Now()
-	ipKey, emailKey := from.String(), strings.ToLower(email)
+	ipKey, emailKey := sourceKey(from), strings.ToLower(email)
 	if ok, wait := s.ipLim.take(ipKey, now); !ok {
 		return "", nil, rateLimited(wait, "too many failed logins from this address")
 	}
@@ -240,6 +240,15 @@ func (s *Service) Login(email, password string, from netip.Addr) (string, *Token
 		s.log.Info("login", "account", acc.ID, "token_id", rec.ID.String())
 	}
 	return tok, rec, err
+}
+
+// sourceKey is the rate-limit key of a client address: the address itself
+// for IPv4, its /64 for IPv6 (one subscriber usually holds a whole /64).
+func sourceKey(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.Unmap().String()
 }
 
 func rateLimited(wait time.Duration, why string) *APIError {
