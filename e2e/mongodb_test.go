@@ -13,11 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/heliosdb/auth/core"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -280,5 +282,38 @@ func TestMongoPlaintextRefusedWhenNotAllowed(t *testing.T) {
 	}
 	if err := mongoConnect(t, mongoURI(d, tok, "")).Ping(ctx, nil); err != nil {
 		t.Fatalf("TLS: %v", err)
+	}
+}
+
+// TestMongoMonitorOutlivesHandshakeTimeout: the driver's monitoring
+// connection never authenticates; it must not be closed at the handshake
+// deadline (the driver would mark the server unknown and clear its pool).
+func TestMongoMonitorOutlivesHandshakeTimeout(t *testing.T) {
+	d := startDaemon(t, withArgs("--handshake-timeout", "1s"))
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	var cleared, failed atomic.Int32
+	opts := options.Client().ApplyURI(mongoURI(d, tok, "&heartbeatFrequencyMS=500")).
+		SetPoolMonitor(&event.PoolMonitor{Event: func(e *event.PoolEvent) {
+			if e.Type == event.ConnectionPoolCleared {
+				cleared.Add(1)
+			}
+		}}).
+		SetServerMonitor(&event.ServerMonitor{ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) {
+			failed.Add(1)
+			t.Logf("heartbeat failed: %v", e.Failure)
+		}})
+	c, err := mongo.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(context.Background())
+	for i := 0; i < 4; i++ {
+		if err := c.Ping(mongoCtx(t), nil); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		time.Sleep(time.Second)
+	}
+	if cleared.Load() != 0 || failed.Load() != 0 {
+		t.Fatalf("pool cleared %d times, %d heartbeats failed", cleared.Load(), failed.Load())
 	}
 }

@@ -92,10 +92,14 @@ type Session struct {
 	info *netio.ConnInfo
 
 	authed bool
-	claims core.Claims
-	user   string
-	authDB string
-	nextID int32
+	// established: a hello was answered, so this is a driver's connection
+	// past its handshake (a monitoring connection, which never
+	// authenticates, or a pooled one about to).
+	established bool
+	claims      core.Claims
+	user        string
+	authDB      string
+	nextID      int32
 
 	// pending is the header of a message whose body has not fully arrived,
 	// so a size limit hit by the transport can be answered to its request.
@@ -107,8 +111,15 @@ type Session struct {
 // Start says nothing: the client speaks first.
 func (s *Session) Start(env *netio.Env, out []byte) []byte { return out }
 
-// Authenticated reports whether a token has been accepted.
-func (s *Session) Authenticated() bool { return s.authed }
+// Authenticated reports whether the connection is past its handshake, which
+// for the transport moves it from the handshake deadline to the idle one:
+// a token was accepted, or a hello was answered. Drivers keep a monitoring
+// connection that sends hello every 10 seconds and never authenticates
+// (PROTOCOLS.md §3); closing it at the handshake deadline makes the driver
+// mark the server unknown and clear its connection pool. Such a connection
+// still runs nothing but hello, isMaster, ping and buildInfo, and its
+// messages stay bounded by the pre-authentication size.
+func (s *Session) Authenticated() bool { return s.authed || s.established }
 
 // LimitError answers the request whose body was still arriving when the
 // transport's size limit hit. Timeouts and connection limits get no reply,
@@ -194,6 +205,9 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 	class, scope := Classify(name, m.Command)
 	switch class {
 	case ClassHandshake:
+		if n := string(name); n == "hello" || n == "isMaster" || n == "ismaster" {
+			s.established = true
+		}
 		return s.handshake(env, m, name, out), netio.Continue
 	case ClassAuth:
 		return s.auth(env, m, name, out)
@@ -223,7 +237,7 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 	switch string(name) {
 	case "saslStart":
 	case "logout":
-		s.authed = false
+		s.authed, s.established = false, false
 		return s.okReply(out, m), netio.Continue
 	case "saslContinue":
 		return s.errorReply(out, m, CodeProtocolError, msgNoSASL), netio.Continue

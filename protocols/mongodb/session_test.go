@@ -256,3 +256,28 @@ func TestIPAllowlist(t *testing.T) {
 		}
 	}
 }
+
+// A monitoring connection (hello only, never authenticated) is past its
+// handshake for the transport, but still may run nothing else and still
+// has the pre-authentication size bound.
+func TestMonitoringConnectionIsEstablished(t *testing.T) {
+	s, env := newSession(true), newEnv(nil, nil)
+	if s.Authenticated() {
+		t.Fatal("established before hello")
+	}
+	roundTrip(t, s, env, opMsg(t, 1, 0, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}}))
+	if s.Authenticated() {
+		t.Fatal("ping must not establish")
+	}
+	roundTrip(t, s, env, opMsg(t, 2, 0, bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}}))
+	if !s.Authenticated() || s.authed {
+		t.Fatal("hello should establish without authenticating")
+	}
+	doc, _ := roundTrip(t, s, env, opMsg(t, 3, 0, bson.D{{Key: "connectionStatus", Value: 1}, {Key: "$db", Value: "admin"}}))
+	if code(doc) != CodeUnauthorized {
+		t.Fatalf("connectionStatus on a monitoring connection: %v", doc)
+	}
+	if s.maxMessage(env) != DefaultMaxPreAuthMessage {
+		t.Fatal("size bound must stay the pre-authentication one")
+	}
+}
