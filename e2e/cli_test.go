@@ -200,6 +200,16 @@ func TestCLI(t *testing.T) {
 	c.fails("", "", nil, "auth", "token")
 	c.fails("AUTH_REQUIRED", "", []string{"HELIOS_TOKEN=" + refreshed}, "auth", "status")
 
+	// Logout everywhere revokes every token of the account.
+	c.ok(pw+"\n", nil, "auth", "login", "--email", email)
+	t3 := strings.TrimSpace(c.ok("", nil, "token", "create", "--name", "app-v3"))
+	c.ok("", []string{"HELIOS_TOKEN=" + t3}, "auth", "status")
+	if out := c.ok("", nil, "auth", "logout", "--all"); !strings.Contains(out, "Logged out everywhere") {
+		t.Fatalf("logout --all: %s", out)
+	}
+	c.fails("AUTH_REQUIRED", "", []string{"HELIOS_TOKEN=" + t3}, "auth", "status")
+	c.fails("", "", []string{"HELIOS_TOKEN=" + v2}, "token", "create") // --name is required
+
 	// An expired token: the server's AUTH_EXPIRED, exit non-zero.
 	c.fails("AUTH_EXPIRED", "", []string{"HELIOS_TOKEN=" + d.expiredToken(t)}, "auth", "status")
 	// A server that is not there: a clear error, exit non-zero.
