@@ -120,6 +120,11 @@ func TestCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(svc), &created); err != nil || !strings.HasPrefix(created["token"].(string), "hdb_svc_") {
 		t.Fatalf("service token json: %s", svc)
 	}
+	// A token without database:read cannot run the identity query; status
+	// still reports it valid, with its type.
+	if out := c.ok("", []string{"HELIOS_TOKEN=" + created["token"].(string)}, "auth", "status"); !strings.Contains(out, "Type:       service") {
+		t.Errorf("status of a branch-only service token: %s", out)
+	}
 
 	// The guide's rotation recipe, verbatim through a shell when jq is here.
 	var v2 string
