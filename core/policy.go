@@ -1,0 +1,47 @@
+package core
+
+import "net/netip"
+
+// Policy is what a gateway checks about a verified token beyond the token
+// itself: per-token IP allowlists and the database registry's test flags.
+// Implementations must be safe for concurrent use and allocation-free.
+type Policy interface {
+	// AllowedFrom reports whether the token id (whose claims carry
+	// FlagIPPolicy) may be used from addr. A token with the flag and no known
+	// allowlist must be refused (fail closed).
+	AllowedFrom(id TokenID, addr netip.Addr) bool
+	// IsTestDatabase reports whether name is registered as a test database.
+	IsTestDatabase(name []byte) bool
+}
+
+// Policy errors (KindForbidden: the token is genuine but not allowed here).
+var (
+	ErrAddrNotAllowed = &Error{Kind: KindForbidden, Message: "Token is not allowed from this IP address",
+		Detail: "the token has an IP allowlist (allowed_ips) that does not include the client's address"}
+	ErrTestDatabaseOnly = &Error{Kind: KindForbidden, Message: "Test tokens can only access test databases",
+		Detail: "hdb_test_ tokens may connect only to databases created with \"test\": true"}
+)
+
+// AllowAddr checks c's IP allowlist against the client's address (nil p
+// refuses every token that has one).
+func AllowAddr(p Policy, c *Claims, addr netip.Addr) error {
+	if c.Flags&FlagIPPolicy == 0 {
+		return nil
+	}
+	if p == nil || !p.AllowedFrom(c.ID, addr.Unmap()) {
+		return ErrAddrNotAllowed
+	}
+	return nil
+}
+
+// AllowDatabase checks that a test-only token reaches only a test database
+// (nil p refuses test-only tokens everywhere).
+func AllowDatabase(p Policy, c *Claims, database []byte) error {
+	if c.Flags&FlagTestOnly == 0 {
+		return nil
+	}
+	if p == nil || !p.IsTestDatabase(database) {
+		return ErrTestDatabaseOnly
+	}
+	return nil
+}
