@@ -37,11 +37,11 @@ func TestAllowlistsAndDatabases(t *testing.T) {
 	if err := core.AllowAddr(s, &c, netip.MustParseAddr("203.0.113.50")); err == nil {
 		t.Fatal("expired allowlist kept")
 	}
-	addr := netip.MustParseAddr("10.1.2.3")
+	addr, db := netip.MustParseAddr("10.1.2.3"), []byte("scratch")
 	s.SetIPs(id, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, 1000)
 	if a := testing.AllocsPerRun(100, func() {
 		_ = core.AllowAddr(s, &c, addr)
-		_ = core.AllowDatabase(s, &c, []byte("scratch"))
+		_ = core.AllowDatabase(s, &c, db)
 	}); a != 0 {
 		t.Fatalf("%.1f allocs", a)
 	}
