@@ -454,3 +454,64 @@ func readFull(c net.Conn, b []byte) error {
 	_, err := io.ReadFull(c, b)
 	return err
 }
+
+// rateFor runs op on c goroutines for d and returns operations per second.
+func rateFor(c int, d time.Duration, op func() error) (float64, error) {
+	var done atomic.Int64
+	var failed atomic.Pointer[error]
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) && failed.Load() == nil {
+				if err := op(); err != nil {
+					failed.Store(&err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := failed.Load(); e != nil {
+		return 0, *e
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
+
+// BenchmarkHandshakeRatio measures the handshake rate of every target and
+// of the raw-TCP ceiling in interleaved rounds (ceiling, target, ceiling,
+// …), so that a machine shared with other work shifts both alike, and
+// reports each target's median rate and its median share of the ceiling.
+// It runs once whatever b.N is (use -benchtime 1x).
+func BenchmarkHandshakeRatio(b *testing.B) {
+	const rounds, slice = 5, 400 * time.Millisecond
+	for _, t := range orderedTargets()[1:] {
+		for _, c := range concurrencies {
+			b.Run(fmt.Sprintf("%s/c=%d", t.Name, c), func(b *testing.B) {
+				rawAddr, _ := addrOf(b, rawTarget)
+				addr, tok := addrOf(b, t)
+				var rates, ratios []float64
+				for r := 0; r < rounds; r++ {
+					ceil, err := rateFor(c, slice, func() error { return rawTarget.Handshake(rawAddr, "") })
+					if err != nil {
+						b.Fatal(err)
+					}
+					rate, err := rateFor(c, slice, func() error { return t.Handshake(addr, tok) })
+					if err != nil {
+						b.Fatal(err)
+					}
+					rates = append(rates, rate)
+					ratios = append(ratios, rate/ceil)
+				}
+				sort.Float64s(rates)
+				sort.Float64s(ratios)
+				b.ReportMetric(rates[rounds/2], "conn/s")
+				b.ReportMetric(100*ratios[rounds/2], "%ceiling")
+			})
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,7 +22,19 @@ import (
 func init() {
 	register(Target{Name: "postgres-wire", Listener: "pg-listen", Handshake: pgWireHandshake, Open: pgWireOpen})
 	register(Target{Name: "postgres-pgx", Listener: "pg-listen", Handshake: pgxHandshake, Open: pgxOpen})
+	register(Target{Name: "postgres-wire-tls", Listener: "pg-listen", Handshake: func(addr, token string) error {
+		p, err := pgWireDial(addr, token, true)
+		if err != nil {
+			return err
+		}
+		defer closeNow(p.raw)
+		return p.Do()
+	}})
 }
+
+// pgTLS is the client side of the benchmarks' TLS: no verification (the
+// daemon's certificate is self-signed) and no session resumption, as psql.
+var pgTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 
 var (
 	pgStartup   = pgStartupPacket()
@@ -43,7 +57,9 @@ func pgMessage(typ byte, body []byte) []byte {
 
 // pgWire is a minimal PostgreSQL client connection.
 type pgWire struct {
-	c   net.Conn
+	c   net.Conn // the TLS connection when TLS is on
+	raw net.Conn
+	r   *bufio.Reader // reads as libpq does: one read per server write
 	buf []byte
 }
 
@@ -52,7 +68,7 @@ type pgWire struct {
 func (p *pgWire) until(want byte) error {
 	var hdr [5]byte
 	for {
-		if err := readFull(p.c, hdr[:]); err != nil {
+		if _, err := io.ReadFull(p.r, hdr[:]); err != nil {
 			return err
 		}
 		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
@@ -62,7 +78,7 @@ func (p *pgWire) until(want byte) error {
 		if cap(p.buf) < n {
 			p.buf = make([]byte, n)
 		}
-		if _, err := io.ReadFull(p.c, p.buf[:n]); err != nil {
+		if _, err := io.ReadFull(p.r, p.buf[:n]); err != nil {
 			return err
 		}
 		switch hdr[0] {
@@ -74,29 +90,46 @@ func (p *pgWire) until(want byte) error {
 	}
 }
 
-func pgWireConnect(addr, token string) (*pgWire, error) {
-	c, err := net.Dial("tcp", addr)
+func pgWireConnect(addr, token string) (*pgWire, error) { return pgWireDial(addr, token, false) }
+
+// pgWireDial connects, optionally upgrades with SSLRequest, and logs in.
+func pgWireDial(addr, token string, useTLS bool) (*pgWire, error) {
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	p := &pgWire{c: c, buf: make([]byte, 256)}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(pgStartup); err != nil {
-		closeNow(c)
+	p := &pgWire{c: raw, raw: raw, buf: make([]byte, 256)}
+	_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+	fail := func(err error) (*pgWire, error) {
+		closeNow(raw)
 		return nil, err
+	}
+	if useTLS {
+		if _, err := raw.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
+			return fail(err)
+		}
+		var s [1]byte
+		if err := readFull(raw, s[:]); err != nil || s[0] != 'S' {
+			return fail(fmt.Errorf("SSLRequest answered %q: %v", s[:], err))
+		}
+		tc := tls.Client(raw, pgTLS)
+		if err := tc.Handshake(); err != nil {
+			return fail(err)
+		}
+		p.c = tc
+	}
+	p.r = bufio.NewReaderSize(p.c, 4096)
+	if _, err := p.c.Write(pgStartup); err != nil {
+		return fail(err)
 	}
 	if err := p.until('R'); err != nil {
-		closeNow(c)
-		return nil, err
+		return fail(err)
 	}
-	pw := pgMessage('p', append([]byte(token), 0))
-	if _, err := c.Write(pw); err != nil {
-		closeNow(c)
-		return nil, err
+	if _, err := p.c.Write(pgMessage('p', append([]byte(token), 0))); err != nil {
+		return fail(err)
 	}
 	if err := p.until('Z'); err != nil {
-		closeNow(c)
-		return nil, err
+		return fail(err)
 	}
 	return p, nil
 }
@@ -106,7 +139,7 @@ func pgWireHandshake(addr, token string) error {
 	if err != nil {
 		return err
 	}
-	defer closeNow(p.c)
+	defer closeNow(p.raw)
 	return p.Do()
 }
 
@@ -130,7 +163,7 @@ func (p *pgWire) Do() error {
 // Close sends Terminate and closes.
 func (p *pgWire) Close() error {
 	_, _ = p.c.Write(pgTerminate)
-	closeNow(p.c)
+	closeNow(p.raw)
 	return nil
 }
 
