@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
@@ -43,14 +44,26 @@ func FuzzReadMessage(f *testing.F) {
 	})
 }
 
-// checkReplies checks that out is a sequence of whole replies.
+// checkReplies checks that out is a sequence of whole replies, each
+// carrying one valid BSON document whose strings are valid UTF-8.
 func checkReplies(t *testing.T, out []byte) {
 	for len(out) > 0 {
 		h, ok := mongodb.ReadHeader(out)
 		if !ok || int(h.MessageLength) > len(out) || h.MessageLength < mongodb.HeaderLen {
 			t.Fatalf("bad reply framing: %x", out)
 		}
+		msg := out[:h.MessageLength]
 		out = out[h.MessageLength:]
+		doc := msg[mongodb.HeaderLen+5:] // OP_MSG: flags, kind 0
+		if h.OpCode == mongodb.OpReply {
+			doc = msg[mongodb.HeaderLen+20:]
+		}
+		if err := mongodb.ValidateDocument(doc); err != nil {
+			t.Fatalf("reply document: %v", err)
+		}
+		if v, ok := bsoncore.Document(doc).Lookup("errmsg").StringValueOK(); ok && !utf8.ValidString(v) {
+			t.Fatalf("errmsg is not UTF-8: %q", v)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/heliosdb/auth/core"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -127,7 +128,8 @@ func appendErrorDoc(dst []byte, code int32, msg string) []byte {
 // privilege: "not authorized on main to execute command { find: "c", $db:
 // "main" }: Token does not have required scope: database:read".
 func forbiddenMessage(db []byte, cmd bsoncore.Document, s core.Scope) string {
-	return "not authorized on " + string(db) + " to execute command " + describeCommand(cmd, db) + ": " + core.ForbiddenError(s).Message
+	msg := "not authorized on " + printable(db) + " to execute command " + describeCommand(cmd, db) + ": " + core.ForbiddenError(s).Message
+	return strings.ToValidUTF8(msg, "\uFFFD")
 }
 
 // describeCommand renders "{ <name>: <value>, $db: "<db>" }" with the
@@ -141,5 +143,15 @@ func describeCommand(cmd bsoncore.Document, db []byte) string {
 	if truncated {
 		val += "…"
 	}
-	return "{ " + string(el.KeyBytes()) + ": " + val + ", $db: " + strconv.Quote(string(db)) + " }"
+	return "{ " + printable(el.KeyBytes()) + ": " + val + ", $db: " + strconv.Quote(string(db)) + " }"
+}
+
+// printable returns a client-chosen name for an error message: at most 64
+// bytes and valid UTF-8 (a BSON string must be; some drivers reject one
+// that is not).
+func printable(name []byte) string {
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strings.ToValidUTF8(string(name), "\uFFFD")
 }

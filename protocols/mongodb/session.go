@@ -213,7 +213,7 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 		return s.auth(env, m, name, out)
 	}
 	if !s.authed {
-		return s.errorReply(out, m, CodeUnauthorized, "command "+string(name)+" requires authentication"), netio.Continue
+		return s.errorReply(out, m, CodeUnauthorized, "command "+printable(name)+" requires authentication"), netio.Continue
 	}
 	if env.Now.Unix() >= s.claims.ExpiresAt {
 		s.authed = false
@@ -228,7 +228,7 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 		}
 		return s.errorReply(out, m, CodeCommandNotSupported, msgNoUpstream), netio.Continue
 	}
-	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+string(name)+"'"), netio.Continue
+	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+printable(name)+"'"), netio.Continue
 }
 
 // auth runs saslStart (PLAIN) and refuses every other mechanism with a
