@@ -98,3 +98,50 @@ func walk(t *testing.T, d bsoncore.Document, depth int) {
 		}
 	}
 }
+
+// FuzzAuthenticatedSession runs arbitrary messages on a session that has
+// authenticated with a read-only token, reaching the classifier, the
+// scope errors and the built-in responder.
+func FuzzAuthenticatedSession(f *testing.F) {
+	now := time.Now()
+	tok, _, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix(), Scopes: core.ScopeSet(0).With(core.ScopeDatabaseRead)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	login := saslStart(string(tok))
+	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, Observer: netio.NopObserver{}}
+	p := mongodb.New(mongodb.Options{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := p.NewSession(&netio.ConnInfo{Remote: netip.MustParseAddrPort("127.0.0.1:1"), PlaintextOK: true})
+		if n, out, _ := s.Handle(env, login, nil); n != len(login) || !s.Authenticated() {
+			t.Fatalf("login failed: %x", out)
+		}
+		in := b
+		for len(in) > 0 {
+			k, out, act := s.Handle(env, in, nil)
+			checkReplies(t, out)
+			if k == 0 || act == netio.Close {
+				break
+			}
+			in = in[k:]
+		}
+	})
+}
+
+// saslStart encodes the OP_MSG saslStart PLAIN a driver sends.
+func saslStart(token string) []byte {
+	idx, doc := bsoncore.AppendDocumentStart(nil)
+	doc = bsoncore.AppendInt32Element(doc, "saslStart", 1)
+	doc = bsoncore.AppendStringElement(doc, "mechanism", "PLAIN")
+	doc = bsoncore.AppendBinaryElement(doc, "payload", 0, []byte("\x00default\x00"+token))
+	doc = bsoncore.AppendStringElement(doc, "$db", "$external")
+	doc, _ = bsoncore.AppendDocumentEnd(doc, idx)
+	msg := make([]byte, 16, 32+len(doc))
+	msg[12] = 0xdd // opcode 2013 (OP_MSG), little-endian
+	msg[13] = 0x07
+	msg = append(msg, 0, 0, 0, 0, 0)
+	msg = append(msg, doc...)
+	msg[0], msg[1], msg[2] = byte(len(msg)), byte(len(msg)>>8), byte(len(msg)>>16)
+	return msg
+}
