@@ -28,6 +28,8 @@ const (
 	pluginCachingSHA2                   = "caching_sha2_password"
 	authMoreData                 byte   = 0x01
 	fullAuthRequired             byte   = 0x04
+	fastAuthSuccess              byte   = 0x03
+	scrambleLen                         = 32 // caching_sha2_password's fast-auth scramble
 	requestPublicKey             byte   = 0x02
 	handshakeResponseFixedPrefix        = 32
 	nonceLen                            = 20

@@ -1,28 +1,3 @@
-// Package mysql is HeliosDB's MySQL front end: the packet codec, the
-// connection state machine that takes a HeliosDB token through
-// caching_sha2_password's full authentication (in cleartext inside TLS, or
-// RSA-OAEP encrypted without TLS), the statement → scope classifier,
-// MySQL-native errors, and the built-in responder used when no upstream
-// database is configured.
-//
-// Authentication, in short: the greeting offers caching_sha2_password; the
-// fast-auth scramble a client sends first cannot be checked by a server that
-// holds no password, so the session always answers "perform full
-// authentication" (01 04). Inside TLS the client then sends token NUL; without
-// TLS it asks for the server's RSA public key (02) and sends the token
-// encrypted to it. mysql_clear_password is never offered.
-//
-// Plaintext policy: a client on an address that may not send tokens without
-// TLS (ConnInfo.PlaintextOK false) gets error 3159 right after its handshake
-// response, before it sends the token. The RSA exchange does not count as
-// protection for such clients: the public key travels unauthenticated, and
-// clients fetch it without pinning it, so an active attacker can substitute
-// their own key and read the token. RSA is used only where plaintext is
-// allowed (loopback by default), where it still keeps the token off the wire.
-//
-// The package owns MySQL bytes only. It must never do I/O (netio moves the
-// bytes), share state with another protocol, keep a token after verifying
-// it, or put a token into a reply or a log.
 package mysql
 
 import (
@@ -46,6 +21,8 @@ type Config struct {
 	// ServerVersion is the version the greeting announces; default
 	// "8.0.40-HeliosDB".
 	ServerVersion string
+	// FastAuth bounds the fast-authentication cache (on by default).
+	FastAuth CacheConfig
 }
 
 // Protocol makes MySQL sessions.
@@ -54,6 +31,7 @@ type Protocol struct {
 	pubPEM  []byte
 	caps    uint32
 	version string
+	cache   *authCache // nil when fast authentication is disabled
 }
 
 // New returns the MySQL protocol for cfg.
@@ -65,7 +43,8 @@ func New(cfg Config) (*Protocol, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion}
+	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion,
+		cache: newAuthCache(cfg.FastAuth)}
 	if cfg.TLS {
 		p.caps |= ClientSSL
 	}
@@ -93,7 +72,7 @@ func (*Protocol) ALPN() []string { return nil }
 // Session states.
 const (
 	stHandshake uint8 = iota // greeting sent; waiting for SSLRequest or HandshakeResponse41
-	stSwitch                 // AuthSwitchRequest sent; waiting for the scramble
+	stSwitch                 // AuthSwitchRequest sent; waiting for the fast-auth scramble
 	stFullAuth               // 01 04 sent; waiting for token NUL (TLS) or 02
 	stRSA                    // public key sent; waiting for the encrypted token
 	stCommand                // authenticated
@@ -194,8 +173,7 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 		if len(payload) == 0 || (len(payload) == 1 && payload[0] == 0) {
 			return s.fail(env, core.ErrMissing, out)
 		}
-		s.state = stFullAuth
-		return AppendAuthMoreData(out, s.seq+1, []byte{fullAuthRequired}), netio.Continue
+		return s.fastAuth(env, payload, out)
 	case stFullAuth:
 		if !s.info.TLS && len(payload) == 1 && payload[0] == requestPublicKey {
 			s.state = stRSA
@@ -258,6 +236,31 @@ func (s *Session) handshakeResponse(env *netio.Env, payload, out []byte) ([]byte
 		// An empty password: the client sends no scramble at all.
 		return s.fail(env, core.ErrMissing, out)
 	}
+	return s.fastAuth(env, r.AuthResponse, out)
+}
+
+// fastAuth answers the client's fast-auth scramble: 01 03 and OK when it
+// proves a cached token that passes its re-check, 1045 when the cached token
+// has since expired or been revoked (the entry is evicted), otherwise 01 04
+// (perform full authentication).
+func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.Action) {
+	if c := s.p.cache; c != nil && len(scramble) == scrambleLen {
+		claims, key, ok := c.lookup(s.info.Remote.Addr(), s.nonce[:], scramble, env.Now)
+		if ok {
+			if err := env.Verifier.Recheck(&claims, env.Now); err != nil {
+				c.evict(s.info.Remote.Addr(), key)
+				fastAuthRejected.Inc()
+				env.Observer.Authenticated(s.info, &claims, err, env.Now)
+				return s.appendAccessDenied(out, s.seq+1, err), netio.Close
+			}
+			fastAuthHits.Inc()
+			s.claims, s.state = claims, stCommand
+			env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
+			out = AppendAuthMoreData(out, s.seq+1, []byte{fastAuthSuccess})
+			return AppendOK(out, s.seq+2), netio.Continue
+		}
+		fastAuthMisses.Inc()
+	}
 	s.state = stFullAuth
 	return AppendAuthMoreData(out, s.seq+1, []byte{fullAuthRequired}), netio.Continue
 }
@@ -274,6 +277,9 @@ func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action)
 		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 	}
 	s.claims, s.state = c, stCommand
+	if s.p.cache != nil {
+		s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now)
+	}
 	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 	return AppendOK(out, s.seq+1), netio.Continue
 }
