@@ -44,6 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Loops is the number of event loops per listener (default GOMAXPROCS).
 	Loops int
+	// NoReusePort turns off SO_REUSEPORT listeners (one per loop, so that
+	// each loop accepts by itself); they are used unless the port is 0.
+	NoReusePort bool
 	// Tick is how often each loop checks its deadlines (default: a quarter
 	// of the shorter timeout, between 10ms and 1s).
 	Tick time.Duration

@@ -64,10 +64,24 @@ func (g *Gateway) start(ln Listener) (*server, error) {
 		obs = NewMetrics(ln.Protocol.Name(), g.cfg.Logger)
 	}
 	s := &server{g: g, p: ln.Protocol, obs: obs, tls: serverTLS(g.cfg.TLS, ln.Protocol.ALPN()), booted: make(chan struct{}), done: make(chan struct{})}
+	// With SO_REUSEPORT every loop accepts on its own socket (no hand-over
+	// from an acceptor loop); on port 0 each socket would get its own port.
+	// A probe without SO_REUSEPORT first, so that a second daemon on the
+	// same port fails to start instead of sharing its connections.
+	_, port, _ := net.SplitHostPort(ln.Addr)
+	reusePort := !g.cfg.NoReusePort && port != "0" && port != ""
+	if reusePort {
+		probe, err := net.Listen("tcp", ln.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s listen %s: %w", ln.Protocol.Name(), ln.Addr, err)
+		}
+		_ = probe.Close()
+	}
 	go func() {
 		defer close(s.done)
 		s.runErr = gnet.Run(s, "tcp://"+ln.Addr,
 			gnet.WithMulticore(true),
+			gnet.WithReusePort(reusePort),
 			gnet.WithNumEventLoop(g.cfg.Loops),
 			gnet.WithReuseAddr(true),
 			gnet.WithTicker(true),
