@@ -182,6 +182,8 @@ func (s *server) OnTick() (time.Duration, gnet.Action) {
 // gnetLog sends gnet's own messages to slog: warnings and errors only.
 type gnetLog struct{ l *slog.Logger }
 
+// Debugf and Infof drop gnet's chatter; Warnf, Errorf and Fatalf log it
+// (gnet's Fatalf does not exit here).
 func (gnetLog) Debugf(string, ...any) {}
 func (gnetLog) Infof(string, ...any)  {}
 func (g gnetLog) Warnf(f string, a ...any) {

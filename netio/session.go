@@ -98,11 +98,17 @@ type Env struct {
 type Outcome uint8
 
 const (
+	// OutcomeOK: the token was accepted.
 	OutcomeOK Outcome = iota
+	// OutcomeInvalid: missing, malformed, forged or unknown-key token.
 	OutcomeInvalid
+	// OutcomeExpired: a genuine token past its expiry.
 	OutcomeExpired
+	// OutcomeRevoked: a genuine token revoked (by id, logout-all or key).
 	OutcomeRevoked
+	// OutcomeForbidden: a valid token without the scope a command needs.
 	OutcomeForbidden
+	// OutcomeTLSRequired: a plaintext client refused before sending a token.
 	OutcomeTLSRequired
 	numOutcomes
 )
