@@ -229,6 +229,11 @@ func TestPostgresPgx(t *testing.T) {
 		if err := conn.Ping(ctx); err != nil {
 			t.Fatalf("ping: %v", err)
 		}
+		// pgx sends its CancelRequest on a new connection, inside TLS
+		// when the session uses TLS; nothing runs, so it just ends.
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Fatalf("cancel request: %v", err)
+		}
 		_, err = conn.Exec(ctx, "INSERT INTO t VALUES (1)")
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || pe.Code != "0A000" {
