@@ -8,7 +8,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -242,4 +245,118 @@ func TestMySQLBadInput(t *testing.T) {
 	if err := mysqlDB(t, d, scopedToken(t, d), "false").Ping(); err != nil {
 		t.Fatalf("the next client: %v", err)
 	}
+}
+
+// fastAuthCount returns helios_gateway_mysql_fast_auth_total{result=…}
+// from /metrics (0 when the series is absent).
+func fastAuthCount(t *testing.T, d *daemon, result string) int {
+	t.Helper()
+	status, body := d.Do(t, "GET", "/metrics", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: status %d", status)
+	}
+	m := regexp.MustCompile(`(?m)^helios_gateway_mysql_fast_auth_total\{result="` + result + `"\} (\d+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestMySQLFastAuth: a client's second connection is authenticated by
+// caching_sha2's fast path (01 03) from the gateway's cache, with both real
+// clients, with and without TLS.
+func TestMySQLFastAuth(t *testing.T) {
+	d := startDaemon(t)
+	for _, mode := range []string{"false", "skip-verify"} {
+		tok := scopedToken(t, d)
+		db := mysqlDB(t, d, tok, mode)
+		db.SetMaxIdleConns(0) // every query dials anew
+		hits, misses := fastAuthCount(t, d, "hit"), fastAuthCount(t, d, "miss")
+		for i := 0; i < 3; i++ {
+			var n int
+			if err := db.QueryRow("SELECT 1").Scan(&n); err != nil || n != 1 {
+				t.Fatalf("tls=%s connection %d: %v", mode, i, err)
+			}
+		}
+		// The first connection did full authentication, the next two fast.
+		if h, m := fastAuthCount(t, d, "hit")-hits, fastAuthCount(t, d, "miss")-misses; h != 2 || m != 1 {
+			t.Fatalf("tls=%s: %d fast-auth hits and %d misses, want 2 and 1", mode, h, m)
+		}
+		var id, typ, scopes, exp string
+		if err := db.QueryRow("SELECT * FROM helios_whoami()").Scan(&id, &typ, &scopes, &exp); err != nil || !strings.HasPrefix(id, "tok_") || scopes != "*" {
+			t.Fatalf("tls=%s whoami after fast auth: %v %s %s", mode, err, id, scopes)
+		}
+	}
+	for name, args := range map[string][]string{
+		"TLS": {"--ssl", "--skip-ssl-verify-server-cert"},
+		"RSA": {"--skip-ssl"},
+	} {
+		tok := scopedToken(t, d)
+		for i := 0; i < 2; i++ {
+			hits := fastAuthCount(t, d, "hit")
+			out, err := mariadbCLI(t, d.MySQL, tok, append(args, "main", "-N", "-e", "SELECT 1")...)
+			if err != nil || strings.TrimSpace(out) != "1" {
+				t.Fatalf("mariadb %s, connection %d: %v %q", name, i, err, out)
+			}
+			if h := fastAuthCount(t, d, "hit") - hits; h != i {
+				t.Fatalf("mariadb %s, connection %d: %d fast-auth hits, want %d", name, i, h, i)
+			}
+		}
+	}
+	// A tampered token never reaches the cache and stays refused.
+	tok := scopedToken(t, d)
+	if err := mysqlDB(t, d, tok, "false").Ping(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mysqlDB(t, d, tamper(tok), "false").Ping(); mysqlErrNumber(err) != 1045 {
+		t.Fatalf("tampered token after a cached success: %v", err)
+	}
+}
+
+// TestMySQLFastAuthRevoked: a token revoked after a cached success is
+// refused on the next connection (the fast path re-checks revocation and
+// evicts the entry), and stays refused.
+func TestMySQLFastAuthRevoked(t *testing.T) {
+	d := startDaemon(t)
+	if !apiServes(d) {
+		t.Skip("the issuer's API is not served: no revocation to test")
+	}
+	bearer := d.NewUser(t)
+	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "e2e-fast-revoked", "scopes": []string{"*"}})
+	hits := fastAuthCount(t, d, "hit")
+	for i := 0; i < 2; i++ {
+		if err := mysqlDB(t, d, tok, "false").Ping(); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	if h := fastAuthCount(t, d, "hit") - hits; h != 1 {
+		t.Fatalf("%d fast-auth hits before the revocation, want 1", h)
+	}
+	rejected := fastAuthCount(t, d, "rejected")
+	d.Revoke(t, bearer, id)
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err = mysqlDB(t, d, tok, "false").Ping(); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked token is still accepted after 10s")
+		}
+	}
+	if mysqlErrNumber(err) != 1045 || !strings.Contains(err.Error(), core.MsgRevoked) {
+		t.Fatalf("revoked token after a cached success: %v", err)
+	}
+	if r := fastAuthCount(t, d, "rejected") - rejected; r != 1 {
+		t.Fatalf("%d fast-auth rejections, want 1", r)
+	}
+	// Evicted: the next attempt does full authentication and is refused there.
+	misses := fastAuthCount(t, d, "miss")
+	if err := mysqlDB(t, d, tok, "skip-verify").Ping(); mysqlErrNumber(err) != 1045 {
+		t.Fatalf("revoked token, next connection: %v", err)
+	}
+	if fastAuthCount(t, d, "miss")-misses != 1 {
+		t.Fatal("the revoked token's entry was not evicted")
+	}
+	checkAuthMetrics(t, d, "mysql", []string{tok}, "ok", "revoked")
 }
