@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"database/sql/driver"
 	"encoding/binary"
@@ -21,15 +22,22 @@ import (
 )
 
 // Three MySQL clients, all connect + authenticate + SELECT 1 + close:
-//   - mysql-wire: a minimal client on the plaintext loopback path, which is
-//     caching_sha2_password's RSA key exchange (the server's RSA-2048
+//   - mysql-wire: a minimal client on the plaintext loopback path. Like real
+//     drivers it sends caching_sha2_password's fast-auth scramble of the
+//     token; the gateway recognizes it from its cache after the first
+//     connection (01 03, then OK) and otherwise asks for full
+//     authentication, which is the RSA key exchange (the server's RSA-2048
 //     decryption dominates it);
-//   - mysql-gosql: go-sql-driver 1.10 on the same path (it fetches the
-//     public key on every connection, as configured by default);
+//   - mysql-wire-full: the same client sending a scramble no cache can
+//     match, so every connection does full authentication (the RSA path):
+//     the gateway's cost without fast authentication, for comparison;
+//   - mysql-gosql: go-sql-driver 1.10 on the same path (on a cache miss it
+//     fetches the public key, as configured by default);
 //   - mysql-gosql-tls: go-sql-driver with tls=skip-verify (a TLS handshake,
-//     then the token in cleartext inside it).
+//     then fast authentication, or the token in cleartext inside TLS).
 func init() {
-	register(Target{Name: "mysql-wire", Listener: "mysql-listen", Handshake: mysqlWireHandshake, Open: mysqlWireOpen})
+	register(Target{Name: "mysql-wire", Listener: "mysql-listen", Handshake: mysqlWireHandshake(true), Open: mysqlWireOpen})
+	register(Target{Name: "mysql-wire-full", Listener: "mysql-listen", Handshake: mysqlWireHandshake(false)})
 	register(Target{Name: "mysql-gosql", Listener: "mysql-listen", Handshake: goSQLHandshake(""), Open: goSQLOpen("")})
 	register(Target{Name: "mysql-gosql-tls", Listener: "mysql-listen", Handshake: goSQLHandshake("skip-verify"), Open: goSQLOpen("skip-verify")})
 }
@@ -71,35 +79,56 @@ func (w *mysqlWire) write(payload []byte) error {
 
 const wireCaps = 0x1 | 0x8 | 0x200 | 0x8000 | 0x80000 | 0x200000 | 0x1000000
 
-var (
-	mysqlResponse = func() []byte {
-		b := binary.LittleEndian.AppendUint32(nil, wireCaps)
-		b = binary.LittleEndian.AppendUint32(b, 1<<24)
-		b = append(b, 45)
-		b = append(b, make([]byte, 23)...)
-		b = append(b, "default\x00"...)
-		b = append(b, 32)
-		b = append(b, make([]byte, 32)...) // a fast-auth scramble the server never checks
-		return append(b, "main\x00caching_sha2_password\x00"...)
-	}()
-	pubKeys sync.Map // PEM → *rsa.PublicKey
-)
+// pubKeys caches the server's parsed public key: PEM → *rsa.PublicKey.
+var pubKeys sync.Map
 
-func mysqlWireConnect(addr, token string) (*mysqlWire, error) {
+// mysqlResponse returns the HandshakeResponse41 carrying the fast-auth
+// scramble of token for nonce (fast), or 32 zero bytes, which match no
+// token (!fast).
+func mysqlResponse(token string, nonce []byte, fast bool) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, wireCaps)
+	b = binary.LittleEndian.AppendUint32(b, 1<<24)
+	b = append(b, 45)
+	b = append(b, make([]byte, 23)...)
+	b = append(b, "default\x00"...)
+	b = append(b, 32)
+	if fast {
+		b = append(b, scrambleSHA256(token, nonce)...)
+	} else {
+		b = append(b, make([]byte, 32)...)
+	}
+	return append(b, "main\x00caching_sha2_password\x00"...)
+}
+
+// scrambleSHA256 is caching_sha2_password's fast-auth scramble:
+// SHA256(pw) XOR SHA256(SHA256(SHA256(pw)) ‖ nonce).
+func scrambleSHA256(pw string, nonce []byte) []byte {
+	s1 := sha256.Sum256([]byte(pw))
+	s2 := sha256.Sum256(s1[:])
+	m := sha256.Sum256(append(s2[:], nonce...))
+	for i := range s1 {
+		s1[i] ^= m[i]
+	}
+	return s1[:]
+}
+
+func mysqlWireConnect(addr, token string, fast bool) (*mysqlWire, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	w := &mysqlWire{c: c, buf: make([]byte, 2048)}
-	if err := w.auth(token); err != nil {
+	if err := w.auth(token, fast); err != nil {
 		closeNow(c)
 		return nil, err
 	}
 	return w, nil
 }
 
-func (w *mysqlWire) auth(token string) error {
+// auth answers the greeting: the scramble, then, unless the server
+// accepts it (01 03), full authentication by the RSA key exchange.
+func (w *mysqlWire) auth(token string, fast bool) error {
 	g, err := w.read()
 	if err != nil {
 		return err
@@ -110,15 +139,28 @@ func (w *mysqlWire) auth(token string) error {
 	}
 	nonce := append([]byte(nil), g[i:i+8]...)
 	nonce = append(nonce, g[i+8+1+2+1+2+2+1+10:][:12]...)
-	for _, step := range [][]byte{mysqlResponse, {2}} {
-		if err := w.write(step); err != nil {
-			return err
-		}
-		if _, err := w.read(); err != nil { // 01 04, then 01 + PEM
-			return err
-		}
+	if err := w.write(mysqlResponse(token, nonce, fast)); err != nil {
+		return err
 	}
-	pemKey := w.buf[1:len(w.buf)]
+	p, err := w.read()
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(p) == 2 && p[0] == 1 && p[1] == 3: // fast authentication
+		_, err = w.read() // OK
+		return err
+	case len(p) != 2 || p[0] != 1 || p[1] != 4:
+		return fmt.Errorf("unexpected reply to the scramble: %x", p)
+	}
+	if err := w.write([]byte{2}); err != nil { // request the public key
+		return err
+	}
+	p, err = w.read() // 01 + PEM
+	if err != nil {
+		return err
+	}
+	pemKey := p[1:]
 	k, ok := pubKeys.Load(string(pemKey))
 	if !ok {
 		blk, _ := pem.Decode(pemKey)
@@ -146,17 +188,19 @@ func (w *mysqlWire) auth(token string) error {
 	return err
 }
 
-func mysqlWireHandshake(addr, token string) error {
-	w, err := mysqlWireConnect(addr, token)
-	if err != nil {
-		return err
+func mysqlWireHandshake(fast bool) func(addr, token string) error {
+	return func(addr, token string) error {
+		w, err := mysqlWireConnect(addr, token, fast)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		return w.Do()
 	}
-	defer w.Close()
-	return w.Do()
 }
 
 func mysqlWireOpen(addr, token string) (Client, error) {
-	w, err := mysqlWireConnect(addr, token)
+	w, err := mysqlWireConnect(addr, token, true)
 	if err != nil {
 		return nil, err
 	}
