@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func TestIdleMemory(t *testing.T) {
 				}
 			}
 			time.Sleep(500 * time.Millisecond)
-			before := rss(t, d.Cmd.Process.Pid)
+			before, heapBefore := rss(t, d.Cmd.Process.Pid), heapInuse(d)
 			held := make([]Client, 0, n)
 			defer func() {
 				for _, c := range append(held, warm...) {
@@ -78,8 +79,30 @@ func TestIdleMemory(t *testing.T) {
 			per1 := float64(after-before) / float64(len(held))
 			t.Logf("%s: %d idle authenticated connections: daemon RSS %d → %d KiB, %.0f bytes per connection",
 				tg.Name, len(held), before>>10, after>>10, per1)
+			if heapAfter := heapInuse(d); heapBefore > 0 && heapAfter > 0 {
+				t.Logf("%s: Go heap in use %d → %d KiB, %.0f bytes per connection", tg.Name,
+					heapBefore>>10, heapAfter>>10, float64(heapAfter-heapBefore)/float64(len(held)))
+			}
 		})
 	}
+}
+
+// heapInuse reads go_memstats_heap_inuse_bytes from the daemon's
+// /metrics (0 when it is not served).
+func heapInuse(d *Daemon) int64 {
+	resp, err := http.Get("http://" + d.Addrs["http-listen"] + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int64(f)
+		}
+	}
+	return 0
 }
 
 // rss returns a process's resident set size in bytes.
