@@ -134,6 +134,12 @@ func TestPostgresRevokedToken(t *testing.T) {
 	if out, err := psql(t, pgURL(d.PG, tok, "require"), "SELECT 1"); err != nil {
 		t.Fatalf("before revocation: %v\n%s", err, out)
 	}
+	ctx := context.Background()
+	open, err := pgx.Connect(ctx, pgURL(d.PG, tok, "require"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close(ctx)
 	d.Revoke(t, bearer, id)
 	var out string
 	for i := 0; i < 50; i++ { // the node follows the issuer's log
@@ -146,10 +152,16 @@ func TestPostgresRevokedToken(t *testing.T) {
 	if !strings.Contains(out, "FATAL:  "+core.MsgRevoked) {
 		t.Fatalf("revoked token: %s", out)
 	}
-	_, err := pgx.Connect(context.Background(), pgURL(d.PG, tok, "require"))
+	_, err = pgx.Connect(ctx, pgURL(d.PG, tok, "require"))
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "28P01" {
 		t.Fatalf("pgx with a revoked token: %v", err)
+	}
+	// A session opened before the revocation ends at its next command.
+	var one int
+	err = open.QueryRow(ctx, "SELECT 1").Scan(&one)
+	if !errors.As(err, &pe) || pe.Code != "28P01" || pe.Message != core.MsgRevoked {
+		t.Fatalf("open session after revocation: %v", err)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 //
 //	helios_gateway_connections_open                  gauge
 //	helios_gateway_connections_total                 counter
-//	helios_gateway_auth_total{outcome="ok|invalid|expired|revoked|forbidden|tls_required"}
+//	helios_gateway_auth_total{outcome="ok|invalid|expired|revoked|forbidden|tls_required|unavailable"}
 //	helios_gateway_handshake_seconds                 histogram, accept to authenticated
 //	helios_gateway_limit_hits_total{limit="connections|handshake_timeout|idle_timeout|message_size"}
 //
@@ -31,7 +31,7 @@ type Metrics struct {
 	open      *metrics.Gauge
 	accepted  *metrics.Counter
 	outcomes  [numOutcomes]*metrics.Counter
-	limits    [LimitMessageSize + 1]*metrics.Counter
+	limits    [LimitMessageSize + 1]*metrics.Counter // indexed by Limit
 	handshake *metrics.PrometheusHistogram
 }
 
@@ -79,12 +79,16 @@ func (m *Metrics) Authenticated(info *ConnInfo, claims *core.Claims, err error, 
 	if errors.As(err, &te) && te.Detail != "" {
 		reason = te.Detail
 	}
+	msg := "authentication failed"
+	if o == OutcomeForbidden {
+		msg = "authorization failed" // a valid token without the scope a command needs
+	}
 	if claims != nil {
-		m.log.Warn("authentication failed", "protocol", m.protocol, "remote", info.Remote.String(),
+		m.log.Warn(msg, "protocol", m.protocol, "remote", info.Remote.String(),
 			"token_id", claims.ID.String(), "outcome", o.String(), "reason", reason)
 		return
 	}
-	m.log.Warn("authentication failed", "protocol", m.protocol, "remote", info.Remote.String(),
+	m.log.Warn(msg, "protocol", m.protocol, "remote", info.Remote.String(),
 		"outcome", o.String(), "reason", reason)
 }
 

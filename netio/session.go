@@ -110,6 +110,9 @@ const (
 	OutcomeForbidden
 	// OutcomeTLSRequired: a plaintext client refused before sending a token.
 	OutcomeTLSRequired
+	// OutcomeUnavailable: the node could not tell whether the token was
+	// revoked (its revocation feed is too stale) and failed closed.
+	OutcomeUnavailable
 	numOutcomes
 )
 
@@ -128,6 +131,8 @@ func (o Outcome) String() string {
 		return "forbidden"
 	case OutcomeTLSRequired:
 		return "tls_required"
+	case OutcomeUnavailable:
+		return "unavailable"
 	}
 	return "unknown"
 }
@@ -145,6 +150,8 @@ func OutcomeOf(err error) Outcome {
 			return OutcomeRevoked
 		case core.KindForbidden:
 			return OutcomeForbidden
+		case core.KindUnavailable:
+			return OutcomeUnavailable
 		}
 	}
 	return OutcomeInvalid

@@ -5,9 +5,6 @@ import (
 	"github.com/heliosdb/auth/netio"
 )
 
-// errExpired is the error of a session whose token expired while connected.
-var errExpired error = core.ErrExpired
-
 // SQLSTATE codes this front end sends.
 const (
 	codeInvalidPassword     = "28P01" // invalid_password: bad, expired or revoked token
@@ -22,7 +19,7 @@ const (
 	codeUndefinedObject     = "42704"
 	codeUndefinedStatement  = "26000"
 	codeUndefinedCursor     = "34000"
-	codeSyntaxError         = "42601"
+	codeCannotConnectNow    = "57P03" // revocation status unavailable: try again
 )
 
 // MsgInsecure is the refusal of a plaintext StartupMessage from a client
@@ -38,8 +35,11 @@ func tokenError(err error) ErrorFields {
 	if !ok {
 		return ErrorFields{Severity: "FATAL", Code: codeInvalidPassword, Message: core.MsgInvalid}
 	}
-	if te.Kind == core.KindForbidden {
+	switch te.Kind {
+	case core.KindForbidden:
 		return ErrorFields{Severity: "ERROR", Code: codeInsufficientPriv, Message: te.Message}
+	case core.KindUnavailable:
+		return ErrorFields{Severity: "FATAL", Code: codeCannotConnectNow, Message: te.Message}
 	}
 	f := ErrorFields{Severity: "FATAL", Code: codeInvalidPassword, Message: te.Message, Detail: te.Detail}
 	if te.Kind == core.KindExpired {

@@ -40,9 +40,12 @@ func (p *portal) formats() []byte {
 
 // query handles one message of an authenticated session.
 func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, netio.Action) {
-	if s.claims.ExpiresAt <= env.Now.Unix() && !env.Now.IsZero() {
-		env.Observer.Authenticated(s.info, &s.claims, errExpired, env.Now)
-		return s.fatal(out, tokenError(errExpired))
+	// Every command re-checks the token as a fresh login would: expiry,
+	// the key, and revocation (a revoked token's open sessions end at their
+	// next command).
+	if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+		return s.fatal(out, tokenError(err))
 	}
 	if s.skipSync && typ != 'S' {
 		return out, netio.Continue // after an error, the extended protocol discards until Sync

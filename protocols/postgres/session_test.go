@@ -351,3 +351,30 @@ func TestBadInput(t *testing.T) {
 		t.Fatal("a truncated startup packet must wait for more bytes")
 	}
 }
+
+func TestOpenSessionEndsWhenItsTokenIsRevoked(t *testing.T) {
+	r := newRig(t, netio.ConnInfo{PlaintextOK: true})
+	revs := core.NewMemoryRevocations()
+	r.env.Verifier = core.NewVerifier(r.ring, revs)
+	r.login()
+	out, _ := r.feed(frontend('Q', cstr("SELECT 1")))
+	if types(parseBackend(t, out)) != "TDCZ" {
+		t.Fatalf("before revocation: %q", out)
+	}
+	revs.RevokeToken(r.sess.claims.ID, r.sess.claims.ExpiresAt)
+	out, act := r.feed(frontend('Q', cstr("SELECT 1")))
+	ms := parseBackend(t, out)
+	if act != netio.Close || errField(ms[0].body, 'C') != "28P01" || errField(ms[0].body, 'M') != core.MsgRevoked {
+		t.Fatalf("after revocation: %q %v", out, act)
+	}
+}
+
+func TestOpenSessionEndsWhenItsTokenExpires(t *testing.T) {
+	r := newRig(t, netio.ConnInfo{PlaintextOK: true})
+	r.login()
+	r.env.Now = time.Unix(r.sess.claims.ExpiresAt, 0)
+	out, act := r.feed(frontend('Q', cstr("SELECT 1")))
+	if ms := parseBackend(t, out); act != netio.Close || errField(ms[0].body, 'M') != core.MsgExpired {
+		t.Fatalf("after expiry: %q %v", out, act)
+	}
+}
