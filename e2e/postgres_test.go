@@ -214,6 +214,7 @@ func TestPostgresPgx(t *testing.T) {
 		pgURL(d.PG, tok, "require"),
 		pgURL(d.PG, tok, "require") + "&default_query_exec_mode=simple_protocol",
 		pgURL(d.PG, tok, "require") + "&sslnegotiation=direct",
+		pgURL(d.PG, tok, "require") + "&max_protocol_version=3.2", // negotiated down to 3.0
 		pgURL(d.PG, tok, "disable"),
 	} {
 		conn, err := pgx.Connect(ctx, url)

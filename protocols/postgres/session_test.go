@@ -378,3 +378,17 @@ func TestOpenSessionEndsWhenItsTokenExpires(t *testing.T) {
 		t.Fatalf("after expiry: %q %v", out, act)
 	}
 }
+
+func TestProtocol32NegotiatedDown(t *testing.T) {
+	r := newRig(t, netio.ConnInfo{PlaintextOK: true})
+	in := startup("user", "default", "_pq_.test", "1")
+	in[7] = 2 // protocol 3.2
+	out, act := r.feed(in)
+	ms := parseBackend(t, out)
+	if act != netio.Continue || types(ms) != "vR" {
+		t.Fatalf("got %q", out)
+	}
+	if minor := binary.BigEndian.Uint32(ms[0].body); minor != 0 || !bytes.Contains(ms[0].body, []byte("_pq_.test")) {
+		t.Fatalf("NegotiateProtocolVersion %q", ms[0].body)
+	}
+}
