@@ -77,11 +77,15 @@ func (s *Store) commit(group []*request) {
 			effects = nil
 		}
 	}
+	s.viewMu.Lock()
 	for _, fn := range effects {
 		fn()
 	}
 	if s.seq != start {
 		s.lastSeq.Store(s.seq)
+	}
+	s.viewMu.Unlock()
+	if s.seq != start {
 		s.mu.Lock()
 		close(s.changed)
 		s.changed = make(chan struct{})
@@ -125,10 +129,7 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 			t.Created, t.ExpiresAt = t.Created+d, t.ExpiresAt+d
 		}
 		seq := s.next()
-		if len(t.AllowedIPs) > 0 {
-			*effects = append(*effects, func() { s.ips.set(t.ID, t.AllowedIPs) })
-		}
-		return Result{Seq: seq, Token: &t}, bput(b, tokenKey(t.Account, t.ID), &t)
+		return Result{Seq: seq, Token: &t}, firstErr(bput(b, tokenKey(t.Account, t.ID), &t), s.logIPs(b, seq, &t, effects))
 
 	case OpRefresh:
 		if c.Token == nil {
@@ -160,12 +161,9 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 			s.pendingMu.Lock()
 			s.pending[old.ID] = p
 			s.pendingMu.Unlock()
-			if len(t.AllowedIPs) > 0 {
-				s.ips.set(t.ID, t.AllowedIPs)
-			}
 		})
 		return Result{Seq: seq, Token: &t}, firstErr(bput(b, tokenKey(old.Account, old.ID), old),
-			bput(b, tokenKey(t.Account, t.ID), &t), bput(b, pendingKey(old.ID), &p))
+			bput(b, tokenKey(t.Account, t.ID), &t), bput(b, pendingKey(old.ID), &p), s.logIPs(b, seq, &t, effects))
 
 	case OpRevokeToken:
 		t, err := loadToken(b, c.Account, c.TokenID)
@@ -180,7 +178,7 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 		e := LogEntry{Seq: seq, Kind: LogToken, Token: t.ID, ExpiresAt: t.ExpiresAt, Account: t.Account}
 		*effects = append(*effects, func() {
 			s.revs.apply(&e)
-			s.ips.del(e.Token)
+			s.pol.delIPs(e.Token)
 			s.pendingMu.Lock()
 			delete(s.pending, e.Token)
 			s.pendingMu.Unlock()
@@ -229,7 +227,7 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 		}
 		return Result{Seq: s.next()}, nil
 	}
-	return Result{}, fmt.Errorf("unknown command %q", c.Op)
+	return s.applyCluster(b, c, effects)
 }
 
 // bhas reports whether key exists in the batch or the database under it.

@@ -30,6 +30,19 @@ const (
 	OpRetireKey Op = "retire_key"
 	// OpTouch records last-used times (Uses), aggregated by the caller.
 	OpTouch Op = "touch"
+	// OpCreateDatabase registers database Database (Test). With Init it is
+	// the default database, created once per data directory: a no-op when
+	// the registry was initialized before (so a deleted "main" stays deleted).
+	OpCreateDatabase Op = "create_database"
+	// OpDeleteDatabase removes database Database from the registry.
+	OpDeleteDatabase Op = "delete_database"
+	// OpKeyring records that the keyring changed (KeyID became the signing
+	// key); the key material itself lives only in the 0600 keyring file.
+	OpKeyring Op = "keyring"
+	// OpCompact drops the revocation log entries Seqs (entries of tokens
+	// that have expired) and moves the compacted watermark up to the
+	// highest of them.
+	OpCompact Op = "compact"
 )
 
 // Command is one serialized mutation of issuer state.
@@ -45,6 +58,10 @@ type Command struct {
 	NotBefore int64        `json:"not_before,omitempty"`
 	KeyID     uint16       `json:"key_id,omitempty"`
 	Uses      []Use        `json:"uses,omitempty"`
+	Database  string       `json:"database,omitempty"`
+	Test      bool         `json:"test,omitempty"`
+	Init      bool         `json:"init,omitempty"`
+	Seqs      []uint64     `json:"seqs,omitempty"`
 }
 
 // Use is one token's last use, as flushed by the usage aggregator.
@@ -72,6 +89,7 @@ type Result struct {
 	Seq     uint64
 	Account *Account
 	Token   *TokenRecord
+	DB      *Database
 }
 
 // Errors a command can fail with. They change nothing.
@@ -82,4 +100,6 @@ var (
 	ErrTokenRevoked     = errors.New("the token is already revoked")
 	ErrAlreadyRefreshed = errors.New("the token was already refreshed")
 	ErrClosed           = errors.New("issuer store is closed")
+	ErrDatabaseExists   = errors.New("the database already exists")
+	ErrNoDatabase       = errors.New("no such database")
 )

@@ -256,6 +256,10 @@ func fieldNames(v any) string {
 		return "email, password"
 	case *CreateTokenRequest:
 		return "name, type, scopes, expires_in_days, allowed_ips"
+	case *CreateDatabaseRequest:
+		return "name, test"
+	case *retireRequest:
+		return "id"
 	}
 	return "none (send no body)"
 }

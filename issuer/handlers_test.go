@@ -70,7 +70,7 @@ func TestHandlersDecodeStrictly(t *testing.T) {
 			t.Errorf("%s %s %.40q: %d %s %q", tc.method, tc.path, tc.body, status, code, msg)
 		}
 	}
-	if f.store.LastSeq() != 2 { // the signup and the login only
+	if f.store.LastSeq() != 3 { // the default database, the signup and the login only
 		t.Fatalf("refused requests changed state: seq %d", f.store.LastSeq())
 	}
 	_, _, hdr := call(f.svc, "GET", "/v1/auth/tokens", "", &core.Claims{Type: core.TypeService, Account: login.Account})

@@ -6,7 +6,8 @@ import (
 )
 
 // maintainEvery is how often the store revokes refreshed tokens whose grace
-// period ended and prunes expired revocations from memory.
+// period ended; expired revocations and allowlists are pruned from memory
+// every minute and the log compacted every compactEvery.
 const maintainEvery = 500 * time.Millisecond
 
 // maintain runs until stop is closed.
@@ -14,7 +15,7 @@ func (s *Store) maintain(stop <-chan struct{}, finished chan<- struct{}) {
 	defer close(finished)
 	t := time.NewTicker(maintainEvery)
 	defer t.Stop()
-	var lastPrune time.Time
+	lastPrune, lastCompact := time.Now(), time.Now()
 	for {
 		select {
 		case <-stop:
@@ -23,7 +24,14 @@ func (s *Store) maintain(stop <-chan struct{}, finished chan<- struct{}) {
 			s.revokeDue(now)
 			if now.Sub(lastPrune) > time.Minute {
 				s.revs.Prune(now.Unix())
+				s.pol.prune(now.Unix())
 				lastPrune = now
+			}
+			if now.Sub(lastCompact) > compactEvery {
+				if _, err := s.Compact(now); err != nil && !errors.Is(err, ErrClosed) {
+					s.log.Warn("compacting the revocation log", "err", err)
+				}
+				lastCompact = now
 			}
 		}
 	}

@@ -64,6 +64,14 @@ const (
 	LogToken   LogKind = "token"   // one token revoked
 	LogAccount LogKind = "account" // an account's not-before epoch moved
 	LogKey     LogKind = "key"     // a signing key retired
+	// LogIPs: a token's IP allowlist (IPs), kept until ExpiresAt.
+	LogIPs LogKind = "ips"
+	// LogDatabase: a database registered (Database, Test) or removed
+	// (Deleted).
+	LogDatabase LogKind = "database"
+	// LogKeyring: the keyring changed (KeyID rotated in as the signing key);
+	// nodes fetch it again.
+	LogKeyring LogKind = "keyring"
 )
 
 // LogEntry is one entry of the append-only revocation log.
@@ -78,13 +86,29 @@ type LogEntry struct {
 	Account uint64 `json:"account,omitempty"`
 	// NotBefore: for LogAccount.
 	NotBefore int64 `json:"not_before,omitempty"`
-	// KeyID: for LogKey.
+	// KeyID: for LogKey and LogKeyring.
 	KeyID uint16 `json:"key_id,omitempty"`
+	// IPs: for LogIPs (addresses or CIDR networks, as the user gave them).
+	IPs []string `json:"ips,omitempty"`
+	// Database, Test and Deleted: for LogDatabase.
+	Database string `json:"database,omitempty"`
+	Test     bool   `json:"test,omitempty"`
+	Deleted  bool   `json:"deleted,omitempty"`
+}
+
+// Database is one entry of the databases registry.
+type Database struct {
+	Name    string `json:"name"`
+	Test    bool   `json:"test"`
+	Created int64  `json:"created"`
 }
 
 // Key prefixes (see the package documentation).
 var (
 	keySeq         = []byte("m/seq")
+	keyCompacted   = []byte("m/compacted")
+	keyDBInit      = []byte("m/dbinit")
+	prefixDatabase = []byte("d/")
 	prefixEmail    = []byte("a/e/")
 	prefixAccount  = []byte("a/i/")
 	prefixToken    = []byte("t/")
@@ -105,6 +129,8 @@ func tokenKey(account uint64, id core.TokenID) []byte {
 func tokenPrefix(account uint64) []byte { return u64(append([]byte{}, prefixToken...), account) }
 
 func pendingKey(id core.TokenID) []byte { return append(append([]byte{}, prefixPending...), id[:]...) }
+
+func databaseKey(name string) []byte { return append(append([]byte{}, prefixDatabase...), name...) }
 
 func logKey(seq uint64) []byte { return u64(append([]byte{}, prefixRevocLog...), seq) }
 

@@ -79,48 +79,6 @@ func (r *Revocations) NotBefore(account uint64) int64 {
 
 var _ core.RevocationView = (*Revocations)(nil)
 
-// IPPolicies holds the allowlists of tokens created with allowed_ips (the
-// tokens whose claims carry core.FlagIPPolicy). Allowed allocates nothing.
-type IPPolicies struct {
-	mu  sync.RWMutex
-	ips map[core.TokenID][]netip.Prefix
-}
-
-// NewIPPolicies returns an empty set of policies.
-func NewIPPolicies() *IPPolicies { return &IPPolicies{ips: map[core.TokenID][]netip.Prefix{}} }
-
-// Allowed reports whether a token with core.FlagIPPolicy may be used from
-// addr. A token with the flag but no known policy is refused (fail closed).
-func (p *IPPolicies) Allowed(id core.TokenID, addr netip.Addr) bool {
-	addr = addr.Unmap()
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	for _, pfx := range p.ips[id] {
-		if pfx.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *IPPolicies) set(id core.TokenID, list []string) {
-	pfxs := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
-		if pfx, err := ParseIPOrCIDR(s); err == nil {
-			pfxs = append(pfxs, pfx)
-		}
-	}
-	p.mu.Lock()
-	p.ips[id] = pfxs
-	p.mu.Unlock()
-}
-
-func (p *IPPolicies) del(id core.TokenID) {
-	p.mu.Lock()
-	delete(p.ips, id)
-	p.mu.Unlock()
-}
-
 // ParseIPOrCIDR parses "203.0.113.50" (a single address) or "10.0.0.0/8".
 func ParseIPOrCIDR(s string) (netip.Prefix, error) {
 	if a, err := netip.ParseAddr(s); err == nil {

@@ -36,6 +36,9 @@ type Options struct {
 	MaxConcurrentHashes int
 	// UsageFlush is how often aggregated last_used times are written.
 	UsageFlush time.Duration
+	// KeyringPath is the keyring file that key rotation and retirement
+	// rewrite (mode 0600); empty keeps changes in memory only.
+	KeyringPath string
 	// Now is the clock (time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -112,6 +115,9 @@ func (s *Service) Store() *Store { return s.store }
 // It aggregates in memory (flushed every Options.UsageFlush) and allocates
 // nothing for a token already seen.
 func (s *Service) Used(id core.TokenID, account uint64, at int64) { s.usage.record(id, account, at) }
+
+// Record is Used under the name gateways' usage recorders share.
+func (s *Service) Record(id core.TokenID, account uint64, at int64) { s.usage.record(id, account, at) }
 
 // Minimum and maximum password length in characters.
 const (

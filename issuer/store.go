@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/heliosdb/auth/core/policyset"
 )
 
 // FormatVersion is the Pebble format major version the store pins. Raising
@@ -37,7 +39,14 @@ type Store struct {
 	log  *slog.Logger
 	reqs chan *request
 	revs *Revocations
-	ips  *IPPolicies
+	pol  *policyView
+
+	// viewMu makes the in-memory views and lastSeq change together: the
+	// writer holds it while it applies a group's effects and publishes the
+	// watermark, Snapshot reads under it.
+	viewMu sync.RWMutex
+	// compacted is the highest sequence number dropped from the log.
+	compacted atomic.Uint64
 
 	// lastSeq is the committed watermark: every command with a sequence
 	// number up to it is durable.
@@ -87,7 +96,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open issuer store %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: log, reqs: make(chan *request, 4096), revs: NewRevocations(), ips: NewIPPolicies(),
+	s := &Store{db: db, log: log, reqs: make(chan *request, 4096), revs: NewRevocations(), pol: newPolicyView(),
 		changed: make(chan struct{}), done: make(chan struct{}), pending: map[[12]byte]pendingRevoke{},
 		stopMaint: make(chan struct{}), maintDone: make(chan struct{})}
 	if err := s.load(); err != nil {
@@ -97,6 +106,10 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	registerWatermark(s)
 	go s.writer()
 	go s.maintain(s.stopMaint, s.maintDone)
+	if _, err := s.Submit(&Command{Op: OpCreateDatabase, At: time.Now().Unix(), Database: DefaultDatabase, Init: true}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open issuer store %s: default database: %w", dir, err)
+	}
 	return s, nil
 }
 
@@ -110,6 +123,12 @@ func (s *Store) load() error {
 		return err
 	}
 	s.lastSeq.Store(s.seq)
+	if v, closer, err := s.db.Get(keyCompacted); err == nil {
+		s.compacted.Store(binary.BigEndian.Uint64(v))
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
 	now := time.Now().Unix()
 	if err := s.scan(prefixRevocLog, func(_, v []byte) error {
 		var e LogEntry
@@ -136,13 +155,23 @@ func (s *Store) load() error {
 	}); err != nil {
 		return err
 	}
+	if err := s.scan(prefixDatabase, func(_, v []byte) error {
+		var d Database
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("database record: %w", err)
+		}
+		s.pol.setDB(d)
+		return nil
+	}); err != nil {
+		return err
+	}
 	return s.scan(prefixToken, func(_, v []byte) error {
 		var r TokenRecord
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("token record: %w", err)
 		}
-		if len(r.AllowedIPs) > 0 && r.RevokedAt == 0 {
-			s.ips.set(r.ID, r.AllowedIPs)
+		if len(r.AllowedIPs) > 0 && r.RevokedAt == 0 && r.ExpiresAt >= now {
+			s.pol.setIPs(r.ID, r.AllowedIPs, r.ExpiresAt)
 		}
 		return nil
 	})
@@ -172,8 +201,13 @@ func (s *Store) scan(p []byte, fn func(k, v []byte) error) error {
 // Revocations returns the exact in-memory revocation view fed by this store.
 func (s *Store) Revocations() *Revocations { return s.revs }
 
-// IPPolicies returns the allowlists of tokens created with allowed_ips.
-func (s *Store) IPPolicies() *IPPolicies { return s.ips }
+// Policy returns the IP allowlists of tokens created with allowed_ips and
+// the databases registry, as the process's own gateway checks them.
+func (s *Store) Policy() *policyset.Set { return s.pol.set }
+
+// Compacted returns the highest sequence number dropped from the log by
+// compaction: a follower behind it needs a snapshot.
+func (s *Store) Compacted() uint64 { return s.compacted.Load() }
 
 // LastSeq returns the committed watermark: every command numbered up to it
 // is durable and applied to the in-memory views.

@@ -20,6 +20,9 @@ import (
 // (HELIOS_DATA_DIR). Lists are comma-separated in flags and variables,
 // arrays in TOML; durations are Go durations ("10s", "168h").
 type Config struct {
+	// Role is "all" (the issuer and a gateway in one process, the default)
+	// or "gateway" (a node following a remote issuer: no issuer store).
+	Role        string `toml:"role"`
 	DataDir     string `toml:"data_dir"`
 	HTTPListen  string `toml:"http_listen"`
 	PGListen    string `toml:"pg_listen"`
@@ -54,12 +57,35 @@ type Config struct {
 	LoginPerEmail int `toml:"login_per_email"`
 	LoginPerIP    int `toml:"login_per_ip"`
 
+	// Gateway nodes (role "gateway").
+	// IssuerURL is the issuer's base URL (https://issuer:8080; plain http
+	// only on loopback or a plaintext_allow network of the issuer).
+	IssuerURL string `toml:"issuer_url"`
+	// ClusterKeyFile is a copy of the issuer's data-dir/cluster.key (mode
+	// 0600); role "all" creates it there.
+	ClusterKeyFile string `toml:"cluster_key_file"`
+	// IssuerCA is a PEM file to trust for the issuer's certificate (its
+	// data-dir/tls-cert.pem when self-signed); empty: the system roots.
+	IssuerCA string `toml:"issuer_ca"`
+	// StaleAfter is how long a node keeps verifying without hearing from
+	// the issuer before it refuses every token (fails closed).
+	StaleAfter time.Duration `toml:"stale_after"`
+	// NodeState is where a node persists its revocation set and applied
+	// sequence number (default data-dir/feed-state).
+	NodeState string `toml:"node_state"`
+	// UsageFlush is how often a node sends aggregated last_used times to
+	// the issuer.
+	UsageFlush time.Duration `toml:"usage_flush"`
+
 	LogLevel string `toml:"log_level"`
 }
 
 // defaultConfig returns the embedded defaults: every listener on loopback.
 func defaultConfig() Config {
 	return Config{
+		Role:              "all",
+		StaleAfter:        30 * time.Second,
+		UsageFlush:        5 * time.Second,
 		DataDir:           "./data",
 		HTTPListen:        "127.0.0.1:8080",
 		PGListen:          "127.0.0.1:5432",
@@ -83,6 +109,13 @@ func defaultConfig() Config {
 
 // bindFlags registers a flag for every Config field, writing into c.
 func bindFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Role, "role", c.Role, "all (issuer and gateway) or gateway (a node following --issuer-url)")
+	fs.StringVar(&c.IssuerURL, "issuer-url", c.IssuerURL, "gateway nodes: the issuer's base URL")
+	fs.StringVar(&c.ClusterKeyFile, "cluster-key-file", c.ClusterKeyFile, "gateway nodes: the issuer's cluster.key (mode 0600)")
+	fs.StringVar(&c.IssuerCA, "issuer-ca", c.IssuerCA, "gateway nodes: PEM certificate to trust for the issuer")
+	fs.DurationVar(&c.StaleAfter, "stale-after", c.StaleAfter, "gateway nodes: fail closed after this long without the issuer's feed")
+	fs.StringVar(&c.NodeState, "node-state", c.NodeState, "gateway nodes: revocation state file (default data-dir/feed-state)")
+	fs.DurationVar(&c.UsageFlush, "usage-flush", c.UsageFlush, "gateway nodes: how often last_used times are sent to the issuer")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (keyring, TLS certificate, issuer store)")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "REST API listen address (empty disables)")
 	fs.StringVar(&c.PGListen, "pg-listen", c.PGListen, "PostgreSQL listen address (empty disables)")
@@ -190,6 +223,21 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir must be set")
+	}
+	switch c.Role {
+	case "all":
+	case "gateway":
+		if c.IssuerURL == "" || c.ClusterKeyFile == "" {
+			return errors.New("role gateway needs issuer_url (--issuer-url) and cluster_key_file (--cluster-key-file, a copy of the issuer's data-dir/cluster.key)")
+		}
+		if !strings.HasPrefix(c.IssuerURL, "http://") && !strings.HasPrefix(c.IssuerURL, "https://") {
+			return fmt.Errorf("issuer_url %q: use https://host:port (or http:// on loopback)", c.IssuerURL)
+		}
+		if c.StaleAfter <= 0 || c.UsageFlush <= 0 {
+			return errors.New("stale_after and usage_flush must be positive")
+		}
+	default:
+		return fmt.Errorf("role %q: use all or gateway", c.Role)
 	}
 	for name, d := range map[string]time.Duration{"live_token_lifetime": c.LiveTokenLifetime, "refresh_grace": c.RefreshGrace} {
 		if d < 0 {

@@ -1,6 +1,16 @@
 // Command heliosd is the HeliosDB Auth daemon: the issuer (accounts, tokens,
 // the /v1/auth REST API on Pebble) and the gateway (PostgreSQL, MySQL,
-// MongoDB, Redis and REST front ends) in one process by default.
+// MongoDB, Redis and REST front ends) in one process by default (--role
+// all). With --role gateway it is a gateway node only: no issuer store; it
+// follows a remote issuer's revocation and policy feed (--issuer-url,
+// authenticated with the cluster key in --cluster-key-file) and fails closed
+// once the feed is staler than --stale-after (see node.go).
+//
+// Cluster administration uses the cluster key (data-dir/cluster.key of the
+// issuer), e.g. rotating the signing key and retiring key 1:
+//
+//	curl -X POST -H "Authorization: HeliosCluster $(cat data/cluster.key)" http://127.0.0.1:8080/v1/cluster/keys/rotate
+//	curl -X POST -H "Authorization: HeliosCluster $(cat data/cluster.key)" -d '{"id":1}' http://127.0.0.1:8080/v1/cluster/keys/retire
 //
 // Configuration: flags, HELIOS_* environment variables and a TOML file
 // (--config), in that order of precedence (see Config). At start it logs the
@@ -29,6 +39,7 @@ import (
 	"github.com/heliosdb/auth/core/keyfile"
 	"github.com/heliosdb/auth/core/tlsfile"
 	"github.com/heliosdb/auth/issuer"
+	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/rest"
 	"github.com/valyala/fasthttp"
@@ -55,19 +66,33 @@ func run() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	ring, created, err := keyfile.LoadOrGenerate(filepath.Join(cfg.DataDir, "keyring.json"), time.Now())
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("generated a signing key", "keyring", filepath.Join(cfg.DataDir, "keyring.json"))
-	}
 	tlsCfg, certPath, generated, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, certHosts(&cfg))
 	if err != nil {
 		return err
 	}
 	log.Info("TLS certificate", "ca", certPath, "generated", generated)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	if cfg.Role == "gateway" {
+		return runNode(ctx, &cfg, tlsCfg, log)
+	}
+	return runAll(ctx, &cfg, tlsCfg, log)
+}
 
+// runAll runs the issuer and a gateway in one process until ctx ends.
+func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger) error {
+	ringPath := filepath.Join(cfg.DataDir, "keyring.json")
+	ring, created, err := keyfile.LoadOrGenerate(ringPath, time.Now())
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("generated a signing key", "keyring", ringPath)
+	}
+	clusterKey, err := feed.LoadOrCreateClusterKey(filepath.Join(cfg.DataDir, feed.ClusterKeyFile))
+	if err != nil {
+		return err
+	}
 	store, err := issuer.Open(filepath.Join(cfg.DataDir, "issuer"), log)
 	if err != nil {
 		return err
@@ -81,57 +106,93 @@ func run() error {
 	opts.Lifetimes.Live = cfg.LiveTokenLifetime
 	opts.RefreshGrace = cfg.RefreshGrace
 	opts.LoginPerEmail, opts.LoginPerIP = cfg.LoginPerEmail, cfg.LoginPerIP
+	opts.KeyringPath = ringPath
 	opts.Logger = log
 	svc := issuer.NewService(store, ring, opts)
 	defer svc.Close()
 	if err := recordRetiredKeys(svc, ring); err != nil {
 		return err
 	}
-	log.Info("issuer store open", "dir", filepath.Join(cfg.DataDir, "issuer"), "seq", store.LastSeq())
+	log.Info("issuer store open", "dir", filepath.Join(cfg.DataDir, "issuer"), "seq", store.LastSeq(),
+		"cluster_key", filepath.Join(cfg.DataDir, feed.ClusterKeyFile))
 
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer cancel()
-	stopGateway, err := startGateway(ctx, &gatewayDeps{Config: &cfg, Keyring: ring, Revocations: store.Revocations(), TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log})
+	hub := &revocationHub{}
+	deps := &gatewayDeps{Config: cfg, Keyring: ring, Revocations: store.Revocations(), Policy: store.Policy(),
+		Usage: svc, Revoked: hub, TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log}
+	stopGateway, err := startGateway(ctx, deps)
 	if err != nil {
 		return err
 	}
 	defer stopGateway()
+	go followLocal(ctx, store.FeedSource(), hub)
 
 	var srv *fasthttp.Server
 	if cfg.HTTPListen != "" {
-		srv, err = serveHTTP(&cfg, ring, store, svc, tlsCfg, log)
-		if err != nil {
+		auth := rest.NewAuthenticator(ring, store.Revocations(), rest.AuthOptions{Policy: store.Policy(), Usage: svc, Logger: log})
+		router := rest.NewRouter(auth)
+		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
+		routes := append(append(svc.Routes(), svc.DatabaseRoutes()...), svc.ClusterRoutes(fs)...)
+		for _, rt := range routes {
+			if rt.Public != nil {
+				router.Public(rt.Method, rt.Path, rt.Public)
+			} else {
+				router.Protected(rt.Method, rt.Path, rest.Handler(rt.Authed))
+			}
+		}
+		if srv, err = serveHTTP(cfg, router, tlsCfg, log); err != nil {
 			return err
 		}
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
-	if srv != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := srv.ShutdownWithContext(sctx); err != nil {
-			log.Warn("HTTP shutdown", "err", err)
-		}
-		scancel()
-	}
+	shutdownHTTP(srv, log)
 	return nil
 }
 
-// serveHTTP starts the REST API: the issuer's /v1/auth routes, /api/v1/sql,
-// /healthz and /metrics, on one port taking TLS or, from the plaintext_allow
-// networks, plain HTTP.
-func serveHTTP(cfg *Config, ring *core.Keyring, store *issuer.Store, svc *issuer.Service, tlsCfg *tls.Config, log *slog.Logger) (*fasthttp.Server, error) {
+// shutdownHTTP drains the HTTP server (nil: none).
+func shutdownHTTP(srv *fasthttp.Server, log *slog.Logger) {
+	if srv == nil {
+		return
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.ShutdownWithContext(sctx); err != nil {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+}
+
+// followLocal passes the issuer's own log to the revocation hub (role
+// "all"), as a node's follower would, so open sessions end the same way.
+func followLocal(ctx context.Context, src *issuer.FeedSource, hub *revocationHub) {
+	after := src.LastSeq()
+	for {
+		changed := src.Changed()
+		events, watermark, err := src.Read(after, 4096)
+		if err == nil {
+			for i := range events {
+				hub.publish(&events[i])
+			}
+			if len(events) == 4096 {
+				after = events[len(events)-1].Seq
+				continue
+			}
+			after = max(after, watermark)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// serveHTTP serves router on --http-listen: one port taking TLS or, from
+// the plaintext_allow networks, plain HTTP.
+func serveHTTP(cfg *Config, router *rest.Router, tlsCfg *tls.Config, log *slog.Logger) (*fasthttp.Server, error) {
 	allow, err := netio.ParsePrefixes(cfg.PlaintextAllow)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext_allow: %w", err)
-	}
-	auth := rest.NewAuthenticator(ring, store.Revocations(), rest.AuthOptions{IPs: store.IPPolicies(), Usage: svc, Logger: log})
-	router := rest.NewRouter(auth)
-	for _, rt := range svc.Routes() {
-		if rt.Public != nil {
-			router.Public(rt.Method, rt.Path, rt.Public)
-		} else {
-			router.Protected(rt.Method, rt.Path, rest.Handler(rt.Authed))
-		}
 	}
 	srv := &fasthttp.Server{
 		Handler:            router.Handler,

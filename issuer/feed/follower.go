@@ -36,9 +36,17 @@ type FollowerConfig struct {
 	// the issuer before it fails closed (default 30s).
 	StaleAfter time.Duration
 	// OnEvent, when set, sees every applied event (after the set is updated)
-	// on the follower's goroutine: for ending sessions and IP policies.
+	// on the follower's goroutine: for ending sessions and IP policies. A
+	// snapshot reaches it as KindSnapshotBegin, the snapshot's events that
+	// are not revocations (IP policies, databases), then KindSnapshotEnd, so
+	// a policy holder can replace its state. The event is valid only during
+	// the call.
 	OnEvent func(*Event)
-	Logger  *slog.Logger
+	// SnapshotOnStart makes the first connection of the process ask for a
+	// snapshot even when persisted state was loaded (the persisted state
+	// holds revocations only; policy state arrives with the snapshot).
+	SnapshotOnStart bool
+	Logger          *slog.Logger
 }
 
 // Follower follows the issuer's feed on a gateway node. It is the node's
@@ -50,6 +58,7 @@ type Follower struct {
 	ring   *core.Keyring
 	client *http.Client
 
+	connected atomic.Bool   // a feed connection has delivered a snapshot or a heartbeat
 	lastHeard atomic.Int64  // Unix nanoseconds of the last frame
 	stale     atomic.Bool   // set by the watchdog, read on the hot path
 	issuerSeq atomic.Uint64 // the issuer's watermark from heartbeats
@@ -234,7 +243,7 @@ func (f *Follower) persist() {
 // follow runs one feed connection.
 func (f *Follower) follow(ctx context.Context) error {
 	after := uint64(0)
-	if f.ready.Load() {
+	if f.ready.Load() && (!f.cfg.SnapshotOnStart || f.connected.Load()) {
 		after = f.set.Seq()
 	}
 	resp, err := f.get(ctx, "/v1/cluster/feed?after="+strconv.FormatUint(after, 10))
@@ -264,16 +273,26 @@ func (f *Follower) follow(ctx context.Context) error {
 				f.set.Load(e.Seq, time.Now().Unix(), snapshot)
 				snapshot, inSnap = nil, false
 				f.ready.Store(true)
+				f.connected.Store(true)
+				if f.cfg.OnEvent != nil {
+					f.cfg.OnEvent(&e)
+				}
 				f.cfg.Logger.Info("revocation snapshot loaded", "seq", e.Seq, "entries", f.set.Stats().Tokens)
 			} else if en, ok := entryOf(&e); ok {
 				snapshot = append(snapshot, en)
+			} else if f.cfg.OnEvent != nil {
+				f.cfg.OnEvent(&e)
 			}
 			continue
 		}
 		switch e.Kind {
 		case KindSnapshotBegin:
 			inSnap, snapshot = true, make([]revset.Entry, 0, min(e.Count, 1<<24))
+			if f.cfg.OnEvent != nil {
+				f.cfg.OnEvent(&e)
+			}
 		case KindHeartbeat:
+			f.connected.Store(true)
 			f.issuerSeq.Store(e.Seq)
 			batchSeq = max(batchSeq, e.Seq)
 		case KindKeyring:

@@ -64,6 +64,13 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 	return subtle.ConstantTimeCompare(h[len(scheme):], []byte(s.ClusterKey)) == 1
 }
 
+// Authorized reports whether the request carries the cluster key, for the
+// issuer's other cluster endpoints (key management, usage ingest).
+func (s *Server) Authorized(ctx *fasthttp.RequestCtx) bool { return s.authorized(ctx) }
+
+// Deny answers 401 for a request without the cluster key.
+func (s *Server) Deny(ctx *fasthttp.RequestCtx) { s.deny(ctx) }
+
 func (s *Server) deny(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusUnauthorized)
 	ctx.SetContentType("application/json")

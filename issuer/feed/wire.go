@@ -47,7 +47,13 @@ const (
 	KindKeyring Kind = 7
 	// KindIPPolicy: a token's IP allowlist (kept until Expires).
 	KindIPPolicy Kind = 8
+	// KindDatabase: a database registered (Database, Test) or removed
+	// (Deleted) in the databases registry.
+	KindDatabase Kind = 9
 )
+
+// MaxDatabaseName bounds a database name on the wire.
+const MaxDatabaseName = 255
 
 // Event is one frame.
 type Event struct {
@@ -61,6 +67,9 @@ type Event struct {
 	Time      int64          // KindHeartbeat (Unix milliseconds)
 	Count     uint64         // KindSnapshotBegin
 	IPs       []netip.Prefix // KindIPPolicy
+	Database  string         // KindDatabase
+	Test      bool           // KindDatabase
+	Deleted   bool           // KindDatabase
 }
 
 // maxFrame bounds one frame; a larger length is a protocol error.
@@ -95,6 +104,17 @@ func AppendFrame(dst []byte, e *Event) []byte {
 			dst = append(dst, a...)
 			dst = append(dst, byte(p.Bits()))
 		}
+	case KindDatabase:
+		var flags byte
+		if e.Test {
+			flags |= 1
+		}
+		if e.Deleted {
+			flags |= 2
+		}
+		name := e.Database[:min(len(e.Database), MaxDatabaseName)]
+		dst = append(dst, flags, byte(len(name)))
+		dst = append(dst, name...)
 	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
@@ -174,6 +194,12 @@ func ReadFrame(r *bufio.Reader, buf []byte, e *Event) ([]byte, error) {
 			e.IPs = append(e.IPs, pfx)
 			p = p[2+l:]
 		}
+	case KindDatabase:
+		if !need(2) || len(p) < 2+int(p[1]) {
+			return buf, ErrFrame
+		}
+		e.Test, e.Deleted = p[0]&1 != 0, p[0]&2 != 0
+		e.Database = string(p[2 : 2+int(p[1])])
 	}
 	return buf, nil
 }

@@ -17,8 +17,11 @@ func RouteScope(method, path string) core.Scope {
 		// The statement may need more (SQLScope); reading is the least.
 		return core.ScopeDatabaseRead
 	case strings.HasPrefix(path, "/v1/databases"):
-		if method == "GET" {
+		switch method {
+		case "GET":
 			return core.ScopeDatabaseRead
+		case "DELETE":
+			return core.ScopeDatabaseDelete
 		}
 		return core.ScopeDatabaseCreate
 	}

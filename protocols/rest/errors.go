@@ -8,10 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// errIPNotAllowed refuses a token with an IP allowlist used from elsewhere.
-var errIPNotAllowed = &core.Error{Kind: core.KindForbidden, Message: "Token is not allowed from this address",
-	Detail: "the token has an IP allowlist (allowed_ips) that does not include your address"}
-
 // WWW-Authenticate values (RFC 6750 §3). A request with no token gets the
 // challenge without an error code, as §3.1 asks.
 const (
@@ -32,9 +28,12 @@ func WriteTokenError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case te == core.ErrMissing:
 		challenge = challengeMissing
+	case te.Kind == core.KindUnavailable:
+		status = http.StatusServiceUnavailable
+		ctx.Response.Header.Set("Retry-After", "1")
 	case te.Kind == core.KindForbidden:
 		status, challenge = http.StatusForbidden, challengeScope
-		if te == errIPNotAllowed {
+		if te == core.ErrAddrNotAllowed {
 			challenge = challengeMissing
 		}
 	}

@@ -34,8 +34,21 @@ func NewRouter(auth *Authenticator) *Router {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		metrics.WritePrometheus(ctx, true)
 	})
-	r.Protected("POST", "/api/v1/sql", HandleSQL)
+	r.Protected("POST", "/api/v1/sql", SQLHandler(auth.Policy()))
 	return r
+}
+
+// Replace swaps the handler of an existing route (method and path exactly
+// as added), e.g. a gateway node's own /healthz. It reports whether the
+// route existed.
+func (r *Router) Replace(method, path string, h fasthttp.RequestHandler) bool {
+	for i := range r.routes {
+		if r.routes[i].method == method && r.routes[i].path == path {
+			r.routes[i].h = h
+			return true
+		}
+	}
+	return false
 }
 
 // Public adds a route that needs no token.

@@ -17,22 +17,18 @@ import (
 // copy what must outlive the request.
 type Handler func(ctx *fasthttp.RequestCtx, c *core.Claims)
 
-// IPPolicy answers whether a token carrying core.FlagIPPolicy may be used
-// from addr. Implementations must be safe for concurrent use and should not
-// allocate.
-type IPPolicy interface {
-	Allowed(id core.TokenID, addr netip.Addr) bool
-}
-
-// UsageRecorder aggregates last-used times (the issuer flushes them in
-// batches, so authentication never costs a write).
+// UsageRecorder aggregates last-used times (flushed to the issuer in
+// batches, so authentication never costs a write). It must be safe for
+// concurrent use.
 type UsageRecorder interface {
-	Used(id core.TokenID, account uint64, at int64)
+	Record(id core.TokenID, account uint64, at int64)
 }
 
 // AuthOptions configure an Authenticator; every field is optional.
 type AuthOptions struct {
-	IPs    IPPolicy      // nil: tokens with an IP policy are refused
+	// Policy holds IP allowlists and the databases registry. nil refuses
+	// tokens with an IP allowlist and test tokens (fail closed).
+	Policy core.Policy
 	Usage  UsageRecorder // nil: uses are not recorded
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -41,11 +37,11 @@ type AuthOptions struct {
 // Authenticator verifies Bearer tokens for fasthttp handlers. It is safe
 // for concurrent use: each request borrows a verifier from a pool.
 type Authenticator struct {
-	pool  sync.Pool
-	ips   IPPolicy
-	usage UsageRecorder
-	now   func() time.Time
-	log   *slog.Logger
+	pool   sync.Pool
+	policy core.Policy
+	usage  UsageRecorder
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // authState is what one request borrows: a verifier (single-goroutine) and
@@ -67,7 +63,7 @@ var (
 // NewAuthenticator returns an authenticator over ring and the revocation
 // view revs.
 func NewAuthenticator(ring *core.Keyring, revs core.RevocationView, o AuthOptions) *Authenticator {
-	a := &Authenticator{ips: o.IPs, usage: o.Usage, now: o.Now, log: o.Logger}
+	a := &Authenticator{policy: o.Policy, usage: o.Usage, now: o.Now, log: o.Logger}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -106,8 +102,8 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, sc
 	if err != nil {
 		return err
 	}
-	if st.c.Flags&core.FlagIPPolicy != 0 && (a.ips == nil || !a.ips.Allowed(st.c.ID, remoteAddr(ctx))) {
-		return errIPNotAllowed
+	if err := core.AllowAddr(a.policy, &st.c, remoteAddr(ctx)); err != nil {
+		return err
 	}
 	if scope != NoScope {
 		if err := st.c.Require(scope); err != nil {
@@ -115,7 +111,7 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, sc
 		}
 	}
 	if a.usage != nil {
-		a.usage.Used(st.c.ID, st.c.Account, now.Unix())
+		a.usage.Record(st.c.ID, st.c.Account, now.Unix())
 	}
 	authOK.Inc()
 	return nil
@@ -143,6 +139,9 @@ func (a *Authenticator) refuse(ctx *fasthttp.RequestCtx, st *authState, err erro
 		"path", string(ctx.Path()), "reason", reason)
 	WriteTokenError(ctx, err)
 }
+
+// Policy returns the authenticator's policy (nil when none).
+func (a *Authenticator) Policy() core.Policy { return a.policy }
 
 // remoteAddr returns the client's address without allocating.
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {

@@ -24,7 +24,7 @@ type usageMap struct {
 	m  map[core.TokenID]int64
 }
 
-func (u *usageMap) Used(id core.TokenID, _ uint64, at int64) {
+func (u *usageMap) Record(id core.TokenID, _ uint64, at int64) {
 	u.mu.Lock()
 	u.m[id] = at
 	u.mu.Unlock()

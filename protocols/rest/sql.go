@@ -18,9 +18,14 @@ const WhoAmIQuery = "SELECT * FROM helios_whoami()"
 // MaxSQLBody bounds the body of POST /api/v1/sql.
 const MaxSQLBody = 1 << 20
 
-// sqlRequest is the body of POST /api/v1/sql.
+// DefaultDatabase is the database a SQL request runs against when it names
+// none.
+const DefaultDatabase = "main"
+
+// sqlRequest is the body of POST /api/v1/sql. Database defaults to "main".
 type sqlRequest struct {
-	Query string `json:"query"`
+	Query    string `json:"query"`
+	Database string `json:"database"`
 }
 
 // sqlResult is the response: column names and rows of JSON values.
@@ -30,11 +35,20 @@ type sqlResult struct {
 	RowCount int      `json:"row_count"`
 }
 
-// HandleSQL serves POST /api/v1/sql with the built-in responder (no upstream
-// database is configured): SELECT 1 and the identity query. The statement's
-// scope (SQLScope) is checked first, so a read-only token gets FORBIDDEN for
-// a write whether or not an upstream would run it.
-func HandleSQL(ctx *fasthttp.RequestCtx, c *core.Claims) {
+// SQLHandler returns the handler of POST /api/v1/sql with the built-in
+// responder (no upstream database is configured): SELECT 1 and the identity
+// query. A test token may run only against a test database of p's registry
+// (the request's "database", default "main"); the statement's scope
+// (SQLScope) is checked next, so a read-only token gets FORBIDDEN for a
+// write whether or not an upstream would run it.
+func SQLHandler(p core.Policy) Handler {
+	return func(ctx *fasthttp.RequestCtx, c *core.Claims) { handleSQL(ctx, c, p) }
+}
+
+// HandleSQL is SQLHandler without a policy (test tokens are refused).
+func HandleSQL(ctx *fasthttp.RequestCtx, c *core.Claims) { handleSQL(ctx, c, nil) }
+
+func handleSQL(ctx *fasthttp.RequestCtx, c *core.Claims, p core.Policy) {
 	body := ctx.PostBody()
 	if len(body) > MaxSQLBody {
 		WriteError(ctx, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "request body is too large: at most 1 MiB", "")
@@ -50,6 +64,13 @@ func HandleSQL(ctx *fasthttp.RequestCtx, c *core.Claims) {
 	q := normalizeSQL(req.Query)
 	if q == "" {
 		WriteError(ctx, http.StatusBadRequest, "INVALID_REQUEST", `query is empty: send {"query": "SELECT 1"}`, "")
+		return
+	}
+	if req.Database == "" {
+		req.Database = DefaultDatabase
+	}
+	if err := core.AllowDatabase(p, c, []byte(req.Database)); err != nil {
+		WriteTokenError(ctx, err)
 		return
 	}
 	if err := c.Require(SQLScope(q)); err != nil {

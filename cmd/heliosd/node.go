@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/heliosdb/auth/core/policyset"
+	"github.com/heliosdb/auth/issuer/feed"
+	"github.com/heliosdb/auth/protocols/rest"
+)
+
+// runNode runs a gateway node (role "gateway") until ctx ends: the keyring
+// and the revocation view come from the issuer's feed (feed.Follower), the
+// IP allowlists and the databases registry from the same feed into a
+// policyset.Set, and last_used times go back to the issuer in batches. The
+// node has no issuer store and does not serve /v1/*.
+func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger) error {
+	key, err := feed.ReadClusterKey(cfg.ClusterKeyFile)
+	if err != nil {
+		return err
+	}
+	state := cfg.NodeState
+	if state == "" {
+		state = filepath.Join(cfg.DataDir, "feed-state")
+	}
+	pol := newNodePolicy()
+	hub := &revocationHub{}
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	follower, err := feed.NewFollower(fctx, feed.FollowerConfig{
+		IssuerURL: cfg.IssuerURL, ClusterKey: key, CACert: cfg.IssuerCA, StatePath: state,
+		StaleAfter: cfg.StaleAfter, SnapshotOnStart: true, Logger: log,
+		OnEvent: func(e *feed.Event) {
+			pol.apply(e)
+			hub.publish(e)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	followDone := make(chan struct{})
+	go func() { follower.Run(fctx); close(followDone) }()
+	go pol.pruneLoop(fctx)
+	registerNodeMetrics(follower)
+	usage := newNodeUsage(cfg, key, log)
+	defer usage.close()
+	log.Info("gateway node following the issuer", "issuer", cfg.IssuerURL, "stale_after", cfg.StaleAfter, "state", state)
+
+	deps := &gatewayDeps{Config: cfg, Keyring: follower.Keyring(), Revocations: follower, Policy: pol.set,
+		Usage: usage, Revoked: hub, TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log}
+	stopGateway, err := startGateway(ctx, deps)
+	if err != nil {
+		return err
+	}
+	defer stopGateway()
+
+	var srv *fasthttp.Server
+	if cfg.HTTPListen != "" {
+		auth := rest.NewAuthenticator(follower.Keyring(), follower, rest.AuthOptions{Policy: pol.set, Usage: usage, Logger: log})
+		router := rest.NewRouter(auth)
+		router.Replace("GET", "/healthz", nodeHealth(cfg, follower))
+		router.Public("GET", "/v1/", misdirected(cfg))
+		router.Public("POST", "/v1/", misdirected(cfg))
+		router.Public("DELETE", "/v1/", misdirected(cfg))
+		if srv, err = serveHTTP(cfg, router, tlsCfg, log); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdownHTTP(srv, log)
+	fcancel()
+	<-followDone
+	return nil
+}
+
+// misdirected answers the issuer's endpoints on a node: 421 naming the issuer.
+func misdirected(cfg *Config) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		rest.WriteError(ctx, http.StatusMisdirectedRequest, "NOT_ISSUER",
+			"this is a gateway node: send "+string(ctx.Path())+" to the issuer at "+cfg.IssuerURL, "")
+	}
+}
+
+// nodeHealth answers GET /healthz: 200 when the node holds a complete
+// revocation set and its feed is within the staleness bound, else 503; the
+// body reports the staleness and the sequence numbers either way.
+func nodeHealth(cfg *Config, f *feed.Follower) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		applied, issuerSeq := f.Seq()
+		status, code := "ok", http.StatusOK
+		switch {
+		case !f.Ready():
+			status, code = "starting", http.StatusServiceUnavailable
+		case f.Stale():
+			status, code = "stale", http.StatusServiceUnavailable
+		}
+		b, _ := json.Marshal(map[string]any{"status": status, "role": "gateway", "applied_seq": applied, "issuer_seq": issuerSeq,
+			"staleness_ms": f.Staleness().Milliseconds(), "stale_after_ms": cfg.StaleAfter.Milliseconds()})
+		ctx.SetStatusCode(code)
+		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetBody(append(b, '\n'))
+	}
+}
+
+// registerNodeMetrics exposes the feed's staleness and sequence numbers.
+func registerNodeMetrics(f *feed.Follower) {
+	metrics.NewGauge(`helios_node_feed_staleness_seconds`, func() float64 { return f.Staleness().Seconds() })
+	metrics.NewGauge(`helios_node_feed_applied_seq`, func() float64 { a, _ := f.Seq(); return float64(a) })
+	metrics.NewGauge(`helios_node_feed_issuer_seq`, func() float64 { _, i := f.Seq(); return float64(i) })
+	metrics.NewGauge(`helios_node_feed_stale`, func() float64 {
+		if f.Stale() {
+			return 1
+		}
+		return 0
+	})
+	metrics.NewGauge(`helios_node_revoked_tokens`, func() float64 { return float64(f.Set().Stats().Tokens) })
+}
+
+// nodePolicy applies the feed's IP allowlists and database frames to a
+// policyset.Set. A snapshot replaces the registry: databases it does not
+// list are removed at its end. Allowlists of revoked tokens stay until the
+// token's expiry (the token is refused anyway).
+type nodePolicy struct {
+	set      *policyset.Set
+	dbs      map[string]bool // the registry as applied (follower goroutine only)
+	inSnap   bool
+	snapshot map[string]bool
+}
+
+func newNodePolicy() *nodePolicy {
+	return &nodePolicy{set: policyset.New(), dbs: map[string]bool{}}
+}
+
+// apply runs on the follower's goroutine.
+func (p *nodePolicy) apply(e *feed.Event) {
+	switch e.Kind {
+	case feed.KindSnapshotBegin:
+		p.inSnap, p.snapshot = true, map[string]bool{}
+	case feed.KindSnapshotEnd:
+		for name := range p.dbs {
+			if !p.snapshot[name] {
+				p.set.DeleteDatabase(name)
+				delete(p.dbs, name)
+			}
+		}
+		p.inSnap, p.snapshot = false, nil
+	case feed.KindIPPolicy:
+		p.set.SetIPs(e.Token, e.IPs, e.Expires)
+	case feed.KindDatabase:
+		if e.Deleted {
+			p.set.DeleteDatabase(e.Database)
+			delete(p.dbs, e.Database)
+			return
+		}
+		p.set.SetDatabase(e.Database, e.Test)
+		p.dbs[e.Database] = true
+		if p.inSnap {
+			p.snapshot[e.Database] = true
+		}
+	}
+}
+
+func (p *nodePolicy) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			p.set.Prune(now.Unix())
+		}
+	}
+}
