@@ -337,9 +337,29 @@ func TestPostgresBadInput(t *testing.T) {
 }
 
 func TestPostgresLimits(t *testing.T) {
-	heliosdHasFlags(t, "handshake-timeout", "max-conns-per-ip")
-	d := startDaemon(t, withArgs("--handshake-timeout=500ms", "--max-conns-per-ip=8"))
+	heliosdHasFlags(t, "handshake-timeout", "max-conns-per-ip", "idle-timeout")
+	d := startDaemon(t, withArgs("--handshake-timeout=500ms", "--max-conns-per-ip=8", "--idle-timeout=1s"))
 	tok := pgToken(t, d)
+	t.Run("idle", func(t *testing.T) {
+		ctx := context.Background()
+		for _, mode := range []string{"disable", "require"} { // event loop and TLS goroutine
+			conn, err := pgx.Connect(ctx, pgURL(d.PG, tok, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1600 * time.Millisecond)
+			var one int
+			err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+			conn.Close(ctx)
+			if err == nil {
+				t.Fatalf("sslmode=%s: an idle session outlived --idle-timeout", mode)
+			}
+		}
+		if status, body := d.Do(t, "GET", "/metrics", "", nil); status == http.StatusOK &&
+			!bytes.Contains(body, []byte(`helios_gateway_limit_hits_total{protocol="postgres",limit="idle_timeout"} 2`)) {
+			t.Fatalf("idle timeouts not counted:\n%s", body)
+		}
+	})
 	t.Run("slowloris", func(t *testing.T) {
 		c, err := net.Dial("tcp", d.PG)
 		if err != nil {
