@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+)
+
+// TestClusterRevocationOnEveryNode: one issuer and three gateway nodes as
+// separate processes. A revocation, a logout-all, a refresh (after its grace
+// period) and a key retirement made through the issuer reach every node:
+// REST, PostgreSQL (pgx) and Redis (go-redis) refuse the token within one
+// second.
+func TestClusterRevocationOnEveryNode(t *testing.T) {
+	iss := startDaemon(t, withArgs("--refresh-grace", "1s"))
+	nodes := []*daemon{startNode(t, iss), startNode(t, iss), startNode(t, iss)}
+
+	t.Run("revoke", func(t *testing.T) {
+		bearer := iss.NewUser(t)
+		tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "app"})
+		requireAccepted(t, nodes, tok)
+		iss.Revoke(t, bearer, id)
+		requireRejectedWithin(t, nodes, tok, time.Now(), time.Second, "revoked")
+	})
+
+	t.Run("logout-all", func(t *testing.T) {
+		bearer := iss.NewUser(t)
+		svc, _ := iss.CreateToken(t, bearer, map[string]any{"name": "ci", "type": "service", "scopes": []string{"database:read"}})
+		requireAccepted(t, nodes, svc)
+		iss.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", bearer, nil, nil)
+		since := time.Now()
+		requireRejectedWithin(t, nodes, svc, since, time.Second, "")
+		requireRejectedWithin(t, nodes, bearer, since, time.Second, "")
+	})
+
+	t.Run("refresh", func(t *testing.T) {
+		bearer := iss.NewUser(t)
+		requireAccepted(t, nodes, bearer)
+		var r struct {
+			Token string `json:"token"`
+		}
+		iss.mustJSON(t, http.StatusOK, "POST", "/v1/auth/refresh", bearer, nil, &r)
+		grace := time.Now().Add(time.Second)
+		requireAccepted(t, nodes, r.Token)
+		// The issuer revokes the old token once the grace period is over
+		// (its maintenance runs every 500 ms).
+		requireRejectedWithin(t, nodes, bearer, grace, 1500*time.Millisecond, "revoked")
+		requireAccepted(t, nodes, r.Token)
+	})
+
+	t.Run("key-retirement", func(t *testing.T) {
+		bearer := iss.NewUser(t) // signed with key 1
+		requireAccepted(t, nodes, bearer)
+		if status, body := clusterPost(t, iss, "/v1/cluster/keys/retire", `{"id":1}`); status != http.StatusConflict || !strings.Contains(string(body), "rotate first") {
+			t.Fatalf("retiring the signing key: %d %s", status, body)
+		}
+		if status, body := clusterPost(t, iss, "/v1/cluster/keys/rotate", ``); status != http.StatusOK {
+			t.Fatalf("rotate: %d %s", status, body)
+		}
+		fresh := iss.NewUser(t) // signed with key 2
+		requireAccepted(t, nodes, fresh)
+		if status, body := clusterPost(t, iss, "/v1/cluster/keys/retire", `{"id":1}`); status != http.StatusOK {
+			t.Fatalf("retire: %d %s", status, body)
+		}
+		requireRejectedWithin(t, nodes, bearer, time.Now(), time.Second, "")
+		requireAccepted(t, nodes, fresh)
+		// Without the cluster key, nothing.
+		if status, _ := iss.Do(t, "POST", "/v1/cluster/keys/rotate", fresh, nil); status != http.StatusUnauthorized {
+			t.Fatalf("rotate with a user token: %d", status)
+		}
+	})
+
+	t.Run("node-refuses-issuer-api", func(t *testing.T) {
+		status, body := nodes[0].Do(t, "POST", "/v1/auth/login", "", `{}`)
+		if status != http.StatusMisdirectedRequest || !strings.Contains(string(body), iss.HTTP) {
+			t.Fatalf("login on a node: %d %s", status, body)
+		}
+	})
+}
+
+// TestClusterNodeRestartCatchesUp: a node killed while revocations happen
+// refuses them as soon as it is back.
+func TestClusterNodeRestartCatchesUp(t *testing.T) {
+	iss := startDaemon(t)
+	node := startNode(t, iss)
+	bearer := iss.NewUser(t)
+	var toks []string
+	var ids []string
+	for range 5 {
+		tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "app"})
+		toks, ids = append(toks, tok), append(ids, id)
+	}
+	requireAccepted(t, []*daemon{node}, toks[0])
+	iss.Revoke(t, bearer, ids[0])
+	requireRejectedWithin(t, []*daemon{node}, toks[0], time.Now(), time.Second, "revoked")
+	node.Kill()
+	for _, id := range ids[1:] {
+		iss.Revoke(t, bearer, id)
+	}
+	node.start(t)
+	waitHealthy(t, node, 10*time.Second)
+	for _, tok := range toks {
+		if ok, why := restAccepts(t, node, tok); ok || !strings.Contains(why, "revoked") {
+			t.Fatalf("restarted node: %v %s", ok, why)
+		}
+	}
+	if h := health(t, node); h.AppliedSeq != h.IssuerSeq {
+		t.Fatalf("restarted node behind: %+v", h)
+	}
+}
+
+// TestClusterStaleFailsClosed: with the issuer gone, a node keeps serving
+// within --stale-after and refuses every token after it, with a clear error
+// on REST and PostgreSQL; it recovers when the issuer is back.
+func TestClusterStaleFailsClosed(t *testing.T) {
+	iss := startDaemon(t)
+	node := startNode(t, iss, "--stale-after", "1s")
+	bearer := iss.NewUser(t)
+	requireAccepted(t, []*daemon{node}, bearer)
+	iss.Kill()
+	killed := time.Now()
+	if ok, why := restAccepts(t, node, bearer); !ok {
+		t.Fatalf("within the bound: %s", why)
+	}
+	if ok, why := pgAccepts(t, node, bearer); !ok && time.Since(killed) < 900*time.Millisecond {
+		t.Fatalf("within the bound: %s", why)
+	}
+	time.Sleep(1300*time.Millisecond - time.Since(killed))
+	status, body := node.Do(t, "POST", "/api/v1/sql", bearer, `{"query":"SELECT 1"}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "lost contact with the issuer") {
+		t.Fatalf("stale node REST: %d %s", status, body)
+	}
+	if ok, why := pgAccepts(t, node, bearer); ok || !strings.Contains(why, "lost contact with the issuer") {
+		t.Fatalf("stale node postgres: %v %s", ok, why)
+	}
+	if h := health(t, node); h.HTTPStatus != http.StatusServiceUnavailable || h.Status != "stale" || h.Staleness < 1000 {
+		t.Fatalf("stale node health: %+v", h)
+	}
+	iss.start(t)
+	waitHealthy(t, node, 10*time.Second)
+	requireAccepted(t, []*daemon{node}, bearer)
+}
+
+// TestClusterPolicy: the databases registry and IP allowlists reach nodes.
+func TestClusterPolicy(t *testing.T) {
+	iss := startDaemon(t)
+	node := startNode(t, iss)
+	bearer := iss.NewUser(t)
+
+	// Databases: the API, its errors, and test tokens on a node.
+	var list struct {
+		Databases []struct {
+			Name string `json:"name"`
+			Test bool   `json:"test"`
+		} `json:"databases"`
+	}
+	iss.mustJSON(t, http.StatusOK, "GET", "/v1/databases", bearer, nil, &list)
+	if len(list.Databases) != 1 || list.Databases[0].Name != "main" || list.Databases[0].Test {
+		t.Fatalf("default registry %+v", list)
+	}
+	iss.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "scratch", "test": true}, nil)
+	for _, bad := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"name":"scratch","test":true}`, 409, "DATABASE_EXISTS"},
+		{`{"name":"no spaces"}`, 400, "INVALID_DATABASE_NAME"},
+		{`{"name":"x","owner":"me"}`, 400, "INVALID_REQUEST"},
+		{`{"name":`, 400, "INVALID_JSON"},
+	} {
+		status, body := iss.Do(t, "POST", "/v1/databases", bearer, bad.body)
+		if code, msg := issError(t, body); status != bad.status || code != bad.code || msg == "" {
+			t.Fatalf("POST /v1/databases %s: %d %s", bad.body, status, body)
+		}
+	}
+	reader, _ := iss.CreateToken(t, bearer, map[string]any{"name": "r", "scopes": []string{"database:read"}})
+	if status, body := iss.Do(t, "POST", "/v1/databases", reader, `{"name":"nope"}`); status != http.StatusForbidden || !strings.Contains(string(body), "database:create") {
+		t.Fatalf("create without database:create: %d %s", status, body)
+	}
+	if status, body := iss.Do(t, "DELETE", "/v1/databases/absent", bearer, nil); status != http.StatusNotFound || !strings.Contains(string(body), "DATABASE_NOT_FOUND") {
+		t.Fatalf("delete unknown: %d %s", status, body)
+	}
+
+	testTok, _ := iss.CreateToken(t, bearer, map[string]any{"name": "t", "type": "test"})
+	sql := func(tok, db string) (int, string) {
+		status, body := node.Do(t, "POST", "/api/v1/sql", tok, `{"query":"SELECT 1","database":"`+db+`"}`)
+		return status, string(body)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		status, body := sql(testTok, "scratch")
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("test token on a test database: %d %s", status, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if status, body := sql(testTok, "main"); status != http.StatusForbidden || !strings.Contains(body, "test databases") {
+		t.Fatalf("test token on main: %d %s", status, body)
+	}
+	if status, _ := sql(bearer, "main"); status != http.StatusOK {
+		t.Fatalf("live token on main: %d", status)
+	}
+	iss.mustJSON(t, http.StatusOK, "DELETE", "/v1/databases/scratch", bearer, nil, nil)
+	deadline = time.Now().Add(time.Second)
+	for {
+		status, body := sql(testTok, "scratch")
+		if status == http.StatusForbidden {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("test token on a deleted database: %d %s", status, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// IP allowlists: the client is 127.0.0.1.
+	here, _ := iss.CreateToken(t, bearer, map[string]any{"name": "here", "allowed_ips": []string{"127.0.0.1"}})
+	elsewhere, _ := iss.CreateToken(t, bearer, map[string]any{"name": "elsewhere", "allowed_ips": []string{"127.0.0.2", "10.0.0.0/8"}})
+	deadline = time.Now().Add(2 * time.Second)
+	for {
+		if ok, _ := restAccepts(t, node, here); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("token allowed from 127.0.0.1 refused on the node")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if status, body := node.Do(t, "POST", "/api/v1/sql", elsewhere, `{"query":"SELECT 1"}`); status != http.StatusForbidden || !strings.Contains(string(body), core.ErrAddrNotAllowed.Message) {
+		t.Fatalf("token from a disallowed address: %d %s", status, body)
+	}
+	// A node started now gets the allowlist from the snapshot.
+	late := startNode(t, iss)
+	if ok, why := restAccepts(t, late, here); !ok {
+		t.Fatalf("late node: allowlisted token refused: %s", why)
+	}
+}
