@@ -10,7 +10,9 @@
 // # Design
 //
 // Serve starts one gnet engine per Listener (multicore, SO_REUSEADDR, a
-// ticker). Each event loop owns a loopState: an Env with its own
+// ticker; SO_REUSEPORT on a fixed port, so that every loop accepts on its
+// own socket, after a plain bind probe that keeps a second daemon from
+// sharing the port). Each event loop owns a loopState: an Env with its own
 // core.Verifier (the BLAKE3 hashers are per loop, never shared), an output
 // buffer that sessions append to, and the list of its connections with their
 // deadlines. gnet has no per-connection timers; OnTick asks every loop (with
