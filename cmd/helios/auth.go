@@ -48,6 +48,7 @@ func (a *app) authCommand() *cobra.Command {
 	return c
 }
 
+// signup creates an account (POST /v1/auth/signup).
 func (a *app) signup(email string) error {
 	email, pw, err := a.askCredentials(email, a.interactive())
 	if err != nil {
@@ -76,6 +77,7 @@ type loginResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// login gets a session token (POST /v1/auth/login) and saves it.
 func (a *app) login(email string) error {
 	email, pw, err := a.askCredentials(email, false)
 	if err != nil {
@@ -106,6 +108,7 @@ func (a *app) login(email string) error {
 	return nil
 }
 
+// printToken prints the current token: HELIOS_TOKEN or the saved one.
 func (a *app) printToken() error {
 	tok, _, creds, err := currentToken()
 	if err != nil {
@@ -160,6 +163,8 @@ func identify(cl *client, tok string) (*whoami, error) {
 	return w, nil
 }
 
+// status shows who the token belongs to, its type, scopes, expiry and
+// time left, as the server sees it.
 func (a *app) status() error {
 	tok, source, creds, err := currentToken()
 	if err != nil {
@@ -212,6 +217,8 @@ func (a *app) status() error {
 	return nil
 }
 
+// refresh exchanges the token for a new one (POST /v1/auth/refresh) and
+// saves it when it came from the credentials file.
 func (a *app) refresh() error {
 	tok, source, creds, err := currentToken()
 	if err != nil {
@@ -254,6 +261,8 @@ func (a *app) refresh() error {
 	return nil
 }
 
+// logout invalidates the token (POST /v1/auth/logout, or logout-all with
+// all) and forgets the saved credentials.
 func (a *app) logout(all bool) error {
 	tok, _, creds, err := currentToken()
 	if err != nil {

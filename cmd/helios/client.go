@@ -21,6 +21,7 @@ type apiError struct {
 	Message string
 }
 
+// Error returns the server's code and message.
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 // client talks to one HeliosDB API.

@@ -69,6 +69,7 @@ func (a *app) root() *cobra.Command {
 // usageError is a mistake on the command line.
 type usageError string
 
+// Error returns the mistake as the user should read it.
 func (e usageError) Error() string { return string(e) }
 
 // printError writes err for the user: an API error as its code and message

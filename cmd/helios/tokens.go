@@ -87,6 +87,8 @@ func (a *app) session() (*client, string, error) {
 	return cl, tok, err
 }
 
+// createToken creates a token (POST /v1/auth/tokens): the token on stdout,
+// its description on stderr.
 func (a *app) createToken(body map[string]any) error {
 	cl, tok, err := a.session()
 	if err != nil {
@@ -126,6 +128,7 @@ func (a *app) list(cl *client, tok string) (list []tokenInfo, raw []byte, err er
 	return r.Tokens, raw, nil
 }
 
+// listTokens prints the caller's tokens as a table.
 func (a *app) listTokens() error {
 	cl, tok, err := a.session()
 	if err != nil {
@@ -156,6 +159,8 @@ func (a *app) listTokens() error {
 	return w.Flush()
 }
 
+// revokeToken revokes a token by id, or by name after looking the name up
+// in the token list (an ambiguous name is an error).
 func (a *app) revokeToken(ref string) error {
 	cl, tok, err := a.session()
 	if err != nil {

@@ -57,6 +57,7 @@ type WireError struct {
 	Msg  string
 }
 
+// Error returns the code name and the message.
 func (e *WireError) Error() string { return codeName(e.Code) + ": " + e.Msg }
 
 // Decoding errors. Each closes the connection after its reply.
