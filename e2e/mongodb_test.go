@@ -173,6 +173,14 @@ func TestMongosh(t *testing.T) {
 	if err != nil || !strings.Contains(out, "main>") || !strings.Contains(out, "user: 'default'") {
 		t.Fatalf("mongosh shell: %v\n%s", err, out)
 	}
+	// A read-only token: mongosh shows the scope error in mongod's words.
+	ro := d.Mint(t, core.Claims{Account: 1, Scopes: core.ScopeSet(0).With(core.ScopeDatabaseRead)})
+	out, err = run("", "mongodb://default:"+ro+"@"+d.Mongo+"/main?authMechanism=PLAIN&tls=true&tlsAllowInvalidCertificates=true",
+		"--quiet", "--eval", "db.orders.insertOne({a: 1})")
+	if err == nil || !strings.Contains(out, "MongoServerError") || !strings.Contains(out, "not authorized on main to execute command { insert: ") ||
+		!strings.Contains(out, "Token does not have required scope: database:write") {
+		t.Fatalf("mongosh insert with a read-only token: %v\n%s", err, out)
+	}
 	out, err = run("", "mongodb://default:"+tok+"@"+d.Mongo+"/main?tls=true&tlsAllowInvalidCertificates=true", "--quiet", "--eval", "db.runCommand({ping:1})")
 	if err == nil || !strings.Contains(out, "authMechanism=PLAIN&tls=true") {
 		t.Fatalf("mongosh with the guide's URI: %v\n%s", err, out)
