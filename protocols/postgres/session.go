@@ -176,6 +176,9 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 	}
 	if size < 4 || int64(size) > int64(limit) || uint32(size) != binary.BigEndian.Uint32(in[1:]) {
 		if size >= 4 {
+			if lo, ok := env.Observer.(netio.LimitObserver); ok {
+				lo.Limit(netio.LimitMessageSize)
+			}
 			o, a := s.fatal(out, limitError(netio.LimitMessageSize))
 			return len(in), o, a
 		}
