@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,7 +22,19 @@ import (
 func init() {
 	register(Target{Name: "mongodb-wire", Listener: "mongo-listen", Handshake: mongoWireHandshake, Open: mongoWireOpen})
 	register(Target{Name: "mongodb-driver", Listener: "mongo-listen", Handshake: mongoDriverHandshake, Open: mongoDriverOpen})
+	register(Target{Name: "mongodb-wire-tls", Listener: "mongo-listen", Handshake: func(addr, token string) error {
+		m, err := mongoWireDial(addr, token, true)
+		if err != nil {
+			return err
+		}
+		defer closeNow(m.raw)
+		return m.Do()
+	}})
 }
+
+// mongoTLS is the client side of the TLS target: no verification (the
+// daemon's certificate is self-signed) and no session resumption.
+var mongoTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 
 // mongoMsg encodes an OP_MSG (opcode 2013) or, with ns set, an OP_QUERY
 // (2004) on ns.
@@ -60,7 +73,8 @@ func mongoSASL(token string) []byte {
 
 // mongoWire is a minimal MongoDB client connection.
 type mongoWire struct {
-	c   net.Conn
+	c   net.Conn // raw, or TLS over raw
+	raw net.Conn
 	buf []byte
 }
 
@@ -89,20 +103,34 @@ func (m *mongoWire) roundTrip(msg []byte) error {
 	return nil
 }
 
-func mongoWireConnect(addr, token string) (*mongoWire, error) {
-	c, err := net.Dial("tcp", addr)
+// mongoWireDial connects (with TLS from the first byte when useTLS) and
+// runs isMaster and saslStart PLAIN.
+func mongoWireDial(addr, token string, useTLS bool) (*mongoWire, error) {
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	m := &mongoWire{c: c, buf: make([]byte, 4096)}
+	_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+	m := &mongoWire{c: raw, raw: raw, buf: make([]byte, 4096)}
+	if useTLS {
+		tc := tls.Client(raw, mongoTLS)
+		if err := tc.Handshake(); err != nil {
+			closeNow(raw)
+			return nil, err
+		}
+		m.c = tc
+	}
 	for _, msg := range [][]byte{mongoHello, mongoSASL(token)} {
 		if err := m.roundTrip(msg); err != nil {
-			closeNow(c)
+			closeNow(raw)
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+func mongoWireConnect(addr, token string) (*mongoWire, error) {
+	return mongoWireDial(addr, token, false)
 }
 
 func mongoWireHandshake(addr, token string) error {
