@@ -259,3 +259,23 @@ func TestEngineNoLeaks(t *testing.T) {
 		t.Fatalf("leak: fds %d → %d, goroutines %d → %d", fd0, fd1, g0, g1)
 	}
 }
+
+// TestEngineHandshakeDeadlineSurvivesTLS: a client that upgrades and then
+// stalls is cut off at the same deadline, on the TLS goroutine.
+func TestEngineHandshakeDeadlineSurvivesTLS(t *testing.T) {
+	f := startLine(t, Config{HandshakeTimeout: 400 * time.Millisecond}, lineProto{})
+	c, r := dialLine(t, f.addr)
+	c.Write([]byte("STARTTLS\n"))
+	expect(t, r, "OK tls")
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	tc.Write([]byte("WHO\n"))
+	tr := bufio.NewReader(tc)
+	expect(t, tr, "tls")
+	expect(t, tr, "ERR limit handshake_timeout")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("cut off after %v", d)
+	}
+	waitOpen(t, f.gw, 0)
+}
