@@ -141,6 +141,7 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	cs := &connState{c: c, loop: l, idx: -1}
 	cs.info = ConnInfo{Remote: AddrPort(c.RemoteAddr()), Local: AddrPort(c.LocalAddr()), ID: connIDs.Add(1), Accepted: now}
 	cs.info.PlaintextOK = plaintextOK(s.g.cfg.PlaintextAllow, cs.info.Remote.Addr())
+	cs.info.TLSAvailable = s.tls != nil
 	cs.sess = s.p.NewSession(&cs.info)
 	c.SetContext(cs)
 	s.obs.Opened()

@@ -65,6 +65,10 @@ type ConnInfo struct {
 	TLS bool
 	// ALPN is the protocol negotiated by TLS ALPN, if any ("postgresql").
 	ALPN string
+	// TLSAvailable reports whether the listener can upgrade to TLS (a
+	// server certificate is configured). A session answers a TLS request
+	// negatively when it is false instead of asking for UpgradeTLS.
+	TLSAvailable bool
 	// PlaintextOK reports whether this client may send a token without TLS
 	// (by default only from loopback addresses; configurable). A session
 	// must refuse plaintext authentication when it is false, before the

@@ -75,6 +75,9 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = conn.Write(sess.LimitError(l, out[:0]))
 	}
+	if !opts.Started {
+		info.TLSAvailable = opts.TLS != nil
+	}
 	handshakeBy := time.Now().Add(opts.HandshakeTimeout)
 	sniff := !opts.Started && !info.TLS && p.TLSFirstByte()
 	upgradeNow := opts.UpgradeFirst

@@ -93,11 +93,11 @@ func FuzzSession(f *testing.F) {
 	ring := fixedRing()
 	proto := postgres.New(postgres.Options{})
 	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
-		info := &netio.ConnInfo{PlaintextOK: mode&1 == 0, TLS: mode&2 != 0, ID: 1}
+		info := &netio.ConnInfo{PlaintextOK: mode&1 == 0, TLS: mode&2 != 0, TLSAvailable: mode&0x80 == 0, ID: 1}
 		env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 1 << 10, MaxMessage: 1 << 16, Observer: netio.NopObserver{}}
 		sess := proto.NewSession(info)
 		out := sess.Start(env, nil)
-		chunk := int(mode>>2) + 1
+		chunk := int(mode>>2&0x1f) + 1
 		var in []byte
 		closed := false
 		for off := 0; off < len(data) && !closed; off += chunk {

@@ -97,6 +97,9 @@ func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 			o, a := s.fatal(out, protocolViolation("unexpected SSLRequest"))
 			return size, o, a
 		}
+		if !s.info.TLSAvailable {
+			return size, append(out, 'N'), netio.Continue // no certificate: the client decides
+		}
 		return size, append(out, 'S'), netio.UpgradeTLS
 	case code == codeGSSENC:
 		if size != 8 {

@@ -149,11 +149,20 @@ func (r *rig) login() {
 }
 
 func TestSSLRequestUpgrades(t *testing.T) {
-	r := newRig(t, netio.ConnInfo{})
+	r := newRig(t, netio.ConnInfo{TLSAvailable: true})
 	out, act := r.feed([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f})
 	if string(out) != "S" || act != netio.UpgradeTLS {
 		t.Fatalf("got %q %v", out, act)
 	}
+}
+
+func TestSSLRequestDeclinedWithoutCertificate(t *testing.T) {
+	r := newRig(t, netio.ConnInfo{PlaintextOK: true})
+	out, act := r.feed([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f})
+	if string(out) != "N" || act != netio.Continue {
+		t.Fatalf("got %q %v", out, act)
+	}
+	r.login()
 }
 
 func TestGSSENCRequestDeclined(t *testing.T) {
