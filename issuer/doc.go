@@ -8,12 +8,16 @@
 // is told apart from corruption). Keys:
 //
 //	m/seq                      last applied sequence number (8 bytes, big-endian)
+//	m/compacted                highest sequence number dropped from the log by compaction
+//	m/dbinit                   the default database was created once (a deleted "main" stays deleted)
+//	d/<name>                   database record (JSON): name, test flag, created
 //	a/e/<lower-case email>     account id
 //	a/i/<account id>           account record (JSON): email, argon2id hash, created, not-before
 //	t/<account id><token id>   token record (JSON): name, type, scopes, created, expires,
 //	                           last_used, allowed_ips, session, revoked/replaced state
 //	p/<token id>               a refreshed token's pending revocation (when the grace period ends)
-//	r/<seq>                    revocation log entry (JSON): token, account epoch or key
+//	r/<seq>                    log entry (JSON) followed by gateway nodes: token revocation,
+//	                           account epoch, retired key, IP allowlist, database change, keyring change
 //
 // The token string is never stored: it is self-verifying and is minted from
 // the committed record's claims, returned once, and forgotten. Passwords are
@@ -32,14 +36,45 @@
 // Applying is deterministic given the command and the database, which is what
 // a replicated log (hashicorp/raft) will need later.
 //
-// The revocation log (r/…) holds the entries that gateway nodes follow:
-// per-token revocations with the token's expiry, per-account "not before"
-// epochs, and retired key ids. Store.LastSeq is the committed watermark and
-// Store.ReadLog reads entries after a sequence number; sequence numbers of
-// other commands leave gaps in the log.
+// The log (r/…) holds the entries that gateway nodes follow: per-token
+// revocations with the token's expiry, per-account "not before" epochs,
+// retired key ids, IP allowlists of tokens created with allowed_ips (kept
+// until the token expires), database registry changes, and keyring changes
+// (a rotation: nodes fetch the keyring again). Store.LastSeq is the
+// committed watermark and Store.ReadLog reads entries after a sequence
+// number; sequence numbers of other commands leave gaps in the log.
 //
-// The in-memory Revocations view is fed from applied commands after their
-// batch commits; it is exact and its Check is allocation-free.
+// The in-memory views — Revocations (exact; Check allocation-free) and the
+// policy set (Store.Policy, a core/policyset.Set: IP allowlists and the
+// databases registry) — are fed from applied commands after their batch
+// commits. The writer updates them and publishes the watermark under one
+// lock, so a snapshot taken from them is consistent with a sequence number.
+//
+// # The cluster feed (feedsource.go, cluster.go, compact.go)
+//
+// Store.FeedSource adapts the store to issuer/feed's Source: Read converts
+// log entries to feed events, Snapshot is built from the in-memory views,
+// Compacted is the compaction watermark. Compact (every 10 minutes, through
+// the writer as OpCompact commands) drops the log entries of tokens that
+// have expired; a follower behind the watermark gets a snapshot.
+//
+// Cluster endpoints take the cluster key (data-dir/cluster.key, 32 random
+// bytes, mode 0600; "Authorization: HeliosCluster <key>"), never a user
+// token: the feed, the keyring (GET /v1/cluster/keys — MAC keys, so only
+// over TLS or from the plaintext_allow networks, which the listener
+// enforces), key rotation and retirement (POST /v1/cluster/keys/rotate,
+// /v1/cluster/keys/retire {"id":N}: the keyring file is rewritten with mode
+// 0600 and the change is logged so every node follows), and the usage
+// ingest nodes flush last_used to (POST /v1/cluster/usage).
+//
+// # Databases (databases.go)
+//
+// GET /v1/databases (database:read; a test token sees test databases only),
+// POST /v1/databases {"name","test"} (database:create; 201, 409
+// DATABASE_EXISTS, 400 INVALID_DATABASE_NAME), DELETE /v1/databases/:name
+// (database:delete; 404 DATABASE_NOT_FOUND). Test tokens may create and
+// delete test databases only. Every data directory starts with "main"
+// (test=false).
 //
 // # REST API (handlers.go)
 //
@@ -61,7 +96,7 @@
 // created token defaults to the creator's scopes (live and test) and must
 // list them for service tokens; test tokens carry core.FlagTestOnly and live
 // at most 24 hours; allowed_ips (addresses or CIDR networks) sets
-// core.FlagIPPolicy, and IPPolicies holds the list for gateways.
+// core.FlagIPPolicy, and the policy set holds the list for gateways.
 //
 // Refresh mints a successor with the same name, type, scopes, allowlist and
 // lifetime, and revokes the old token after Options.RefreshGrace (60 s by

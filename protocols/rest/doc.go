@@ -5,6 +5,12 @@
 // /metrics, and the listener that takes TLS or, from allowed networks only,
 // plaintext on one port.
 //
+// Beyond the token itself the authenticator checks core.Policy: a token
+// with an IP allowlist only from a listed address (403), and on
+// /api/v1/sql a test token only against a test database — the request's
+// "database" field, "main" when absent (403 FORBIDDEN otherwise). A node
+// whose revocation feed is stale answers 503 with Retry-After.
+//
 // Like every protocol folder it reads as codec.go (the Authorization
 // header), session.go (the authenticator), classify.go (which scope a route
 // or SQL statement needs) and errors.go (token errors as HTTP responses).
