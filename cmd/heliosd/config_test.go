@@ -72,3 +72,30 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("bad env duration accepted")
 	}
 }
+
+func TestConfigRoles(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"--role", "gateway"}, false},
+		{[]string{"--role", "gateway", "--issuer-url", "http://127.0.0.1:8080"}, false},
+		{[]string{"--role", "gateway", "--issuer-url", "127.0.0.1:8080", "--cluster-key-file", "k"}, false},
+		{[]string{"--role", "gateway", "--issuer-url", "https://issuer:8080", "--cluster-key-file", "k", "--stale-after", "0s"}, false},
+		{[]string{"--role", "gateway", "--issuer-url", "https://issuer:8080", "--cluster-key-file", "k", "--stale-after", "1s"}, true},
+		{[]string{"--role", "issuer"}, false},
+	} {
+		cfg, err := loadConfig(c.args, noEnv, io.Discard)
+		if (err == nil) != c.ok {
+			t.Errorf("%v: %v", c.args, err)
+		}
+		if err == nil && cfg.Role == "gateway" && cfg.StaleAfter != time.Second {
+			t.Errorf("%v: stale_after %s", c.args, cfg.StaleAfter)
+		}
+	}
+	if d := defaultConfig(); d.Role != "all" || d.StaleAfter != 30*time.Second {
+		t.Fatalf("defaults: role %q, stale_after %s", d.Role, d.StaleAfter)
+	}
+}
