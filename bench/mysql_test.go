@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -45,14 +46,16 @@ func init() {
 // mysqlWire is a minimal MySQL client connection.
 type mysqlWire struct {
 	c   net.Conn
+	r   *bufio.Reader // reads as drivers do: one read per server write
 	buf []byte
+	out []byte // the packet being written
 	seq byte
 }
 
 // read reads one packet into w.buf; an ERR packet is returned as an error.
 func (w *mysqlWire) read() ([]byte, error) {
 	var hdr [4]byte
-	if err := readFull(w.c, hdr[:]); err != nil {
+	if _, err := io.ReadFull(w.r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
@@ -60,7 +63,7 @@ func (w *mysqlWire) read() ([]byte, error) {
 		w.buf = make([]byte, n)
 	}
 	p := w.buf[:n]
-	if _, err := io.ReadFull(w.c, p); err != nil {
+	if _, err := io.ReadFull(w.r, p); err != nil {
 		return nil, err
 	}
 	w.seq = hdr[3] + 1
@@ -72,8 +75,8 @@ func (w *mysqlWire) read() ([]byte, error) {
 
 // write sends payload as the next packet.
 func (w *mysqlWire) write(payload []byte) error {
-	b := append([]byte{byte(len(payload)), byte(len(payload) >> 8), byte(len(payload) >> 16), w.seq}, payload...)
-	_, err := w.c.Write(b)
+	w.out = append(append(w.out[:0], byte(len(payload)), byte(len(payload)>>8), byte(len(payload)>>16), w.seq), payload...)
+	_, err := w.c.Write(w.out)
 	return err
 }
 
@@ -118,7 +121,7 @@ func mysqlWireConnect(addr, token string, fast bool) (*mysqlWire, error) {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	w := &mysqlWire{c: c, buf: make([]byte, 2048)}
+	w := &mysqlWire{c: c, r: bufio.NewReaderSize(c, 4096), buf: make([]byte, 2048), out: make([]byte, 0, 512)}
 	if err := w.auth(token, fast); err != nil {
 		closeNow(c)
 		return nil, err
