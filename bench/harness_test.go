@@ -397,7 +397,7 @@ func rateFor(c int, d time.Duration, op func() error) (float64, error) {
 // reports each target's median rate and its median share of the ceiling.
 // It runs once whatever b.N is (use -benchtime 1x).
 func BenchmarkHandshakeRatio(b *testing.B) {
-	const rounds, slice = 5, 400 * time.Millisecond
+	const rounds, slice = 9, 300 * time.Millisecond
 	for _, t := range orderedTargets()[1:] {
 		for _, c := range concurrencies {
 			b.Run(fmt.Sprintf("%s/c=%d", t.Name, c), func(b *testing.B) {
