@@ -207,3 +207,76 @@ func BenchmarkCacheLookupMiss(b *testing.B) {
 		}
 	}
 }
+
+// checkInvariants checks the cache's bookkeeping: every shard's count is
+// the sum of its addresses' entries and within the shard's bound, each
+// address holds 1..PerAddress entries with distinct hashes, and the LRU
+// list and the map hold the same addresses.
+func checkInvariants(t *testing.T, c *authCache) {
+	t.Helper()
+	for i := range c.shards {
+		sh := &c.shards[i]
+		count, nodes := 0, 0
+		var prev *addrNode
+		for nd := sh.head; nd != nil; nd = nd.next {
+			if nd.prev != prev || sh.nodes[nd.addr] != nd || c.shard(nd.addr) != sh {
+				t.Fatalf("shard %d: broken list at %v", i, nd.addr)
+			}
+			if len(nd.entries) == 0 || len(nd.entries) > c.perAddr {
+				t.Fatalf("shard %d: %v holds %d entries", i, nd.addr, len(nd.entries))
+			}
+			for j := range nd.entries {
+				for k := j + 1; k < len(nd.entries); k++ {
+					if nd.entries[j].stage2 == nd.entries[k].stage2 {
+						t.Fatalf("shard %d: %v holds a token twice", i, nd.addr)
+					}
+				}
+			}
+			count += len(nd.entries)
+			nodes++
+			prev = nd
+		}
+		if sh.tail != prev || nodes != len(sh.nodes) || count != sh.n || sh.n > c.perShard {
+			t.Fatalf("shard %d: n=%d counted=%d nodes=%d/%d bound=%d", i, sh.n, count, nodes, len(sh.nodes), c.perShard)
+		}
+	}
+}
+
+// FuzzCacheOps runs a sequence of adds, lookups and evictions decoded from
+// the input (3 bytes an operation: kind and time step, address, token)
+// against a small cache and checks its invariants after each, that a token
+// hits right after its add, that an evicted one no longer hits, and that a
+// token never added never hits.
+func FuzzCacheOps(f *testing.F) {
+	f.Add([]byte{0x00, 1, 1, 0x01, 1, 1, 0x02, 1, 1, 0x01, 1, 1})
+	f.Add([]byte{0x00, 1, 1, 0x00, 1, 2, 0x00, 1, 3, 0x00, 1, 4, 0x01, 1, 1, 0xf1, 1, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := newAuthCache(CacheConfig{PerAddress: 3, MaxEntries: cacheShards * 4, TTL: 10 * time.Second})
+		now := cacheNow
+		for ; len(b) >= 3; b = b[3:] {
+			now = now.Add(time.Duration(b[0]>>4) * time.Second)
+			addr := netip.AddrFrom4([4]byte{10, 0, 0, b[1] % 16})
+			tok := fmt.Sprint("tok", b[2]%8)
+			switch b[0] % 4 {
+			case 0:
+				addTok(c, addr, tok, now)
+				if !hit(c, addr, tok, now) {
+					t.Fatalf("%s from %v missed right after its add", tok, addr)
+				}
+			case 1, 3:
+				hit(c, addr, tok, now)
+			case 2:
+				if _, key, ok := c.lookup(addr, cacheNonce, clientScramble(tok, cacheNonce), now); ok {
+					c.evict(addr, key)
+					if hit(c, addr, tok, now) {
+						t.Fatalf("%s from %v hit after its eviction", tok, addr)
+					}
+				}
+			}
+			checkInvariants(t, c)
+			if hit(c, addr, "never-added", now) {
+				t.Fatal("a token never added hit")
+			}
+		}
+	})
+}
