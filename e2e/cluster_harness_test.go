@@ -107,11 +107,30 @@ func redisAccepts(t testing.TB, n *daemon, tok string) (bool, string) {
 	return false, err.Error()
 }
 
-// protocols are the checks every cluster test runs on every node.
+// mysqlAccepts connects with go-sql-driver/mysql over TLS and pings.
+func mysqlAccepts(tb testing.TB, n *daemon, tok string) (bool, string) {
+	tb.Helper()
+	t, ok := tb.(*testing.T)
+	if !ok {
+		tb.Fatal("mysqlAccepts needs a *testing.T")
+	}
+	db := mysqlDB(t, n, tok, "skip-verify")
+	defer db.Close()
+	err := db.Ping()
+	if err == nil {
+		return true, ""
+	}
+	if mysqlErrNumber(err) == 0 {
+		t.Fatalf("mysql on %s: not a server error: %v", n.MySQL, err)
+	}
+	return false, err.Error()
+}
+
+// clusterProtocols are the checks every cluster test runs on every node.
 var clusterProtocols = []struct {
 	name   string
 	accept func(testing.TB, *daemon, string) (bool, string)
-}{{"rest", restAccepts}, {"postgres", pgAccepts}, {"redis", redisAccepts}}
+}{{"rest", restAccepts}, {"postgres", pgAccepts}, {"redis", redisAccepts}, {"mysql", mysqlAccepts}}
 
 // requireAccepted fails unless every node accepts tok on every protocol
 // (retrying for a moment: a token's IP policy or keyring change may still

@@ -45,6 +45,11 @@ func TestClusterRevocationOnEveryNode(t *testing.T) {
 		iss.mustJSON(t, http.StatusOK, "POST", "/v1/auth/refresh", bearer, nil, &r)
 		grace := time.Now().Add(time.Second)
 		requireAccepted(t, nodes, r.Token)
+		for _, n := range nodes { // the old token works during the grace period
+			if ok, why := restAccepts(t, n, bearer); !ok && time.Now().Before(grace) {
+				t.Fatalf("old token refused during the grace period: %s", why)
+			}
+		}
 		// The issuer revokes the old token once the grace period is over
 		// (its maintenance runs every 500 ms).
 		requireRejectedWithin(t, nodes, bearer, grace, 1500*time.Millisecond, "revoked")

@@ -267,7 +267,9 @@ func (s *Service) Refresh(c *core.Claims) (string, *TokenRecord, error) {
 	rec.Created = s.issueTime(c.Account)
 	rec.ExpiresAt = rec.Created + (old.ExpiresAt - old.Created)
 	rec.LastUsed, rec.RevokedAt, rec.ReplacedBy, rec.RevokeAt = 0, 0, "", 0
-	revokeAt := now.Add(s.opts.RefreshGrace).Unix()
+	// Round the end of the grace period up to the second, so the old token
+	// works for at least RefreshGrace.
+	revokeAt := (now.Add(s.opts.RefreshGrace).UnixNano() + int64(time.Second) - 1) / int64(time.Second)
 	res, err := s.store.Submit(&Command{Op: OpRefresh, At: now.Unix(), Account: c.Account, TokenID: c.ID, Token: &rec, RevokeAt: revokeAt})
 	switch {
 	case errors.Is(err, ErrAlreadyRefreshed):
