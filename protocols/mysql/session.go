@@ -245,16 +245,20 @@ func (s *Session) handshakeResponse(env *netio.Env, payload, out []byte) ([]byte
 // (perform full authentication).
 func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.Action) {
 	if c := s.p.cache; c != nil && len(scramble) == scrambleLen {
-		claims, key, ok := c.lookup(s.info.Remote.Addr(), s.nonce[:], scramble, env.Now)
+		var key stage2
+		var ok bool
+		// The claims go straight into the session (a local would escape
+		// to the heap through the observer).
+		s.claims, key, ok = c.lookup(s.info.Remote.Addr(), s.nonce[:], scramble, env.Now)
 		if ok {
-			if err := env.Verifier.Recheck(&claims, env.Now); err != nil {
+			if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
 				c.evict(s.info.Remote.Addr(), key)
 				fastAuthRejected.Inc()
-				env.Observer.Authenticated(s.info, &claims, err, env.Now)
+				env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
 				return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 			}
 			fastAuthHits.Inc()
-			s.claims, s.state = claims, stCommand
+			s.state = stCommand
 			env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 			out = AppendAuthMoreData(out, s.seq+1, []byte{fastAuthSuccess})
 			return AppendOK(out, s.seq+2), netio.Continue
@@ -267,16 +271,18 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 
 // verify checks the token and ends the authentication phase.
 func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action) {
-	c, err := env.Verifier.Verify(tok, env.Now)
+	var err error
+	// Straight into the session: a local would escape through the observer.
+	s.claims, err = env.Verifier.Verify(tok, env.Now)
 	if err != nil {
 		var known *core.Claims
-		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && c.ID != (core.TokenID{}) {
-			known = &c // the MAC verified: the token id may be logged
+		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && s.claims.ID != (core.TokenID{}) {
+			known = &s.claims // the MAC verified: the token id may be logged
 		}
 		env.Observer.Authenticated(s.info, known, err, env.Now)
 		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 	}
-	s.claims, s.state = c, stCommand
+	s.state = stCommand
 	if s.p.cache != nil {
 		s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now)
 	}
