@@ -5,10 +5,14 @@ import (
 	"github.com/heliosdb/auth/protocols/redis"
 )
 
+// The Redis front end on --redis-listen, with the gateway's policy (IP
+// allowlists, test databases) and last_used recorder.
 func init() {
 	registerProtocol(protocolFactory{
 		name:   "redis",
 		listen: func(c *Config) string { return c.RedisListen },
-		build:  func(*gatewayDeps) (netio.Protocol, error) { return redis.New(), nil },
+		build: func(d *gatewayDeps) (netio.Protocol, error) {
+			return redis.New(redis.Options{Policy: d.Policy, Usage: d.Usage}), nil
+		},
 	})
 }

@@ -69,7 +69,7 @@ func FuzzSession(f *testing.F) {
 		f.Fatal(err)
 	}
 	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netio.NopObserver{}}
-	p := redis.New()
+	p := redis.New(redis.Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = bytes.ReplaceAll(b, placeholder, tok)
 		for _, info := range []*netio.ConnInfo{

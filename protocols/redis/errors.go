@@ -13,9 +13,7 @@ const (
 	msgNoAuth      = "NOAUTH Authentication required."
 	msgHelloNoAuth = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
 	msgWrongPass   = "WRONGPASS invalid username-password pair or user is disabled."
-	// msgExpiredSession answers a command sent after the token expired.
-	msgExpiredSession = "NOAUTH Authentication token has expired: AUTH again with a new token"
-	msgNoProto        = "NOPROTO unsupported protocol version"
+	msgNoProto     = "NOPROTO unsupported protocol version"
 	// msgTLSRequired mirrors Redis's protected-mode refusal (-DENIED, then
 	// a close).
 	msgTLSRequired = "DENIED HeliosDB accepts tokens only over TLS from your address: reconnect with TLS (redis-cli --tls, a rediss:// URL) and use a new token if you sent this one in plaintext"
@@ -27,6 +25,62 @@ const (
 var errWrongUser = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
 	Detail: "HeliosDB tokens authenticate the user default: use AUTH <token> or AUTH default <token>"}
 
+// errOtherToken refuses AUTH with a second token on a connection that is
+// bound to the token it first authenticated with.
+var errOtherToken = &core.Error{Kind: core.KindForbidden, Message: "This connection is already authenticated with another token",
+	Detail: "a Redis connection stays bound to its first token: open a new connection to use a different one"}
+
+// msgSessionEnded follows the reason in the reply that ends a session.
+const msgSessionEnded = "; the server closed this connection: reconnect with a valid token"
+
+// appendSessionEnded appends "-NOAUTH <reason>; the server closed this
+// connection …" for a session whose token stopped being valid (err is a
+// *core.Error from Recheck or the gateway). It allocates nothing beyond dst.
+func appendSessionEnded(dst []byte, err error) []byte {
+	dst = append(dst, "-NOAUTH "...)
+	dst = appendReason(dst, err)
+	dst = append(dst, msgSessionEnded...)
+	return append(dst, '\r', '\n')
+}
+
+// appendTestOnly appends the -NOPERM reply for a test token used on a
+// logical database that is not registered as a test database.
+func appendTestOnly(dst, cmd []byte, db int) []byte {
+	dst = append(dst, "-NOPERM User default has no permissions to run the '"...)
+	dst = appendClean(dst, cmd)
+	dst = append(dst, "' command on database "...)
+	dst = strconv.AppendInt(dst, int64(db), 10)
+	return appendTestOnlyReason(dst, db)
+}
+
+// appendTestOnlyReason appends " (Test tokens can only access test
+// databases: …)" and the line's end.
+func appendTestOnlyReason(dst []byte, db int) []byte {
+	dst = append(dst, " ("...)
+	dst = append(dst, core.ErrTestDatabaseOnly.Message...)
+	dst = append(dst, ": Redis database "...)
+	dst = strconv.AppendInt(dst, int64(db), 10)
+	dst = append(dst, " is the registered database \""...)
+	dst = append(dst, databaseName(db)...)
+	dst = append(dst, "\", which is not a test database)\r\n"...)
+	return dst
+}
+
+// appendReason appends a token error's message and detail (never the token).
+func appendReason(dst []byte, err error) []byte {
+	te, ok := err.(*core.Error)
+	if !ok {
+		return append(dst, core.MsgInvalid...)
+	}
+	dst = append(dst, te.Message...)
+	if te.Detail != "" {
+		dst = append(dst, " ("...)
+		dst = append(dst, te.Detail...)
+		dst = append(dst, ')')
+	}
+	return dst
+}
+
 // appendAuthError appends the -WRONGPASS reply for a failed AUTH or HELLO
 // AUTH: Redis's text, then HeliosDB's reason in the guide's words (never the
 // token).
@@ -34,16 +88,7 @@ func appendAuthError(dst []byte, err error) []byte {
 	dst = append(dst, '-')
 	dst = append(dst, msgWrongPass...)
 	dst = append(dst, ' ')
-	if te, ok := err.(*core.Error); ok {
-		dst = append(dst, te.Message...)
-		if te.Detail != "" {
-			dst = append(dst, " ("...)
-			dst = append(dst, te.Detail...)
-			dst = append(dst, ')')
-		}
-	} else {
-		dst = append(dst, core.MsgInvalid...)
-	}
+	dst = appendReason(dst, err)
 	return append(dst, '\r', '\n')
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
 )
 
 // This file is the built-in responder: the commands a Redis client sends to
@@ -58,13 +61,33 @@ func (s *Session) appendInfo(b []byte) []byte {
 	b = s.info.Local.AppendTo(b)
 	b = append(b, " name="...)
 	b = append(b, s.name...)
-	b = append(b, " db=0 user=default resp="...)
+	b = append(b, " db="...)
+	b = strconv.AppendInt(b, int64(s.db), 10)
+	b = append(b, " user=default resp="...)
 	b = strconv.AppendInt(b, int64(s.proto), 10)
 	return append(b, '\n')
 }
 
-// selectDB runs SELECT db: only database 0 exists without an upstream.
-func (s *Session) selectDB(args [][]byte, out []byte) []byte {
+// numDatabases is how many logical databases SELECT accepts (0 to 15, as
+// Redis's default "databases 16").
+const numDatabases = 16
+
+// databaseNames holds "db0" … "db15", the registered database name of each
+// logical database (see the package doc).
+var databaseNames = func() (t [numDatabases][]byte) {
+	for i := range t {
+		t[i] = strconv.AppendInt([]byte("db"), int64(i), 10)
+	}
+	return t
+}()
+
+// databaseName returns the registered database name of logical database
+// db (a shared slice: callers must not change it).
+func databaseName(db int) []byte { return databaseNames[db] }
+
+// selectDB runs SELECT db: databases 0 to 15, each checked against the
+// token's test-only rule.
+func (s *Session) selectDB(env *netio.Env, args [][]byte, out []byte) []byte {
 	if len(args) != 2 {
 		return appendArgCount(out, []byte("select"))
 	}
@@ -72,9 +95,16 @@ func (s *Session) selectDB(args [][]byte, out []byte) []byte {
 	if !ok {
 		return AppendError(out, "ERR value is not an integer or out of range")
 	}
-	if v != 0 {
+	if v >= numDatabases {
 		return AppendError(out, "ERR DB index is out of range")
 	}
+	if err := core.AllowDatabase(s.p.policy, &s.claims, databaseName(int(v))); err != nil {
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+		out = append(out, "-NOPERM User default has no permissions to select database "...)
+		out = strconv.AppendInt(out, v, 10)
+		return appendTestOnlyReason(out, int(v))
+	}
+	s.db = int(v)
 	return AppendOK(out)
 }
 

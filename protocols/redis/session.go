@@ -1,12 +1,3 @@
-// Package redis is HeliosDB's Redis front end: the RESP2/RESP3 codec, the
-// per-connection state machine that takes a HeliosDB token through AUTH or
-// HELLO … AUTH, the command → scope classifier, and Redis-native errors.
-// With no upstream configured it answers the connection and identity
-// commands itself (see Session) and refuses the rest with a clear error.
-//
-// The package owns Redis bytes only. It must never do I/O (netio moves the
-// bytes), share state with another protocol, keep a token after verifying it,
-// or put a token into a reply or a log.
 package redis
 
 import (
@@ -17,19 +8,39 @@ import (
 	"github.com/heliosdb/auth/netio"
 )
 
+// Options configure the Redis front end; the zero value refuses tokens
+// with an IP allowlist and test tokens everywhere (fail closed).
+type Options struct {
+	// Policy holds per-token IP allowlists and the databases registry.
+	Policy core.Policy
+	// Usage records each accepted authentication for last_used (nil: not
+	// recorded).
+	Usage UsageRecorder
+}
+
+// UsageRecorder aggregates last-used times (flushed to the issuer in
+// batches, so authentication never costs a write). It must be safe for
+// concurrent use and allocation-free for a token already recorded.
+type UsageRecorder interface {
+	Record(id core.TokenID, account uint64, at int64)
+}
+
 // Protocol makes Redis sessions. Redis clients start TLS from the first byte
 // (rediss://, redis-cli --tls), so TLSFirstByte is true.
-type Protocol struct{}
+type Protocol struct {
+	policy core.Policy
+	usage  UsageRecorder
+}
 
-// New returns the Redis protocol.
-func New() *Protocol { return &Protocol{} }
+// New returns the Redis protocol with opts.
+func New(opts Options) *Protocol { return &Protocol{policy: opts.Policy, usage: opts.Usage} }
 
 // Name returns "redis".
 func (*Protocol) Name() string { return "redis" }
 
 // NewSession returns the state machine for one connection.
-func (*Protocol) NewSession(info *netio.ConnInfo) netio.Session {
-	return &Session{info: info, proto: 2}
+func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
+	return &Session{p: p, info: info, proto: 2}
 }
 
 // TLSFirstByte is true: a Redis client that wants TLS starts with it.
@@ -40,15 +51,23 @@ func (*Protocol) ALPN() []string { return nil }
 
 // Session is one Redis connection. Before authentication only AUTH, HELLO
 // (with AUTH, or after it), RESET and QUIT are answered; everything else gets
-// -NOAUTH. Afterwards every command is classified and checked against the
-// token's scopes; the built-in responder answers PING, ECHO, HELLO, CLIENT
-// SETINFO/SETNAME/GETNAME/ID/INFO, SELECT 0, ACL WHOAMI, COMMAND, QUIT, RESET
-// and HELIOS.WHOAMI, and every other command gets "-ERR no upstream database
-// is configured …".
+// -NOAUTH. Afterwards every command re-checks the token (see the package
+// doc), then is classified and checked against the token's scopes and, for
+// a test token, the database; the built-in responder answers PING, ECHO,
+// HELLO, CLIENT SETINFO/SETNAME/GETNAME/ID/INFO, SELECT, ACL WHOAMI,
+// COMMAND, QUIT, RESET and HELIOS.WHOAMI, and every other command gets
+// "-ERR no upstream database is configured …".
+//
+// It implements netio.Terminator and netio.Claimant.
 type Session struct {
+	p      *Protocol
 	info   *netio.ConnInfo
 	authed bool
+	// bound: claims hold the token this connection first authenticated
+	// with; they never change afterwards (netio.Claimant).
+	bound  bool
 	proto  int // 2 or 3, set by HELLO
+	db     int // the logical database (SELECT), 0 to numDatabases-1
 	claims core.Claims
 	name   []byte // CLIENT SETNAME / HELLO SETNAME
 	args   [][]byte
@@ -136,6 +155,15 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
 		return AppendError(out, msgTLSRequired), netio.Close
 	}
+	if s.authed {
+		if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+			// Revoked, logged out, key retired, expired, or this node
+			// can no longer tell: the session ends here.
+			s.authed = false
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+			return appendSessionEnded(out, err), netio.Close
+		}
+	}
 	name := s.lowerName(args[0])
 	cmd := lookup(name)
 	switch cmd.id {
@@ -146,20 +174,19 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	case cmdQuit:
 		return AppendOK(out), netio.Close
 	case cmdReset:
-		s.authed, s.proto, s.name, s.claims = false, 2, nil, core.Claims{}
+		s.authed, s.proto, s.name, s.db = false, 2, nil, 0
 		return AppendSimple(out, "RESET"), netio.Continue
 	}
 	if !s.authed {
 		return AppendError(out, msgNoAuth), netio.Continue
 	}
-	if env.Now.Unix() >= s.claims.ExpiresAt {
-		// The token expired while the connection was open: the session
-		// drops back to unauthenticated, and the client must AUTH again.
-		s.authed = false
-		env.Observer.Authenticated(s.info, &s.claims, core.ErrExpired, env.Now)
-		return AppendError(out, msgExpiredSession), netio.Continue
-	}
 	if !cmd.none {
+		if cmd.id == cmdData {
+			if err := core.AllowDatabase(s.p.policy, &s.claims, databaseName(s.db)); err != nil {
+				env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+				return appendTestOnly(out, name, s.db), netio.Continue
+			}
+		}
 		if err := s.claims.Require(cmd.scope); err != nil {
 			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
 			return appendNoPerm(out, name, cmd.scope), netio.Continue
@@ -182,7 +209,7 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	case cmdClient:
 		return s.client(args, out), netio.Continue
 	case cmdSelect:
-		return s.selectDB(args, out), netio.Continue
+		return s.selectDB(env, args, out), netio.Continue
 	case cmdACL:
 		if len(args) == 2 && bytes.EqualFold(args[1], []byte("whoami")) {
 			return AppendBulkString(out, "default"), netio.Continue
@@ -195,9 +222,10 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	return appendNoUpstream(out, name), netio.Continue
 }
 
-// verify checks a user name (nil for AUTH <token>) and a token, records the
-// outcome, and on success makes the session authenticated. A failed attempt
-// on an authenticated connection leaves it authenticated as before, as Redis
+// verify checks a user name (nil for AUTH <token>) and a token, then the
+// token's IP allowlist against the client's address, records the outcome,
+// and on success makes the session authenticated. A failed attempt on an
+// authenticated connection leaves it authenticated as before, as Redis
 // does.
 func (s *Session) verify(env *netio.Env, user, token []byte) error {
 	if user != nil && subtle.ConstantTimeCompare(user, []byte("default")) != 1 {
@@ -205,17 +233,49 @@ func (s *Session) verify(env *netio.Env, user, token []byte) error {
 		return errWrongUser
 	}
 	c, err := env.Verifier.Verify(token, env.Now)
+	if err == nil {
+		err = core.AllowAddr(s.p.policy, &c, s.info.Remote.Addr())
+		if err == nil && s.bound && c.ID != s.claims.ID {
+			err = errOtherToken
+		}
+	}
 	if err != nil {
 		var known *core.Claims
-		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && c.ID != (core.TokenID{}) {
+		if te, ok := err.(*core.Error); ok && te.Kind != core.KindInvalid && c.ID != (core.TokenID{}) {
 			known = &c // the MAC verified: the token id may be logged
 		}
 		env.Observer.Authenticated(s.info, known, err, env.Now)
 		return err
 	}
-	s.claims, s.authed = c, true
+	if !s.bound {
+		s.claims, s.bound = c, true
+	}
+	s.authed = true
+	if s.p.usage != nil {
+		s.p.usage.Record(c.ID, c.Account, env.Now.Unix())
+	}
 	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 	return nil
+}
+
+// Claims returns the claims of the token the connection authenticated with
+// (nil before that). They stay the same for the connection's life
+// (netio.Claimant).
+func (s *Session) Claims() *core.Claims {
+	if !s.bound {
+		return nil
+	}
+	return &s.claims
+}
+
+// Terminate appends the reply that ends the session from outside (its token
+// was revoked, its account logged out, its key retired, it expired, or the
+// node failed closed): "-NOAUTH <reason>", the same line a command gets when
+// the per-command re-check fails. The transport closes the connection after
+// writing it (netio.Terminator).
+func (s *Session) Terminate(err error, out []byte) []byte {
+	s.authed = false
+	return appendSessionEnded(out, err)
 }
 
 // auth runs AUTH token / AUTH user token.

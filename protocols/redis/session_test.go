@@ -23,6 +23,7 @@ type fixture struct {
 	env  *netio.Env
 	obs  *recObserver
 	mint *core.Minter
+	ring *core.Keyring
 	now  time.Time
 }
 
@@ -34,6 +35,7 @@ func newFixture(t testing.TB) *fixture {
 		env:  &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: obs},
 		obs:  obs,
 		mint: core.NewMinter(ring),
+		ring: ring,
 		now:  now,
 	}
 }
@@ -52,7 +54,7 @@ func (f *fixture) live(t testing.TB, scopes core.ScopeSet) string {
 }
 
 func newSession(plaintextOK bool) *Session {
-	return New().NewSession(&netio.ConnInfo{ID: 42, PlaintextOK: plaintextOK}).(*Session)
+	return New(Options{}).NewSession(&netio.ConnInfo{ID: 42, PlaintextOK: plaintextOK}).(*Session)
 }
 
 // run feeds in to s and returns the output; it fails unless all of in is
@@ -176,7 +178,7 @@ func TestScopes(t *testing.T) {
 	if !strings.HasPrefix(out, "-NOPERM") || !strings.Contains(out, "database:delete") {
 		t.Fatalf("FLUSHALL: %q", out)
 	}
-	out, _ = run(t, f, s, cmd("SELECT", "0")+cmd("SELECT", "1")+cmd("ACL", "WHOAMI")+cmd("ECHO", "hi")+cmd("PING", "x"))
+	out, _ = run(t, f, s, cmd("SELECT", "0")+cmd("SELECT", "16")+cmd("ACL", "WHOAMI")+cmd("ECHO", "hi")+cmd("PING", "x"))
 	if out != "+OK\r\n-ERR DB index is out of range\r\n$7\r\ndefault\r\n$2\r\nhi\r\n$1\r\nx\r\n" {
 		t.Fatalf("got %q", out)
 	}
@@ -235,7 +237,7 @@ func TestPlaintextRefused(t *testing.T) {
 	if len(f.obs.refused) != 1 || f.obs.refused[0] != netio.OutcomeTLSRequired || len(f.obs.outcomes) != 0 {
 		t.Fatalf("observer %+v", f.obs)
 	}
-	s = New().NewSession(&netio.ConnInfo{TLS: true}).(*Session)
+	s = New(Options{}).NewSession(&netio.ConnInfo{TLS: true}).(*Session)
 	if out, _ := run(t, f, s, cmd("AUTH", f.live(t, core.AllScopes))); out != "+OK\r\n" {
 		t.Fatalf("TLS AUTH: %q", out)
 	}
@@ -276,9 +278,9 @@ func TestExpiryDuringSession(t *testing.T) {
 	s := newSession(true)
 	run(t, f, s, cmd("AUTH", f.token(t, core.AllScopes, f.now.Add(time.Second))))
 	f.env.Now = f.now.Add(2 * time.Second)
-	out, _ := run(t, f, s, cmd("PING"))
-	if !strings.HasPrefix(out, "-NOAUTH Authentication token has expired") || s.Authenticated() {
-		t.Fatalf("got %q", out)
+	out, act := run(t, f, s, cmd("PING"))
+	if !strings.HasPrefix(out, "-NOAUTH Authentication token has expired") || s.Authenticated() || act != netio.Close {
+		t.Fatalf("got %q %v", out, act)
 	}
 }
 
@@ -287,7 +289,7 @@ func BenchmarkAuthPing(b *testing.B) {
 	in := []byte(cmd("AUTH", f.live(b, core.AllScopes)) + cmd("PING"))
 	out := make([]byte, 0, 256)
 	info := &netio.ConnInfo{PlaintextOK: true}
-	p := New()
+	p := New(Options{})
 	b.ReportAllocs()
 	for b.Loop() {
 		s := p.NewSession(info)

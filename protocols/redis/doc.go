@@ -1,0 +1,51 @@
+// Package redis is HeliosDB's Redis front end: the RESP2/RESP3 codec, the
+// per-connection state machine that takes a HeliosDB token through AUTH or
+// HELLO … AUTH, the command → scope classifier, and Redis-native errors.
+// With no upstream configured it answers the connection and identity
+// commands itself (see Session) and refuses the rest with a clear error.
+//
+// # Policy after a token verifies
+//
+// A token with an IP allowlist (allowed_ips) is checked against the client's
+// address (after a PROXY protocol header, when the listener accepts one); a
+// refusal is an authentication failure, so it is answered like any other:
+// -WRONGPASS followed by the reason. Each accepted authentication is
+// recorded for last_used (Options.Usage).
+//
+// # Databases and test tokens
+//
+// Redis has no database names, only the logical database numbers a client
+// picks with SELECT n or the path of its URL (redis://host:6379/3). The
+// registry of HeliosDB databases is by name, shared by every protocol, and
+// a name must start with a letter. So logical database n is the registered
+// database "db<n>" ("db0" by default) — the name Redis itself gives it in
+// INFO keyspace. A test token (hdb_test_) may therefore use a Redis
+// connection only where "db<n>" is registered with "test": true.
+//
+// The check is made where the database is used, not at AUTH: clients
+// authenticate first and SELECT afterwards (go-redis sends HELLO … AUTH,
+// then SELECT n), so refusing AUTH on database 0 would lock a test token out
+// of a test database 3. SELECT n re-checks (a refusal leaves the current
+// database unchanged) and so does every data command, so a database whose
+// test flag is removed stops serving test tokens at the next command.
+// Connection commands (PING, HELLO, CLIENT, ECHO, …) touch no database and
+// are not checked. Refusals are -NOPERM with the reason, which redis-py
+// raises as NoPermissionError.
+//
+// # Sessions stay honest
+//
+// Before each command of an authenticated connection the session re-checks
+// the token's claims (core.Verifier.Recheck: expiry, revocation, logout of
+// every session, retired key, a node that lost its revocation feed), without
+// allocating. When the check fails the command gets "-NOAUTH <reason>" and
+// the connection is closed; Terminate writes the same line when the gateway
+// ends an idle session from outside, so the client reads it as the reply to
+// its next command before it sees the close (RESP3 clients too: an error
+// reply is the same in both versions). A connection is bound to the first
+// token it authenticates with (Claims never changes): AUTH with another
+// token, even after RESET, is refused; open a new connection instead.
+//
+// The package owns Redis bytes only. It must never do I/O (netio moves the
+// bytes), share state with another protocol, keep a token after verifying it,
+// or put a token into a reply or a log.
+package redis
