@@ -144,6 +144,10 @@ func TestClusterStaleFailsClosed(t *testing.T) {
 	if h := health(t, node); h.HTTPStatus != http.StatusServiceUnavailable || h.Status != "stale" || h.Staleness < 1000 {
 		t.Fatalf("stale node health: %+v", h)
 	}
+	if _, body := node.Do(t, "GET", "/metrics", "", nil); !strings.Contains(string(body), "helios_node_feed_stale 1") ||
+		!strings.Contains(string(body), "helios_node_feed_staleness_seconds") {
+		t.Fatal("stale node metrics do not report the staleness")
+	}
 	iss.start(t)
 	waitHealthy(t, node, 10*time.Second)
 	requireAccepted(t, []*daemon{node}, bearer)
@@ -245,5 +249,25 @@ func TestClusterPolicy(t *testing.T) {
 	late := startNode(t, iss)
 	if ok, why := restAccepts(t, late, here); !ok {
 		t.Fatalf("late node: allowlisted token refused: %s", why)
+	}
+}
+
+// TestClusterLastUsedFromNodes: uses on a node reach GET /v1/auth/tokens
+// (aggregated on the node, flushed to the issuer in batches).
+func TestClusterLastUsedFromNodes(t *testing.T) {
+	iss := startDaemon(t, withArgs("--usage-flush", "200ms"))
+	node := startNode(t, iss, "--usage-flush", "200ms")
+	bearer := iss.NewUser(t)
+	tok, _ := iss.CreateToken(t, bearer, map[string]any{"name": "used-on-a-node"})
+	requireAccepted(t, []*daemon{node}, tok)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if tk, ok := issList(t, iss, bearer)["used-on-a-node"]; ok && tk.LastUsed != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last_used not updated from the node: %+v", issList(t, iss, bearer)["used-on-a-node"])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

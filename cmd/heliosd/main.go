@@ -107,6 +107,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	opts.RefreshGrace = cfg.RefreshGrace
 	opts.LoginPerEmail, opts.LoginPerIP = cfg.LoginPerEmail, cfg.LoginPerIP
 	opts.KeyringPath = ringPath
+	opts.UsageFlush = cfg.UsageFlush
 	opts.Logger = log
 	svc := issuer.NewService(store, ring, opts)
 	defer svc.Close()
