@@ -5,13 +5,15 @@ import (
 	"github.com/heliosdb/auth/protocols/mongodb"
 )
 
-// The MongoDB front end on --mongo-listen (default 127.0.0.1:27017).
+// The MongoDB front end on --mongo-listen (default 127.0.0.1:27017), with
+// the gateway's policy (IP allowlists, test databases) and last_used
+// recorder.
 func init() {
 	registerProtocol(protocolFactory{
 		name:   "mongodb",
 		listen: func(c *Config) string { return c.MongoListen },
 		build: func(d *gatewayDeps) (netio.Protocol, error) {
-			return mongodb.New(mongodb.Options{}), nil
+			return mongodb.New(mongodb.Options{Policy: d.Policy, Usage: d.Usage}), nil
 		},
 	})
 }

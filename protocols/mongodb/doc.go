@@ -14,6 +14,29 @@
 // carries no topologyVersion, so drivers keep polling rather than waiting
 // on an awaitable hello.
 //
+// Policy: after a token verifies, a token with an IP allowlist
+// (allowed_ips) is checked against the client's address (after a PROXY
+// protocol header, when the listener accepts one), and a refusal is error 18
+// with the reason; each accepted authentication is recorded for last_used.
+// A test token (hdb_test_) may reach only databases registered with
+// "test": true: the database is each command's $db, checked on every data
+// command (the ClassScoped ones), so admin and $external, where drivers
+// authenticate and run their handshake and session commands, do not count.
+// A refusal is code 13 (Unauthorized) worded as mongod words a missing
+// privilege, naming the database and "Test tokens can only access test
+// databases".
+//
+// Open sessions: every command of an authenticated connection first
+// re-checks the token's claims (core.Verifier.Recheck: expiry, revocation,
+// logout of every session, retired key, a node that lost its revocation
+// feed), without allocating; a failure is answered with code 18 naming the
+// reason, and the connection is closed. When the gateway ends an idle
+// session from outside, Terminate writes nothing: MongoDB has no
+// unsolicited server message, so the close itself is the signal. A
+// connection stays bound to the first token it authenticated with (Claims
+// never changes); a saslStart with another token, even after logout, is
+// refused.
+//
 // Bytes: BSON comes and goes through go.mongodb.org/mongo-driver/v2's
 // bsoncore. Every document a client sends is validated in full
 // (ValidateDocument) before any field is read: bad lengths are errors, never

@@ -100,10 +100,27 @@ const (
 		"which answers ping, hello, buildInfo and connectionStatus only; configure an upstream MongoDB or FerretDB to run data commands"
 )
 
-// errIPNotAllowed refuses a token with an IP allowlist used from elsewhere
-// (the REST gateway's words).
-var errIPNotAllowed = &core.Error{Kind: core.KindForbidden, Message: "Token is not allowed from this address",
-	Detail: "the token has an IP allowlist (allowed_ips) that does not include your address"}
+// errOtherToken refuses a saslStart with a second token on a connection
+// that is bound to the token it first authenticated with.
+var errOtherToken = &core.Error{Kind: core.KindForbidden, Message: "This connection is already authenticated with another token",
+	Detail: "a MongoDB connection stays bound to its first token: open a new client to use a different one"}
+
+// sessionEndedMessage words the code 18 reply that ends a session whose
+// token stopped being valid.
+func sessionEndedMessage(err error) string {
+	return tokenMessage(err) + "; the server closed this connection: reconnect with a valid token"
+}
+
+// testOnlyMessage words a test token's refusal on a database that is not a
+// test database, as mongod words a missing privilege: "not authorized on
+// prod to execute command { find: "c", $db: "prod" }: Test tokens can only
+// access test databases (…)".
+func testOnlyMessage(db []byte, cmd bsoncore.Document) string {
+	msg := "not authorized on " + printable(db) + " to execute command " + describeCommand(cmd, db) + ": " +
+		core.ErrTestDatabaseOnly.Message + " (database " + strconv.Quote(printable(db)) + " is not registered as a test database; " +
+		"hdb_test_ tokens may use only databases created with \"test\": true)"
+	return strings.ToValidUTF8(msg, "\uFFFD")
+}
 
 // tokenMessage words a token error for error 18: the guide's message and
 // what exactly was wrong (never the token itself).

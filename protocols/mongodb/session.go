@@ -3,7 +3,6 @@ package mongodb
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"strconv"
 
 	"github.com/heliosdb/auth/core"
@@ -15,21 +14,14 @@ import (
 // Env sets no bound (a hello with client metadata is well under 2 KiB).
 const DefaultMaxPreAuthMessage = 16 << 10
 
-// IPPolicy answers whether a token carrying core.FlagIPPolicy (an
-// allowed_ips list) may be used from addr. It must be safe for concurrent
-// use.
-type IPPolicy interface {
-	Allowed(id core.TokenID, addr netip.Addr) bool
-}
-
-// Options configure the MongoDB front end.
+// Options configure the MongoDB front end. The zero value refuses tokens
+// with an IP allowlist and test tokens everywhere (fail closed).
 type Options struct {
 	// ServerVersion is the version buildInfo reports (default "7.0.0", the
 	// release whose wire version is maxWireVersion 21).
 	ServerVersion string
-	// IPs checks tokens that carry an IP allowlist. nil refuses every such
-	// token (fail closed), as the REST gateway does.
-	IPs IPPolicy
+	// Policy holds per-token IP allowlists and the databases registry.
+	Policy core.Policy
 	// Usage records each successful authentication for last_used (nil: not
 	// recorded).
 	Usage UsageRecorder
@@ -37,22 +29,22 @@ type Options struct {
 
 // UsageRecorder aggregates last-used times (flushed to the issuer in
 // batches, so authentication never costs a write). It must be safe for
-// concurrent use.
+// concurrent use and allocation-free for a token already recorded.
 type UsageRecorder interface {
-	Used(id core.TokenID, account uint64, at int64)
+	Record(id core.TokenID, account uint64, at int64)
 }
 
 // Protocol is the MongoDB front end: it makes one Session per connection.
 type Protocol struct {
 	version      string
 	versionArray [4]int32
-	ips          IPPolicy
+	policy       core.Policy
 	usage        UsageRecorder
 }
 
 // New returns the MongoDB protocol with opts.
 func New(opts Options) *Protocol {
-	p := &Protocol{version: opts.ServerVersion, ips: opts.IPs, usage: opts.Usage}
+	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy, usage: opts.Usage}
 	if p.version == "" {
 		p.version = "7.0.0"
 	}
@@ -86,7 +78,8 @@ func (p *Protocol) ALPN() []string { return nil }
 
 // Session is one MongoDB connection: the handshake, SASL PLAIN with a
 // HeliosDB token, and the built-in responder. It is not safe for concurrent
-// use (a transport drives it from one goroutine or event loop).
+// use (a transport drives it from one goroutine or event loop). It
+// implements netio.Terminator and netio.Claimant.
 type Session struct {
 	p    *Protocol
 	info *netio.ConnInfo
@@ -96,10 +89,13 @@ type Session struct {
 	// past its handshake (a monitoring connection, which never
 	// authenticates, or a pooled one about to).
 	established bool
-	claims      core.Claims
-	user        string
-	authDB      string
-	nextID      int32
+	// bound: claims hold the token this connection first authenticated
+	// with; they never change afterwards (netio.Claimant).
+	bound  bool
+	claims core.Claims
+	user   string
+	authDB string
+	nextID int32
 
 	// pending is the header of a message whose body has not fully arrived,
 	// so a size limit hit by the transport can be answered to its request.
@@ -202,6 +198,15 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 		}
 		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
 	}
+	if s.authed {
+		if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+			// Revoked, logged out, key retired, expired, or this node can
+			// no longer tell: the session ends here.
+			s.authed = false
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+			return s.errorReply(out, m, CodeAuthenticationFailed, sessionEndedMessage(err)), netio.Close
+		}
+	}
 	class, scope := Classify(name, m.Command)
 	switch class {
 	case ClassHandshake:
@@ -215,14 +220,14 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 	if !s.authed {
 		return s.errorReply(out, m, CodeUnauthorized, "command "+printable(name)+" requires authentication"), netio.Continue
 	}
-	if env.Now.Unix() >= s.claims.ExpiresAt {
-		s.authed = false
-		return s.errorReply(out, m, CodeAuthenticationFailed, core.ErrExpired.Message), netio.Close
-	}
 	switch class {
 	case ClassSession:
 		return s.respond(env, m, name, out), netio.Continue
 	case ClassScoped:
+		if err := core.AllowDatabase(s.p.policy, &s.claims, m.DB); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+			return s.errorReply(out, m, CodeUnauthorized, testOnlyMessage(m.DB, m.Command)), netio.Continue
+		}
 		if !s.claims.Scopes.Has(scope) {
 			return s.errorReply(out, m, CodeUnauthorized, forbiddenMessage(m.DB, m.Command, scope)), netio.Continue
 		}
@@ -266,12 +271,15 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 		token = nil // Verify reports it missing
 	}
 	claims, verr := env.Verifier.Verify(token, env.Now)
-	if verr == nil && claims.Flags&core.FlagIPPolicy != 0 && (s.p.ips == nil || !s.p.ips.Allowed(claims.ID, s.info.Remote.Addr())) {
-		verr = errIPNotAllowed
+	if verr == nil {
+		verr = core.AllowAddr(s.p.policy, &claims, s.info.Remote.Addr())
+		if verr == nil && s.bound && claims.ID != s.claims.ID {
+			verr = errOtherToken
+		}
 	}
 	var seen *core.Claims
-	if te, isTE := verr.(*core.Error); verr == nil || verr == errIPNotAllowed || (isTE && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked)) {
-		seen = &claims
+	if te, isTE := verr.(*core.Error); verr == nil || (isTE && te.Kind != core.KindInvalid && claims.ID != (core.TokenID{})) {
+		seen = &claims // the MAC verified: the token id may be logged
 	}
 	env.Observer.Authenticated(s.info, seen, verr, env.Now)
 	if verr != nil {
@@ -282,9 +290,12 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 		}
 		return s.errorReply(out, m, CodeAuthenticationFailed, msg), netio.Close
 	}
-	s.authed, s.claims = true, claims
+	if !s.bound {
+		s.claims, s.bound = claims, true
+	}
+	s.authed = true
 	if s.p.usage != nil {
-		s.p.usage.Used(claims.ID, claims.Account, env.Now.Unix())
+		s.p.usage.Record(claims.ID, claims.Account, env.Now.Unix())
 	}
 	s.user, s.authDB = string(user), string(m.DB)
 	start, out := s.begin(out, m)
@@ -295,6 +306,31 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 	out = bsoncore.AppendDoubleElement(out, "ok", 1)
 	out, _ = bsoncore.AppendDocumentEnd(out, idx)
 	return endReply(out, start), netio.Continue
+}
+
+// Claims returns the claims of the token the connection authenticated with
+// (nil before that). They stay the same for the connection's life: a later
+// saslStart with another token is refused (netio.Claimant).
+func (s *Session) Claims() *core.Claims {
+	if !s.bound {
+		return nil
+	}
+	return &s.claims
+}
+
+// Terminate ends the session from outside (its token was revoked, its
+// account logged out, its key retired, it expired, or the node failed
+// closed). MongoDB has no unsolicited server message: a reply whose
+// responseTo matches no request would be a protocol error for the driver.
+// So Terminate appends nothing and returns out unchanged; the close itself
+// is the signal (the driver sees a network error, drops the connection from
+// its pool, and a new connection's saslStart is refused with code 18 and
+// the reason). A session that is not idle hears the reason sooner: the
+// per-command re-check answers its next command with code 18 before the
+// close (netio.Terminator).
+func (s *Session) Terminate(_ error, out []byte) []byte {
+	s.authed = false
+	return out
 }
 
 // splitPlain splits a SASL PLAIN message "authzid\0authcid\0passwd"

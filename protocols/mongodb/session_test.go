@@ -1,7 +1,6 @@
 package mongodb
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -195,7 +194,7 @@ func TestExpiryAfterAuthentication(t *testing.T) {
 	roundTrip(t, s, env, opMsg(t, 1, 0, plainStart(mint(t, core.AllScopes, time.Minute))))
 	env.Now = env.Now.Add(2 * time.Minute)
 	doc, act := roundTrip(t, s, env, opMsg(t, 2, 0, bson.D{{Key: "connectionStatus", Value: 1}, {Key: "$db", Value: "main"}}))
-	if code(doc) != 18 || errmsg(doc) != core.MsgExpired || act != netio.Close {
+	if code(doc) != 18 || !strings.HasPrefix(errmsg(doc), core.MsgExpired+"; the server closed this connection") || act != netio.Close {
 		t.Fatalf("%v %v", doc, act)
 	}
 }
@@ -230,30 +229,6 @@ func TestPipelinedAndPartialMessages(t *testing.T) {
 	h, doc := reply(t, out)
 	if n != len(b) || h.ResponseTo != 2 || code(doc) != 0 {
 		t.Fatalf("checksummed ping: %v", doc)
-	}
-}
-
-type allowOnly netip.Addr
-
-func (a allowOnly) Allowed(_ core.TokenID, addr netip.Addr) bool { return addr == netip.Addr(a) }
-
-func TestIPAllowlist(t *testing.T) {
-	now := time.Now()
-	tok, _, err := core.NewMinter(testRing).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 7,
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), Scopes: core.AllScopes, Flags: core.FlagIPPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		ips  IPPolicy
-		want int32
-	}{{nil, 18}, {allowOnly(netip.MustParseAddr("10.9.9.9")), 18}, {allowOnly(netip.MustParseAddr("10.1.2.3")), 0}} {
-		p := New(Options{IPs: c.ips})
-		s := p.NewSession(&netio.ConnInfo{Remote: netip.MustParseAddrPort("10.1.2.3:5555"), PlaintextOK: true}).(*Session)
-		doc, _ := roundTrip(t, s, newEnv(nil, nil), opMsg(t, 1, 0, plainStart(string(tok))))
-		if code(doc) != c.want || (c.want != 0 && !strings.Contains(errmsg(doc), "allowed_ips")) {
-			t.Errorf("policy %v: %v", c.ips, doc)
-		}
 	}
 }
 
