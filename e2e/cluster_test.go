@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -270,4 +271,19 @@ func TestClusterLastUsedFromNodes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestClusterOverTLS: a node follows the issuer over HTTPS, trusting its
+// self-signed certificate (--issuer-ca); the keyring and the feed travel
+// inside TLS.
+func TestClusterOverTLS(t *testing.T) {
+	iss := startDaemon(t)
+	n := startDaemon(t, withArgs("--role", "gateway", "--issuer-url", "https://"+iss.HTTP, "--issuer-ca", iss.CACert,
+		"--cluster-key-file", filepath.Join(iss.DataDir, "cluster.key")))
+	waitHealthy(t, n, 20*time.Second)
+	bearer := iss.NewUser(t)
+	tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "tls"})
+	requireAccepted(t, []*daemon{n}, tok)
+	iss.Revoke(t, bearer, id)
+	requireRejectedWithin(t, []*daemon{n}, tok, time.Now(), time.Second, "revoked")
 }
