@@ -9,6 +9,11 @@
 // Cluster administration uses the cluster key (data-dir/cluster.key of the
 // issuer), e.g. rotating the signing key and retiring key 1:
 //
+//	heliosd keys rotate --issuer-url http://127.0.0.1:8080 --cluster-key-file data/cluster.key
+//	heliosd keys retire 1 --issuer-url http://127.0.0.1:8080 --cluster-key-file data/cluster.key
+//
+// or with curl:
+//
 //	curl -X POST -H "Authorization: HeliosCluster $(cat data/cluster.key)" http://127.0.0.1:8080/v1/cluster/keys/rotate
 //	curl -X POST -H "Authorization: HeliosCluster $(cat data/cluster.key)" -d '{"id":1}' http://127.0.0.1:8080/v1/cluster/keys/retire
 //
@@ -56,6 +61,9 @@ func main() {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "keys" {
+		return runKeys(os.Args[2:], os.Stdout)
+	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if err != nil {
 		return err
