@@ -1,6 +1,7 @@
 // Package mysql holds the fuzz targets for the MySQL front end: the packet
-// reader, the HandshakeResponse41 parser, and the session state machine
-// behind them. The seed corpora in testdata/fuzz are real client captures
+// reader, the HandshakeResponse41 parser, the session state machine behind
+// them, and fast authentication (only the exact scramble of a cached token
+// authenticates). The seed corpora in testdata/fuzz are real client captures
 // (go-sql-driver 1.10 and the mariadb 10.11 CLI, with and without TLS); in
 // the "-spliced" seeds the RSA exchange of a capture is replaced by the token
 // packet a client sends inside TLS, so that a session fuzzed as a TLS
