@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -150,8 +151,8 @@ func scrambleMatches(s2 *stage2, nonce, scramble []byte) bool {
 	return subtle.ConstantTimeCompare(h[:], s2[:]) == 1
 }
 
-// add records that token, whose claims are c, passed full authentication
-// from addr at now. The token itself is not kept.
+// add records that token, with the claims Verify returned for it, passed
+// full authentication from addr at now. The token itself is not kept.
 func (c *authCache) add(addr netip.Addr, token []byte, claims *core.Claims, now time.Time) {
 	addr = cacheKey(addr)
 	e := cacheEntry{stage2: tokenStage2(token), claims: *claims, added: now.UnixNano()}
@@ -256,7 +257,7 @@ func (c *authCache) evict(addr netip.Addr, s2 stage2) {
 	}
 	for i := range nd.entries {
 		if nd.entries[i].stage2 == s2 {
-			nd.entries = append(nd.entries[:i], nd.entries[i+1:]...)
+			nd.entries = slices.Delete(nd.entries, i, i+1)
 			sh.n--
 			break
 		}
@@ -282,7 +283,7 @@ func (c *authCache) len() int {
 // used address.
 func (sh *cacheShard) dropOldest() {
 	nd := sh.tail
-	nd.entries = nd.entries[:len(nd.entries)-1]
+	nd.entries = slices.Delete(nd.entries, len(nd.entries)-1, len(nd.entries))
 	sh.n--
 	if len(nd.entries) == 0 {
 		sh.remove(nd)
