@@ -287,3 +287,30 @@ func TestClusterOverTLS(t *testing.T) {
 	iss.Revoke(t, bearer, id)
 	requireRejectedWithin(t, []*daemon{n}, tok, time.Now(), time.Second, "revoked")
 }
+
+// TestClusterNodeRestartsWithoutIssuer: a node restarted while the issuer
+// is down starts from its persisted keyring and revocation state, refuses
+// what was revoked, serves within the staleness bound counted from its
+// state's age, and fails closed after it.
+func TestClusterNodeRestartsWithoutIssuer(t *testing.T) {
+	iss := startDaemon(t)
+	node := startNode(t, iss, "--stale-after", "4s")
+	bearer := iss.NewUser(t)
+	tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "gone"})
+	iss.Revoke(t, bearer, id)
+	requireRejectedWithin(t, []*daemon{node}, tok, time.Now(), time.Second, "revoked")
+	node.Stop() // persists its state on the way out
+	iss.Kill()
+	stopped := time.Now()
+	node.start(t)
+	if ok, why := restAccepts(t, node, bearer); !ok && time.Since(stopped) < 3*time.Second {
+		t.Fatalf("restarted node without the issuer refuses a good token: %s", why)
+	}
+	if ok, why := restAccepts(t, node, tok); ok || !strings.Contains(why, "revoked") {
+		t.Fatalf("restarted node without the issuer: revoked token %v %s", ok, why)
+	}
+	time.Sleep(4500*time.Millisecond - time.Since(stopped))
+	if status, body := node.Do(t, "POST", "/api/v1/sql", bearer, `{"query":"SELECT 1"}`); status != http.StatusServiceUnavailable {
+		t.Fatalf("past the bound: %d %s", status, body)
+	}
+}

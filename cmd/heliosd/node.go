@@ -21,7 +21,10 @@ import (
 // and the revocation view come from the issuer's feed (feed.Follower), the
 // IP allowlists and the databases registry from the same feed into a
 // policyset.Set, and last_used times go back to the issuer in batches. The
-// node has no issuer store and does not serve /v1/*.
+// node has no issuer store and does not serve /v1/*. It keeps a copy of the
+// keyring (data-dir/node-keyring.json, 0600) beside its revocation state, so
+// that it can restart while the issuer is unreachable and verify until its
+// state is older than --stale-after.
 func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger) error {
 	key, err := feed.ReadClusterKey(cfg.ClusterKeyFile)
 	if err != nil {
@@ -37,6 +40,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	defer fcancel()
 	follower, err := feed.NewFollower(fctx, feed.FollowerConfig{
 		IssuerURL: cfg.IssuerURL, ClusterKey: key, CACert: cfg.IssuerCA, StatePath: state,
+		KeyringPath: filepath.Join(cfg.DataDir, "node-keyring.json"),
 		StaleAfter: cfg.StaleAfter, SnapshotOnStart: true, Logger: log,
 		OnEvent: func(e *feed.Event) {
 			pol.apply(e)

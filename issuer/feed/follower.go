@@ -30,8 +30,16 @@ type FollowerConfig struct {
 	// empty uses the system roots.
 	CACert string
 	// StatePath is where the node persists its revocation set and sequence
-	// number; empty disables persistence.
+	// number; empty disables persistence. The file's modification time is
+	// when the node last knew the issuer's state: a restarted node counts
+	// its staleness from then.
 	StatePath string
+	// KeyringPath, when set, is where the node keeps a copy of the issuer's
+	// keyring (mode 0600; nodes are trusted with the MAC keys). A node that
+	// restarts while the issuer is unreachable then starts with it and its
+	// persisted state, verifying within StaleAfter of the state's age, and
+	// fails closed after that, instead of not starting at all.
+	KeyringPath string
 	// StaleAfter is how long the node keeps verifying without hearing from
 	// the issuer before it fails closed (default 30s).
 	StaleAfter time.Duration
@@ -63,6 +71,10 @@ type Follower struct {
 	stale     atomic.Bool   // set by the watchdog, read on the hot path
 	issuerSeq atomic.Uint64 // the issuer's watermark from heartbeats
 	ready     atomic.Bool
+	// keysFresh: the keyring was just fetched by NewFollower (Run's
+	// goroutine only); every other connection fetches it again first, since
+	// a snapshot carries no keyring changes.
+	keysFresh bool
 }
 
 // NewFollower makes a follower and fetches the keyring from the issuer
@@ -94,18 +106,31 @@ func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
 		if seq, entries, err := loadState(cfg.StatePath); err == nil {
 			f.set.Load(seq, time.Now().Unix(), entries)
 			f.ready.Store(true)
+			if st, err := os.Stat(cfg.StatePath); err == nil && st.ModTime().Before(time.Now()) {
+				f.lastHeard.Store(st.ModTime().UnixNano())
+			}
 			cfg.Logger.Info("feed state loaded", "seq", seq, "entries", len(entries))
 		} else if !errors.Is(err, os.ErrNotExist) {
 			cfg.Logger.Warn("feed state unreadable; a snapshot will replace it", "err", err)
 		}
 	}
-	for {
+	for attempt := 0; ; attempt++ {
 		ring, err := f.fetchKeys(ctx)
 		if err == nil {
-			f.ring = ring
+			f.ring, f.keysFresh = ring, true
+			f.saveKeys()
 			return f, nil
 		}
 		cfg.Logger.Warn("fetching the keyring from the issuer", "err", err)
+		if attempt == 0 && cfg.KeyringPath != "" && f.ready.Load() {
+			if ring, lerr := keyfile.Load(cfg.KeyringPath); lerr == nil {
+				f.ring = ring
+				f.stale.Store(f.Staleness() > cfg.StaleAfter)
+				cfg.Logger.Warn("issuer unreachable: starting with the persisted keyring and revocation state",
+					"state_age", f.Staleness().Round(time.Millisecond), "stale_after", cfg.StaleAfter)
+				return f, nil
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("keyring from %s: %w", cfg.IssuerURL, err)
@@ -159,6 +184,29 @@ func (f *Follower) get(ctx context.Context, path string) (*http.Response, error)
 		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, body)
 	}
 	return resp, nil
+}
+
+// saveKeys writes the keyring to KeyringPath (0600), when set.
+func (f *Follower) saveKeys() {
+	if f.cfg.KeyringPath == "" {
+		return
+	}
+	if err := keyfile.Save(f.cfg.KeyringPath, f.ring); err != nil {
+		f.cfg.Logger.Warn("persisting the keyring", "err", err)
+	}
+}
+
+// refreshKeys fetches the keyring and applies it to the node's.
+func (f *Follower) refreshKeys(ctx context.Context) error {
+	ring, err := f.fetchKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if err := keyfile.Sync(f.ring, ring); err != nil {
+		return err
+	}
+	f.saveKeys()
+	return nil
 }
 
 func (f *Follower) fetchKeys(ctx context.Context) (*core.Keyring, error) {
@@ -242,6 +290,12 @@ func (f *Follower) persist() {
 
 // follow runs one feed connection.
 func (f *Follower) follow(ctx context.Context) error {
+	if !f.keysFresh {
+		if err := f.refreshKeys(ctx); err != nil {
+			return err
+		}
+	}
+	f.keysFresh = false
 	after := uint64(0)
 	if f.ready.Load() && (!f.cfg.SnapshotOnStart || f.connected.Load()) {
 		after = f.set.Seq()
@@ -296,11 +350,7 @@ func (f *Follower) follow(ctx context.Context) error {
 			f.issuerSeq.Store(e.Seq)
 			batchSeq = max(batchSeq, e.Seq)
 		case KindKeyring:
-			ring, err := f.fetchKeys(ctx)
-			if err != nil {
-				return err
-			}
-			if err := keyfile.Sync(f.ring, ring); err != nil {
+			if err := f.refreshKeys(ctx); err != nil {
 				return err
 			}
 			batchSeq = max(batchSeq, e.Seq)
