@@ -41,7 +41,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	follower, err := feed.NewFollower(fctx, feed.FollowerConfig{
 		IssuerURL: cfg.IssuerURL, ClusterKey: key, CACert: cfg.IssuerCA, StatePath: state,
 		KeyringPath: filepath.Join(cfg.DataDir, "node-keyring.json"),
-		StaleAfter: cfg.StaleAfter, SnapshotOnStart: true, Logger: log,
+		StaleAfter:  cfg.StaleAfter, SnapshotOnStart: true, Logger: log,
 		OnEvent: func(e *feed.Event) {
 			pol.apply(e)
 			hub.publish(e)
