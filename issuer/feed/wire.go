@@ -9,7 +9,10 @@
 // heartbeat carrying the issuer's watermark every HeartbeatInterval. Nodes
 // authenticate with the cluster key (never a user token); key material is
 // served only to that credential (GET /v1/cluster/keys) and only over TLS or
-// loopback.
+// loopback; a node may keep a copy in a 0600 file (FollowerConfig.KeyringPath)
+// to restart while the issuer is unreachable. Besides revocations the feed
+// carries IP allowlists and the databases registry, which a Follower hands to
+// FollowerConfig.OnEvent (snapshots included).
 //
 // feed must never import netio or protocols, and never logs key material or
 // the cluster key.
