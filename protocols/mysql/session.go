@@ -258,10 +258,8 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 				return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 			}
 			fastAuthHits.Inc()
-			s.state = stCommand
-			env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 			out = AppendAuthMoreData(out, s.seq+1, []byte{fastAuthSuccess})
-			return AppendOK(out, s.seq+2), netio.Continue
+			return s.admit(env, out, s.seq+2), netio.Continue
 		}
 		fastAuthMisses.Inc()
 	}
@@ -282,12 +280,20 @@ func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action)
 		env.Observer.Authenticated(s.info, known, err, env.Now)
 		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 	}
-	s.state = stCommand
 	if s.p.cache != nil {
 		s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now)
 	}
+	return s.admit(env, out, s.seq+1), netio.Continue
+}
+
+// admit ends a successful authentication, full or fast, on the claims in
+// s.claims: both paths meet here, so a check added after the token's own
+// (a policy on the client's address, say) applies to both. It appends the
+// OK packet with sequence id seq.
+func (s *Session) admit(env *netio.Env, out []byte, seq byte) []byte {
+	s.state = stCommand
 	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
-	return AppendOK(out, s.seq+1), netio.Continue
+	return AppendOK(out, seq)
 }
 
 // fail records a failed attempt that never reached the verifier and refuses
