@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/mongodb"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -99,32 +100,46 @@ func walk(t *testing.T, d bsoncore.Document, depth int) {
 	}
 }
 
-// FuzzAuthenticatedSession runs arbitrary messages on a session that has
-// authenticated with a read-only token, reaching the classifier, the
-// scope errors and the built-in responder.
+// FuzzAuthenticatedSession runs arbitrary messages on sessions that have
+// authenticated with a read-only token and with a test token (checked
+// against the databases registry by each command's $db, with a revocation
+// view behind the per-command re-check), reaching the classifier, the scope
+// and test-database errors and the built-in responder.
 func FuzzAuthenticatedSession(f *testing.F) {
 	now := time.Now()
-	tok, _, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1,
+	minter := core.NewMinter(ring)
+	live, _, err := minter.Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1,
 		IssuedAt: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix(), Scopes: core.ScopeSet(0).With(core.ScopeDatabaseRead)})
 	if err != nil {
 		f.Fatal(err)
 	}
-	login := saslStart(string(tok))
-	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, Observer: netio.NopObserver{}}
-	p := mongodb.New(mongodb.Options{})
+	test, _, err := minter.Mint(nil, core.Claims{Type: core.TypeTest, ID: core.NewTokenID(), Account: 2, Flags: core.FlagTestOnly,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix(), Scopes: core.AllScopes})
+	if err != nil {
+		f.Fatal(err)
+	}
+	logins := [][]byte{saslStart(string(live)), saslStart(string(test))}
+	revs := core.NewMemoryRevocations()
+	revs.RevokeToken(core.NewTokenID(), now.Add(time.Hour).Unix())
+	pol := policyset.New()
+	pol.SetDatabase("main", true)
+	env := &netio.Env{Verifier: core.NewVerifier(ring, revs), Now: now, Observer: netio.NopObserver{}}
+	p := mongodb.New(mongodb.Options{Policy: pol})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := p.NewSession(&netio.ConnInfo{Remote: netip.MustParseAddrPort("127.0.0.1:1"), PlaintextOK: true})
-		if n, out, _ := s.Handle(env, login, nil); n != len(login) || !s.Authenticated() {
-			t.Fatalf("login failed: %x", out)
-		}
-		in := b
-		for len(in) > 0 {
-			k, out, act := s.Handle(env, in, nil)
-			checkReplies(t, out)
-			if k == 0 || act == netio.Close {
-				break
+		for _, login := range logins {
+			s := p.NewSession(&netio.ConnInfo{Remote: netip.MustParseAddrPort("127.0.0.1:1"), PlaintextOK: true})
+			if n, out, _ := s.Handle(env, login, nil); n != len(login) || !s.Authenticated() {
+				t.Fatalf("login failed: %x", out)
 			}
-			in = in[k:]
+			in := b
+			for len(in) > 0 {
+				k, out, act := s.Handle(env, in, nil)
+				checkReplies(t, out)
+				if k == 0 || act == netio.Close {
+					break
+				}
+				in = in[k:]
+			}
 		}
 	})
 }
