@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -280,5 +281,69 @@ func TestRedisBadInput(t *testing.T) {
 	defer c.Close()
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("the next client: %v", err)
+	}
+}
+
+// TestRedisCLIOpenSessionRevoked: an open redis-cli session (its REPL fed
+// line by line) whose token is revoked through the REST API gets the
+// revocation as the reply to its next command, within a second.
+func TestRedisCLIOpenSessionRevoked(t *testing.T) {
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Skip("redis-cli is not installed (make deps)")
+	}
+	d := startDaemon(t)
+	if !apiServes(d) {
+		t.Skip("the issuer's API is not served: no revocation to test")
+	}
+	bearer := d.NewUser(t)
+	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "redis-cli-session"})
+	host, port, _ := net.SplitHostPort(d.Redis)
+	cli := exec.Command("redis-cli", "-h", host, "-p", port, "--no-auth-warning", "-a", tok)
+	stdin, err := cli.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cli.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Stderr = cli.Stdout
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cli.Process.Kill(); _ = cli.Wait() }()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func(within time.Duration) string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("redis-cli exited")
+			}
+			return l
+		case <-time.After(within):
+			t.Fatalf("no reply from redis-cli within %v", within)
+		}
+		return ""
+	}
+	io.WriteString(stdin, "PING\n")
+	if l := next(10 * time.Second); l != "PONG" {
+		t.Fatalf("PING before the revoke: %q", l)
+	}
+	d.Revoke(t, bearer, id)
+	revoked := time.Now()
+	io.WriteString(stdin, "PING\n")
+	l := next(time.Second)
+	if !strings.Contains(l, "NOAUTH") || !strings.Contains(l, core.MsgRevoked) || time.Since(revoked) > time.Second {
+		t.Fatalf("PING after the revoke (%v): %q", time.Since(revoked), l)
+	}
+	if strings.Contains(l, tok[9:30]) {
+		t.Fatal("the reply quotes the token")
 	}
 }
