@@ -29,6 +29,18 @@ func (lineProto) ALPN() []string                    { return []string{"line"} }
 type lineSession struct {
 	info   *ConnInfo
 	authed bool
+	claims core.Claims
+}
+
+func (s *lineSession) Claims() *core.Claims {
+	if s.authed {
+		return &s.claims
+	}
+	return nil
+}
+
+func (s *lineSession) Terminate(err error, out []byte) []byte {
+	return append(append(append(out, "ERR ended "...), err.Error()...), '\n')
 }
 
 func (s *lineSession) Start(_ *Env, out []byte) []byte { return out }
@@ -63,7 +75,7 @@ func (s *lineSession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
 		if err != nil {
 			return i + 1, append(out, "ERR "+err.Error()+"\n"...), Close
 		}
-		s.authed = true
+		s.authed, s.claims = true, c
 		return i + 1, append(out, "OK\n"...), Continue
 	case s.authed:
 		return i + 1, append(append(out, line...), '\n'), Continue
@@ -77,6 +89,9 @@ type fixture struct {
 	token string
 	ring  *core.Keyring
 	tls   *tls.Config
+	revs  *core.MemoryRevocations
+	id    core.TokenID
+	exp   int64
 }
 
 func startLine(t *testing.T, cfg Config, p lineProto) *fixture {
@@ -86,18 +101,19 @@ func startLine(t *testing.T, cfg Config, p lineProto) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Keyring, cfg.TLS, cfg.Loops = ring, tlsCfg, 2
+	revs := core.NewMemoryRevocations()
+	cfg.Keyring, cfg.Revocations, cfg.TLS, cfg.Loops = ring, revs, tlsCfg, 2
 	gw, err := Serve(cfg, []Listener{{Addr: "127.0.0.1:0", Protocol: p}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { gw.Stop(context.Background()) })
 	now := time.Now().Unix()
-	tok, _, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1, IssuedAt: now, ExpiresAt: now + 3600, Scopes: core.AllScopes})
+	tok, c, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1, IssuedAt: now, ExpiresAt: now + 3600, Scopes: core.AllScopes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{gw: gw, addr: gw.Addr("line").String(), token: string(tok), ring: ring, tls: tlsCfg}
+	return &fixture{gw: gw, addr: gw.Addr("line").String(), token: string(tok), ring: ring, tls: tlsCfg, revs: revs, id: c.ID, exp: c.ExpiresAt}
 }
 
 func dialLine(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
@@ -276,6 +292,33 @@ func TestEngineHandshakeDeadlineSurvivesTLS(t *testing.T) {
 	expect(t, tr, "ERR limit handshake_timeout")
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("cut off after %v", d)
+	}
+	waitOpen(t, f.gw, 0)
+}
+
+// TestEngineEndsRevokedSessions: an authenticated, silent session whose
+// token is revoked is ended by the transport (Terminator), on the event
+// loop and on the TLS goroutine alike.
+func TestEngineEndsRevokedSessions(t *testing.T) {
+	f := startLine(t, Config{HandshakeTimeout: time.Second, IdleTimeout: time.Minute, Tick: 50 * time.Millisecond}, lineProto{})
+	plain, pr := dialLine(t, f.addr)
+	plain.Write([]byte("AUTH " + f.token + "\n"))
+	expect(t, pr, "OK")
+	c, r := dialLine(t, f.addr)
+	c.Write([]byte("STARTTLS\n"))
+	expect(t, r, "OK tls")
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	tc.Write([]byte("AUTH " + f.token + "\n"))
+	tr := bufio.NewReader(tc)
+	expect(t, tr, "OK")
+	start := time.Now()
+	f.revs.RevokeToken(f.id, f.exp)
+	want := "ERR ended " + core.ErrRevoked.Error()
+	expect(t, pr, want)
+	expect(t, tr, want)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("ended after %v", d)
 	}
 	waitOpen(t, f.gw, 0)
 }

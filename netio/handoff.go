@@ -102,6 +102,7 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 		MaxBuffered:      g.cfg.MaxMessage + 1024,
 		Started:          true,
 		UpgradeFirst:     upgrade,
+		Recheck:          max(g.cfg.Tick, 100*time.Millisecond), // a timer wake per idle TLS session
 	})
 }
 

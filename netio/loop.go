@@ -24,9 +24,16 @@ type connState struct {
 	idx       int   // position in loop.conns, -1 when not tracked
 	deadline  int64 // Unix nanoseconds
 	authed    bool
-	seen      bool // the first byte has arrived
-	hasSlot   bool // holds a connLimiter slot
-	handedOff bool // a TLS goroutine owns the session now
+	claims    *core.Claims // the session's token, when it is a Claimant
+	seen      bool         // the first byte has arrived
+	hasSlot   bool         // holds a connLimiter slot
+	handedOff bool         // a TLS goroutine owns the session now
+}
+
+// refusal is a connection whose token no longer holds, and why.
+type refusal struct {
+	cs  *connState
+	err error
 }
 
 // loopState is what one event loop owns: its Env (with its own verifier),
@@ -38,6 +45,7 @@ type loopState struct {
 	out     []byte
 	conns   []*connState
 	expired []*connState
+	refused []refusal
 }
 
 // loopSet maps gnet's event loops to their state. Loops appear on their
@@ -107,28 +115,67 @@ func (l *loopState) untrack(cs *connState) {
 	cs.idx = -1
 }
 
-// Run checks the loop's deadlines; OnTick schedules it on the loop.
+// Run checks the loop's deadlines and re-checks the tokens of its
+// authenticated sessions (expiry, revocation, retired keys); OnTick
+// schedules it on the loop. A session past a deadline gets LimitError, one
+// whose token no longer holds gets Terminate (when it is a Terminator);
+// both are closed.
 func (l *loopState) Run(context.Context) error {
 	now := time.Now()
 	ns := now.UnixNano()
+	l.env.Now = now
 	l.expired = l.expired[:0]
 	for _, cs := range l.conns {
 		if ns > cs.deadline {
 			l.expired = append(l.expired, cs)
 		}
 	}
-	l.env.Now = now
 	for i, cs := range l.expired {
 		lim := LimitHandshakeTimeout
 		if cs.authed {
 			lim = LimitIdleTimeout
 		}
 		l.s.obs.Limit(lim)
-		out := cs.sess.LimitError(lim, l.out[:0])
-		_, _ = cs.c.Write(out)
-		l.untrack(cs)
-		_ = l.el.Close(cs.c)
+		l.end(cs, cs.sess.LimitError(lim, l.out[:0]))
 		l.expired[i] = nil
+	}
+	l.expired = l.expired[:0]
+	for _, cs := range l.conns {
+		if cs.claims != nil {
+			if err := l.env.Verifier.Recheck(cs.claims, now); err != nil {
+				l.refused = append(l.refused, refusal{cs, err})
+			}
+		}
+	}
+	for i, r := range l.refused {
+		l.s.obs.Authenticated(&r.cs.info, r.cs.claims, r.err, now)
+		l.end(r.cs, terminate(r.cs.sess, r.err, l.out[:0]))
+		l.refused[i] = refusal{}
+	}
+	l.refused = l.refused[:0]
+	return nil
+}
+
+// end writes a connection's last words and closes it.
+func (l *loopState) end(cs *connState, out []byte) {
+	_, _ = cs.c.Write(out)
+	l.untrack(cs)
+	_ = l.el.Close(cs.c)
+}
+
+// terminate appends a Terminator's words for err (nothing for a session
+// that is not one).
+func terminate(sess Session, err error, out []byte) []byte {
+	if t, ok := sess.(Terminator); ok {
+		return t.Terminate(err, out)
+	}
+	return out
+}
+
+// claimsOf returns the claims of an authenticated Claimant, or nil.
+func claimsOf(sess Session) *core.Claims {
+	if c, ok := sess.(Claimant); ok {
+		return c.Claims()
 	}
 	return nil
 }
@@ -221,6 +268,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	_, _ = c.Discard(consumed)
 	if !cs.authed && cs.sess.Authenticated() {
 		cs.authed = true
+		cs.claims = claimsOf(cs.sess)
 	}
 	limit := l.env.MaxPreAuthMessage
 	if cs.authed {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/heliosdb/auth/core"
 )
 
 // GoroutineOptions configure ServeConn, the goroutine-per-connection path
@@ -29,6 +31,11 @@ type GoroutineOptions struct {
 	// UpgradeFirst runs the TLS handshake before anything else: pending
 	// is the beginning of the client's TLS stream.
 	UpgradeFirst bool
+	// Recheck is how often an authenticated Claimant's token is checked
+	// again while the connection is silent (default 1s): a revoked or
+	// expired token ends the session (Terminator) without waiting for the
+	// client's next command.
+	Recheck time.Duration
 }
 
 func (o *GoroutineOptions) defaults() {
@@ -40,6 +47,9 @@ func (o *GoroutineOptions) defaults() {
 	}
 	if o.MaxBuffered <= 0 {
 		o.MaxBuffered = 1 << 20
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = time.Second
 	}
 }
 
@@ -90,6 +100,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 	}
 	buf := make([]byte, 16<<10)
 	authed := false
+	var claims *core.Claims
 	for {
 		if upgradeNow {
 			upgradeNow = false
@@ -133,6 +144,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		}
 		if !authed && sess.Authenticated() {
 			authed = true
+			claims = claimsOf(sess)
 		}
 		maxIn, deadline, lim := env.MaxPreAuthMessage, handshakeBy, LimitHandshakeTimeout
 		if authed {
@@ -145,15 +157,37 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 			limit(LimitMessageSize)
 			return
 		}
-		_ = conn.SetReadDeadline(deadline)
-		k, err := conn.Read(buf)
-		in = append(in, buf[:k]...)
-		if err != nil && k == 0 {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				limit(lim)
+		// Read until the deadline, waking every Recheck to check the
+		// token again (a read timeout leaves a TLS connection usable).
+		for {
+			wake := deadline
+			if next := time.Now().Add(opts.Recheck); claims != nil && next.Before(deadline) {
+				wake = next
 			}
-			return
+			_ = conn.SetReadDeadline(wake)
+			k, err := conn.Read(buf)
+			in = append(in, buf[:k]...)
+			if err == nil || k > 0 {
+				break
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return
+			}
+			now := time.Now()
+			if !now.Before(deadline) {
+				limit(lim)
+				return
+			}
+			if claims == nil {
+				continue
+			}
+			if err := env.Verifier.Recheck(claims, now); err != nil {
+				env.Observer.Authenticated(info, claims, err, now)
+				_ = conn.SetWriteDeadline(now.Add(time.Second))
+				_, _ = conn.Write(terminate(sess, err, out[:0]))
+				return
+			}
 		}
 	}
 }

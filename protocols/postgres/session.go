@@ -33,13 +33,34 @@ type Session struct {
 	ext      *extended
 }
 
-var _ netio.Session = (*Session)(nil)
+var (
+	_ netio.Session    = (*Session)(nil)
+	_ netio.Claimant   = (*Session)(nil)
+	_ netio.Terminator = (*Session)(nil)
+)
 
 // Start sends nothing: the PostgreSQL client speaks first.
 func (s *Session) Start(_ *netio.Env, out []byte) []byte { return out }
 
 // Authenticated reports whether the token was accepted.
 func (s *Session) Authenticated() bool { return s.phase == phaseReady }
+
+// Claims returns the accepted token's claims, nil before authentication
+// (netio.Claimant: the transport re-checks them while the client is silent).
+func (s *Session) Claims() *core.Claims {
+	if s.phase == phaseReady {
+		return &s.claims
+	}
+	return nil
+}
+
+// Terminate appends the FATAL 28P01 (57P03 when the node cannot tell) for
+// a token that stopped holding during the session: revoked, logged out,
+// key retired, expired (netio.Terminator).
+func (s *Session) Terminate(err error, out []byte) []byte {
+	s.phase = phaseClosed
+	return AppendErrorResponse(out, tokenError(err))
+}
 
 // LimitError appends the FATAL error for a transport limit.
 func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
