@@ -22,6 +22,13 @@
 // closed. Connection limits (global and per source address) are checked in
 // OnOpen and shared by all listeners.
 //
+// The same sweep re-checks the token of every authenticated session that is
+// a Claimant (core.Verifier.Recheck: expiry, keyring, revocation view) and
+// ends those that no longer hold with the session's Terminate words, so a
+// revocation reaches idle connections within a tick (plus the revocation
+// feed's delay) without an index: the check is a few tens of nanoseconds a
+// session. TLS goroutines wake on the same period to do the same.
+//
 // Byte ownership: the slice a session gets in Handle comes from gnet's Peek
 // and is valid only during the call. The output buffer belongs to the loop.
 //
