@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -203,4 +207,64 @@ func TestRedisMongoOpenSessionRevoked(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestRedisMongoIdleSessionEnded: an authenticated connection that sends
+// nothing is ended by the gateway when its token is revoked — Redis with
+// "-NOAUTH <reason>" then a close, MongoDB with the close alone (it has no
+// unsolicited server message) — within the transport's re-check interval
+// (a second by default) plus a second of slack for a loaded machine.
+func TestRedisMongoIdleSessionEnded(t *testing.T) {
+	d := startDaemon(t)
+	needAPI(t, d)
+	bearer := d.NewUser(t)
+	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "idle-sessions"})
+
+	rc, err := net.DialTimeout("tcp", d.Redis, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(rc, "AUTH "+tok+"\r\n")
+	rr := bufio.NewReader(rc)
+	if l, err := rr.ReadString('\n'); l != "+OK\r\n" {
+		t.Fatalf("redis AUTH: %q %v", l, err)
+	}
+
+	mc, err := net.DialTimeout("tcp", d.Mongo, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	mc.SetDeadline(time.Now().Add(10 * time.Second))
+	mc.Write(rawOpMsg(t, 1, 0, bson.D{{Key: "saslStart", Value: 1}, {Key: "mechanism", Value: "PLAIN"},
+		{Key: "payload", Value: bson.Binary{Data: []byte("\x00default\x00" + tok)}}, {Key: "$db", Value: "$external"}}))
+	hdr := make([]byte, 16)
+	if _, err := io.ReadFull(mc, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, int(binary.LittleEndian.Uint32(hdr))-16)
+	if _, err := io.ReadFull(mc, body); err != nil || !bytes.Contains(body, []byte("conversationId")) || !bytes.Contains(body, []byte("done")) {
+		t.Fatalf("mongo saslStart: %q %v", body, err)
+	}
+
+	d.Revoke(t, bearer, id)
+	revoked := time.Now()
+	const idleBound = 2 * time.Second
+	rc.SetReadDeadline(revoked.Add(idleBound))
+	l, err := rr.ReadString('\n')
+	if !strings.HasPrefix(l, "-NOAUTH "+core.MsgRevoked) {
+		t.Fatalf("redis, idle: %q %v after %v", l, err, time.Since(revoked))
+	}
+	if _, err := rr.ReadByte(); err != io.EOF {
+		t.Fatalf("redis, idle: the connection is still open (%v)", err)
+	}
+	t.Logf("redis: ended %v after the revoke: %q", time.Since(revoked).Round(time.Millisecond), strings.TrimSpace(l))
+
+	mc.SetReadDeadline(revoked.Add(idleBound))
+	if n, err := mc.Read(hdr); n != 0 || err != io.EOF {
+		t.Fatalf("mongo, idle: read %d bytes, %v after %v", n, err, time.Since(revoked))
+	}
+	t.Logf("mongo: closed %v after the revoke", time.Since(revoked).Round(time.Millisecond))
 }
