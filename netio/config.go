@@ -33,6 +33,11 @@ type Config struct {
 	// PlaintextAllow lists the networks whose clients may send a token
 	// without TLS (ConnInfo.PlaintextOK). Nil means loopback only.
 	PlaintextAllow []netip.Prefix
+	// ProxyFrom lists the networks of load balancers whose connections
+	// start with a PROXY protocol v2 header: from them the header is
+	// required, and its source address is the client's for PlaintextOK,
+	// the per-address limit and ConnInfo.Remote. Nil trusts no header.
+	ProxyFrom []netip.Prefix
 	// TLS is the server configuration for upgrades; nil refuses them. The
 	// transport clones it per listener to set ALPN and forces TLS 1.2+.
 	TLS *tls.Config
@@ -103,8 +108,8 @@ func ParsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// plaintextOK reports whether addr falls in one of the allowed networks.
-func plaintextOK(allow []netip.Prefix, addr netip.Addr) bool {
+// inNets reports whether addr falls in one of the networks.
+func inNets(allow []netip.Prefix, addr netip.Addr) bool {
 	addr = addr.Unmap()
 	for _, p := range allow {
 		if p.Contains(addr) {

@@ -6,14 +6,17 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/tlsfile"
+	"github.com/heliosdb/auth/netio/proxyproto"
 )
 
 // lineProto is a toy protocol for the transport's tests: lines in, lines
@@ -61,6 +64,8 @@ func (s *lineSession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
 	switch {
 	case line == "STARTTLS":
 		return i + 1, append(out, "OK tls\n"...), UpgradeTLS
+	case line == "ADDR":
+		return i + 1, append(out, s.info.Remote.String()+" "+strconv.FormatBool(s.info.PlaintextOK)+"\n"...), Continue
 	case line == "QUIT":
 		return i + 1, append(out, "BYE\n"...), Close
 	case line == "WHO":
@@ -320,5 +325,43 @@ func TestEngineEndsRevokedSessions(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("ended after %v", d)
 	}
+	waitOpen(t, f.gw, 0)
+}
+
+// TestEngineProxyProtocol: from a trusted balancer the PROXY v2 header is
+// required and names the client for ConnInfo, PlaintextOK and the
+// per-address limit.
+func TestEngineProxyProtocol(t *testing.T) {
+	lb, _ := ParsePrefixes([]string{"127.0.0.0/8"})
+	f := startLine(t, Config{ProxyFrom: lb, MaxConnsPerIP: 1}, lineProto{})
+	dst := netip.MustParseAddrPort("10.0.0.1:5432")
+	hdr := func(src string) []byte { return proxyproto.Append(nil, netip.MustParseAddrPort(src), dst) }
+
+	a, ra := dialLine(t, f.addr)
+	h := hdr("203.0.113.9:4000")
+	a.Write(h[:7]) // in two pieces
+	time.Sleep(20 * time.Millisecond)
+	a.Write(append(h[7:], "ADDR\n"...))
+	expect(t, ra, "203.0.113.9:4000 false")
+
+	b, rb := dialLine(t, f.addr) // the same client again: over its limit
+	b.Write(append(hdr("203.0.113.9:4001"), "ADDR\n"...))
+	expect(t, rb, "ERR limit connections")
+
+	c, rc := dialLine(t, f.addr) // another client through the same balancer
+	c.Write(append(hdr("127.0.0.1:4002"), "STARTTLS\n"...))
+	expect(t, rc, "OK tls")
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.Write([]byte("ADDR\n"))
+	expect(t, bufio.NewReader(tc), "127.0.0.1:4002 true")
+
+	d, rd := dialLine(t, f.addr) // no header from a trusted balancer
+	d.Write([]byte("ADDR\n"))
+	if line, err := rd.ReadString('\n'); err == nil {
+		t.Fatalf("served without a PROXY header: %q", line)
+	}
+	a.Close()
+	tc.Close()
 	waitOpen(t, f.gw, 0)
 }

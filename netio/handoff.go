@@ -63,10 +63,7 @@ func (s *server) handoff(c gnet.Conn, cs *connState, l *loopState, pending, out 
 
 // release gives back a handed-off connection's slot and count.
 func (s *server) release(cs *connState) {
-	if cs.hasSlot {
-		cs.hasSlot = false
-		s.g.limiter.release(cs.info.Remote.Addr())
-	}
+	cs.releaseSlots(s.g.limiter)
 	s.obs.Closed()
 }
 

@@ -35,28 +35,46 @@ func (l *connLimiter) shard(a netip.Addr) *ipShard {
 	return &l.shards[h%uint32(len(l.shards))]
 }
 
-// acquire takes a slot for a connection from a; false means a limit is hit
-// (nothing is held then).
+// acquire takes a global slot and one for address a; false means a limit
+// is hit (nothing is held then).
 func (l *connLimiter) acquire(a netip.Addr) bool {
+	if !l.acquireTotal() {
+		return false
+	}
+	if !l.acquireIP(a) {
+		l.releaseTotal()
+		return false
+	}
+	return true
+}
+
+// acquireTotal takes a global slot.
+func (l *connLimiter) acquireTotal() bool {
 	if l.total.Add(1) > l.maxTotal {
 		l.total.Add(-1)
 		return false
 	}
-	s := l.shard(a)
-	s.mu.Lock()
-	n := s.m[a]
-	if n >= l.maxPerIP {
-		s.mu.Unlock()
-		l.total.Add(-1)
-		return false
-	}
-	s.m[a] = n + 1
-	s.mu.Unlock()
 	return true
 }
 
-// release gives back a slot taken by acquire.
-func (l *connLimiter) release(a netip.Addr) {
+// acquireIP takes a slot for address a.
+func (l *connLimiter) acquireIP(a netip.Addr) bool {
+	s := l.shard(a)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.m[a]
+	if n >= l.maxPerIP {
+		return false
+	}
+	s.m[a] = n + 1
+	return true
+}
+
+// releaseTotal gives back a global slot.
+func (l *connLimiter) releaseTotal() { l.total.Add(-1) }
+
+// releaseIP gives back a slot of address a.
+func (l *connLimiter) releaseIP(a netip.Addr) {
 	s := l.shard(a)
 	s.mu.Lock()
 	if n := s.m[a]; n <= 1 {
@@ -65,7 +83,6 @@ func (l *connLimiter) release(a netip.Addr) {
 		s.m[a] = n - 1
 	}
 	s.mu.Unlock()
-	l.total.Add(-1)
 }
 
 // open returns the number of connections held.

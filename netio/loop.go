@@ -2,6 +2,8 @@ package netio
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio/proxyproto"
 )
 
 // connIDs numbers connections process-wide (ConnInfo.ID).
@@ -26,7 +29,10 @@ type connState struct {
 	authed    bool
 	claims    *core.Claims // the session's token, when it is a Claimant
 	seen      bool         // the first byte has arrived
-	hasSlot   bool         // holds a connLimiter slot
+	hasSlot   bool         // holds a global connLimiter slot
+	hasIP     bool         // holds a per-address slot, for slotIP
+	proxy     bool         // a PROXY protocol header is expected first
+	slotIP    netip.Addr   // the address whose slot is held
 	handedOff bool         // a TLS goroutine owns the session now
 }
 
@@ -187,17 +193,25 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	now := time.Now()
 	cs := &connState{c: c, loop: l, idx: -1}
 	cs.info = ConnInfo{Remote: AddrPort(c.RemoteAddr()), Local: AddrPort(c.LocalAddr()), ID: connIDs.Add(1), Accepted: now}
-	cs.info.PlaintextOK = plaintextOK(s.g.cfg.PlaintextAllow, cs.info.Remote.Addr())
+	cs.info.PlaintextOK = inNets(s.g.cfg.PlaintextAllow, cs.info.Remote.Addr())
 	cs.info.TLSAvailable = s.tls != nil
+	// A trusted balancer's connection starts with a PROXY header naming
+	// the client: the per-address limit then applies to the client.
+	cs.proxy = len(s.g.cfg.ProxyFrom) > 0 && inNets(s.g.cfg.ProxyFrom, cs.info.Remote.Addr())
 	cs.sess = s.p.NewSession(&cs.info)
 	c.SetContext(cs)
 	s.obs.Opened()
 	l.env.Now = now
-	if !s.g.limiter.acquire(cs.info.Remote.Addr()) {
+	if !s.g.limiter.acquireTotal() {
 		s.obs.Limit(LimitConnections)
 		return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
 	}
 	cs.hasSlot = true
+	if !cs.proxy && !s.takeIP(cs) {
+		cs.releaseSlots(s.g.limiter)
+		s.obs.Limit(LimitConnections)
+		return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
+	}
 	cs.deadline = now.Add(s.g.cfg.HandshakeTimeout).UnixNano()
 	l.track(cs)
 	return cs.sess.Start(&l.env, l.out[:0]), gnet.None
@@ -212,13 +226,55 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if cs.idx >= 0 {
 		cs.loop.untrack(cs)
 	}
-	if cs.hasSlot {
-		cs.hasSlot = false
-		s.g.limiter.release(cs.info.Remote.Addr())
-	}
+	cs.releaseSlots(s.g.limiter)
 	s.obs.Closed()
 	return gnet.None
 }
+
+// takeIP takes the per-address slot of the connection's client.
+func (s *server) takeIP(cs *connState) bool {
+	a := cs.info.Remote.Addr()
+	if !s.g.limiter.acquireIP(a) {
+		return false
+	}
+	cs.hasIP, cs.slotIP = true, a
+	return true
+}
+
+// releaseSlots gives back what the connection holds in the limiter.
+func (cs *connState) releaseSlots(l *connLimiter) {
+	if cs.hasIP {
+		cs.hasIP = false
+		l.releaseIP(cs.slotIP)
+	}
+	if cs.hasSlot {
+		cs.hasSlot = false
+		l.releaseTotal()
+	}
+}
+
+// proxyHeader consumes a PROXY protocol v2 header at the front of buf and
+// returns its length, or -1 to wait for more bytes, or an error to close.
+func (s *server) proxyHeader(cs *connState, buf []byte) (int, error) {
+	h, n, err := proxyproto.Parse(buf)
+	if err == proxyproto.ErrNeedMore {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	cs.proxy = false
+	if !h.Local {
+		cs.info.Remote, cs.info.Local = h.Source, h.Destination
+		cs.info.PlaintextOK = inNets(s.g.cfg.PlaintextAllow, h.Source.Addr())
+	}
+	if !s.takeIP(cs) {
+		return 0, errPerIP
+	}
+	return n, nil
+}
+
+var errPerIP = errors.New("netio: too many connections from one address")
 
 // OnTraffic feeds the inbound bytes to the session and acts on its answer.
 // The bytes from Peek are gnet's and valid only during this call: the
@@ -229,7 +285,26 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	l := cs.loop
-	buf, _ := c.Peek(-1)
+	all, _ := c.Peek(-1)
+	buf, skip := all, 0
+	if cs.proxy {
+		n, err := s.proxyHeader(cs, all)
+		switch {
+		case err == errPerIP:
+			s.obs.Limit(LimitConnections)
+			_, _ = c.Write(cs.sess.LimitError(LimitConnections, l.out[:0]))
+			return gnet.Close
+		case err != nil:
+			return gnet.Close // a trusted balancer always sends a header
+		case n < 0:
+			return gnet.None // the handshake deadline bounds the wait
+		}
+		buf, skip = all[n:], n
+		if len(buf) == 0 {
+			_, _ = c.Discard(skip)
+			return gnet.None
+		}
+	}
 	if !cs.seen && len(buf) > 0 {
 		cs.seen = true
 		if buf[0] == 0x16 && s.p.TLSFirstByte() {
@@ -265,7 +340,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	if act == Close {
 		return gnet.Close
 	}
-	_, _ = c.Discard(consumed)
+	_, _ = c.Discard(skip + consumed)
 	if !cs.authed && cs.sess.Authenticated() {
 		cs.authed = true
 		cs.claims = claimsOf(cs.sess)

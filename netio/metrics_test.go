@@ -71,14 +71,14 @@ func TestPlaintextAllow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for addr, want := range map[string]bool{"127.0.0.1": true, "127.0.0.2": false, "10.9.8.7": true, "::1": true, "::ffff:10.1.1.1": true, "192.0.2.1": false} {
-		if got := plaintextOK(p, netip.MustParseAddr(addr)); got != want {
+		if got := inNets(p, netip.MustParseAddr(addr)); got != want {
 			t.Errorf("%s: %v", addr, got)
 		}
 	}
 	if _, err := ParsePrefixes([]string{"nonsense"}); err == nil {
 		t.Fatal("nonsense parsed")
 	}
-	if d := (Config{}).Defaults(); !plaintextOK(d.PlaintextAllow, netip.MustParseAddr("127.0.0.1")) || plaintextOK(d.PlaintextAllow, netip.MustParseAddr("10.0.0.1")) {
+	if d := (Config{}).Defaults(); !inNets(d.PlaintextAllow, netip.MustParseAddr("127.0.0.1")) || inNets(d.PlaintextAllow, netip.MustParseAddr("10.0.0.1")) {
 		t.Fatal("default must be loopback only")
 	}
 }
