@@ -29,6 +29,12 @@
 // feed's delay) without an index: the check is a few tens of nanoseconds a
 // session. TLS goroutines wake on the same period to do the same.
 //
+// PROXY protocol: connections from Config.ProxyFrom (load balancers) must
+// start with a version 2 header (netio/proxyproto); the loop consumes it
+// before the session sees a byte and puts the client's address in ConnInfo,
+// so PlaintextOK and the per-address limit apply to the client, not to the
+// balancer.
+//
 // Byte ownership: the slice a session gets in Handle comes from gnet's Peek
 // and is valid only during the call. The output buffer belongs to the loop.
 //
