@@ -108,6 +108,7 @@ func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
 			f.ready.Store(true)
 			if st, err := os.Stat(cfg.StatePath); err == nil && st.ModTime().Before(time.Now()) {
 				f.lastHeard.Store(st.ModTime().UnixNano())
+				f.stale.Store(f.Staleness() > cfg.StaleAfter)
 			}
 			cfg.Logger.Info("feed state loaded", "seq", seq, "entries", len(entries))
 		} else if !errors.Is(err, os.ErrNotExist) {
@@ -125,7 +126,6 @@ func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
 		if attempt == 0 && cfg.KeyringPath != "" && f.ready.Load() {
 			if ring, lerr := keyfile.Load(cfg.KeyringPath); lerr == nil {
 				f.ring = ring
-				f.stale.Store(f.Staleness() > cfg.StaleAfter)
 				cfg.Logger.Warn("issuer unreachable: starting with the persisted keyring and revocation state",
 					"state_age", f.Staleness().Round(time.Millisecond), "stale_after", cfg.StaleAfter)
 				return f, nil
