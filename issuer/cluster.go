@@ -66,8 +66,9 @@ func (s *Service) RotateKey() (id uint16, seq uint64, err error) {
 }
 
 // RetireKeyID retires key id in the keyring (saved, 0600) and in the
-// revocation log: every token signed with it fails on every node. The
-// signing key cannot be retired (rotate first).
+// revocation log, followed by a keyring change: every token signed with it
+// fails on every node. The signing key cannot be retired (rotate first).
+// It returns the retirement's sequence number.
 func (s *Service) RetireKeyID(id uint16) (uint64, error) {
 	keyMu.Lock()
 	defer keyMu.Unlock()
@@ -88,6 +89,11 @@ func (s *Service) RetireKeyID(id uint16) (uint64, error) {
 	}
 	res, err := s.store.Submit(&Command{Op: OpRetireKey, At: s.opts.Now().Unix(), KeyID: id})
 	if err != nil {
+		return 0, err
+	}
+	// Nodes revoke the key's tokens from the log entry at once; the keyring
+	// change makes them fetch the keyring so their copy marks it retired.
+	if _, err := s.store.Submit(&Command{Op: OpKeyring, At: s.opts.Now().Unix(), KeyID: s.ring.Signing().ID}); err != nil {
 		return 0, err
 	}
 	s.log.Info("signing key retired", "key_id", id, "seq", res.Seq)

@@ -214,7 +214,8 @@ func TestKeyRotationAndRetirement(t *testing.T) {
 		t.Fatal("retired key not in the file or the revocation view")
 	}
 	events, _, _ := f.store.FeedSource().Read(seq-1, 10)
-	if len(events) != 2 || events[0].Kind != feed.KindKeyring || events[0].KeyID != id || events[1].Kind != feed.KindKey || events[1].KeyID != old {
+	if len(events) != 3 || events[0].Kind != feed.KindKeyring || events[0].KeyID != id || events[1].Kind != feed.KindKey ||
+		events[1].KeyID != old || events[2].Kind != feed.KindKeyring {
 		t.Fatalf("feed after rotation and retirement: %+v", events)
 	}
 }
