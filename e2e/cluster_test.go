@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/keyfile"
 )
 
 // TestClusterRevocationOnEveryNode: one issuer and three gateway nodes as
@@ -73,6 +75,24 @@ func TestClusterRevocationOnEveryNode(t *testing.T) {
 		}
 		requireRejectedWithin(t, nodes, bearer, time.Now(), time.Second, "")
 		requireAccepted(t, nodes, fresh)
+		// Each node's keyring copy (0600) follows: key 2 signs, key 1 retired.
+		for _, n := range nodes {
+			path := filepath.Join(n.DataDir, "node-keyring.json")
+			deadline := time.Now().Add(time.Second)
+			for {
+				ring, err := keyfile.Load(path)
+				if err == nil && ring.Signing().ID == 2 && ring.Lookup(1) != nil && ring.Lookup(1).Retired {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node %s keyring copy: %v", n.HTTP, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("node keyring copy mode: %v %v", st.Mode(), err)
+			}
+		}
 		// Without the cluster key, nothing.
 		if status, _ := iss.Do(t, "POST", "/v1/cluster/keys/rotate", fresh, nil); status != http.StatusUnauthorized {
 			t.Fatalf("rotate with a user token: %d", status)
