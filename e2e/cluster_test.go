@@ -89,8 +89,10 @@ func TestClusterRevocationOnEveryNode(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
-				t.Fatalf("node keyring copy mode: %v %v", st.Mode(), err)
+			if st, err := os.Stat(path); err != nil {
+				t.Fatal(err)
+			} else if st.Mode().Perm() != 0o600 {
+				t.Fatalf("node keyring copy mode %v", st.Mode().Perm())
 			}
 		}
 		// Without the cluster key, nothing.
