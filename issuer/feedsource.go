@@ -1,6 +1,9 @@
 package issuer
 
 import (
+	"maps"
+
+	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/issuer/feed"
 )
 
@@ -45,28 +48,41 @@ func (f *FeedSource) Read(after uint64, limit int) ([]feed.Event, uint64, error)
 // Snapshot implements feed.Source: every live revocation, account epoch,
 // retired key, IP allowlist and database, consistent with the returned
 // sequence number (the store's views and its watermark change together).
+// The views are copied into compact slices under the lock, which holds up
+// the writer; the events are built after it is released.
 func (f *FeedSource) Snapshot() (uint64, []feed.Event, error) {
+	type tokExp struct {
+		id  core.TokenID
+		exp int64
+	}
 	s := f.s
 	s.viewMu.RLock()
-	defer s.viewMu.RUnlock()
 	seq := s.LastSeq()
 	r := s.revs
 	r.mu.RLock()
-	events := make([]feed.Event, 0, len(r.tokens)+len(r.notBefore)+len(r.keys))
+	toks := make([]tokExp, 0, len(r.tokens))
 	for id, exp := range r.tokens {
-		events = append(events, feed.Event{Kind: feed.KindToken, Seq: seq, Token: id, Expires: exp})
+		toks = append(toks, tokExp{id, exp})
 	}
-	for acc, nb := range r.notBefore {
+	accounts, keys := maps.Clone(r.notBefore), maps.Clone(r.keys)
+	r.mu.RUnlock()
+	ips, dbs := s.pol.allowlists(), s.pol.databases()
+	s.viewMu.RUnlock()
+
+	events := make([]feed.Event, 0, len(toks)+len(accounts)+len(keys)+len(ips)+len(dbs))
+	for _, t := range toks {
+		events = append(events, feed.Event{Kind: feed.KindToken, Seq: seq, Token: t.id, Expires: t.exp})
+	}
+	for acc, nb := range accounts {
 		events = append(events, feed.Event{Kind: feed.KindAccount, Seq: seq, Account: acc, NotBefore: nb})
 	}
-	for k := range r.keys {
+	for k := range keys {
 		events = append(events, feed.Event{Kind: feed.KindKey, Seq: seq, KeyID: k})
 	}
-	r.mu.RUnlock()
-	for id, rec := range s.pol.allowlists() {
+	for id, rec := range ips {
 		events = append(events, feed.Event{Kind: feed.KindIPPolicy, Seq: seq, Token: id, Expires: rec.expires, IPs: parsePrefixes(rec.list)})
 	}
-	for _, d := range s.pol.databases() {
+	for _, d := range dbs {
 		events = append(events, feed.Event{Kind: feed.KindDatabase, Seq: seq, Database: d.Name, Test: d.Test})
 	}
 	return seq, events, nil
