@@ -490,19 +490,29 @@ func TestPostgresNoDescriptorLeak(t *testing.T) {
 			}
 		}
 	}
+	goroutines := func() int { // from /metrics, -1 when not served
+		status, body := d.Do(t, "GET", "/metrics", "", nil)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_goroutines "); ok && status == http.StatusOK {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		return -1
+	}
 	round()
 	time.Sleep(300 * time.Millisecond)
-	before := fds()
+	before, g0 := fds(), goroutines()
 	round()
 	round()
-	var after int
+	var after, g1 int
 	for i := 0; i < 50; i++ {
-		if after = fds(); after <= before {
+		if after, g1 = fds(), goroutines(); after <= before && g1 <= g0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if after > before {
-		t.Fatalf("daemon descriptors %d → %d", before, after)
+	if after > before || g1 > g0 {
+		t.Fatalf("daemon descriptors %d → %d, goroutines %d → %d", before, after, g0, g1)
 	}
 }
