@@ -5,6 +5,8 @@ import (
 	"github.com/heliosdb/auth/protocols/mysql"
 )
 
+// The MySQL front end on --mysql-listen, with the gateway's policy (IP
+// allowlists, test databases) and last_used recorder.
 func init() {
 	registerProtocol(protocolFactory{
 		name:   "mysql",
@@ -14,7 +16,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return mysql.New(mysql.Config{Key: key, TLS: d.TLS != nil})
+			return mysql.New(mysql.Config{Key: key, TLS: d.TLS != nil, Policy: d.Policy, Usage: d.Usage})
 		},
 	})
 }

@@ -152,8 +152,9 @@ func scrambleMatches(s2 *stage2, nonce, scramble []byte) bool {
 }
 
 // add records that token, with the claims Verify returned for it, passed
-// full authentication from addr at now. The token itself is not kept.
-func (c *authCache) add(addr netip.Addr, token []byte, claims *core.Claims, now time.Time) {
+// full authentication from addr at now, and returns the entry's key (for
+// evict). The token itself is not kept.
+func (c *authCache) add(addr netip.Addr, token []byte, claims *core.Claims, now time.Time) stage2 {
 	addr = cacheKey(addr)
 	e := cacheEntry{stage2: tokenStage2(token), claims: *claims, added: now.UnixNano()}
 	sh := c.shard(addr)
@@ -187,6 +188,7 @@ func (c *authCache) add(addr netip.Addr, token []byte, claims *core.Claims, now 
 	for sh.n > c.perShard {
 		sh.dropOldest()
 	}
+	return e.stage2
 }
 
 // lookup finds the entry for addr whose token the scramble proves (nonce

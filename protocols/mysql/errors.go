@@ -12,6 +12,7 @@ const (
 	erHandshake                = 1043 // 08S01 Bad handshake
 	erDBAccessDenied           = 1044 // 42000
 	erAccessDenied             = 1045 // 28000
+	erNoDB                     = 1046 // 3D000 No database selected
 	erUnknownCom               = 1047 // 08S01
 	erNetPacketTooLarge        = 1153 // 08S01
 	erNetReadInterrupted       = 1159 // 08S01
@@ -32,6 +33,11 @@ const msgNoUpstream = "this HeliosDB gateway has no upstream database configured
 // address that must use TLS. It comes before the client sends its token.
 const msgTLSRequired = "Connections using insecure transport are prohibited from your address: HeliosDB requires TLS here " +
 	"(mariadb/mysql --ssl or --ssl-mode=REQUIRED, go-sql-driver tls=true, mysql2 ssl:{})"
+
+// msgTestNoDB is the 1046 error for a statement that needs a database from
+// a test token with none selected.
+const msgTestNoDB = "No database selected: " + "Test tokens can only access test databases" +
+	" (hdb_test_ tokens run statements only in a database created with \"test\": true; select one with USE <database>)"
 
 // errWrongUser is the verify-style error for a user name other than default.
 var errWrongUser = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
@@ -59,17 +65,44 @@ func (s *Session) appendAccessDenied(dst []byte, seq byte, err error) []byte {
 	} else {
 		dst = append(dst, " (using password: YES): "...)
 	}
-	if te, ok := err.(*core.Error); ok {
-		dst = append(dst, te.Message...)
-		if te.Detail != "" {
-			dst = append(dst, " ("...)
-			dst = append(dst, te.Detail...)
-			dst = append(dst, ')')
-		}
-	} else {
-		dst = append(dst, core.MsgInvalid...)
+	dst = appendReason(dst, err)
+	return endPacket(dst, start)
+}
+
+// appendSessionEnded appends error 1045 for an authenticated session whose
+// token stopped holding (revoked, logged out everywhere, key retired,
+// expired, revocation status unavailable), naming the reason in the
+// guide's words; the session is closed after it. mariadb prints it as
+//
+//	ERROR 1045 (28000): Access denied for user 'default'@'127.0.0.1' (session ended): Authentication token has been revoked (the token was revoked)
+func (s *Session) appendSessionEnded(dst []byte, seq byte, err error) []byte {
+	dst, start := beginPacket(dst, seq)
+	dst = append(dst, headerERR)
+	dst = appendUint16(dst, erAccessDenied)
+	dst = append(dst, "#28000Access denied for user "...)
+	dst = s.appendUserHost(dst)
+	dst = append(dst, " (session ended): "...)
+	dst = appendReason(dst, err)
+	if err == core.ErrExpired {
+		dst = append(dst, " (reconnect with a new token)"...)
 	}
 	return endPacket(dst, start)
+}
+
+// appendReason appends a token error's message and detail, as
+// core.Error.Error spells them, without allocating.
+func appendReason(dst []byte, err error) []byte {
+	te, ok := err.(*core.Error)
+	if !ok {
+		return append(dst, core.MsgInvalid...)
+	}
+	dst = append(dst, te.Message...)
+	if te.Detail != "" {
+		dst = append(dst, " ("...)
+		dst = append(dst, te.Detail...)
+		dst = append(dst, ')')
+	}
+	return dst
 }
 
 // appendCommandDenied appends error 1142 for a statement whose scope the
@@ -90,6 +123,13 @@ func (s *Session) appendCommandDenied(dst []byte, seq byte, verb string, sc core
 // appendDBDenied appends error 1044 for a database-level operation whose
 // scope the token lacks.
 func (s *Session) appendDBDenied(dst []byte, seq byte, db []byte, sc core.Scope) []byte {
+	return s.appendDBRefused(dst, seq, db, core.ForbiddenError(sc))
+}
+
+// appendDBRefused appends error 1044 (42000) "Access denied for user … to
+// database 'db': <reason>" — a missing scope, or a test token outside the
+// test databases.
+func (s *Session) appendDBRefused(dst []byte, seq byte, db []byte, reason error) []byte {
 	dst, start := beginPacket(dst, seq)
 	dst = append(dst, headerERR)
 	dst = appendUint16(dst, erDBAccessDenied)
@@ -98,7 +138,7 @@ func (s *Session) appendDBDenied(dst []byte, seq byte, db []byte, sc core.Scope)
 	dst = append(dst, " to database '"...)
 	dst = appendClean(dst, db)
 	dst = append(dst, "': "...)
-	dst = append(dst, core.ForbiddenError(sc).Message...)
+	dst = appendReason(dst, reason)
 	return endPacket(dst, start)
 }
 

@@ -33,11 +33,14 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	if payload[0] == comQuit {
 		return out, netio.Close
 	}
-	if env.Now.Unix() >= s.claims.ExpiresAt {
-		// The token expired while the connection was open. MySQL has no
-		// re-authentication short of COM_CHANGE_USER: reconnect.
-		env.Observer.Authenticated(s.info, &s.claims, core.ErrExpired, env.Now)
-		return AppendERR(out, seq, erAccessDenied, "28000", "Authentication token has expired: reconnect with a new token"), netio.Close
+	// Every command re-checks the token as a fresh login would: the key,
+	// expiry and the revocation view. A token that stopped holding (revoked,
+	// logged out everywhere, key retired, expired — MySQL has no
+	// re-authentication short of COM_CHANGE_USER — or this node can no
+	// longer tell) ends the session with its reason.
+	out, ok := s.recheck(env, out)
+	if !ok {
+		return out, netio.Close
 	}
 	switch payload[0] {
 	case comPing, comResetConnection:
@@ -51,9 +54,15 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		if !st.None && !s.claims.Scopes.Has(st.Scope) {
 			return s.deny(env, out, st, nil), netio.Continue
 		}
+		if out, ok = s.allowStatement(env, st, payload[1:], out); !ok {
+			return out, netio.Continue
+		}
 		return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
 	case comStmtClose, comStmtSendLong:
 		return out, netio.Continue // these commands have no reply
+	}
+	if out, ok = s.allowStatement(env, Statement{Verb: "command"}, nil, out); !ok {
+		return out, netio.Continue
 	}
 	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
 }
@@ -71,11 +80,17 @@ func (s *Session) deny(env *netio.Env, out []byte, st Statement, db []byte) []by
 	return s.appendCommandDenied(out, s.seq+1, st.Verb, st.Scope)
 }
 
-// useDB runs COM_INIT_DB / USE db: it needs database:read.
+// useDB runs COM_INIT_DB / USE db: it needs database:read, and a test
+// token may select only a test database (1044 otherwise; the selection
+// stays as it was).
 func (s *Session) useDB(env *netio.Env, db, out []byte) []byte {
 	st := verbs["use"]
 	if !s.claims.Scopes.Has(st.Scope) {
 		return s.deny(env, out, st, db)
+	}
+	out, ok := s.allowUse(env, db, out)
+	if !ok {
+		return out
 	}
 	s.db = append(s.db[:0], clip(db)...)
 	return AppendOK(out, s.seq+1)
@@ -149,6 +164,10 @@ func (s *Session) query(env *netio.Env, q, out []byte) []byte {
 	case st.Verb == "BEGIN" || st.Verb == "START TRANSACTION" || st.Verb == "COMMIT" || st.Verb == "ROLLBACK":
 		return AppendOK(out, seq)
 	}
+	out, ok := s.allowStatement(env, st, q, out)
+	if !ok {
+		return out
+	}
 	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream)
 }
 
@@ -171,19 +190,7 @@ func sessionSet(norm []byte) bool {
 // useTarget returns the database name of "USE db" (backquotes removed).
 func useTarget(q []byte) []byte {
 	_, rest := keyword(q, new([16]byte))
-	rest = skipSpace(rest)
-	end := len(rest)
-	for i, c := range rest {
-		if c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			end = i
-			break
-		}
-	}
-	rest = rest[:end]
-	if len(rest) >= 2 && rest[0] == '`' && rest[len(rest)-1] == '`' {
-		rest = rest[1 : len(rest)-1]
-	}
-	return rest
+	return nameAt(skipSpace(rest))
 }
 
 // normalize lower-cases q into buf, collapsing whitespace runs into one

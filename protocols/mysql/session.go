@@ -23,6 +23,20 @@ type Config struct {
 	ServerVersion string
 	// FastAuth bounds the fast-authentication cache (on by default).
 	FastAuth CacheConfig
+	// Policy holds per-token IP allowlists and the databases registry
+	// (see policy.go). Nil refuses every token that has an allowlist and
+	// every test token, as core.AllowAddr and core.AllowDatabase do.
+	Policy core.Policy
+	// Usage records each accepted authentication, full or fast, for
+	// last_used (nil: not recorded).
+	Usage UsageRecorder
+}
+
+// UsageRecorder aggregates last-used times (flushed to the issuer in
+// batches). Record must be safe for concurrent use and cheap: it runs on
+// the authentication path.
+type UsageRecorder interface {
+	Record(id core.TokenID, account uint64, at int64)
 }
 
 // Protocol makes MySQL sessions.
@@ -32,6 +46,8 @@ type Protocol struct {
 	caps    uint32
 	version string
 	cache   *authCache // nil when fast authentication is disabled
+	policy  core.Policy
+	usage   UsageRecorder
 }
 
 // New returns the MySQL protocol for cfg.
@@ -44,7 +60,7 @@ func New(cfg Config) (*Protocol, error) {
 		return nil, err
 	}
 	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion,
-		cache: newAuthCache(cfg.FastAuth)}
+		cache: newAuthCache(cfg.FastAuth), policy: cfg.Policy, usage: cfg.Usage}
 	if cfg.TLS {
 		p.caps |= ClientSSL
 	}
@@ -90,7 +106,18 @@ type Session struct {
 	user   []byte
 	db     []byte
 	claims core.Claims
+	// stage2 is the fast-auth cache key of the session's token, when it
+	// is cached for this address (cached), so that a token that stops
+	// holding during the session is evicted.
+	stage2 stage2
+	cached bool
 }
+
+var (
+	_ netio.Session    = (*Session)(nil)
+	_ netio.Claimant   = (*Session)(nil)
+	_ netio.Terminator = (*Session)(nil)
+)
 
 // errRSA is the token error for an encrypted password the key cannot open.
 var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
@@ -258,8 +285,8 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 				return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 			}
 			fastAuthHits.Inc()
-			out = AppendAuthMoreData(out, s.seq+1, []byte{fastAuthSuccess})
-			return s.admit(env, out, s.seq+2), netio.Continue
+			s.stage2, s.cached = key, true
+			return s.admit(env, out, s.seq+1, true)
 		}
 		fastAuthMisses.Inc()
 	}
@@ -280,20 +307,12 @@ func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action)
 		env.Observer.Authenticated(s.info, known, err, env.Now)
 		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 	}
-	if s.p.cache != nil {
-		s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now)
+	out, act := s.admit(env, out, s.seq+1, false)
+	if act == netio.Continue && s.p.cache != nil {
+		// Only admitted tokens are cached (a refusal by policy is not).
+		s.stage2, s.cached = s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now), true
 	}
-	return s.admit(env, out, s.seq+1), netio.Continue
-}
-
-// admit ends a successful authentication, full or fast, on the claims in
-// s.claims: both paths meet here, so a check added after the token's own
-// (a policy on the client's address, say) applies to both. It appends the
-// OK packet with sequence id seq.
-func (s *Session) admit(env *netio.Env, out []byte, seq byte) []byte {
-	s.state = stCommand
-	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
-	return AppendOK(out, seq)
+	return out, act
 }
 
 // fail records a failed attempt that never reached the verifier and refuses

@@ -1,0 +1,171 @@
+package mysql
+
+import (
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+)
+
+// This file is what the gateway checks beyond the token itself: the token's
+// IP allowlist and the test-database rule when a session is admitted, the
+// test-database rule again whenever a database is selected or a statement
+// needs one, and the token's standing for as long as the session lasts.
+//
+// Test tokens (hdb_test_) and databases. A test token may connect with a
+// test database as its schema (CONNECT_WITH_DB) or with none; any other
+// schema gets 1044 at connect. Without a database it may still run what
+// needs none — the built-in queries (SELECT 1, @@version_comment,
+// DATABASE(), USER(), helios_whoami()), SET, transactions, COM_PING — but a
+// statement that needs a database gets 1046 (3D000, "No database
+// selected") until USE or COM_INIT_DB selects a test database; USE of any
+// other database gets 1044 and leaves the selection as it was. The current
+// database is checked against the registry again on every such statement,
+// so a test database removed from the registry stops serving test tokens
+// at once. CREATE/DROP DATABASE by a test token is checked against the
+// database it names. Database names written inside a statement
+// (SELECT … FROM prod.t) are not parsed here: this gateway has no upstream
+// to send them to, so every such statement ends in 1235 regardless.
+
+// Claims returns the claims of the token the session authenticated with,
+// nil before that (netio.Claimant: the transport re-checks them while the
+// client is silent). They never change once the session is admitted: MySQL's
+// COM_CHANGE_USER is not served.
+func (s *Session) Claims() *core.Claims {
+	if s.state == stCommand {
+		return &s.claims
+	}
+	return nil
+}
+
+// Terminate appends the ERR packet that ends the session from outside: its
+// token was revoked, its account logged out everywhere, its key retired, it
+// expired, or this node can no longer tell (netio.Terminator). The
+// transport writes it and closes. The packet is unsolicited, so it carries
+// sequence id 1, the id of the reply to the client's next command (sent
+// with 0): a client reads it as the answer to whatever it sends next, and
+// prints the reason. The token's fast-auth cache entry is evicted.
+func (s *Session) Terminate(err error, out []byte) []byte {
+	s.state = stClosed
+	s.forget()
+	return s.appendSessionEnded(out, 1, err)
+}
+
+// recheck re-checks the session's token before a command, as a fresh
+// verification would (core.Verifier.Recheck: the key, expiry, the
+// revocation view). On failure it appends the ERR packet naming the reason,
+// evicts the token's fast-auth cache entry, and the session ends.
+func (s *Session) recheck(env *netio.Env, out []byte) ([]byte, bool) {
+	err := env.Verifier.Recheck(&s.claims, env.Now)
+	if err == nil {
+		return out, true
+	}
+	env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+	s.forget()
+	return s.appendSessionEnded(out, s.seq+1, err), false
+}
+
+// forget evicts the session's token from the fast-auth cache (it stopped
+// holding; a later fast-auth attempt would find that out too, this just
+// saves it the work).
+func (s *Session) forget() {
+	if s.cached && s.p.cache != nil {
+		s.p.cache.evict(s.info.Remote.Addr(), s.stage2)
+		s.cached = false
+	}
+}
+
+// admit ends a successful authentication, full or fast, on the claims in
+// s.claims: both paths meet here. It checks the token's IP allowlist
+// against the client's address (1045 with the reason) and, for a test
+// token, the handshake's database (1044 with the reason); a refusal closes
+// the connection. On success it records usage and appends the fast-auth
+// success marker (01 03) when fast, then the OK packet; seq is the sequence
+// id of the first packet appended.
+func (s *Session) admit(env *netio.Env, out []byte, seq byte, fast bool) ([]byte, netio.Action) {
+	if err := core.AllowAddr(s.p.policy, &s.claims, s.info.Remote.Addr()); err != nil {
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+		return s.appendAccessDenied(out, seq, err), netio.Close
+	}
+	if len(s.db) > 0 {
+		if err := core.AllowDatabase(s.p.policy, &s.claims, s.db); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+			return s.appendDBRefused(out, seq, s.db, err), netio.Close
+		}
+	}
+	if fast {
+		out = AppendAuthMoreData(out, seq, fastAuthOK[:])
+		seq++
+	}
+	s.state = stCommand
+	if s.p.usage != nil {
+		s.p.usage.Record(s.claims.ID, s.claims.Account, env.Now.Unix())
+	}
+	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
+	return AppendOK(out, seq), netio.Continue
+}
+
+// fastAuthOK is AuthMoreData's payload for a fast-auth success.
+var fastAuthOK = [1]byte{fastAuthSuccess}
+
+// allowUse checks that the session's token may select db (USE,
+// COM_INIT_DB): a test token only a test database. On refusal it appends
+// 1044 with the reason and records it (counted as forbidden).
+func (s *Session) allowUse(env *netio.Env, db, out []byte) ([]byte, bool) {
+	if err := core.AllowDatabase(s.p.policy, &s.claims, db); err != nil {
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+		return s.appendDBRefused(out, s.seq+1, db, err), false
+	}
+	return out, true
+}
+
+// allowStatement checks the test-database rule for a statement that needs
+// a database (q is its text, for CREATE/DROP DATABASE's target): a test
+// token needs a test database selected (1046 without one, 1044 when the
+// selected one is no longer a test database). Other tokens always pass.
+func (s *Session) allowStatement(env *netio.Env, st Statement, q, out []byte) ([]byte, bool) {
+	if s.claims.Flags&core.FlagTestOnly == 0 || st.None {
+		return out, true
+	}
+	if st.Database && st.Verb != "USE" {
+		return s.allowUse(env, databaseTarget(q), out)
+	}
+	if len(s.db) == 0 {
+		env.Observer.Authenticated(s.info, &s.claims, core.ErrTestDatabaseOnly, env.Now)
+		return AppendERR(out, s.seq+1, erNoDB, "3D000", msgTestNoDB), false
+	}
+	return s.allowUse(env, s.db, out)
+}
+
+// databaseTarget returns the database named by CREATE/DROP DATABASE|SCHEMA
+// [IF [NOT] EXISTS] name (backquotes removed; empty when there is none).
+func databaseTarget(q []byte) []byte {
+	var buf [16]byte
+	rest := q
+	for range 2 { // CREATE|DROP, DATABASE|SCHEMA
+		_, rest = keyword(rest, &buf)
+	}
+	if w, r := keyword(rest, &buf); string(w) == "if" {
+		rest = r
+		if w, r = keyword(rest, &buf); string(w) == "not" {
+			rest = r
+		}
+		_, rest = keyword(rest, &buf) // EXISTS
+	}
+	return nameAt(skipSpace(rest))
+}
+
+// nameAt returns the identifier at the start of q: up to whitespace or a
+// semicolon, with surrounding backquotes removed.
+func nameAt(q []byte) []byte {
+	end := len(q)
+	for i, c := range q {
+		if c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			end = i
+			break
+		}
+	}
+	q = q[:end]
+	if len(q) >= 2 && q[0] == '`' && q[len(q)-1] == '`' {
+		q = q[1 : len(q)-1]
+	}
+	return q
+}
