@@ -163,6 +163,9 @@ func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 // client's ClientHello) are left unconsumed for the transport to carry into
 // TLS.
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	if s.state == stClosed {
+		return len(in), out, netio.Close // ended (Terminate): nothing more is read
+	}
 	consumed := 0
 	for consumed < len(in) && s.state != stClosed {
 		max := env.MaxPreAuthMessage
