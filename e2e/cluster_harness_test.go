@@ -126,11 +126,32 @@ func mysqlAccepts(tb testing.TB, n *daemon, tok string) (bool, string) {
 	return false, err.Error()
 }
 
+// mongoAccepts connects with mongo-go-driver (SASL PLAIN over TLS) and pings.
+func mongoAccepts(tb testing.TB, n *daemon, tok string) (bool, string) {
+	tb.Helper()
+	t, ok := tb.(*testing.T)
+	if !ok {
+		tb.Fatal("mongoAccepts needs a *testing.T")
+	}
+	c := mongoConnect(t, mongoURI(n, tok, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	defer c.Disconnect(ctx)
+	err := c.Ping(ctx, nil)
+	if err == nil {
+		return true, ""
+	}
+	if !strings.Contains(err.Error(), "auth") && !strings.Contains(err.Error(), "(18)") {
+		t.Fatalf("mongodb on %s: not an authentication error: %v", n.Mongo, err)
+	}
+	return false, err.Error()
+}
+
 // clusterProtocols are the checks every cluster test runs on every node.
 var clusterProtocols = []struct {
 	name   string
 	accept func(testing.TB, *daemon, string) (bool, string)
-}{{"rest", restAccepts}, {"postgres", pgAccepts}, {"redis", redisAccepts}, {"mysql", mysqlAccepts}}
+}{{"rest", restAccepts}, {"postgres", pgAccepts}, {"redis", redisAccepts}, {"mysql", mysqlAccepts}, {"mongodb", mongoAccepts}}
 
 // requireAccepted fails unless every node accepts tok on every protocol
 // (retrying for a moment: a token's IP policy or keyring change may still
