@@ -91,7 +91,7 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	WriteError(ctx, http.StatusNotFound, "NOT_FOUND", "no endpoint "+string(path)+
-		": see /v1/auth/* (signup, login, logout, logout-all, refresh, tokens) and /api/v1/sql", "")
+		": see /v1/auth/* (signup, login, logout, logout-all, refresh, tokens), /v1/databases and /api/v1/sql", "")
 }
 
 // match reports whether path is this route's path (or under it, for a
