@@ -82,6 +82,47 @@
 // go-sql-driver, mysql2, PyMySQL and the MariaDB CLI all send the scramble
 // and accept 01 03.
 //
+// # Policy: IP allowlists and test databases
+//
+// Full and fast authentication both end in one place (admit), which checks
+// what the gateway knows beyond the token (Config.Policy): the token's IP
+// allowlist against the client's address (1045, 28000, with the reason),
+// then, for a test token (hdb_test_), the database of the handshake
+// (CONNECT_WITH_DB): anything but a registered test database gets 1044
+// (42000) "Access denied for user … to database 'x': Test tokens can only
+// access test databases". Only then is the session admitted, its use
+// recorded for last_used (Config.Usage), and the token cached for fast
+// authentication: a refused token is never cached. A test token may
+// connect without a database; it can then run what needs none (the
+// built-in queries, SET, transactions, COM_PING) and gets 1046 (3D000,
+// "No database selected") for any statement that needs one until USE or
+// COM_INIT_DB selects a test database; USE of another database gets 1044
+// and changes nothing. The rule is re-checked against the registry on every
+// statement (policy.go says exactly which).
+//
+// # Open sessions
+//
+// Every command re-checks the session's token as a fresh authentication
+// would (core.Verifier.Recheck, allocation-free): a token revoked, whose
+// account logged out everywhere, whose key was retired, that expired, or
+// whose revocation status this node can no longer tell (a stale feed) gets
+//
+//	ERROR 1045 (28000): Access denied for user 'default'@'127.0.0.1' (session ended): Authentication token has been revoked (the token was revoked)
+//
+// and the connection is closed. 1045 is the code the same token gets on
+// reconnecting, so a client and its user see one error for one cause.
+// Expiry ends the session too: MySQL has no re-authentication short of
+// COM_CHANGE_USER (not served). The session is a netio.Claimant and a
+// netio.Terminator, so the transport also ends idle sessions within its
+// re-check interval: Terminate writes the same ERR packet unsolicited,
+// with sequence id 1 — the id of the reply to the client's next command —
+// so clients read it as that reply and print the reason (verified with
+// go-sql-driver 1.10, which also accepts ERR packets out of sequence, and
+// the mariadb 10.11 CLI: "ERROR 1045 (28000) at line 2: … (session ended):
+// …"). A database/sql pool finds the closed connection before reusing it
+// and reconnects, and the new connection gets 1045 with the reason. In both
+// cases the token's fast-authentication entry for the address is evicted.
+//
 // # Plaintext policy
 //
 // A client on an address that may not send tokens without TLS
