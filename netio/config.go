@@ -55,7 +55,38 @@ type Config struct {
 	// Tick is how often each loop checks its deadlines (default: a quarter
 	// of the shorter timeout, between 10ms and 1s).
 	Tick time.Duration
+	// SessionExpiry says what happens to an authenticated session whose
+	// token expires while it is open: ExpiryEnd (the default, "end") ends
+	// it at the expiry with the protocol's "expired" termination;
+	// ExpiryKeep ("keep") lets it run until it is idle, closed or revoked.
+	// End is the default because a token's lifetime is the grant the
+	// issuer made: a long-lived connection would otherwise outlive its
+	// credential indefinitely (connection pools hold sessions for days),
+	// and a client reconnects with a fresh token the way it would after a
+	// database restart.
+	SessionExpiry string
+	// Sweep is how often each loop and TLS goroutine re-checks every
+	// authenticated session's token against the revocation view (default
+	// 10s): a safety net for what reaches a node without a Revocation (a
+	// feed gone stale failing closed, a snapshot reload). Revocations are
+	// delivered through Gateway.Revoke and the session index, and expiry
+	// through the deadlines, so neither waits for it.
+	Sweep time.Duration
+	// Subscribe, when set, is called once by Serve before any listener
+	// accepts, with the function that ends the sessions a revocation names
+	// (Gateway.Revoke); the daemon passes its revocation feed's
+	// subscription. Revoke may also be called directly.
+	Subscribe func(revoke func(Revocation))
 }
+
+// Values of Config.SessionExpiry.
+const (
+	// ExpiryEnd ends a session when its token expires.
+	ExpiryEnd = "end"
+	// ExpiryKeep keeps a session open past its token's expiry, until it is
+	// idle, closed or revoked.
+	ExpiryKeep = "keep"
+)
 
 // Defaults returns c with every unset limit given its default.
 func (c Config) Defaults() Config {
@@ -82,6 +113,12 @@ func (c Config) Defaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.SessionExpiry == "" {
+		c.SessionExpiry = ExpiryEnd
+	}
+	if c.Sweep <= 0 {
+		c.Sweep = 10 * time.Second
 	}
 	if c.Tick <= 0 {
 		c.Tick = min(c.HandshakeTimeout, c.IdleTimeout) / 4

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -37,6 +38,10 @@ type Gateway struct {
 	closing bool
 	// verifiers pools the TLS goroutines' verifiers.
 	verifiers sync.Pool
+	// live lists the servers for Revoke (set before each engine runs).
+	live atomic.Pointer[[]*server]
+	// goIdx indexes the TLS goroutines' authenticated sessions.
+	goIdx *goIndex
 }
 
 // Serve starts every listener and returns once each is accepting. On an
@@ -46,7 +51,13 @@ func Serve(cfg Config, lns []Listener) (*Gateway, error) {
 	if cfg.Keyring == nil {
 		return nil, errors.New("netio: no keyring")
 	}
-	g := &Gateway{cfg: cfg, limiter: newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP), tlsConn: make(map[net.Conn]struct{})}
+	if cfg.SessionExpiry != ExpiryEnd && cfg.SessionExpiry != ExpiryKeep {
+		return nil, fmt.Errorf("netio: session expiry %q: want %q or %q", cfg.SessionExpiry, ExpiryEnd, ExpiryKeep)
+	}
+	g := &Gateway{cfg: cfg, limiter: newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP), tlsConn: make(map[net.Conn]struct{}), goIdx: newGoIndex()}
+	if cfg.Subscribe != nil {
+		cfg.Subscribe(g.Revoke)
+	}
 	for _, ln := range lns {
 		s, err := g.start(ln)
 		if err != nil {
@@ -77,6 +88,8 @@ func (g *Gateway) start(ln Listener) (*server, error) {
 		}
 		_ = probe.Close()
 	}
+	live := append(append([]*server(nil), g.servers...), s) // Serve starts listeners one at a time
+	g.live.Store(&live)
 	go func() {
 		defer close(s.done)
 		s.runErr = gnet.Run(s, "tcp://"+ln.Addr,

@@ -302,8 +302,8 @@ func TestEngineHandshakeDeadlineSurvivesTLS(t *testing.T) {
 }
 
 // TestEngineEndsRevokedSessions: an authenticated, silent session whose
-// token is revoked is ended by the transport (Terminator), on the event
-// loop and on the TLS goroutine alike.
+// token is revoked is ended by the transport (Terminator) when the
+// revocation is delivered, on the event loop and on the TLS goroutine alike.
 func TestEngineEndsRevokedSessions(t *testing.T) {
 	f := startLine(t, Config{HandshakeTimeout: time.Second, IdleTimeout: time.Minute, Tick: 50 * time.Millisecond}, lineProto{})
 	plain, pr := dialLine(t, f.addr)
@@ -319,6 +319,7 @@ func TestEngineEndsRevokedSessions(t *testing.T) {
 	expect(t, tr, "OK")
 	start := time.Now()
 	f.revs.RevokeToken(f.id, f.exp)
+	f.gw.Revoke(Revocation{Kind: RevokeToken, Token: f.id})
 	want := "ERR ended " + core.ErrRevoked.Error()
 	expect(t, pr, want)
 	expect(t, tr, want)

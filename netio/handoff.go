@@ -87,7 +87,8 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 	}
 	v := g.verifier()
 	defer g.verifiers.Put(v)
-	env := &Env{Verifier: v, MaxPreAuthMessage: g.cfg.MaxPreAuthMessage, MaxMessage: g.cfg.MaxMessage, Observer: s.obs}
+	env := &Env{Verifier: v, MaxPreAuthMessage: g.cfg.MaxPreAuthMessage, MaxMessage: g.cfg.MaxMessage, Observer: s.obs,
+		keepExpired: g.cfg.SessionExpiry == ExpiryKeep}
 	hs := time.Until(cs.info.Accepted.Add(g.cfg.HandshakeTimeout))
 	if hs <= 0 {
 		hs = time.Millisecond
@@ -99,7 +100,8 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 		MaxBuffered:      g.cfg.MaxMessage + 1024,
 		Started:          true,
 		UpgradeFirst:     upgrade,
-		Recheck:          max(g.cfg.Tick, 100*time.Millisecond), // a timer wake per idle TLS session
+		Recheck:          g.cfg.Sweep, // a timer wake per Sweep per idle TLS session
+		index:            g.goIdx,
 	})
 }
 

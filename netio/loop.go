@@ -34,6 +34,7 @@ type connState struct {
 	proxy     bool         // a PROXY protocol header is expected first
 	slotIP    netip.Addr   // the address whose slot is held
 	handedOff bool         // a TLS goroutine owns the session now
+	indexed   bool         // claims are in loop.index
 }
 
 // refusal is a connection whose token no longer holds, and why.
@@ -43,15 +44,18 @@ type refusal struct {
 }
 
 // loopState is what one event loop owns: its Env (with its own verifier),
-// its output buffer, and its deadline list. Only its loop touches it.
+// its output buffer, its deadline list, and the index of its authenticated
+// sessions by token id, account and key id. Only its loop touches it.
 type loopState struct {
-	s       *server
-	el      gnet.EventLoop
-	env     Env
-	out     []byte
-	conns   []*connState
-	expired []*connState
-	refused []refusal
+	s         *server
+	el        gnet.EventLoop
+	env       Env
+	out       []byte
+	conns     []*connState
+	expired   []*connState
+	refused   []refusal
+	index     sessionIndex[*connState]
+	lastSweep time.Time
 }
 
 // loopSet maps gnet's event loops to their state. Loops appear on their
@@ -98,8 +102,11 @@ func (s *server) newLoop(el gnet.EventLoop) *loopState {
 			MaxPreAuthMessage: cfg.MaxPreAuthMessage,
 			MaxMessage:        cfg.MaxMessage,
 			Observer:          s.obs,
+			keepExpired:       cfg.SessionExpiry == ExpiryKeep,
 		},
-		out: make([]byte, 0, 4096),
+		out:       make([]byte, 0, 4096),
+		index:     newSessionIndex[*connState](),
+		lastSweep: time.Now(),
 	}
 }
 
@@ -119,13 +126,42 @@ func (l *loopState) untrack(cs *connState) {
 	l.conns[last] = nil
 	l.conns = l.conns[:last]
 	cs.idx = -1
+	if cs.indexed {
+		cs.indexed = false
+		l.index.remove(cs.claims, cs)
+	}
 }
 
-// Run checks the loop's deadlines and re-checks the tokens of its
-// authenticated sessions (expiry, revocation, retired keys); OnTick
-// schedules it on the loop. A session past a deadline gets LimitError, one
-// whose token no longer holds gets Terminate (when it is a Terminator);
-// both are closed.
+// authenticated records that cs's session accepted its token: a Claimant
+// is indexed (it is found by revocations from then on) and, unless expired
+// sessions are kept, its deadline moves to the token's expiry if that comes
+// before the idle deadline.
+func (l *loopState) authenticated(cs *connState) {
+	cs.authed = true
+	cs.claims = claimsOf(cs.sess)
+	if cs.claims != nil && cs.idx >= 0 {
+		cs.indexed = true
+		l.index.add(cs.claims, cs)
+	}
+}
+
+// deadlineFor returns cs's deadline after activity at now: the idle
+// deadline, or the token's expiry when that is sooner and expired
+// sessions end.
+func (l *loopState) deadlineFor(cs *connState, now time.Time) int64 {
+	d := now.Add(l.s.g.cfg.IdleTimeout).UnixNano()
+	if cs.claims != nil && !l.env.keepExpired {
+		d = min(d, cs.claims.ExpiresAt*int64(time.Second))
+	}
+	return d
+}
+
+// Run checks the loop's deadlines; OnTick schedules it on the loop. A
+// session past its handshake or idle deadline gets LimitError; one whose
+// token expired (the deadline of an authenticated Claimant is at most its
+// expiry, unless Config.SessionExpiry is "keep") gets Terminate; both are
+// closed. Every Config.Sweep it also re-checks the token of each
+// authenticated session (see sweep).
 func (l *loopState) Run(context.Context) error {
 	now := time.Now()
 	ns := now.UnixNano()
@@ -137,29 +173,52 @@ func (l *loopState) Run(context.Context) error {
 		}
 	}
 	for i, cs := range l.expired {
+		l.expired[i] = nil
+		if cs.claims != nil && !l.env.keepExpired && now.Unix() >= cs.claims.ExpiresAt {
+			l.refused = append(l.refused, refusal{cs, core.ErrExpired})
+			continue
+		}
 		lim := LimitHandshakeTimeout
 		if cs.authed {
 			lim = LimitIdleTimeout
 		}
 		l.s.obs.Limit(lim)
 		l.end(cs, cs.sess.LimitError(lim, l.out[:0]))
-		l.expired[i] = nil
 	}
 	l.expired = l.expired[:0]
+	l.endRefused(now)
+	if now.Sub(l.lastSweep) >= l.s.g.cfg.Sweep {
+		l.lastSweep = now
+		l.sweep(now)
+		l.endRefused(now)
+	}
+	return nil
+}
+
+// sweep re-checks every authenticated Claimant of the loop against the
+// revocation view: a safety net, at the low frequency Config.Sweep, for
+// what arrives without a Revocation (a feed gone stale failing closed, a
+// snapshot reload). Its cost is one Recheck (tens of nanoseconds) per
+// authenticated session per Sweep; revocations themselves go through the
+// index (revoke) and expiry through the deadlines.
+func (l *loopState) sweep(now time.Time) {
 	for _, cs := range l.conns {
-		if cs.claims != nil {
-			if err := l.env.Verifier.Recheck(cs.claims, now); err != nil {
+		if cs.indexed {
+			if err := l.env.recheck(cs.claims, now); err != nil {
 				l.refused = append(l.refused, refusal{cs, err})
 			}
 		}
 	}
+}
+
+// endRefused ends the sessions in l.refused with their Terminate words.
+func (l *loopState) endRefused(now time.Time) {
 	for i, r := range l.refused {
 		l.s.obs.Authenticated(&r.cs.info, r.cs.claims, r.err, now)
 		l.end(r.cs, terminate(r.cs.sess, r.err, l.out[:0]))
 		l.refused[i] = refusal{}
 	}
 	l.refused = l.refused[:0]
-	return nil
 }
 
 // end writes a connection's last words and closes it.
@@ -342,13 +401,12 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	_, _ = c.Discard(skip + consumed)
 	if !cs.authed && cs.sess.Authenticated() {
-		cs.authed = true
-		cs.claims = claimsOf(cs.sess)
+		l.authenticated(cs)
 	}
 	limit := l.env.MaxPreAuthMessage
 	if cs.authed {
 		limit = l.env.MaxMessage
-		cs.deadline = now.Add(s.g.cfg.IdleTimeout).UnixNano()
+		cs.deadline = l.deadlineFor(cs, now)
 	}
 	if len(buf)-consumed > limit+1024 {
 		s.obs.Limit(LimitMessageSize)

@@ -96,6 +96,8 @@ type Env struct {
 	MaxMessage int
 	// Observer receives authentication outcomes for metrics and logs.
 	Observer Observer
+	// keepExpired: Config.SessionExpiry is "keep" (see Recheck).
+	keepExpired bool
 }
 
 // Outcome is the result of one authentication attempt, as metrics count it.

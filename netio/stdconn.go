@@ -32,10 +32,15 @@ type GoroutineOptions struct {
 	// is the beginning of the client's TLS stream.
 	UpgradeFirst bool
 	// Recheck is how often an authenticated Claimant's token is checked
-	// again while the connection is silent (default 1s): a revoked or
-	// expired token ends the session (Terminator) without waiting for the
-	// client's next command.
+	// again while the connection is silent (default 1s): a revoked token
+	// ends the session (Terminator) without waiting for the client's next
+	// command. On a Gateway it is Config.Sweep, a safety net: revocations
+	// wake the goroutine through the gateway's index, and the goroutine
+	// also wakes at the token's expiry (unless expired sessions are kept).
 	Recheck time.Duration
+	// index, when set, is the gateway's index of goroutine sessions: an
+	// authenticated Claimant is added to it until ServeConn returns.
+	index *goIndex
 }
 
 func (o *GoroutineOptions) defaults() {
@@ -68,6 +73,13 @@ type LimitObserver interface {
 func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env, pending []byte, opts GoroutineOptions) {
 	opts.defaults()
 	defer func() { _ = conn.Close() }() // conn may become the TLS conn
+	raw := conn                         // its read deadline is the TLS conn's
+	var gs *goSession
+	defer func() {
+		if gs != nil {
+			opts.index.remove(gs)
+		}
+	}()
 	in := append(make([]byte, 0, max(4096, len(pending))), pending...)
 	out := make([]byte, 0, 4096)
 	write := func(b []byte) bool {
@@ -101,6 +113,11 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 	buf := make([]byte, 16<<10)
 	authed := false
 	var claims *core.Claims
+	end := func(err error, now time.Time) {
+		env.Observer.Authenticated(info, claims, err, now)
+		_ = conn.SetWriteDeadline(now.Add(time.Second))
+		_, _ = conn.Write(terminate(sess, err, out[:0]))
+	}
 	for {
 		if upgradeNow {
 			upgradeNow = false
@@ -145,6 +162,17 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		if !authed && sess.Authenticated() {
 			authed = true
 			claims = claimsOf(sess)
+			if claims != nil && opts.index != nil {
+				gs = &goSession{claims: claims, raw: raw}
+				opts.index.add(gs)
+				// A revocation applied between the verification and the
+				// add found no session to wake: check once more.
+				now := time.Now()
+				if err := env.recheck(claims, now); err != nil {
+					end(err, now)
+					return
+				}
+			}
 		}
 		maxIn, deadline, lim := env.MaxPreAuthMessage, handshakeBy, LimitHandshakeTimeout
 		if authed {
@@ -157,14 +185,29 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 			limit(LimitMessageSize)
 			return
 		}
-		// Read until the deadline, waking every Recheck to check the
+		// Read until the deadline, waking every Recheck, at the token's
+		// expiry, and when a revocation names the session, to check the
 		// token again (a read timeout leaves a TLS connection usable).
 		for {
 			wake := deadline
-			if next := time.Now().Add(opts.Recheck); claims != nil && next.Before(deadline) {
-				wake = next
+			if claims != nil {
+				wake = minTime(wake, time.Now().Add(opts.Recheck))
+				if !env.keepExpired {
+					wake = minTime(wake, time.Unix(claims.ExpiresAt, 0))
+				}
 			}
 			_ = conn.SetReadDeadline(wake)
+			// After the deadline, so that a poke between the two is seen
+			// here or interrupts the Read (goIndex.poke sets the reverse).
+			if gs != nil {
+				if r := gs.pending.Swap(nil); r != nil {
+					now := time.Now()
+					if err := verdict(env, claims, r, now); err != nil {
+						end(err, now)
+						return
+					}
+				}
+			}
 			k, err := conn.Read(buf)
 			in = append(in, buf[:k]...)
 			if err == nil || k > 0 {
@@ -182,14 +225,27 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 			if claims == nil {
 				continue
 			}
-			if err := env.Verifier.Recheck(claims, now); err != nil {
-				env.Observer.Authenticated(info, claims, err, now)
-				_ = conn.SetWriteDeadline(now.Add(time.Second))
-				_, _ = conn.Write(terminate(sess, err, out[:0]))
+			var r *Revocation
+			if gs != nil {
+				r = gs.pending.Swap(nil)
+			}
+			err = env.recheck(claims, now)
+			if r != nil {
+				err = verdict(env, claims, r, now)
+			}
+			if err != nil {
+				end(err, now)
 				return
 			}
 		}
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // upgrade runs a server TLS handshake over conn, replaying pending first.

@@ -6,8 +6,23 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 )
+
+// sessionRevocation converts a feed revocation to the gateway's form; ok is
+// false for an event that names no sessions.
+func sessionRevocation(e *feed.Event) (r netio.Revocation, ok bool) {
+	switch e.Kind {
+	case feed.KindToken:
+		return netio.Revocation{Kind: netio.RevokeToken, Token: e.Token}, true
+	case feed.KindAccount:
+		return netio.Revocation{Kind: netio.RevokeAccount, Account: e.Account, NotBefore: e.NotBefore}, true
+	case feed.KindKey:
+		return netio.Revocation{Kind: netio.RevokeKey, KeyID: e.KeyID}, true
+	}
+	return netio.Revocation{}, false
+}
 
 // startGateway serves every registered protocol whose listen address is set
 // on the netio event-loop engine (gnet; TLS connections are handed to
@@ -33,6 +48,15 @@ func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) 
 		Keyring:           d.Keyring,
 		Revocations:       d.Revocations,
 		Logger:            d.Logger,
+		// Every applied revocation ends the open sessions it names, on
+		// every loop and TLS goroutine, through the gateway's index.
+		Subscribe: func(revoke func(netio.Revocation)) {
+			d.Revoked.Subscribe(func(e *feed.Event) {
+				if r, ok := sessionRevocation(e); ok {
+					revoke(r)
+				}
+			})
+		},
 	}
 	var lns []netio.Listener
 	for _, f := range protocolFactories {
