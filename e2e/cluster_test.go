@@ -321,12 +321,32 @@ func TestClusterNodeRestartsWithoutIssuer(t *testing.T) {
 	tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "gone"})
 	iss.Revoke(t, bearer, id)
 	requireRejectedWithin(t, []*daemon{node}, tok, time.Now(), time.Second, "revoked")
+	iss.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "scratch", "test": true}, nil)
+	testTok, _ := iss.CreateToken(t, bearer, map[string]any{"name": "t", "type": "test"})
+	here, _ := iss.CreateToken(t, bearer, map[string]any{"name": "here", "allowed_ips": []string{"127.0.0.1"}})
+	policyOK := func() (bool, string) {
+		status, body := node.Do(t, "POST", "/api/v1/sql", testTok, `{"query":"SELECT 1","database":"scratch"}`)
+		if status != http.StatusOK {
+			return false, string(body)
+		}
+		return restAccepts(t, node, here)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, why := policyOK(); ok {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("policy not on the node: %s", why)
+		}
+	}
 	node.Stop() // persists its state on the way out
 	iss.Kill()
 	stopped := time.Now()
 	node.start(t)
 	if ok, why := restAccepts(t, node, bearer); !ok && time.Since(stopped) < 3*time.Second {
 		t.Fatalf("restarted node without the issuer refuses a good token: %s", why)
+	}
+	if ok, why := policyOK(); !ok && time.Since(stopped) < 3*time.Second {
+		t.Fatalf("restarted node without the issuer lost its policy: %s", why)
 	}
 	if ok, why := restAccepts(t, node, tok); ok || !strings.Contains(why, "revoked") {
 		t.Fatalf("restarted node without the issuer: revoked token %v %s", ok, why)

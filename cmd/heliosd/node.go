@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/protocols/rest"
 )
@@ -34,7 +32,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	if state == "" {
 		state = filepath.Join(cfg.DataDir, "feed-state")
 	}
-	pol := newNodePolicy()
+	pol := newNodePolicy(filepath.Join(cfg.DataDir, "node-policy.json"), log)
 	hub := &revocationHub{}
 	fctx, fcancel := context.WithCancel(ctx)
 	defer fcancel()
@@ -52,7 +50,8 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	}
 	followDone := make(chan struct{})
 	go func() { follower.Run(fctx); close(followDone) }()
-	go pol.pruneLoop(fctx)
+	policyDone := make(chan struct{})
+	go func() { pol.run(fctx); close(policyDone) }()
 	registerNodeMetrics(follower)
 	usage := newNodeUsage(cfg, key, log)
 	defer usage.close()
@@ -83,6 +82,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	shutdownHTTP(srv, log)
 	fcancel()
 	<-followDone
+	<-policyDone
 	return nil
 }
 
@@ -128,61 +128,4 @@ func registerNodeMetrics(f *feed.Follower) {
 		return 0
 	})
 	metrics.NewGauge(`helios_node_revoked_tokens`, func() float64 { return float64(f.Set().Stats().Tokens) })
-}
-
-// nodePolicy applies the feed's IP allowlists and database frames to a
-// policyset.Set. A snapshot replaces the registry: databases it does not
-// list are removed at its end. Allowlists of revoked tokens stay until the
-// token's expiry (the token is refused anyway).
-type nodePolicy struct {
-	set      *policyset.Set
-	dbs      map[string]bool // the registry as applied (follower goroutine only)
-	inSnap   bool
-	snapshot map[string]bool
-}
-
-func newNodePolicy() *nodePolicy {
-	return &nodePolicy{set: policyset.New(), dbs: map[string]bool{}}
-}
-
-// apply runs on the follower's goroutine.
-func (p *nodePolicy) apply(e *feed.Event) {
-	switch e.Kind {
-	case feed.KindSnapshotBegin:
-		p.inSnap, p.snapshot = true, map[string]bool{}
-	case feed.KindSnapshotEnd:
-		for name := range p.dbs {
-			if !p.snapshot[name] {
-				p.set.DeleteDatabase(name)
-				delete(p.dbs, name)
-			}
-		}
-		p.inSnap, p.snapshot = false, nil
-	case feed.KindIPPolicy:
-		p.set.SetIPs(e.Token, e.IPs, e.Expires)
-	case feed.KindDatabase:
-		if e.Deleted {
-			p.set.DeleteDatabase(e.Database)
-			delete(p.dbs, e.Database)
-			return
-		}
-		p.set.SetDatabase(e.Database, e.Test)
-		p.dbs[e.Database] = true
-		if p.inSnap {
-			p.snapshot[e.Database] = true
-		}
-	}
-}
-
-func (p *nodePolicy) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			p.set.Prune(now.Unix())
-		}
-	}
 }

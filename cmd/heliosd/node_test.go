@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 )
 
 func TestNodePolicySnapshotReplacesRegistry(t *testing.T) {
-	p := newNodePolicy()
+	path := filepath.Join(t.TempDir(), "node-policy.json")
+	p := newNodePolicy(path, nil)
 	tok := core.NewTokenID()
 	for _, e := range []feed.Event{
 		{Kind: feed.KindDatabase, Database: "main"},
@@ -31,6 +33,12 @@ func TestNodePolicySnapshotReplacesRegistry(t *testing.T) {
 	}
 	if !p.set.AllowedFrom(tok, netip.MustParseAddr("10.1.1.1")) || p.set.AllowedFrom(tok, netip.MustParseAddr("127.0.0.1")) {
 		t.Fatal("allowlist not applied")
+	}
+	// A restarted node loads what was saved.
+	p.save()
+	q := newNodePolicy(path, nil)
+	if !q.set.IsTestDatabase([]byte("scratch")) || !q.set.AllowedFrom(tok, netip.MustParseAddr("10.1.1.1")) {
+		t.Fatal("policy file not loaded")
 	}
 	p.apply(&feed.Event{Kind: feed.KindDatabase, Database: "scratch", Deleted: true})
 	if ok, _ := p.set.Database("scratch"); ok {
