@@ -103,7 +103,7 @@
 // # Open sessions
 //
 // Every command re-checks the session's token as a fresh authentication
-// would (core.Verifier.Recheck, allocation-free): a token revoked, whose
+// would (netio.Env.Recheck, allocation-free): a token revoked, whose
 // account logged out everywhere, whose key was retired, that expired, or
 // whose revocation status this node can no longer tell (a stale feed) gets
 //
@@ -111,8 +111,10 @@
 //
 // and the connection is closed. 1045 is the code the same token gets on
 // reconnecting, so a client and its user see one error for one cause.
-// Expiry ends the session too: MySQL has no re-authentication short of
-// COM_CHANGE_USER (not served). The session is a netio.Claimant and a
+// Expiry ends the session too by default (MySQL has no re-authentication
+// short of COM_CHANGE_USER, which is not served); with the gateway's
+// session_expiry "keep" a session outlives its token's expiry and is still
+// ended by revocation. The session is a netio.Claimant and a
 // netio.Terminator, so the transport also ends idle sessions within its
 // re-check interval: Terminate writes the same ERR packet unsolicited,
 // with sequence id 1 — the id of the reply to the client's next command —

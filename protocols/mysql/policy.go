@@ -50,11 +50,12 @@ func (s *Session) Terminate(err error, out []byte) []byte {
 }
 
 // recheck re-checks the session's token before a command, as a fresh
-// verification would (core.Verifier.Recheck: the key, expiry, the
-// revocation view). On failure it appends the ERR packet naming the reason,
+// verification would (netio.Env.Recheck: the key, the revocation view, and
+// expiry unless the gateway is configured to keep sessions past their
+// token's expiry). On failure it appends the ERR packet naming the reason,
 // evicts the token's fast-auth cache entry, and the session ends.
 func (s *Session) recheck(env *netio.Env, out []byte) ([]byte, bool) {
-	err := env.Verifier.Recheck(&s.claims, env.Now)
+	err := env.Recheck(&s.claims)
 	if err == nil {
 		return out, true
 	}

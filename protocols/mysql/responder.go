@@ -35,9 +35,10 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	}
 	// Every command re-checks the token as a fresh login would: the key,
 	// expiry and the revocation view. A token that stopped holding (revoked,
-	// logged out everywhere, key retired, expired — MySQL has no
-	// re-authentication short of COM_CHANGE_USER — or this node can no
-	// longer tell) ends the session with its reason.
+	// logged out everywhere, key retired, expired unless the gateway keeps
+	// such sessions — MySQL has no re-authentication short of
+	// COM_CHANGE_USER — or this node can no longer tell) ends the session
+	// with its reason.
 	out, ok := s.recheck(env, out)
 	if !ok {
 		return out, netio.Close
