@@ -316,7 +316,8 @@ func TestMySQLFastAuth(t *testing.T) {
 
 // TestMySQLFastAuthRevoked: a token revoked after a cached success is
 // refused on the next connection (the fast path re-checks revocation and
-// evicts the entry), and stays refused.
+// evicts the entry), and stays refused. When the token still has open
+// sessions, ending them evicts the entry already.
 func TestMySQLFastAuthRevoked(t *testing.T) {
 	d := startDaemon(t)
 	if !apiServes(d) {
@@ -326,13 +327,17 @@ func TestMySQLFastAuthRevoked(t *testing.T) {
 	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "e2e-fast-revoked", "scopes": []string{"*"}})
 	hits := fastAuthCount(t, d, "hit")
 	for i := 0; i < 2; i++ {
-		if err := mysqlDB(t, d, tok, "false").Ping(); err != nil {
+		db := mysqlDB(t, d, tok, "false")
+		err := db.Ping()
+		db.Close() // no open session: the revocation must meet the cache entry itself
+		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 	}
 	if h := fastAuthCount(t, d, "hit") - hits; h != 1 {
 		t.Fatalf("%d fast-auth hits before the revocation, want 1", h)
 	}
+	time.Sleep(100 * time.Millisecond) // the server has seen both COM_QUITs
 	rejected := fastAuthCount(t, d, "rejected")
 	d.Revoke(t, bearer, id)
 	var err error
@@ -359,4 +364,25 @@ func TestMySQLFastAuthRevoked(t *testing.T) {
 		t.Fatal("the revoked token's entry was not evicted")
 	}
 	checkAuthMetrics(t, d, "mysql", []string{tok}, "ok", "revoked")
+
+	// An open session of a cached token: ending it on revocation evicts
+	// the entry, so the next connection does full authentication.
+	tok2, id2 := d.CreateToken(t, bearer, map[string]any{"name": "e2e-fast-revoked-open", "scopes": []string{"*"}})
+	open := mysqlDB(t, d, tok2, "false")
+	open.SetMaxIdleConns(2)
+	if err := open.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mysqlDB(t, d, tok2, "false").Ping(); err != nil { // cached, and left open
+		t.Fatal(err)
+	}
+	rejected, misses = fastAuthCount(t, d, "rejected"), fastAuthCount(t, d, "miss")
+	d.Revoke(t, bearer, id2)
+	time.Sleep(500 * time.Millisecond)
+	if err := mysqlDB(t, d, tok2, "false").Ping(); mysqlErrNumber(err) != 1045 || !strings.Contains(err.Error(), core.MsgRevoked) {
+		t.Fatalf("revoked token with open sessions, next connection: %v", err)
+	}
+	if r, m := fastAuthCount(t, d, "rejected")-rejected, fastAuthCount(t, d, "miss")-misses; r != 0 || m != 1 {
+		t.Fatalf("after the open sessions ended: %d rejections and %d misses, want 0 and 1", r, m)
+	}
 }
