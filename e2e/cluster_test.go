@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/keyfile"
@@ -354,5 +358,57 @@ func TestClusterNodeRestartsWithoutIssuer(t *testing.T) {
 	time.Sleep(4500*time.Millisecond - time.Since(stopped))
 	if status, body := node.Do(t, "POST", "/api/v1/sql", bearer, `{"query":"SELECT 1"}`); status != http.StatusServiceUnavailable {
 		t.Fatalf("past the bound: %d %s", status, body)
+	}
+}
+
+// TestClusterOpenSessionsEnded: sessions opened before a revocation — pgx
+// and go-redis, on every node — are ended within the bound: their next
+// command fails with the revocation.
+func TestClusterOpenSessionsEnded(t *testing.T) {
+	iss := startDaemon(t)
+	nodes := []*daemon{startNode(t, iss), startNode(t, iss), startNode(t, iss)}
+	bearer := iss.NewUser(t)
+	tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "open"})
+	requireAccepted(t, nodes, tok)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type open struct {
+		pg    *pgx.Conn
+		redis *redis.Client
+	}
+	var sessions []open
+	for _, n := range nodes {
+		pg, err := pgx.Connect(ctx, pgURL(n.PG, tok, "disable"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pg.Close(ctx)
+		rc := redis.NewClient(&redis.Options{Addr: n.Redis, Password: tok, PoolSize: 1, MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second})
+		defer rc.Close()
+		if err := rc.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, open{pg, rc})
+	}
+	iss.Revoke(t, bearer, id)
+	since := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	for i, s := range sessions {
+		var one int
+		pgErr := s.pg.QueryRow(ctx, "SELECT 1").Scan(&one)
+		if pgErr == nil || !strings.Contains(pgErr.Error(), "revoked") {
+			t.Fatalf("node %d: the open PostgreSQL session %s after the revocation: %v", i, time.Since(since), pgErr)
+		}
+		redisErr := s.redis.Ping(ctx).Err()
+		if redisErr == nil || !strings.Contains(redisErr.Error(), "revoked") {
+			t.Fatalf("node %d: the open Redis session %s after the revocation: %v", i, time.Since(since), redisErr)
+		}
+		if time.Since(since) > time.Second {
+			t.Fatalf("node %d: checks took %s", i, time.Since(since))
+		}
+		t.Logf("node %d: postgres %v; redis %v", i, pgErr, redisErr)
 	}
 }
