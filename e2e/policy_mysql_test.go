@@ -147,7 +147,8 @@ func TestMySQLTestTokenDatabases(t *testing.T) {
 // TestMySQLOpenSessionRevoked: open go-sql-driver connections whose token
 // is revoked through the REST API fail their next query within a second,
 // naming the revocation — a held connection with the session's ending
-// (1045 "session ended"), a pool by reconnecting and being refused.
+// (1045 "session ended"), a pool by reconnecting and being refused — and a
+// logout-all ends the account's sessions likewise.
 func TestMySQLOpenSessionRevoked(t *testing.T) {
 	d := startDaemon(t)
 	needAPI(t, d)
@@ -177,6 +178,21 @@ func TestMySQLOpenSessionRevoked(t *testing.T) {
 	revoked := time.Now()
 	failsWithin(t, "held connection", revoked, time.Second, "(session ended): "+core.ErrRevoked.Error(), func() error { return selectOne(held) })
 	failsWithin(t, "pool", revoked, time.Second, core.MsgRevoked, func() error { return selectOne(pool) })
+
+	// Logout-all ends every session of the account, naming the reason.
+	bearer2 := d.NewUser(t)
+	tok2, _ := d.CreateToken(t, bearer2, map[string]any{"name": "logout-all"})
+	held2, err := mysqlVia(t, d, tok2, "false", "main", nil).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held2.Close()
+	if err := selectOne(held2); err != nil {
+		t.Fatalf("before logout-all: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the epoch has a second's granularity: tokens issued before it
+	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", bearer2, nil, nil)
+	failsWithin(t, "logout-all", time.Now(), time.Second, "(session ended): "+core.ErrLoggedOut.Error(), func() error { return selectOne(held2) })
 }
 
 // TestMySQLIdleSessionEnded: an authenticated connection that sends
