@@ -56,6 +56,7 @@ type loopState struct {
 	refused   []refusal
 	index     sessionIndex[*connState]
 	lastSweep time.Time
+	revq      revQueue // revocations waiting for the loop (Gateway.Revoke)
 }
 
 // loopSet maps gnet's event loops to their state. Loops appear on their

@@ -25,7 +25,8 @@ const (
 
 // Revocation is one applied revocation, handed to Gateway.Revoke once the
 // revocation view already answers "revoked" for it, so that the open
-// sessions it names are ended.
+// sessions it names are ended. The zero Revocation names every session
+// (a re-check of all, see Gateway.RecheckAll).
 type Revocation struct {
 	Kind      RevocationKind
 	Token     core.TokenID // RevokeToken
@@ -133,31 +134,79 @@ func verdict(env *Env, c *core.Claims, r *Revocation, now time.Time) error {
 }
 
 // Revoke ends the open sessions r names, on every event loop and TLS
-// goroutine, without waiting: each loop gets a task through gnet's
-// lock-free task queue (which wakes its poller), and each affected TLS
-// goroutine is woken by a past read deadline. The sessions are found in
-// per-loop indexes by token id, account and key id, never by a scan. Safe
-// for concurrent use; a no-op once the gateway stops.
+// goroutine, without waiting: r is queued on each loop, and a loop whose
+// queue was empty gets one drain task through gnet's lock-free task queue
+// (which wakes its poller), so a burst costs one wake per loop; each
+// affected TLS goroutine is woken by a past read deadline. The sessions are
+// found in per-loop indexes by token id, account and key id, never by a
+// scan. Safe for concurrent use; a no-op once the gateway stops.
 func (g *Gateway) Revoke(r Revocation) {
 	if p := g.live.Load(); p != nil {
 		for _, s := range *p {
 			for _, l := range s.loops.all() {
-				_ = l.el.Execute(context.Background(), &revokeTask{l: l, r: r})
+				l.revq.push(l, &r)
 			}
 		}
 	}
 	g.goIdx.poke(&r)
 }
 
-// revokeTask runs one revocation on one loop.
-type revokeTask struct {
-	l *loopState
-	r Revocation
+// RecheckAll re-checks every authenticated session's token now, on every
+// loop and TLS goroutine, as the periodic sweep does: for a change that
+// arrives without a Revocation (a snapshot reload, the feed going stale).
+func (g *Gateway) RecheckAll() { g.Revoke(Revocation{}) }
+
+// revQueue holds the revocations waiting for a loop. The feed goroutine
+// pushes; the loop drains. The two slices are swapped, so a steady state
+// allocates nothing.
+type revQueue struct {
+	mu        sync.Mutex
+	pending   []Revocation
+	spare     []Revocation
+	scheduled bool
 }
 
-// Run ends the loop's sessions the revocation names.
-func (t *revokeTask) Run(context.Context) error {
-	t.l.revoke(&t.r)
+// push queues r for l and schedules a drain if none is scheduled.
+func (q *revQueue) push(l *loopState, r *Revocation) {
+	q.mu.Lock()
+	q.pending = append(q.pending, *r)
+	wake := !q.scheduled
+	q.scheduled = true
+	q.mu.Unlock()
+	if wake {
+		_ = l.el.Execute(context.Background(), (*revokeDrain)(l))
+	}
+}
+
+// take returns the queued revocations and clears the schedule; the slice
+// is the queue's until the next take.
+func (q *revQueue) take() []Revocation {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	got := q.pending
+	q.pending, q.spare = q.spare[:0], got
+	q.scheduled = false
+	return got
+}
+
+// revokeDrain is a loop's drain task (a gnet Runnable).
+type revokeDrain loopState
+
+// Run ends the loop's sessions the queued revocations name.
+func (d *revokeDrain) Run(context.Context) error {
+	l := (*loopState)(d)
+	rs := l.revq.take()
+	for i := range rs {
+		if rs[i].Kind == 0 {
+			now := time.Now()
+			l.env.Now = now
+			l.sweep(now)
+			l.endRefused(now)
+		} else {
+			l.revoke(&rs[i])
+		}
+		rs[i] = Revocation{}
+	}
 	return nil
 }
 
@@ -209,19 +258,27 @@ func (x *goIndex) remove(s *goSession) {
 	x.mu.Unlock()
 }
 
-// poke wakes the goroutines whose sessions r names. The deadline is set
+// poke wakes the goroutines whose sessions r names (every one for a
+// zero Revocation, RecheckAll). The deadline is set
 // after pending: a goroutine that sets its own deadline later checks
 // pending before it reads (see ServeConn).
 func (x *goIndex) poke(r *Revocation) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	hits := x.idx.lookup(r)
-	if len(hits) == 0 {
-		return
-	}
 	rc := *r
-	for _, s := range hits {
+	wake := func(s *goSession) {
 		s.pending.Store(&rc)
 		_ = s.raw.SetReadDeadline(time.Unix(1, 0))
+	}
+	if r.Kind == 0 { // RecheckAll
+		for _, set := range x.idx.byToken {
+			for _, s := range set {
+				wake(s)
+			}
+		}
+		return
+	}
+	for _, s := range x.idx.lookup(r) {
+		wake(s)
 	}
 }

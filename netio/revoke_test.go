@@ -273,3 +273,42 @@ func TestRevokeLatency(t *testing.T) {
 			path, lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 	}
 }
+
+// TestRecheckAll: a change that reaches the view without a Revocation is
+// applied to every open session at once by RecheckAll.
+func TestRecheckAll(t *testing.T) {
+	f := startLine(t, revokeCfg(), lineProto{})
+	other, _ := f.mint(t, nil)
+	p, s := authPlain(t, f.addr, f.token), authTLS(t, f.addr, f.token)
+	b := authPlain(t, f.addr, other)
+	f.revs.RevokeToken(f.id, f.exp)
+	f.gw.RecheckAll()
+	p.ended(t, core.ErrRevoked, 50*time.Millisecond)
+	s.ended(t, core.ErrRevoked, 50*time.Millisecond)
+	b.alive(t)
+}
+
+// TestRevokeBurst: a burst of revocations, each naming one of many open
+// sessions spread over the loops, ends every one of them.
+func TestRevokeBurst(t *testing.T) {
+	f := startLine(t, revokeCfg(), lineProto{})
+	var ids []core.TokenID
+	var cls []*lineClient
+	for i := range 100 {
+		tok, c := f.mint(t, nil)
+		ids = append(ids, c.ID)
+		if i%5 == 0 {
+			cls = append(cls, authTLS(t, f.addr, tok))
+		} else {
+			cls = append(cls, authPlain(t, f.addr, tok))
+		}
+		f.revs.RevokeToken(c.ID, c.ExpiresAt)
+	}
+	for _, id := range ids {
+		f.gw.Revoke(Revocation{Kind: RevokeToken, Token: id})
+	}
+	for _, lc := range cls {
+		lc.ended(t, core.ErrRevoked, time.Second)
+	}
+	waitOpen(t, f.gw, 0)
+}
