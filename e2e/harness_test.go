@@ -73,15 +73,27 @@ func buildBinary(t testing.TB, name string) string {
 	return br.path
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// handedOut remembers the ports freeAddr gave out, so parallel tests in this
+// process never get the same one twice.
+var handedOut sync.Map
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago and that no other test of this run was given. Another process can
+// still take it before the daemon binds it; start retries with new ports
+// when that happens.
 func freeAddr(t testing.TB, host string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := handedOut.LoadOrStore(addr[strings.LastIndexByte(addr, ':'):], true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // daemon is one running heliosd.
@@ -126,20 +138,47 @@ func startDaemon(t testing.TB, opts ...daemonOpt) *daemon {
 	if cfg.dir == "" {
 		cfg.dir = t.TempDir()
 	}
-	d := &daemon{
-		HTTP: freeAddr(t, cfg.host), PG: freeAddr(t, cfg.host), Redis: freeAddr(t, cfg.host),
-		MySQL: freeAddr(t, cfg.host), Mongo: freeAddr(t, cfg.host), DataDir: cfg.dir,
-	}
-	d.args = append([]string{
-		"--data-dir", d.DataDir, "--http-listen", d.HTTP, "--pg-listen", d.PG, "--redis-listen", d.Redis,
-		"--mysql-listen", d.MySQL, "--mongo-listen", d.Mongo,
-	}, cfg.args...)
-	d.start(t)
+	d := &daemon{DataDir: cfg.dir}
 	t.Cleanup(d.Stop)
-	return d
+	for attempt := 1; ; attempt++ {
+		d.HTTP, d.PG, d.Redis = freeAddr(t, cfg.host), freeAddr(t, cfg.host), freeAddr(t, cfg.host)
+		d.MySQL, d.Mongo = freeAddr(t, cfg.host), freeAddr(t, cfg.host)
+		d.args = append([]string{
+			"--data-dir", d.DataDir, "--http-listen", d.HTTP, "--pg-listen", d.PG, "--redis-listen", d.Redis,
+			"--mysql-listen", d.MySQL, "--mongo-listen", d.Mongo,
+		}, cfg.args...)
+		// A port taken by another process between freeAddr and the bind
+		// makes the daemon exit with "address already in use": try again
+		// with fresh ports.
+		if d.tryStart(t) || attempt == 3 {
+			return d
+		}
+	}
+}
+
+// tryStart starts the daemon and reports false (after cleaning up) when it
+// exited at once because a port was taken; any other failure is fatal.
+func (d *daemon) tryStart(t testing.TB) bool {
+	t.Helper()
+	var lost bool
+	d.startWith(t, func(logs string) bool {
+		if strings.Contains(logs, "address already in use") {
+			lost = true
+			return true
+		}
+		return false
+	})
+	return !lost
 }
 
 func (d *daemon) start(t testing.TB) {
+	t.Helper()
+	d.startWith(t, nil)
+}
+
+// startWith starts the daemon; when it exits at start and retry(logs) is
+// true, startWith returns quietly so the caller can try other ports.
+func (d *daemon) startWith(t testing.TB, retry func(logs string) bool) {
 	t.Helper()
 	bin := buildBinary(t, "heliosd")
 	d.logs = &syncBuffer{}
@@ -174,6 +213,9 @@ func (d *daemon) start(t testing.TB) {
 		addrs = rest
 		select {
 		case <-d.exited:
+			if retry != nil && retry(d.logs.String()) {
+				return
+			}
 			t.Fatalf("heliosd exited at start:\n%s", d.logs.String())
 		default:
 		}

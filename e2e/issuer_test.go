@@ -151,7 +151,7 @@ func TestIssuerEndpoints(t *testing.T) {
 		"gha":                {gha, "SELECT 1", 200},
 		"wrong address":      {prod, "SELECT 1", 403},
 		"allowed address":    {local, "SELECT 1", 200},
-		"test token":         {testTok, "SELECT 1", 200},
+		"test token on main": {testTok, "SELECT 1", 403}, // test tokens reach test databases only
 		"no upstream":        {tok, "SELECT * FROM users", 501},
 		"no token":           {"", "SELECT 1", 401},
 		"tampered token":     {tamper(tok), "SELECT 1", 401},
@@ -161,6 +161,13 @@ func TestIssuerEndpoints(t *testing.T) {
 		if status, body := issSQL(t, d, c.tok, c.q); status != c.want {
 			t.Errorf("%s: %d, want %d: %s", name, status, c.want, body)
 		}
+	}
+	// A test token works against a registered test database.
+	if status, body := d.Do(t, "POST", "/v1/databases", tok, map[string]any{"name": "scratch", "test": true}); status != 200 && status != 201 {
+		t.Fatalf("create test database: %d %s", status, body)
+	}
+	if status, body := d.Do(t, "POST", "/api/v1/sql", testTok, map[string]string{"query": "SELECT 1", "database": "scratch"}); status != 200 {
+		t.Fatalf("test token on a test database: %d %s", status, body)
 	}
 	status, body = issSQL(t, d, ci.Token, "SELECT * FROM helios_whoami()")
 	var who struct {
