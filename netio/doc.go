@@ -14,20 +14,44 @@
 // own socket, after a plain bind probe that keeps a second daemon from
 // sharing the port). Each event loop owns a loopState: an Env with its own
 // core.Verifier (the BLAKE3 hashers are per loop, never shared), an output
-// buffer that sessions append to, and the list of its connections with their
-// deadlines. gnet has no per-connection timers; OnTick asks every loop (with
+// buffer that sessions append to, the list of its connections with their
+// deadlines, and its session index (below). gnet has no per-connection timers; OnTick asks every loop (with
 // EventLoop.Execute, so the check runs on the loop) to sweep its list: a
 // connection past its handshake deadline (from accept) or idle deadline
 // (from its last bytes once authenticated) gets Session.LimitError and is
 // closed. Connection limits (global and per source address) are checked in
 // OnOpen and shared by all listeners.
 //
-// The same sweep re-checks the token of every authenticated session that is
-// a Claimant (core.Verifier.Recheck: expiry, keyring, revocation view) and
-// ends those that no longer hold with the session's Terminate words, so a
-// revocation reaches idle connections within a tick (plus the revocation
-// feed's delay) without an index: the check is a few tens of nanoseconds a
-// session. TLS goroutines wake on the same period to do the same.
+// # Open sessions: revocation and expiry
+//
+// Each loop indexes its authenticated sessions that are Claimants by token
+// id, account and key id (maps to small sets; entries are added when a
+// session authenticates and removed when it closes or is handed to TLS, the
+// only moments the index allocates). TLS goroutines register in one
+// gateway-wide index behind a mutex. Gateway.Revoke (the daemon subscribes
+// it to its revocation feed through Config.Subscribe) queues the
+// revocation on every loop — a mutex-guarded pair of swapped slices; a loop
+// whose queue was empty gets one drain task through gnet's lock-free task
+// queue, which wakes its poller — and wakes each TLS goroutine it names by
+// moving its socket's read deadline into the past. The loop (or goroutine)
+// looks the revocation up in its index, confirms each hit with
+// core.Verifier.Recheck (so a logout-all ends only tokens issued before its
+// epoch), writes Terminate's words and closes. Finding the sessions costs
+// map lookups, never a scan; the delay from Revoke to the client reading
+// the termination is a fraction of a millisecond (TestRevokeLatency).
+//
+// Expiry: an authenticated Claimant's deadline is the sooner of its idle
+// deadline and its token's expiry, so the deadline check ends an expired
+// session (with Terminate and core.ErrExpired) within a tick, and a TLS
+// goroutine wakes at the expiry. Config.SessionExpiry "keep" turns this
+// off: the session then lives until it is idle, closed or revoked, and
+// Env.Recheck ignores the expiry for it.
+//
+// A safety sweep re-checks every authenticated session against the
+// revocation view every Config.Sweep (default 10s), and Gateway.RecheckAll
+// does so at once: for what reaches a node without a Revocation (a snapshot
+// reload, a feed gone stale that fails closed). It costs one Recheck, tens
+// of nanoseconds, per session per Sweep.
 //
 // PROXY protocol: connections from Config.ProxyFrom (load balancers) must
 // start with a version 2 header (netio/proxyproto); the loop consumes it
