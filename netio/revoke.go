@@ -173,8 +173,8 @@ func (q *revQueue) push(l *loopState, r *Revocation) {
 	wake := !q.scheduled
 	q.scheduled = true
 	q.mu.Unlock()
-	if wake {
-		_ = l.el.Execute(context.Background(), (*revokeDrain)(l))
+	if wake && l.el.Execute(context.Background(), (*revokeDrain)(l)) != nil {
+		q.take() // the engine stopped: nothing will drain, keep nothing
 	}
 }
 

@@ -312,3 +312,24 @@ func TestRevokeBurst(t *testing.T) {
 	}
 	waitOpen(t, f.gw, 0)
 }
+
+// TestRevokeAfterStop: revocations delivered to a stopped gateway (the feed
+// outlives it) do nothing and are not kept.
+func TestRevokeAfterStop(t *testing.T) {
+	f := startLine(t, revokeCfg(), lineProto{})
+	authPlain(t, f.addr, f.token)
+	f.gw.Stop(context.Background())
+	for range 100 {
+		f.gw.Revoke(Revocation{Kind: RevokeToken, Token: f.id})
+	}
+	for _, s := range f.gw.servers {
+		for _, l := range s.loops.all() {
+			l.revq.mu.Lock()
+			n := len(l.revq.pending)
+			l.revq.mu.Unlock()
+			if n != 0 {
+				t.Fatalf("%d revocations queued on a stopped loop", n)
+			}
+		}
+	}
+}
