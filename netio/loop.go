@@ -35,7 +35,10 @@ type connState struct {
 	slotIP    netip.Addr   // the address whose slot is held
 	handedOff bool         // a TLS goroutine owns the session now
 	indexed   bool         // claims are in loop.index
+	pos       indexSlots   // positions in loop.index's sets
 }
+
+func (cs *connState) slots() *indexSlots { return &cs.pos }
 
 // refusal is a connection whose token no longer holds, and why.
 type refusal struct {

@@ -36,50 +36,70 @@ type Revocation struct {
 }
 
 // sessionIndex maps token ids, accounts and key ids to the authenticated
-// sessions holding them. Sets are small slices (one session per token is
-// the rule; an account's set is its concurrent sessions); an empty set is
-// deleted, so the maps hold only live sessions. It allocates only when a
-// session is added; it is not safe for concurrent use.
-type sessionIndex[T comparable] struct {
+// sessions holding them. Sets are slices, and each session records its
+// position in its three sets, so adding and removing cost O(1) however
+// large a set is (a key id's set holds every session it signed); an empty
+// set is deleted, so the maps hold only live sessions. It allocates only
+// when a session is added; it is not safe for concurrent use.
+type sessionIndex[T indexed] struct {
 	byToken   map[core.TokenID][]T
 	byAccount map[uint64][]T
 	byKey     map[uint16][]T
 }
 
-func newSessionIndex[T comparable]() sessionIndex[T] {
+// indexed is a session that records its positions in a sessionIndex.
+type indexed interface {
+	comparable
+	slots() *indexSlots
+}
+
+// indexSlots are a session's positions in its token, account and key sets.
+type indexSlots struct{ token, account, key int }
+
+func slotToken(s *indexSlots) *int   { return &s.token }
+func slotAccount(s *indexSlots) *int { return &s.account }
+func slotKey(s *indexSlots) *int     { return &s.key }
+
+func newSessionIndex[T indexed]() sessionIndex[T] {
 	return sessionIndex[T]{byToken: map[core.TokenID][]T{}, byAccount: map[uint64][]T{}, byKey: map[uint16][]T{}}
 }
 
 // add indexes s under c's token id, account and key id.
 func (x *sessionIndex[T]) add(c *core.Claims, s T) {
-	x.byToken[c.ID] = append(x.byToken[c.ID], s)
-	x.byAccount[c.Account] = append(x.byAccount[c.Account], s)
-	x.byKey[c.KeyID] = append(x.byKey[c.KeyID], s)
+	addTo(x.byToken, c.ID, s, slotToken)
+	addTo(x.byAccount, c.Account, s, slotAccount)
+	addTo(x.byKey, c.KeyID, s, slotKey)
 }
 
 // remove drops s from the sets add put it in.
 func (x *sessionIndex[T]) remove(c *core.Claims, s T) {
-	removeFrom(x.byToken, c.ID, s)
-	removeFrom(x.byAccount, c.Account, s)
-	removeFrom(x.byKey, c.KeyID, s)
+	removeFrom(x.byToken, c.ID, s, slotToken)
+	removeFrom(x.byAccount, c.Account, s, slotAccount)
+	removeFrom(x.byKey, c.KeyID, s, slotKey)
 }
 
-func removeFrom[K comparable, T comparable](m map[K][]T, k K, s T) {
+func addTo[K comparable, T indexed](m map[K][]T, k K, s T, slot func(*indexSlots) *int) {
 	set := m[k]
-	for i, v := range set {
-		if v != s {
-			continue
-		}
-		last := len(set) - 1
-		set[i] = set[last]
-		var zero T
-		set[last] = zero
-		if last == 0 {
-			delete(m, k)
-		} else {
-			m[k] = set[:last]
-		}
+	*slot(s.slots()) = len(set)
+	m[k] = append(set, s)
+}
+
+func removeFrom[K comparable, T indexed](m map[K][]T, k K, s T, slot func(*indexSlots) *int) {
+	set := m[k]
+	i := *slot(s.slots())
+	if i < 0 || i >= len(set) || set[i] != s {
 		return
+	}
+	last := len(set) - 1
+	set[i] = set[last]
+	*slot(set[i].slots()) = i
+	var zero T
+	set[last] = zero
+	*slot(s.slots()) = -1
+	if last == 0 {
+		delete(m, k)
+	} else {
+		m[k] = set[:last]
 	}
 }
 
@@ -234,7 +254,10 @@ type goSession struct {
 	claims  *core.Claims
 	raw     net.Conn
 	pending atomic.Pointer[Revocation]
+	pos     indexSlots
 }
+
+func (s *goSession) slots() *indexSlots { return &s.pos }
 
 // goIndex indexes the authenticated sessions of every TLS goroutine of a
 // gateway, behind a mutex (taken when a session authenticates or ends, and
