@@ -25,9 +25,11 @@
 // # Open sessions: revocation and expiry
 //
 // Each loop indexes its authenticated sessions that are Claimants by token
-// id, account and key id (maps to small sets; entries are added when a
-// session authenticates and removed when it closes or is handed to TLS, the
-// only moments the index allocates). TLS goroutines register in one
+// id, account and key id (maps to sets whose members record their
+// positions, so adding and removing cost O(1) even in a key id's set of
+// every session; entries are added when a session authenticates and removed
+// when it closes or is handed to TLS, the only moments the index
+// allocates: about 200 ns and one allocation a session, BenchmarkIndex*). TLS goroutines register in one
 // gateway-wide index behind a mutex. Gateway.Revoke (the daemon subscribes
 // it to its revocation feed through Config.Subscribe) queues the
 // revocation on every loop — a mutex-guarded pair of swapped slices; a loop
