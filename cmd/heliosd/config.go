@@ -37,6 +37,15 @@ type Config struct {
 	// PlaintextAllow lists the networks (CIDR) from which a token may be
 	// sent without TLS. Default: loopback.
 	PlaintextAllow []string `toml:"plaintext_allow"`
+	// ProxyFrom lists the load balancers' networks (CIDR) whose connections
+	// to the gateway listeners start with a PROXY protocol v2 header: from
+	// them the header is required and names the client's address (for IP
+	// allowlists, limits and the plaintext rule). Default: none.
+	ProxyFrom []string `toml:"proxy_from"`
+	// SessionExpiry is what happens to an open session whose token expires:
+	// "end" (default) ends it with the protocol's "expired" error; "keep"
+	// lets it run until it is idle, closed or revoked.
+	SessionExpiry string `toml:"session_expiry"`
 
 	// Gateway limits.
 	MaxConns          int           `toml:"max_conns"`
@@ -104,6 +113,7 @@ func defaultConfig() Config {
 		LoginPerEmail:     10,
 		LoginPerIP:        60,
 		LogLevel:          "info",
+		SessionExpiry:     "end",
 	}
 }
 
@@ -125,6 +135,8 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM); empty: self-signed in the data directory")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")
 	fs.Var((*listValue)(&c.PlaintextAllow), "plaintext-allow", "comma-separated networks (CIDR) allowed to send tokens without TLS")
+	fs.Var((*listValue)(&c.ProxyFrom), "proxy-from", "comma-separated load-balancer networks (CIDR) that send a PROXY protocol v2 header")
+	fs.StringVar(&c.SessionExpiry, "session-expiry", c.SessionExpiry, "an open session whose token expires: end (default) or keep")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum gateway connections")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "maximum gateway connections per source address")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time allowed to authenticate")
@@ -226,6 +238,11 @@ func (c *Config) validate() error {
 	}
 	if c.UsageFlush <= 0 {
 		return errors.New("usage_flush must be positive")
+	}
+	switch c.SessionExpiry {
+	case "end", "keep":
+	default:
+		return fmt.Errorf("session_expiry %q: use end or keep", c.SessionExpiry)
 	}
 	switch c.Role {
 	case "all":

@@ -20,6 +20,8 @@ func sessionRevocation(e *feed.Event) (r netio.Revocation, ok bool) {
 		return netio.Revocation{Kind: netio.RevokeAccount, Account: e.Account, NotBefore: e.NotBefore}, true
 	case feed.KindKey:
 		return netio.Revocation{Kind: netio.RevokeKey, KeyID: e.KeyID}, true
+	case feed.KindSnapshotEnd:
+		return netio.Revocation{}, true // the zero Revocation re-checks every session
 	}
 	return netio.Revocation{}, false
 }
@@ -36,6 +38,10 @@ func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) 
 	if len(c.PlaintextAllow) == 0 {
 		allow = []netip.Prefix{} // an explicit empty list: TLS is required from everywhere
 	}
+	proxyFrom, err := netio.ParsePrefixes(c.ProxyFrom)
+	if err != nil {
+		return nil, fmt.Errorf("proxy_from: %w", err)
+	}
 	cfg := netio.Config{
 		MaxConns:          c.MaxConns,
 		MaxConnsPerIP:     c.MaxConnsPerIP,
@@ -44,6 +50,8 @@ func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) 
 		MaxPreAuthMessage: c.MaxPreAuthMessage,
 		MaxMessage:        c.MaxMessage,
 		PlaintextAllow:    allow,
+		ProxyFrom:         proxyFrom,
+		SessionExpiry:     c.SessionExpiry,
 		TLS:               d.TLS,
 		Keyring:           d.Keyring,
 		Revocations:       d.Revocations,

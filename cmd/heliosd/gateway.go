@@ -63,10 +63,12 @@ func (h *revocationHub) Subscribe(fn func(e *feed.Event)) {
 	h.mu.Unlock()
 }
 
-// publish passes e to every subscriber when it is a revocation.
+// publish passes e to every subscriber when it is a revocation, or a
+// KindSnapshotEnd: the whole view was replaced (a snapshot reload, or the
+// node's feed went stale or came back), so every open session is re-checked.
 func (h *revocationHub) publish(e *feed.Event) {
 	switch e.Kind {
-	case feed.KindToken, feed.KindAccount, feed.KindKey:
+	case feed.KindToken, feed.KindAccount, feed.KindKey, feed.KindSnapshotEnd:
 	default:
 		return
 	}

@@ -44,6 +44,9 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 			pol.apply(e)
 			hub.publish(e)
 		},
+		// Failing closed (or recovering) changes every session's answer:
+		// re-check them all now, as after a snapshot.
+		OnStale: func(bool) { hub.publish(&feed.Event{Kind: feed.KindSnapshotEnd}) },
 	})
 	if err != nil {
 		return err

@@ -50,10 +50,10 @@ func TestRevocationHubPublishesRevocationsOnly(t *testing.T) {
 	var h revocationHub
 	var got []feed.Kind
 	h.Subscribe(func(e *feed.Event) { got = append(got, e.Kind) })
-	for _, k := range []feed.Kind{feed.KindToken, feed.KindHeartbeat, feed.KindAccount, feed.KindDatabase, feed.KindKey, feed.KindIPPolicy} {
+	for _, k := range []feed.Kind{feed.KindToken, feed.KindHeartbeat, feed.KindAccount, feed.KindDatabase, feed.KindKey, feed.KindIPPolicy, feed.KindSnapshotEnd} {
 		h.publish(&feed.Event{Kind: k})
 	}
-	if len(got) != 3 || got[0] != feed.KindToken || got[1] != feed.KindAccount || got[2] != feed.KindKey {
+	if len(got) != 4 || got[0] != feed.KindToken || got[1] != feed.KindAccount || got[2] != feed.KindKey || got[3] != feed.KindSnapshotEnd {
 		t.Fatalf("published %v", got)
 	}
 }

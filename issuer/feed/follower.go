@@ -54,7 +54,11 @@ type FollowerConfig struct {
 	// snapshot even when persisted state was loaded (the persisted state
 	// holds revocations only; policy state arrives with the snapshot).
 	SnapshotOnStart bool
-	Logger          *slog.Logger
+	// OnStale, when set, is called (on the watchdog's goroutine) each time
+	// the node starts or stops failing closed, so open sessions can be
+	// re-checked at once rather than at their next command.
+	OnStale func(stale bool)
+	Logger  *slog.Logger
 }
 
 // Follower follows the issuer's feed on a gateway node. It is the node's
@@ -264,6 +268,9 @@ func (f *Follower) watchdog(ctx context.Context) {
 					f.cfg.Logger.Error("issuer unreachable past the staleness bound: failing closed", "bound", f.cfg.StaleAfter)
 				} else {
 					f.cfg.Logger.Info("issuer feed restored")
+				}
+				if f.cfg.OnStale != nil {
+					f.cfg.OnStale(stale)
 				}
 			}
 			if seq := f.set.Seq(); seq != lastSaved && now.Second()%2 == 0 {

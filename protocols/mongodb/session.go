@@ -199,7 +199,7 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
 	}
 	if s.authed {
-		if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+		if err := env.Recheck(&s.claims); err != nil {
 			// Revoked, logged out, key retired, expired, or this node can
 			// no longer tell: the session ends here.
 			s.authed = false

@@ -281,7 +281,7 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 		// to the heap through the observer).
 		s.claims, key, ok = c.lookup(s.info.Remote.Addr(), s.nonce[:], scramble, env.Now)
 		if ok {
-			if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+			if err := env.Recheck(&s.claims); err != nil {
 				c.evict(s.info.Remote.Addr(), key)
 				fastAuthRejected.Inc()
 				env.Observer.Authenticated(s.info, &s.claims, err, env.Now)

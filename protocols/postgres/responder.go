@@ -43,7 +43,7 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 	// Every command re-checks the token as a fresh login would: expiry,
 	// the key, and revocation (a revoked token's open sessions end at their
 	// next command).
-	if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+	if err := env.Recheck(&s.claims); err != nil {
 		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
 		return s.fatal(out, tokenError(err))
 	}

@@ -156,7 +156,7 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 		return AppendError(out, msgTLSRequired), netio.Close
 	}
 	if s.authed {
-		if err := env.Verifier.Recheck(&s.claims, env.Now); err != nil {
+		if err := env.Recheck(&s.claims); err != nil {
 			// Revoked, logged out, key retired, expired, or this node
 			// can no longer tell: the session ends here.
 			s.authed = false
