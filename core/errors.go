@@ -56,6 +56,23 @@ func (e *Error) Error() string {
 	return e.Message + " (" + e.Detail + ")"
 }
 
+// AppendError appends err's message and, in parentheses, its detail, as
+// Error spells them, without allocating; an error that is not a token error
+// appends the guide's generic message (its text may not be fit to show).
+func AppendError(dst []byte, err error) []byte {
+	te, ok := err.(*Error)
+	if !ok {
+		return append(dst, MsgInvalid...)
+	}
+	dst = append(dst, te.Message...)
+	if te.Detail != "" {
+		dst = append(dst, " ("...)
+		dst = append(dst, te.Detail...)
+		dst = append(dst, ')')
+	}
+	return dst
+}
+
 // Code returns the guide's error code for the error's kind.
 func (e *Error) Code() string {
 	switch e.Kind {

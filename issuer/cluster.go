@@ -173,7 +173,7 @@ func (s *Service) handleUsage(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	for _, u := range b.Uses {
-		s.usage.record(u.Token, u.Account, u.At)
+		s.usage.Record(u.Token, u.Account, u.At)
 	}
 	WriteJSON(ctx, http.StatusOK, map[string]any{"accepted": len(b.Uses)})
 }

@@ -72,7 +72,7 @@ type Service struct {
 	// dummyHash is checked when a login names no account, so that a failed
 	// login costs one argon2id hash either way.
 	dummyHash string
-	usage     *usage
+	usage     *UsageAggregator
 }
 
 // NewService returns a service over store, minting with ring's signing key.
@@ -106,7 +106,7 @@ func NewService(store *Store, ring *core.Keyring, opts Options) *Service {
 }
 
 // Close writes the pending last_used times. The store stays open.
-func (s *Service) Close() { s.usage.close() }
+func (s *Service) Close() { s.usage.Close() }
 
 // Store returns the service's store.
 func (s *Service) Store() *Store { return s.store }
@@ -114,10 +114,10 @@ func (s *Service) Store() *Store { return s.store }
 // Used records that a token authenticated a request at at (Unix seconds).
 // It aggregates in memory (flushed every Options.UsageFlush) and allocates
 // nothing for a token already seen.
-func (s *Service) Used(id core.TokenID, account uint64, at int64) { s.usage.record(id, account, at) }
+func (s *Service) Used(id core.TokenID, account uint64, at int64) { s.usage.Record(id, account, at) }
 
 // Record is Used under the name gateways' usage recorders share.
-func (s *Service) Record(id core.TokenID, account uint64, at int64) { s.usage.record(id, account, at) }
+func (s *Service) Record(id core.TokenID, account uint64, at int64) { s.usage.Record(id, account, at) }
 
 // Minimum and maximum password length in characters.
 const (

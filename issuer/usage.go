@@ -8,11 +8,14 @@ import (
 	"github.com/heliosdb/auth/core"
 )
 
-// usage aggregates last-used times in memory and flushes them to the store
-// in one command per interval, so authentication never costs a write.
-type usage struct {
+// UsageAggregator collects last-used times in memory and hands them to a
+// flush function once per interval, so authentication never costs a write
+// or a request. Record is a store into a sharded map: it allocates nothing
+// for a token already recorded in the interval. The issuer flushes into its
+// store; a gateway node flushes to the issuer's POST /v1/cluster/usage.
+type UsageAggregator struct {
 	shards [16]usageShard
-	store  *Store
+	flush  func([]Use) error
 	log    *slog.Logger
 	stop   chan struct{}
 	done   chan struct{}
@@ -24,8 +27,14 @@ type usageShard struct {
 	m  map[core.TokenID]Use
 }
 
-func newUsage(store *Store, every time.Duration, log *slog.Logger) *usage {
-	u := &usage{store: store, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+// NewUsageAggregator starts an aggregator that calls flush every interval
+// (and once more on Close) with what was recorded since. Uses whose flush
+// fails are recorded again for the next interval.
+func NewUsageAggregator(every time.Duration, flush func([]Use) error, log *slog.Logger) *UsageAggregator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u := &UsageAggregator{flush: flush, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range u.shards {
 		u.shards[i].m = map[core.TokenID]Use{}
 	}
@@ -33,9 +42,8 @@ func newUsage(store *Store, every time.Duration, log *slog.Logger) *usage {
 	return u
 }
 
-// record notes a use; it allocates nothing when the token is already in
-// the current interval's map.
-func (u *usage) record(id core.TokenID, account uint64, at int64) {
+// Record notes that token id of account authenticated at at (Unix seconds).
+func (u *UsageAggregator) Record(id core.TokenID, account uint64, at int64) {
 	sh := &u.shards[id[0]&15]
 	sh.mu.Lock()
 	if old, ok := sh.m[id]; !ok || old.At < at {
@@ -44,23 +52,23 @@ func (u *usage) record(id core.TokenID, account uint64, at int64) {
 	sh.mu.Unlock()
 }
 
-func (u *usage) run(every time.Duration) {
+func (u *UsageAggregator) run(every time.Duration) {
 	defer close(u.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-u.stop:
-			u.flush()
+			u.Flush()
 			return
 		case <-t.C:
-			u.flush()
+			u.Flush()
 		}
 	}
 }
 
-// flush writes and clears what was aggregated.
-func (u *usage) flush() {
+// Flush hands what was aggregated to the flush function now.
+func (u *UsageAggregator) Flush() {
 	var uses []Use
 	for i := range u.shards {
 		sh := &u.shards[i]
@@ -74,12 +82,24 @@ func (u *usage) flush() {
 	if len(uses) == 0 {
 		return
 	}
-	if _, err := u.store.Submit(&Command{Op: OpTouch, Uses: uses}); err != nil {
-		u.log.Warn("flush last_used", "err", err, "tokens", len(uses))
+	if err := u.flush(uses); err != nil {
+		u.log.Warn("flushing last_used", "err", err, "tokens", len(uses))
+		for _, x := range uses {
+			u.Record(x.Token, x.Account, x.At)
+		}
 	}
 }
 
-func (u *usage) close() {
+// Close flushes once more and stops the aggregator.
+func (u *UsageAggregator) Close() {
 	u.once.Do(func() { close(u.stop) })
 	<-u.done
+}
+
+// newUsage is the issuer's own aggregator: one OpTouch command per flush.
+func newUsage(store *Store, every time.Duration, log *slog.Logger) *UsageAggregator {
+	return NewUsageAggregator(every, func(uses []Use) error {
+		_, err := store.Submit(&Command{Op: OpTouch, Uses: uses})
+		return err
+	}, log)
 }

@@ -11,34 +11,19 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
-	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/issuer"
 )
 
 // usageBatch bounds the uses sent in one POST /v1/cluster/usage.
 const usageBatch = 4096
 
-// nodeUsage aggregates last_used times on a gateway node and sends them to
-// the issuer (POST /v1/cluster/usage, cluster key) every Config.UsageFlush.
-// Record is a store into a sharded map: no I/O on the authentication path.
-// Uses that fail to send are kept for the next flush.
-type nodeUsage struct {
-	shards [16]struct {
-		mu sync.Mutex
-		m  map[core.TokenID]issuer.Use
-	}
-	url, key string
-	client   *http.Client
-	log      *slog.Logger
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-}
-
-func newNodeUsage(cfg *Config, key string, log *slog.Logger) *nodeUsage {
+// newNodeUsage aggregates last_used times on a gateway node and sends them
+// to the issuer (POST /v1/cluster/usage, cluster key) every
+// Config.UsageFlush, in batches of usageBatch; what fails to send is kept
+// for the next flush.
+func newNodeUsage(cfg *Config, key string, log *slog.Logger) *issuer.UsageAggregator {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.IssuerCA != "" {
@@ -48,79 +33,41 @@ func newNodeUsage(cfg *Config, key string, log *slog.Logger) *nodeUsage {
 			tr.TLSClientConfig.RootCAs = pool
 		}
 	}
-	u := &nodeUsage{url: cfg.IssuerURL + "/v1/cluster/usage", key: key, log: log,
-		client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, stop: make(chan struct{}), done: make(chan struct{})}
-	for i := range u.shards {
-		u.shards[i].m = map[core.TokenID]issuer.Use{}
-	}
-	go u.run(cfg.UsageFlush)
-	return u
+	s := &usageSender{url: cfg.IssuerURL + "/v1/cluster/usage", key: key, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	return issuer.NewUsageAggregator(cfg.UsageFlush, s.sendAll, log)
 }
 
-// Record notes that token id of account authenticated at at (Unix seconds).
-func (u *nodeUsage) Record(id core.TokenID, account uint64, at int64) {
-	sh := &u.shards[id[0]&15]
-	sh.mu.Lock()
-	if old, ok := sh.m[id]; !ok || old.At < at {
-		sh.m[id] = issuer.Use{Account: account, Token: id, At: at}
-	}
-	sh.mu.Unlock()
+// usageSender posts batches of uses to the issuer.
+type usageSender struct {
+	url, key string
+	client   *http.Client
 }
 
-func (u *nodeUsage) run(every time.Duration) {
-	defer close(u.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-u.stop:
-			u.flush()
-			return
-		case <-t.C:
-			u.flush()
-		}
-	}
-}
-
-// flush sends what was aggregated; what fails to send is recorded again.
-func (u *nodeUsage) flush() {
-	var uses []issuer.Use
-	for i := range u.shards {
-		sh := &u.shards[i]
-		sh.mu.Lock()
-		for id, use := range sh.m {
-			uses = append(uses, use)
-			delete(sh.m, id)
-		}
-		sh.mu.Unlock()
-	}
+func (s *usageSender) sendAll(uses []issuer.Use) error {
 	for len(uses) > 0 {
 		n := min(len(uses), usageBatch)
-		if err := u.send(uses[:n]); err != nil {
-			u.log.Warn("sending last_used to the issuer", "err", err, "tokens", len(uses))
-			for _, x := range uses {
-				u.Record(x.Token, x.Account, x.At)
-			}
-			return
+		if err := s.send(uses[:n]); err != nil {
+			return err
 		}
 		uses = uses[n:]
 	}
+	return nil
 }
 
-func (u *nodeUsage) send(uses []issuer.Use) error {
+func (s *usageSender) send(uses []issuer.Use) error {
 	body, err := json.Marshal(issuer.UsageBatch{Uses: uses})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "HeliosCluster "+u.key)
+	req.Header.Set("Authorization", "HeliosCluster "+s.key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := u.client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -131,9 +78,4 @@ func (u *nodeUsage) send(uses []issuer.Use) error {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
-}
-
-func (u *nodeUsage) close() {
-	u.once.Do(func() { close(u.stop) })
-	<-u.done
 }

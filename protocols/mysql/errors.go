@@ -65,7 +65,7 @@ func (s *Session) appendAccessDenied(dst []byte, seq byte, err error) []byte {
 	} else {
 		dst = append(dst, " (using password: YES): "...)
 	}
-	dst = appendReason(dst, err)
+	dst = core.AppendError(dst, err)
 	return endPacket(dst, start)
 }
 
@@ -82,27 +82,11 @@ func (s *Session) appendSessionEnded(dst []byte, seq byte, err error) []byte {
 	dst = append(dst, "#28000Access denied for user "...)
 	dst = s.appendUserHost(dst)
 	dst = append(dst, " (session ended): "...)
-	dst = appendReason(dst, err)
+	dst = core.AppendError(dst, err)
 	if err == core.ErrExpired {
 		dst = append(dst, " (reconnect with a new token)"...)
 	}
 	return endPacket(dst, start)
-}
-
-// appendReason appends a token error's message and detail, as
-// core.Error.Error spells them, without allocating.
-func appendReason(dst []byte, err error) []byte {
-	te, ok := err.(*core.Error)
-	if !ok {
-		return append(dst, core.MsgInvalid...)
-	}
-	dst = append(dst, te.Message...)
-	if te.Detail != "" {
-		dst = append(dst, " ("...)
-		dst = append(dst, te.Detail...)
-		dst = append(dst, ')')
-	}
-	return dst
 }
 
 // appendCommandDenied appends error 1142 for a statement whose scope the
@@ -138,7 +122,7 @@ func (s *Session) appendDBRefused(dst []byte, seq byte, db []byte, reason error)
 	dst = append(dst, " to database '"...)
 	dst = appendClean(dst, db)
 	dst = append(dst, "': "...)
-	dst = appendReason(dst, reason)
+	dst = core.AppendError(dst, reason)
 	return endPacket(dst, start)
 }
 

@@ -38,7 +38,7 @@ const msgSessionEnded = "; the server closed this connection: reconnect with a v
 // *core.Error from Recheck or the gateway). It allocates nothing beyond dst.
 func appendSessionEnded(dst []byte, err error) []byte {
 	dst = append(dst, "-NOAUTH "...)
-	dst = appendReason(dst, err)
+	dst = core.AppendError(dst, err)
 	dst = append(dst, msgSessionEnded...)
 	return append(dst, '\r', '\n')
 }
@@ -66,21 +66,6 @@ func appendTestOnlyReason(dst []byte, db int) []byte {
 	return dst
 }
 
-// appendReason appends a token error's message and detail (never the token).
-func appendReason(dst []byte, err error) []byte {
-	te, ok := err.(*core.Error)
-	if !ok {
-		return append(dst, core.MsgInvalid...)
-	}
-	dst = append(dst, te.Message...)
-	if te.Detail != "" {
-		dst = append(dst, " ("...)
-		dst = append(dst, te.Detail...)
-		dst = append(dst, ')')
-	}
-	return dst
-}
-
 // appendAuthError appends the -WRONGPASS reply for a failed AUTH or HELLO
 // AUTH: Redis's text, then HeliosDB's reason in the guide's words (never the
 // token).
@@ -88,7 +73,7 @@ func appendAuthError(dst []byte, err error) []byte {
 	dst = append(dst, '-')
 	dst = append(dst, msgWrongPass...)
 	dst = append(dst, ' ')
-	dst = appendReason(dst, err)
+	dst = core.AppendError(dst, err)
 	return append(dst, '\r', '\n')
 }
 
