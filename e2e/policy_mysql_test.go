@@ -56,7 +56,6 @@ func mysqlVia(t *testing.T, d *daemon, tok, tlsMode, db string, dial func(ctx co
 // 127.0.0.1.
 func TestMySQLIPAllowlist(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	from2 := dialerFrom(t, "127.0.0.2")
 	bearer := d.NewUser(t)
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "pinned", "allowed_ips": []string{"127.0.0.2"}})
@@ -89,7 +88,6 @@ func TestMySQLIPAllowlist(t *testing.T) {
 // get 1046 until a test database is selected.
 func TestMySQLTestTokenDatabases(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	bearer := d.NewUser(t)
 	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "ci_test", "test": true}, nil)
 	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
@@ -151,7 +149,6 @@ func TestMySQLTestTokenDatabases(t *testing.T) {
 // logout-all ends the account's sessions likewise.
 func TestMySQLOpenSessionRevoked(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	bearer := d.NewUser(t)
 	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "open-sessions"})
 	ctx := context.Background()
@@ -205,7 +202,6 @@ func TestMySQLOpenSessionRevoked(t *testing.T) {
 // prints the reason.
 func TestMySQLIdleSessionEnded(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	bearer := d.NewUser(t)
 	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "idle-sessions"})
 	ctx := context.Background()
@@ -298,7 +294,7 @@ type mariadbSession struct {
 func startMariaDBSession(t *testing.T, d *daemon, tok string) *mariadbSession {
 	t.Helper()
 	if _, err := exec.LookPath("mariadb"); err != nil {
-		t.Skip("the mariadb client is not installed (make deps)")
+		t.Fatal("the mariadb client is not installed: run scripts/install-deps.sh (make test does)")
 	}
 	host, port, _ := net.SplitHostPort(d.MySQL)
 	cmd := exec.Command("mariadb", "-h", host, "-P", port, "-u", "default", "-p"+tok, "--ssl", "--skip-ssl-verify-server-cert",

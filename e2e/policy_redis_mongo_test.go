@@ -22,14 +22,14 @@ import (
 )
 
 // dialerFrom returns a dialer whose connections leave from the loopback
-// address ip (127.0.0.2 reaches a 127.0.0.1 listener on Linux), skipping the
+// address ip (127.0.0.2 reaches a 127.0.0.1 listener on Linux), failing the
 // test when the address cannot be bound.
 func dialerFrom(t *testing.T, ip string) *net.Dialer {
 	t.Helper()
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
-		t.Skipf("cannot use %s as a source address: %v", ip, err)
+		t.Fatalf("cannot use %s as a source address: %v", ip, err)
 	}
 	ln.Close()
 	return d
@@ -64,19 +64,10 @@ func mongoFrom(t *testing.T, d *daemon, token string, dialer *net.Dialer) *mongo
 	return c
 }
 
-// needAPI skips the test when the daemon does not serve the issuer's API.
-func needAPI(t *testing.T, d *daemon) {
-	t.Helper()
-	if !apiServes(d) {
-		t.Skip("the issuer's API is not served by this build")
-	}
-}
-
 // TestRedisMongoIPAllowlist: a token whose allowed_ips is 127.0.0.2 is
 // refused from 127.0.0.1 and accepted from 127.0.0.2, on Redis and MongoDB.
 func TestRedisMongoIPAllowlist(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	from2 := dialerFrom(t, "127.0.0.2")
 	ctx := mongoCtx(t)
 	bearer := d.NewUser(t)
@@ -109,7 +100,6 @@ func TestRedisMongoIPAllowlist(t *testing.T) {
 // n registered as "db<n>".
 func TestRedisMongoTestTokenDatabases(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	ctx := mongoCtx(t)
 	bearer := d.NewUser(t)
 	for _, name := range []string{"analytics_test", "db3"} {
@@ -180,7 +170,6 @@ func failsWithin(t *testing.T, what string, since time.Time, bound time.Duration
 // command, naming the revocation, within a second.
 func TestRedisMongoOpenSessionRevoked(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	ctx := mongoCtx(t)
 	bearer := d.NewUser(t)
 	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "open-sessions"})
@@ -216,7 +205,6 @@ func TestRedisMongoOpenSessionRevoked(t *testing.T) {
 // (a second by default) plus a second of slack for a loaded machine.
 func TestRedisMongoIdleSessionEnded(t *testing.T) {
 	d := startDaemon(t)
-	needAPI(t, d)
 	bearer := d.NewUser(t)
 	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "idle-sessions"})
 
