@@ -10,6 +10,8 @@ func init() {
 	registerProtocol(protocolFactory{
 		name:   "postgres",
 		listen: func(c *Config) string { return c.PGListen },
-		build:  func(*gatewayDeps) (netio.Protocol, error) { return postgres.New(postgres.Options{}), nil },
+		build: func(d *gatewayDeps) (netio.Protocol, error) {
+			return postgres.New(postgres.Options{Policy: d.Policy, Usage: d.Usage}), nil
+		},
 	})
 }

@@ -35,10 +35,17 @@ func tokenError(err error) ErrorFields {
 	if !ok {
 		return ErrorFields{Severity: "FATAL", Code: codeInvalidPassword, Message: core.MsgInvalid}
 	}
-	switch te.Kind {
-	case core.KindForbidden:
+	switch {
+	case te == core.ErrAddrNotAllowed:
+		// Refused at connection time: PostgreSQL's pg_hba "no entry" words.
+		return ErrorFields{Severity: "FATAL", Code: codeInvalidAuthSpec, Message: te.Message, Detail: te.Detail}
+	case te == core.ErrTestDatabaseOnly:
+		// PostgreSQL's "permission denied for database" is FATAL 42501.
+		return ErrorFields{Severity: "FATAL", Code: codeInsufficientPriv, Message: te.Message, Detail: te.Detail,
+			Hint: "Connect to a database created with \"test\": true, or use a live token."}
+	case te.Kind == core.KindForbidden:
 		return ErrorFields{Severity: "ERROR", Code: codeInsufficientPriv, Message: te.Message}
-	case core.KindUnavailable:
+	case te.Kind == core.KindUnavailable:
 		return ErrorFields{Severity: "FATAL", Code: codeCannotConnectNow, Message: te.Message}
 	}
 	f := ErrorFields{Severity: "FATAL", Code: codeInvalidPassword, Message: te.Message, Detail: te.Detail}

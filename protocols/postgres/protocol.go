@@ -1,10 +1,15 @@
 package postgres
 
-import "github.com/heliosdb/auth/netio"
+import (
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+)
 
 // Protocol is the PostgreSQL front end (netio.Protocol).
 type Protocol struct {
 	params [][2]string
+	policy core.Policy
+	usage  UsageRecorder
 }
 
 // Options configure the front end.
@@ -12,6 +17,17 @@ type Options struct {
 	// ServerVersion is reported in ParameterStatus and by SHOW and
 	// version() (default "16.4"; clients need ≥ 12).
 	ServerVersion string
+	// Policy holds IP allowlists and the databases registry; nil refuses
+	// tokens with an allowlist and test tokens (fail closed).
+	Policy core.Policy
+	// Usage records each accepted token for last_used (nil: not recorded).
+	Usage UsageRecorder
+}
+
+// UsageRecorder aggregates last-used times; it must be safe for concurrent
+// use and cheap (a store into memory).
+type UsageRecorder interface {
+	Record(id core.TokenID, account uint64, at int64)
 }
 
 // New returns the PostgreSQL front end.
@@ -19,7 +35,7 @@ func New(o Options) *Protocol {
 	if o.ServerVersion == "" {
 		o.ServerVersion = "16.4"
 	}
-	return &Protocol{params: [][2]string{
+	return &Protocol{policy: o.Policy, usage: o.Usage, params: [][2]string{
 		{"server_version", o.ServerVersion},
 		{"server_encoding", "UTF8"},
 		{"client_encoding", "UTF8"},

@@ -29,6 +29,7 @@ type Session struct {
 	phase    phase
 	skipSync bool // an extended-protocol error: discard until Sync
 	user     string
+	database []byte // the startup packet's database (default: the user name, as PostgreSQL does)
 	claims   core.Claims
 	ext      *extended
 }
@@ -175,9 +176,14 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 		switch {
 		case string(k) == "user" && string(v) != "default" && len(v) > 0 && len(v) <= 63:
 			s.user = string(v)
+		case string(k) == "database" && len(v) > 0 && len(v) <= 63:
+			s.database = append(s.database[:0], v...)
 		case len(k) > 4 && string(k[:4]) == "_pq_":
 			unknown = append(unknown, k)
 		}
+	}
+	if len(s.database) == 0 {
+		s.database = append(s.database[:0], s.user...)
 	}
 	if minor := code & 0xffff; minor > 0 || len(unknown) > 0 {
 		out = AppendNegotiateProtocolVersion(out, 0, unknown)
@@ -225,6 +231,16 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 	return size + 1, o, a
 }
 
+// admit applies the token's policy to this connection: its IP allowlist
+// (the client's address, after a PROXY header) and, for a test token, the
+// startup database, which must be registered as a test database.
+func (s *Session) admit() error {
+	if err := core.AllowAddr(s.p.policy, &s.claims, s.info.Remote.Addr()); err != nil {
+		return err
+	}
+	return core.AllowDatabase(s.p.policy, &s.claims, s.database)
+}
+
 // password verifies the token sent as the password and, on success, sends
 // AuthenticationOk, the ParameterStatus set, BackendKeyData and
 // ReadyForQuery.
@@ -246,9 +262,15 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 	if c.Version != 0 {
 		seen = &s.claims // the MAC verified: the id may be logged
 	}
+	if err == nil {
+		err = s.admit()
+	}
 	env.Observer.Authenticated(s.info, seen, err, now)
 	if err != nil {
 		return s.fatal(out, tokenError(err))
+	}
+	if s.p.usage != nil {
+		s.p.usage.Record(s.claims.ID, s.claims.Account, now.Unix())
 	}
 	s.phase = phaseReady
 	out = AppendAuthentication(out, 0)
