@@ -37,9 +37,9 @@ bench:
 	$(GO) test ./issuer -run '^$$' -bench . -benchmem
 	$(GO) test ./bench -run '^$$' -bench . -benchmem -timeout 20m
 
-## fuzz: every fuzz target for FUZZTIME each.
+## fuzz: every fuzz target of every package (fuzz/ and the decoders' own) for FUZZTIME each.
 fuzz:
-	@for pkg in $$($(GO) list ./fuzz/...); do \
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./.tools/' | xargs -n1 dirname | sort -u); do \
 	  for t in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
 	  done; \
