@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/heliosdb/auth/core/atomicfile"
 )
 
 // credentials is what `helios auth login` keeps between commands.
@@ -61,23 +63,7 @@ func (c *credentials) save() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".credentials-*")
-	if err != nil {
-		return "", fmt.Errorf("save credentials: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("save credentials: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("save credentials: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("save credentials: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if err := atomicfile.WriteBytes(p, 0o600, append(b, '\n')); err != nil {
 		return "", fmt.Errorf("save credentials: %w", err)
 	}
 	return p, nil

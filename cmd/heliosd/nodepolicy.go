@@ -9,11 +9,11 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/atomicfile"
 	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/issuer/feed"
 )
@@ -161,31 +161,9 @@ func (p *nodePolicy) save() {
 	p.dirty = false
 	p.mu.Unlock()
 	if err == nil {
-		err = writeFileAtomic(p.path, data)
+		err = atomicfile.WriteBytes(p.path, 0o600, data)
 	}
 	if err != nil {
 		p.log.Warn("persisting the node policy", "err", err)
 	}
-}
-
-// writeFileAtomic writes data to path through a temporary file (0600)
-// renamed over it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".node-policy-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -17,10 +17,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/atomicfile"
 )
 
 type fileKey struct {
@@ -122,27 +122,7 @@ func Save(path string, ring *core.Keyring) error {
 	if err != nil {
 		return fmt.Errorf("save keyring %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".keyring-*")
-	if err != nil {
-		return fmt.Errorf("save keyring %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save keyring %s: %w", path, err)
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save keyring %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save keyring %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save keyring %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteBytes(path, 0o600, append(data, '\n')); err != nil {
 		return fmt.Errorf("save keyring %s: %w", path, err)
 	}
 	return nil

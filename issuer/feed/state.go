@@ -3,51 +3,40 @@ package feed
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/heliosdb/auth/core/atomicfile"
 	"github.com/heliosdb/auth/core/revset"
 )
 
 // saveState writes the node's revocation set as of seq to path, in the feed's
 // own snapshot framing, atomically (a temporary file renamed over it).
 func saveState(path string, seq uint64, entries []revset.Entry) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".feed-state-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriterSize(tmp, 64<<10)
-	var buf []byte
-	buf = AppendFrame(buf[:0], &Event{Kind: KindSnapshotBegin, Seq: seq, Count: uint64(len(entries))})
-	_, _ = w.Write(buf)
-	for _, en := range entries {
-		var e Event
-		switch en.Kind {
-		case revset.KindToken:
-			e = Event{Kind: KindToken, Token: en.ID, Expires: en.Expires}
-		case revset.KindAccount:
-			e = Event{Kind: KindAccount, Account: en.Account, NotBefore: en.NotBefore}
-		case revset.KindKey:
-			e = Event{Kind: KindKey, KeyID: en.KeyID}
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		var buf []byte
+		buf = AppendFrame(buf[:0], &Event{Kind: KindSnapshotBegin, Seq: seq, Count: uint64(len(entries))})
+		if _, err := w.Write(buf); err != nil {
+			return err
 		}
-		buf = AppendFrame(buf[:0], &e)
-		_, _ = w.Write(buf)
-	}
-	buf = AppendFrame(buf[:0], &Event{Kind: KindSnapshotEnd, Seq: seq})
-	_, _ = w.Write(buf)
-	if err := w.Flush(); err != nil {
-		tmp.Close()
+		for _, en := range entries {
+			var e Event
+			switch en.Kind {
+			case revset.KindToken:
+				e = Event{Kind: KindToken, Token: en.ID, Expires: en.Expires}
+			case revset.KindAccount:
+				e = Event{Kind: KindAccount, Account: en.Account, NotBefore: en.NotBefore}
+			case revset.KindKey:
+				e = Event{Kind: KindKey, KeyID: en.KeyID}
+			}
+			buf = AppendFrame(buf[:0], &e)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		_, err := w.Write(AppendFrame(buf[:0], &Event{Kind: KindSnapshotEnd, Seq: seq}))
 		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	})
 }
 
 // loadState reads what saveState wrote.

@@ -8,9 +8,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/heliosdb/auth/core/atomicfile"
 )
 
 // KeyFileName is the RSA key pair's file in the data directory.
@@ -67,21 +70,9 @@ func generateKey(path string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate MySQL RSA key: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".mysql-rsa-*")
-	if err != nil {
-		return nil, fmt.Errorf("write MySQL RSA key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		err = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
+	err = atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("write MySQL RSA key %s: %w", path, err)
 	}
