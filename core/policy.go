@@ -14,6 +14,14 @@ type Policy interface {
 	IsTestDatabase(name []byte) bool
 }
 
+// UsageRecorder aggregates last-used times for the token list's last_used:
+// a store into memory, flushed to the issuer in batches, so authentication
+// never costs a write. Implementations are safe for concurrent use and
+// allocation-free for a token already recorded.
+type UsageRecorder interface {
+	Record(id TokenID, account uint64, at int64)
+}
+
 // Policy errors (KindForbidden: the token is genuine but not allowed here).
 var (
 	ErrAddrNotAllowed = &Error{Kind: KindForbidden, Message: "Token is not allowed from this IP address",

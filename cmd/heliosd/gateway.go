@@ -28,7 +28,7 @@ type gatewayDeps struct {
 	// into a sharded in-memory map, flushed to the issuer in batches (role
 	// all: the issuer's aggregator; role gateway: POST /v1/cluster/usage).
 	// It allocates nothing for a token already seen in the interval. Never nil.
-	Usage usageRecorder
+	Usage core.UsageRecorder
 	// Revoked delivers every applied revocation — feed.KindToken (Token),
 	// feed.KindAccount (Account, NotBefore: tokens issued before it) and
 	// feed.KindKey (KeyID) — to its subscribers, after the revocation view
@@ -38,12 +38,6 @@ type gatewayDeps struct {
 	TLS     *tls.Config
 	DataDir string
 	Logger  *slog.Logger
-}
-
-// usageRecorder aggregates last-used times. Implementations are safe for
-// concurrent use and allocation-free for a token already recorded.
-type usageRecorder interface {
-	Record(id core.TokenID, account uint64, at int64)
 }
 
 // revocationHub fans applied revocations out to subscribers (the gateway's

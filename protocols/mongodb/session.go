@@ -24,14 +24,7 @@ type Options struct {
 	Policy core.Policy
 	// Usage records each successful authentication for last_used (nil: not
 	// recorded).
-	Usage UsageRecorder
-}
-
-// UsageRecorder aggregates last-used times (flushed to the issuer in
-// batches, so authentication never costs a write). It must be safe for
-// concurrent use and allocation-free for a token already recorded.
-type UsageRecorder interface {
-	Record(id core.TokenID, account uint64, at int64)
+	Usage core.UsageRecorder
 }
 
 // Protocol is the MongoDB front end: it makes one Session per connection.
@@ -39,7 +32,7 @@ type Protocol struct {
 	version      string
 	versionArray [4]int32
 	policy       core.Policy
-	usage        UsageRecorder
+	usage        core.UsageRecorder
 }
 
 // New returns the MongoDB protocol with opts.

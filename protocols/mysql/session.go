@@ -29,14 +29,7 @@ type Config struct {
 	Policy core.Policy
 	// Usage records each accepted authentication, full or fast, for
 	// last_used (nil: not recorded).
-	Usage UsageRecorder
-}
-
-// UsageRecorder aggregates last-used times (flushed to the issuer in
-// batches). Record must be safe for concurrent use and cheap: it runs on
-// the authentication path.
-type UsageRecorder interface {
-	Record(id core.TokenID, account uint64, at int64)
+	Usage core.UsageRecorder
 }
 
 // Protocol makes MySQL sessions.
@@ -47,7 +40,7 @@ type Protocol struct {
 	version string
 	cache   *authCache // nil when fast authentication is disabled
 	policy  core.Policy
-	usage   UsageRecorder
+	usage   core.UsageRecorder
 }
 
 // New returns the MySQL protocol for cfg.

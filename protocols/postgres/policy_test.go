@@ -16,7 +16,7 @@ func (u *usageLog) Record(id core.TokenID, _ uint64, _ int64) { u.ids = append(u
 
 // policyLogin runs a startup for database db and a password message with a
 // token carrying flags, from addr, and returns the server's messages.
-func policyLogin(t *testing.T, pol core.Policy, usage UsageRecorder, addr string, flags core.Flags, db string) ([]msg, *countObs) {
+func policyLogin(t *testing.T, pol core.Policy, usage core.UsageRecorder, addr string, flags core.Flags, db string) ([]msg, *countObs) {
 	t.Helper()
 	r := newRig(t, netio.ConnInfo{Remote: netip.MustParseAddrPort(addr), TLS: true, PlaintextOK: true})
 	r.sess = New(Options{Policy: pol, Usage: usage}).NewSession(r.info).(*Session)

@@ -9,7 +9,7 @@ import (
 type Protocol struct {
 	params [][2]string
 	policy core.Policy
-	usage  UsageRecorder
+	usage  core.UsageRecorder
 }
 
 // Options configure the front end.
@@ -21,13 +21,7 @@ type Options struct {
 	// tokens with an allowlist and test tokens (fail closed).
 	Policy core.Policy
 	// Usage records each accepted token for last_used (nil: not recorded).
-	Usage UsageRecorder
-}
-
-// UsageRecorder aggregates last-used times; it must be safe for concurrent
-// use and cheap (a store into memory).
-type UsageRecorder interface {
-	Record(id core.TokenID, account uint64, at int64)
+	Usage core.UsageRecorder
 }
 
 // New returns the PostgreSQL front end.

@@ -15,21 +15,14 @@ type Options struct {
 	Policy core.Policy
 	// Usage records each accepted authentication for last_used (nil: not
 	// recorded).
-	Usage UsageRecorder
-}
-
-// UsageRecorder aggregates last-used times (flushed to the issuer in
-// batches, so authentication never costs a write). It must be safe for
-// concurrent use and allocation-free for a token already recorded.
-type UsageRecorder interface {
-	Record(id core.TokenID, account uint64, at int64)
+	Usage core.UsageRecorder
 }
 
 // Protocol makes Redis sessions. Redis clients start TLS from the first byte
 // (rediss://, redis-cli --tls), so TLSFirstByte is true.
 type Protocol struct {
 	policy core.Policy
-	usage  UsageRecorder
+	usage  core.UsageRecorder
 }
 
 // New returns the Redis protocol with opts.

@@ -17,19 +17,12 @@ import (
 // copy what must outlive the request.
 type Handler func(ctx *fasthttp.RequestCtx, c *core.Claims)
 
-// UsageRecorder aggregates last-used times (flushed to the issuer in
-// batches, so authentication never costs a write). It must be safe for
-// concurrent use.
-type UsageRecorder interface {
-	Record(id core.TokenID, account uint64, at int64)
-}
-
 // AuthOptions configure an Authenticator; every field is optional.
 type AuthOptions struct {
 	// Policy holds IP allowlists and the databases registry. nil refuses
 	// tokens with an IP allowlist and test tokens (fail closed).
 	Policy core.Policy
-	Usage  UsageRecorder // nil: uses are not recorded
+	Usage  core.UsageRecorder // nil: uses are not recorded
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -39,7 +32,7 @@ type AuthOptions struct {
 type Authenticator struct {
 	pool   sync.Pool
 	policy core.Policy
-	usage  UsageRecorder
+	usage  core.UsageRecorder
 	now    func() time.Time
 	log    *slog.Logger
 }
