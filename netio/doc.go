@@ -71,4 +71,11 @@
 // socket lives on. A goroutine then runs ServeConn with crypto/tls (TLS 1.2+,
 // the protocol's ALPN), the same Session, and a pooled verifier; it holds
 // the connection's limiter slot until it ends.
+//
+// Offload: the same hand-off without the TLS handshake. A session returns
+// Offload before a step too expensive for an event loop (MySQL's RSA-2048
+// decryption, about 1 ms, which stalled every other connection of its loop
+// during an RSA flood); the goroutine runs ServeConn in plaintext with the
+// carried bytes, the same deadlines and the goroutine revocation index, and
+// sets ConnInfo.Offloaded, where Offload is a Continue.
 package netio

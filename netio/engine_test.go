@@ -21,7 +21,8 @@ import (
 
 // lineProto is a toy protocol for the transport's tests: lines in, lines
 // out. "AUTH <token>" authenticates, "STARTTLS" upgrades, "QUIT" closes,
-// anything else is echoed (after AUTH) or refused.
+// anything else is echoed (after AUTH) or refused. "OFFLOAD" moves the
+// session off its loop, "WHERE" tells where it runs, "SLEEP <ms>" blocks.
 type lineProto struct{ tlsFirst bool }
 
 func (lineProto) Name() string                      { return "line" }
@@ -66,6 +67,18 @@ func (s *lineSession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
 		return i + 1, append(out, "OK tls\n"...), UpgradeTLS
 	case line == "ADDR":
 		return i + 1, append(out, s.info.Remote.String()+" "+strconv.FormatBool(s.info.PlaintextOK)+"\n"...), Continue
+	case line == "OFFLOAD":
+		return i + 1, append(out, "OK offload\n"...), Offload
+	case line == "WHERE":
+		where := "loop"
+		if s.info.Offloaded {
+			where = "goroutine"
+		}
+		return i + 1, append(out, where+"\n"...), Continue
+	case strings.HasPrefix(line, "SLEEP "):
+		ms, _ := strconv.Atoi(line[6:])
+		time.Sleep(time.Duration(ms) * time.Millisecond) // blocks whatever runs the session
+		return i + 1, append(out, "SLEPT\n"...), Continue
 	case line == "QUIT":
 		return i + 1, append(out, "BYE\n"...), Close
 	case line == "WHO":
@@ -107,7 +120,10 @@ func startLine(t *testing.T, cfg Config, p lineProto) *fixture {
 		t.Fatal(err)
 	}
 	revs := core.NewMemoryRevocations()
-	cfg.Keyring, cfg.Revocations, cfg.TLS, cfg.Loops = ring, revs, tlsCfg, 2
+	cfg.Keyring, cfg.Revocations, cfg.TLS = ring, revs, tlsCfg
+	if cfg.Loops == 0 {
+		cfg.Loops = 2
+	}
 	gw, err := Serve(cfg, []Listener{{Addr: "127.0.0.1:0", Protocol: p}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,16 +10,21 @@ import (
 	"github.com/heliosdb/auth/core"
 )
 
-// handoff moves a connection from its event loop to a goroutine running the
-// standard crypto/tls (gnet has no TLS). It flushes what gnet still holds,
-// duplicates the socket, copies the inbound bytes the session has not
-// consumed (a ClientHello sent right behind an SSLRequest), and returns
-// gnet.Close: gnet closes only its own descriptor, without a shutdown, so
-// the socket lives on in the duplicate. out is written first, in plaintext
-// (the 'S' answering an SSLRequest). The connection keeps its limiter slot
-// and open-connection count until the goroutine ends.
+// handoff moves a connection from its event loop to a goroutine running
+// ServeConn: for the standard crypto/tls (gnet has no TLS) when upgrade is
+// true, or, for an Offload, to keep running the session in plaintext off the
+// loop. It flushes what gnet still holds, duplicates the socket, copies the
+// inbound bytes the session has not consumed (a ClientHello sent right
+// behind an SSLRequest, or whatever a client sent behind the message that
+// asked for Offload), and returns gnet.Close: gnet closes only its own
+// descriptor, without a shutdown, so the socket lives on in the duplicate.
+// out is written first, in plaintext (the 'S' answering an SSLRequest). The
+// connection keeps its limiter slot and open-connection count until the
+// goroutine ends; its deadlines go with it (ServeConn counts the handshake
+// deadline from ConnInfo.Accepted), and an authenticated Claimant moves from
+// the loop's index to the gateway's goroutine index.
 func (s *server) handoff(c gnet.Conn, cs *connState, l *loopState, pending, out []byte, upgrade bool) gnet.Action {
-	if s.tls == nil {
+	if upgrade && s.tls == nil {
 		if len(out) > 0 {
 			_, _ = c.Write(out)
 		}
@@ -67,7 +72,8 @@ func (s *server) release(cs *connState) {
 	s.obs.Closed()
 }
 
-// serveTLS runs a handed-off session with ServeConn on its own goroutine.
+// serveTLS runs a handed-off session with ServeConn on its own goroutine
+// (TLS or, when upgrade is false, an Offload).
 func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upgrade bool) {
 	g := s.g
 	defer func() {

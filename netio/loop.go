@@ -33,7 +33,7 @@ type connState struct {
 	hasIP     bool         // holds a per-address slot, for slotIP
 	proxy     bool         // a PROXY protocol header is expected first
 	slotIP    netip.Addr   // the address whose slot is held
-	handedOff bool         // a TLS goroutine owns the session now
+	handedOff bool         // a goroutine (TLS or Offload) owns the session now
 	indexed   bool         // claims are in loop.index
 	pos       indexSlots   // positions in loop.index's sets
 }
@@ -390,8 +390,11 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 			break
 		}
 	}
-	if act == UpgradeTLS {
+	switch act {
+	case UpgradeTLS:
 		return s.handoff(c, cs, l, buf[consumed:], out, true)
+	case Offload:
+		return s.handoff(c, cs, l, buf[consumed:], out, false)
 	}
 	if len(out) > 0 {
 		_, _ = c.Write(out)

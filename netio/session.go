@@ -21,6 +21,18 @@ const (
 	UpgradeTLS
 	// Close: write the output, then close the connection.
 	Close
+	// Offload: write the output, then move the connection off its event
+	// loop to a goroutine of its own (ServeConn, without TLS) and keep
+	// running the same Session there. The bytes of in that the session did
+	// not consume are carried over, the connection keeps its deadlines
+	// (handshake, idle, token expiry) and is found by revocations as on the
+	// loop. A session asks for it before a step that would block its loop
+	// for long (MySQL's RSA decryption, about 1 ms of CPU): on the loop
+	// such a step stalls every other connection of that loop. Where the
+	// session already runs on a goroutine (ConnInfo.Offloaded) it is the
+	// same as Continue. A hand-off costs a dup(2) and a goroutine: for rare,
+	// expensive steps only.
+	Offload
 )
 
 // Limit names a connection limit the transport enforces.
@@ -65,6 +77,12 @@ type ConnInfo struct {
 	TLS bool
 	// ALPN is the protocol negotiated by TLS ALPN, if any ("postgresql").
 	ALPN string
+	// Offloaded is true when the session runs on a goroutine of its own
+	// (ServeConn: after a TLS upgrade or an Offload, or served that way
+	// from the start), where blocking stalls no other connection and
+	// Offload is a Continue. The transport sets it before the first call
+	// on that goroutine.
+	Offloaded bool
 	// TLSAvailable reports whether the listener can upgrade to TLS (a
 	// server certificate is configured). A session answers a TLS request
 	// negatively when it is false instead of asking for UpgradeTLS.

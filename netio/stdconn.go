@@ -69,7 +69,9 @@ type LimitObserver interface {
 // read from conn (they are delivered first). When the session asks for
 // UpgradeTLS, or the protocol takes TLS from the first byte and the first
 // byte is 0x16, the connection is wrapped in crypto/tls and the session
-// continues on the decrypted stream. ServeConn closes conn.
+// continues on the decrypted stream. Offload is a Continue here: the session
+// already has this goroutine to itself (ServeConn sets info.Offloaded).
+// ServeConn closes conn.
 func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env, pending []byte, opts GoroutineOptions) {
 	opts.defaults()
 	defer func() { _ = conn.Close() }() // conn may become the TLS conn
@@ -100,6 +102,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 	if !opts.Started {
 		info.TLSAvailable = opts.TLS != nil
 	}
+	info.Offloaded = true
 	handshakeBy := time.Now().Add(opts.HandshakeTimeout)
 	sniff := !opts.Started && !info.TLS && p.TLSFirstByte()
 	upgradeNow := opts.UpgradeFirst

@@ -200,7 +200,15 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 	case stFullAuth:
 		if !s.info.TLS && len(payload) == 1 && payload[0] == requestPublicKey {
 			s.state = stRSA
-			return AppendAuthMoreData(out, s.seq+1, s.p.pubPEM), netio.Continue
+			// The client's next packet is the RSA-encrypted token: about
+			// 1 ms of CPU to decrypt, which on an event loop would stall
+			// every other connection of that loop (an RSA flood). Off the
+			// loop it is decrypted on this connection's own goroutine.
+			act := netio.Continue
+			if !s.info.Offloaded {
+				act = netio.Offload
+			}
+			return AppendAuthMoreData(out, s.seq+1, s.p.pubPEM), act
 		}
 		// Inside TLS (or, where plaintext is allowed, from a client that
 		// sends it anyway): the token, NUL-terminated.

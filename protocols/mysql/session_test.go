@@ -212,10 +212,15 @@ func TestRSAFullAuth(t *testing.T) {
 	c := newConn(t, f, &netio.ConnInfo{PlaintextOK: true})
 	caps := clientCaps | ClientDeprecateEOF
 	c.send(pkt(1, handshakeResponse(caps, "default", "caching_sha2_password", make([]byte, 32))))
-	pk, _ := c.send(pkt(3, []byte{2}))
+	pk, act := c.send(pkt(3, []byte{2}))
 	if len(pk) != 1 || pk[0][0] != 1 {
 		t.Fatalf("key reply %q", pk)
 	}
+	// On an event loop the RSA decryption is moved off the loop.
+	if act != netio.Offload {
+		t.Fatalf("action after the public key %v, want Offload", act)
+	}
+	c.info.Offloaded = true // as the transport's goroutine sets it
 	blk, _ := pem.Decode(pk[0][1:])
 	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
 	if err != nil {
