@@ -112,6 +112,11 @@ var (
 	_ netio.Terminator = (*Session)(nil)
 )
 
+// offloadRSA: the RSA decryption runs off the event loop (see Handle's
+// stFullAuth). Only TestRSAFloodLatency turns it off, to measure the
+// difference.
+var offloadRSA = true
+
 // errRSA is the token error for an encrypted password the key cannot open.
 var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
 	Detail: "the RSA-encrypted password could not be decrypted with this server's key"}
@@ -205,7 +210,7 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 			// every other connection of that loop (an RSA flood). Off the
 			// loop it is decrypted on this connection's own goroutine.
 			act := netio.Continue
-			if !s.info.Offloaded {
+			if !s.info.Offloaded && offloadRSA {
 				act = netio.Offload
 			}
 			return AppendAuthMoreData(out, s.seq+1, s.p.pubPEM), act
