@@ -16,7 +16,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -281,3 +284,73 @@ func (g goSQLClient) Do() error {
 }
 
 func (g goSQLClient) Close() error { return g.c.Close() }
+
+// BenchmarkMySQLRSAFlood measures SELECT 1 on one persistent connection
+// (fast-authenticated, so it stays on its event loop) alone and then while
+// 8 clients flood heliosd with RSA-path handshakes (mysql-wire-full: every
+// one an RSA-2048 decryption on the server). Before netio.Offload the
+// decryptions ran on the event loops and stalled the persistent
+// connection's loop; now they run on the connections' own goroutines. It
+// reports p50/p99 of both phases; run with -benchtime 1x (each phase has
+// a fixed duration).
+func BenchmarkMySQLRSAFlood(b *testing.B) {
+	d := sharedDaemon(b)
+	addr, tok := d.Addrs["mysql-listen"], d.Token
+	if err := mysqlWireHandshake(true)(addr, tok); err != nil { // caches the token
+		b.Fatal(err)
+	}
+	w, err := mysqlWireConnect(addr, tok, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	_ = w.c.SetDeadline(time.Time{})
+	sample := func(d time.Duration) (p50, p99, worst time.Duration, n int) {
+		var lat []time.Duration
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			start := time.Now()
+			if err := w.Do(); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		q := func(f float64) time.Duration { return lat[int(f*float64(len(lat)-1))] }
+		return q(0.5), q(0.99), lat[len(lat)-1], len(lat)
+	}
+	for range b.N {
+		idle50, idle99, idleMax, idleN := sample(time.Second)
+		stop := make(chan struct{})
+		var logins atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if err := mysqlWireHandshake(false)(addr, tok); err != nil {
+						b.Error(err)
+						return
+					}
+					logins.Add(1)
+				}
+			}()
+		}
+		time.Sleep(300 * time.Millisecond)
+		const flood = 3 * time.Second
+		f50, f99, fMax, fN := sample(flood)
+		close(stop)
+		wg.Wait()
+		ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+		b.ReportMetric(ms(idle99), "idle-p99-ms")
+		b.ReportMetric(ms(f50), "flood-p50-ms")
+		b.ReportMetric(ms(f99), "flood-p99-ms")
+		b.Logf("SELECT 1 alone: p50 %v p99 %v max %v (%d); during an RSA flood of 8 clients (%d logins/s): p50 %v p99 %v max %v (%d)",
+			idle50, idle99, idleMax, idleN, int(float64(logins.Load())/(flood+300*time.Millisecond).Seconds()), f50, f99, fMax, fN)
+	}
+}

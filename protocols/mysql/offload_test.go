@@ -15,9 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,81 +240,3 @@ func TestRSAOffloadGateway(t *testing.T) {
 		t.Fatalf("goroutines %d → %d", g0, g1)
 	}
 }
-
-// TestRSAFloodLatency measures SELECT 1 on a persistent connection while
-// other clients flood the same gateway with RSA-path handshakes, with the
-// decryption on the event loop (offloadRSA false, as before Offload) and
-// off it. Figures are logged (go test -run RSAFloodLatency -v).
-func TestRSAFloodLatency(t *testing.T) {
-	if testing.Short() {
-		t.Skip("latency measurement")
-	}
-	type result struct {
-		p50, p99, max time.Duration
-		n, logins     int
-	}
-	measure := func(offload bool) result {
-		offloadRSA = offload
-		defer func() { offloadRSA = true }()
-		gw, addr, tok := gateway(t, floodLoops) // GOMAXPROCS loops, as heliosd
-		defer gw.Stop(context.Background())
-		// The persistent connection stays on its loop: fast
-		// authentication, once a first RSA login has cached the token.
-		w, err := rsaLogin(addr, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.quit()
-		if w, err = wireFastLogin(addr, tok); err != nil {
-			t.Fatal(err)
-		}
-		defer w.quit()
-		stop := make(chan struct{})
-		var logins atomic.Int64
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					f, err := rsaLogin(addr, tok)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					f.quit()
-					logins.Add(1)
-				}
-			})
-		}
-		time.Sleep(200 * time.Millisecond) // the flood is on
-		var lat []time.Duration
-		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
-			start := time.Now()
-			if err := w.select1(); err != nil {
-				t.Fatal(err)
-			}
-			lat = append(lat, time.Since(start))
-			time.Sleep(time.Millisecond)
-		}
-		close(stop)
-		wg.Wait()
-		slices.Sort(lat)
-		pct := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
-		t.Logf("p90 %v p95 %v", pct(0.9), pct(0.95))
-		return result{pct(0.50), pct(0.99), lat[len(lat)-1], len(lat), int(logins.Load())}
-	}
-	before, after := measure(false), measure(true)
-	for _, r := range []struct {
-		name string
-		r    result
-	}{{"on the loop", before}, {"offloaded  ", after}} {
-		t.Logf("RSA flood (8 clients), SELECT 1 on a persistent connection, decryption %s: p50 %v p99 %v max %v (%d queries, %d RSA logins)",
-			r.name, r.r.p50, r.r.p99, r.r.max, r.r.n, r.r.logins)
-	}
-}
-
-var floodLoops = 1

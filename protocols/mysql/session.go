@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/subtle"
 	"errors"
+	"runtime"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
@@ -41,6 +42,11 @@ type Protocol struct {
 	cache   *authCache // nil when fast authentication is disabled
 	policy  core.Policy
 	usage   core.UsageRecorder
+	// rsaSlots bounds the RSA decryptions running at once on offloaded
+	// connections' goroutines to half the cores (at least one): each takes
+	// about 1 ms of CPU, and a flood of them must leave the event loops
+	// (every other connection) a core to run on.
+	rsaSlots chan struct{}
 }
 
 // New returns the MySQL protocol for cfg.
@@ -53,7 +59,8 @@ func New(cfg Config) (*Protocol, error) {
 		return nil, err
 	}
 	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion,
-		cache: newAuthCache(cfg.FastAuth), policy: cfg.Policy, usage: cfg.Usage}
+		cache: newAuthCache(cfg.FastAuth), policy: cfg.Policy, usage: cfg.Usage,
+		rsaSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	if cfg.TLS {
 		p.caps |= ClientSSL
 	}
@@ -111,11 +118,6 @@ var (
 	_ netio.Claimant   = (*Session)(nil)
 	_ netio.Terminator = (*Session)(nil)
 )
-
-// offloadRSA: the RSA decryption runs off the event loop (see Handle's
-// stFullAuth). Only TestRSAFloodLatency turns it off, to measure the
-// difference.
-var offloadRSA = true
 
 // errRSA is the token error for an encrypted password the key cannot open.
 var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
@@ -210,7 +212,7 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 			// every other connection of that loop (an RSA flood). Off the
 			// loop it is decrypted on this connection's own goroutine.
 			act := netio.Continue
-			if !s.info.Offloaded && offloadRSA {
+			if !s.info.Offloaded {
 				act = netio.Offload
 			}
 			return AppendAuthMoreData(out, s.seq+1, s.p.pubPEM), act
@@ -223,6 +225,12 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 		}
 		return s.verify(env, tok, out)
 	case stRSA:
+		if s.info.Offloaded {
+			// On this connection's goroutine: wait for a decryption slot,
+			// so that an RSA flood keeps cores free for the event loops.
+			s.p.rsaSlots <- struct{}{}
+			defer func() { <-s.p.rsaSlots }()
+		}
 		tok, err := decryptToken(s.p.key, s.nonce[:], payload)
 		if err != nil {
 			return s.fail(env, errRSA, out)
