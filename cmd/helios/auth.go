@@ -166,18 +166,11 @@ func identify(cl *client, tok string) (*whoami, error) {
 // status shows who the token belongs to, its type, scopes, expiry and
 // time left, as the server sees it.
 func (a *app) status() error {
-	tok, source, creds, err := currentToken()
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
-	saved := ""
-	if creds != nil {
-		saved = creds.APIURL
-	}
-	cl, err := a.client(saved)
-	if err != nil {
-		return err
-	}
+	cl, tok, source, creds := ss.cl, ss.tok, ss.source, ss.creds
 	if !core.LooksLikeToken(tok) {
 		return fmt.Errorf("the token from %s is not a HeliosDB token: it should start with hdb_live_, hdb_test_ or hdb_svc_, with no whitespace", source)
 	}
@@ -220,18 +213,11 @@ func (a *app) status() error {
 // refresh exchanges the token for a new one (POST /v1/auth/refresh) and
 // saves it when it came from the credentials file.
 func (a *app) refresh() error {
-	tok, source, creds, err := currentToken()
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
-	saved := ""
-	if creds != nil {
-		saved = creds.APIURL
-	}
-	cl, err := a.client(saved)
-	if err != nil {
-		return err
-	}
+	cl, tok, source, creds := ss.cl, ss.tok, ss.source, ss.creds
 	out, err := cl.do("POST", "/v1/auth/refresh", tok, nil)
 	if err != nil {
 		return err
@@ -264,18 +250,11 @@ func (a *app) refresh() error {
 // logout invalidates the token (POST /v1/auth/logout, or logout-all with
 // all) and forgets the saved credentials.
 func (a *app) logout(all bool) error {
-	tok, _, creds, err := currentToken()
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
-	saved := ""
-	if creds != nil {
-		saved = creds.APIURL
-	}
-	cl, err := a.client(saved)
-	if err != nil {
-		return err
-	}
+	cl, tok, creds := ss.cl, ss.tok, ss.creds
 	path := "/v1/auth/logout"
 	if all {
 		path = "/v1/auth/logout-all"

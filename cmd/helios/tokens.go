@@ -73,27 +73,39 @@ func (a *app) tokenCommand() *cobra.Command {
 	return c
 }
 
-// session returns the API client and the token to call it with.
-func (a *app) session() (*client, string, error) {
-	tok, _, creds, err := currentToken()
+// session is the current token (HELIOS_TOKEN or the saved one), where it
+// came from, the saved credentials (nil when none) and the API client to
+// call with it.
+type session struct {
+	cl     *client
+	tok    string
+	source string
+	creds  *credentials
+}
+
+// session returns the current session; the API URL saved at login applies
+// unless --api-url or HELIOS_API_URL says otherwise.
+func (a *app) session() (session, error) {
+	tok, source, creds, err := currentToken()
 	if err != nil {
-		return nil, "", err
+		return session{}, err
 	}
 	saved := ""
 	if creds != nil {
 		saved = creds.APIURL
 	}
 	cl, err := a.client(saved)
-	return cl, tok, err
+	return session{cl: cl, tok: tok, source: source, creds: creds}, err
 }
 
 // createToken creates a token (POST /v1/auth/tokens): the token on stdout,
 // its description on stderr.
 func (a *app) createToken(body map[string]any) error {
-	cl, tok, err := a.session()
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
+	cl, tok := ss.cl, ss.tok
 	out, err := cl.do("POST", "/v1/auth/tokens", tok, body)
 	if err != nil {
 		return err
@@ -130,10 +142,11 @@ func (a *app) list(cl *client, tok string) (list []tokenInfo, raw []byte, err er
 
 // listTokens prints the caller's tokens as a table.
 func (a *app) listTokens() error {
-	cl, tok, err := a.session()
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
+	cl, tok := ss.cl, ss.tok
 	list, raw, err := a.list(cl, tok)
 	if err != nil {
 		return err
@@ -162,10 +175,11 @@ func (a *app) listTokens() error {
 // revokeToken revokes a token by id, or by name after looking the name up
 // in the token list (an ambiguous name is an error).
 func (a *app) revokeToken(ref string) error {
-	cl, tok, err := a.session()
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
+	cl, tok := ss.cl, ss.tok
 	id := ref
 	if !strings.HasPrefix(ref, "tok_") {
 		list, _, err := a.list(cl, tok)
