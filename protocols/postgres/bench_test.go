@@ -47,3 +47,24 @@ func BenchmarkExtendedQuery(b *testing.B) {
 		_, out, _ = r.sess.Handle(r.env, in, out[:0])
 	}
 }
+
+// TestQueryAllocs proves the authenticated simple and extended query paths
+// allocate nothing (what the benchmarks above report).
+func TestQueryAllocs(t *testing.T) {
+	r := newRig(t, netio.ConnInfo{PlaintextOK: true})
+	r.login()
+	r.sess.Handle(r.env, frontend('P', cstr("s1"), cstr("SELECT 1"), []byte{0, 0}), nil)
+	simple := frontend('Q', cstr("SELECT 1"))
+	ext := frontend('B', cstr(""), cstr("s1"), []byte{0, 0, 0, 0, 0, 1, 0, 1})
+	ext = append(ext, frontend('E', cstr(""), []byte{0, 0, 0, 0})...)
+	ext = append(ext, frontend('S')...)
+	out := make([]byte, 0, 4096)
+	for name, in := range map[string][]byte{"simple": simple, "extended": ext} {
+		if a := testing.AllocsPerRun(200, func() { _, out, _ = r.sess.Handle(r.env, in, out[:0]) }); a != 0 {
+			t.Errorf("%s query: %.1f allocs", name, a)
+		}
+		if ms := parseBackend(t, out); ms[len(ms)-1].typ != 'Z' {
+			t.Fatalf("%s query: %q", name, out)
+		}
+	}
+}

@@ -227,3 +227,25 @@ func BenchmarkAuthenticatedPing(b *testing.B) {
 		b.Fatalf("got %q", out)
 	}
 }
+
+// TestAuthenticatedCommandAllocs proves what BenchmarkAuthenticatedPing
+// reports: an authenticated command (re-check, classifier, policy, reply)
+// allocates nothing.
+func TestAuthenticatedCommandAllocs(t *testing.T) {
+	f := newFixture(t)
+	pol := policyset.New()
+	pol.SetDatabase("db0", true)
+	s := New(Options{Policy: pol}).NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
+	tok, _ := f.mintClaims(t, core.Claims{Type: core.TypeTest, Scopes: core.AllScopes, Flags: core.FlagTestOnly})
+	if _, out, _ := s.Handle(f.env, []byte(cmd("AUTH", tok)), nil); string(out) != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", out)
+	}
+	in := []byte(cmd("PING") + cmd("GET", "k"))
+	out := make([]byte, 0, 1024)
+	if a := testing.AllocsPerRun(200, func() { _, out, _ = s.Handle(f.env, in, out[:0]) }); a != 0 {
+		t.Fatalf("%.1f allocs per authenticated command", a)
+	}
+	if !strings.HasPrefix(string(out), "+PONG\r\n") {
+		t.Fatalf("got %q", out)
+	}
+}
