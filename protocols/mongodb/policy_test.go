@@ -205,3 +205,24 @@ func BenchmarkTestTokenCommand(b *testing.B) {
 		}
 	}
 }
+
+// TestAuthenticatedCommandAllocs proves what BenchmarkTestTokenCommand
+// reports: an authenticated command (re-check, classifier, test-database
+// policy, reply) allocates nothing.
+func TestAuthenticatedCommandAllocs(t *testing.T) {
+	pol := policyset.New()
+	pol.SetDatabase("analytics_test", true)
+	s := New(Options{Policy: pol}).NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
+	env := newEnv(core.NewMemoryRevocations(), nil)
+	tok, _ := mintClaims(t, core.Claims{Type: core.TypeTest, Scopes: core.AllScopes, Flags: core.FlagTestOnly})
+	roundTrip(t, s, env, opMsg(t, 1, 0, plainStart(tok)))
+	find := opMsg(t, 2, 0, bson.D{{Key: "find", Value: "orders"}, {Key: "$db", Value: "analytics_test"}})
+	out := make([]byte, 0, 4096)
+	var n int
+	if a := testing.AllocsPerRun(200, func() { n, out, _ = s.Handle(env, find, out[:0]) }); a != 0 {
+		t.Fatalf("%.1f allocs per authenticated command", a)
+	}
+	if n != len(find) || len(out) == 0 {
+		t.Fatalf("consumed %d of %d, reply %d bytes", n, len(find), len(out))
+	}
+}
