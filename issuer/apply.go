@@ -123,11 +123,7 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 		if err != nil {
 			return Result{}, err
 		}
-		t := *c.Token
-		if t.Created < acc.NotBefore {
-			d := acc.NotBefore - t.Created
-			t.Created, t.ExpiresAt = t.Created+d, t.ExpiresAt+d
-		}
+		t := c.Token.issuedNoEarlierThan(acc.NotBefore)
 		seq := s.next()
 		return Result{Seq: seq, Token: &t}, firstErr(bput(b, tokenKey(t.Account, t.ID), &t), s.logIPs(b, seq, &t, effects))
 
@@ -149,11 +145,7 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 		if err != nil {
 			return Result{}, err
 		}
-		t := *c.Token
-		if t.Created < acc.NotBefore {
-			d := acc.NotBefore - t.Created
-			t.Created, t.ExpiresAt = t.Created+d, t.ExpiresAt+d
-		}
+		t := c.Token.issuedNoEarlierThan(acc.NotBefore)
 		seq := s.next()
 		old.ReplacedBy, old.RevokeAt = t.ID.String(), c.RevokeAt
 		p := pendingRevoke{Account: c.Account, At: c.RevokeAt}
@@ -293,4 +285,17 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// issuedNoEarlierThan returns a copy of the record moved, lifetime kept, so
+// that it is issued no earlier than notBefore: a token is minted from the
+// record after it commits, and one issued before the account's logout-all
+// epoch would be born revoked.
+func (r *TokenRecord) issuedNoEarlierThan(notBefore int64) TokenRecord {
+	t := *r
+	if t.Created < notBefore {
+		d := notBefore - t.Created
+		t.Created, t.ExpiresAt = t.Created+d, t.ExpiresAt+d
+	}
+	return t
 }
