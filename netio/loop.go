@@ -364,7 +364,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		}
 		buf, skip = all[n:], n
 		if len(buf) == 0 {
-			_, _ = c.Discard(skip)
+			discard(c, skip)
 			return gnet.None
 		}
 	}
@@ -406,7 +406,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	if act == Close {
 		return gnet.Close
 	}
-	_, _ = c.Discard(skip + consumed)
+	discard(c, skip+consumed)
 	if !cs.authed && cs.sess.Authenticated() {
 		l.authenticated(cs)
 	}
@@ -421,4 +421,15 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	return gnet.None
+}
+
+// discard drops the first n inbound bytes, which the session consumed.
+// gnet's Discard drops the whole inbound buffer for n <= 0, so a call for
+// zero bytes (a session waiting for the rest of a message) must not reach
+// it: it would lose the message's first read and frame its continuation as
+// a new message.
+func discard(c gnet.Conn, n int) {
+	if n > 0 {
+		_, _ = c.Discard(n)
+	}
 }
