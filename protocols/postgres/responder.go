@@ -52,9 +52,16 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 	}
 	switch typ {
 	case 'Q':
-		q, _, ok := cstring(body)
+		q, rest, ok := cstring(body)
 		if !ok {
 			return s.fatal(out, protocolViolation("invalid query message"))
+		}
+		if len(rest) > 0 {
+			// Bytes behind the query's NUL: PostgreSQL runs nothing and
+			// answers ERROR 08P01 (pq_getmsgend), so neither does the
+			// gateway, whatever the string before the NUL says.
+			return AppendReadyForQuery(AppendErrorResponse(out, ErrorFields{Severity: "ERROR",
+				Code: codeProtocolViolation, Message: "invalid message format"})), netio.Continue
 		}
 		return AppendReadyForQuery(s.simple(env, q, out)), netio.Continue
 	case 'P':

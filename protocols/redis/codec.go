@@ -74,8 +74,8 @@ func ReadCommand(in []byte, argsbuf [][]byte, max int) (args [][]byte, n int, er
 			}
 			return args, 0, nil
 		}
-		if size > int64(max) || int64(j)+size > int64(max) {
-			return args, 0, errTooBig
+		if size > int64(max) || int64(j)+size+2 > int64(max) {
+			return args, 0, errTooBig // the command through this argument's CRLF
 		}
 		end := j + int(size)
 		if end+2 > len(in) {
