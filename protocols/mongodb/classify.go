@@ -86,18 +86,21 @@ func Classify(name []byte, cmd bsoncore.Document) (Class, core.Scope) {
 }
 
 // pipelineWrites reports whether an aggregate's pipeline has a $out or
-// $merge stage.
+// $merge stage. It reads the validated command in place, without
+// allocating.
 func pipelineWrites(cmd bsoncore.Document) bool {
 	arr, ok := cmd.Lookup("pipeline").ArrayOK()
 	if !ok {
 		return false
 	}
-	vals, err := arr.Values()
-	if err != nil {
-		return false
-	}
-	for _, v := range vals {
-		stage, ok := v.DocumentOK()
+	rem := arr[4 : len(arr)-1]
+	for len(rem) > 0 {
+		el, rest, ok := bsoncore.ReadElement(rem)
+		if !ok {
+			return true // validated, so this cannot happen: assume the worst
+		}
+		rem = rest
+		stage, ok := el.Value().DocumentOK()
 		if !ok {
 			continue
 		}

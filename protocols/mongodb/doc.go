@@ -26,6 +26,20 @@
 // privilege, naming the database and "Test tokens can only access test
 // databases".
 //
+// A command can name databases besides its $db, and each one is checked the
+// same way, after the scope check and before anything answers the command:
+// the stages of an aggregation pipeline that read or write another database
+// ($out: {db, coll}, $merge: {into: {db, coll}}, $lookup and $graphLookup
+// from: {db, coll}, $unionWith), at any depth (inside $facet, a $lookup's
+// or $unionWith's pipeline), also in a view's pipeline (create, collMod),
+// under explain, in mapReduce's out.db, and both namespaces of
+// renameCollection. A value that cannot be checked — a db that is not a
+// string, or arrays sent as an OP_MSG document sequence on one of these
+// commands — counts as a database the token may not reach. The refusal is
+// code 13 naming the stage or field and the database. Commands that copy
+// between databases or servers (copydb, clone, cloneCollection, applyOps)
+// are not in the classifier, so they are never run or forwarded.
+//
 // Open sessions: every command of an authenticated connection first
 // re-checks the token's claims (core.Verifier.Recheck: expiry, revocation,
 // logout of every session, retired key, a node that lost its revocation

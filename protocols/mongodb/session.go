@@ -224,6 +224,10 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 		if !s.claims.Scopes.Has(scope) {
 			return s.errorReply(out, m, CodeUnauthorized, forbiddenMessage(m.DB, m.Command, scope)), netio.Continue
 		}
+		if ref, err := s.crossDatabases(name, m.Command, m.Sequences); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+			return s.errorReply(out, m, CodeUnauthorized, crossMessage(m.DB, m.Command, ref, err)), netio.Continue
+		}
 		return s.errorReply(out, m, CodeCommandNotSupported, msgNoUpstream), netio.Continue
 	}
 	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+printable(name)+"'"), netio.Continue

@@ -26,6 +26,9 @@ type command struct {
 	// scope is what the token must hold; none means authentication alone.
 	scope core.Scope
 	none  bool
+	// cross says which other logical databases the command names or
+	// reaches besides the selected one (crossNone: none).
+	cross crossKind
 }
 
 // unknownCommand classifies a command missing from the table: it needs
@@ -90,7 +93,7 @@ var (
 		"xadd", "xdel", "xtrim", "xgroup", "xreadgroup", "xack", "xclaim", "xautoclaim", "xsetid",
 		"setbit", "bitop", "bitfield", "pfadd", "pfmerge",
 		"geoadd", "georadius", "georadiusbymember", "geosearchstore",
-		"sort", "eval", "evalsha", "fcall", "publish", "spublish", "swapdb",
+		"sort", "eval", "evalsha", "fcall", "publish", "spublish", "swapdb", "migrate",
 		"json.set", "json.del", "json.forget", "json.arrappend", "json.arrinsert", "json.arrpop",
 		"json.arrtrim", "json.clear", "json.merge", "json.mset", "json.numincrby", "json.strappend", "json.toggle",
 		"ts.add", "ts.madd", "ts.incrby", "ts.decrby", "ts.del", "ts.alter",
@@ -131,5 +134,10 @@ var commands = func() map[string]command {
 	add(writeCommands, core.ScopeDatabaseWrite)
 	add(deleteCommands, core.ScopeDatabaseDelete)
 	add(schemaCommands, core.ScopeSchemaWrite)
+	for n, k := range crossCommands {
+		c := m[n]
+		c.cross = k
+		m[n] = c
+	}
 	return m
 }()

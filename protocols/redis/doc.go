@@ -32,6 +32,17 @@
 // are not checked. Refusals are -NOPERM with the reason, which redis-py
 // raises as NoPermissionError.
 //
+// Commands that name or reach another logical database are checked for it
+// too, after the scope check and before anything answers them: MOVE key n,
+// COPY … DB n and both databases of SWAPDB a b get the rule SELECT applies
+// (a malformed index gets Redis's own error); FLUSHALL and scripts (EVAL,
+// EVALSHA, FCALL and their _RO forms, since a script may call SELECT) reach
+// every logical database, so a test token may run them only where db0 to
+// db15 are all test databases; MIGRATE writes to a database on another
+// server, which is in no registry, so a test token may not run it at all.
+// Live tokens go through the same registry check (core.AllowDatabase),
+// which today limits only test tokens.
+//
 // # Sessions stay honest
 //
 // Before each command of an authenticated connection the session re-checks

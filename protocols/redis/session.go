@@ -46,10 +46,12 @@ func (*Protocol) ALPN() []string { return nil }
 // (with AUTH, or after it), RESET and QUIT are answered; everything else gets
 // -NOAUTH. Afterwards every command re-checks the token (see the package
 // doc), then is classified and checked against the token's scopes and, for
-// a test token, the database; the built-in responder answers PING, ECHO,
-// HELLO, CLIENT SETINFO/SETNAME/GETNAME/ID/INFO, SELECT, ACL WHOAMI,
-// COMMAND, QUIT, RESET and HELIOS.WHOAMI, and every other command gets
-// "-ERR no upstream database is configured …".
+// a test token, the database — the selected one and any other the command
+// names or reaches (MOVE, COPY … DB, SWAPDB, MIGRATE, FLUSHALL, scripts);
+// the built-in responder answers PING, ECHO, HELLO, CLIENT
+// SETINFO/SETNAME/GETNAME/ID/INFO, SELECT, ACL WHOAMI, COMMAND, QUIT, RESET
+// and HELIOS.WHOAMI, and every other command gets "-ERR no upstream database
+// is configured …".
 //
 // It implements netio.Terminator and netio.Claimant.
 type Session struct {
@@ -183,6 +185,12 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 		if err := s.claims.Require(cmd.scope); err != nil {
 			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
 			return appendNoPerm(out, name, cmd.scope), netio.Continue
+		}
+		if cmd.cross != crossNone {
+			var refused bool
+			if out, refused = s.crossDatabases(env, cmd.cross, name, args, out); refused {
+				return out, netio.Continue
+			}
 		}
 	}
 	switch cmd.id {
