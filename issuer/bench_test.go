@@ -72,7 +72,7 @@ func BenchmarkRevoke(b *testing.B) {
 // (DefaultPasswordParams): the hash check, the record commit and the mint.
 func BenchmarkLogin(b *testing.B) {
 	f := newFixture(b, func(o *Options) { o.Password = DefaultPasswordParams; o.LoginPerEmail, o.LoginPerIP = 0, 0 })
-	if _, err := f.svc.Signup("bench@example.com", "correct-horse-battery"); err != nil {
+	if _, err := f.svc.Signup("bench@example.com", "correct-horse-battery", local); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -115,6 +115,17 @@
 // unknown email hashes against a dummy argon2id hash, so failures cost the
 // same either way.
 //
+// Signup is rate-limited the same way (Options.SignupPerEmail/SignupPerIP,
+// 10 and 20 per minute): 409 EMAIL_TAKEN says an account exists, so each one
+// costs an attempt and, once they run out, signups answer 429 RATE_LIMITED
+// before the store is asked. A signup that creates its account, and input
+// refused by validation, cost nothing.
+//
+// Request bodies must be UTF-8 whose strings hold characters only: invalid
+// UTF-8 or an escaped lone surrogate (\udcff) is 400 INVALID_JSON before
+// decoding, since encoding/json would fold either into U+FFFD and two
+// different passwords would decode to the same one.
+//
 // # Rules
 //
 // issuer must never import netio or protocols: the REST handlers take claims

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/valyala/fasthttp"
@@ -60,7 +62,7 @@ func (s *Service) handleSignup(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req, true) {
 		return
 	}
-	acc, err := s.Signup(req.Email, req.Password)
+	acc, err := s.Signup(req.Email, req.Password, RemoteAddr(ctx))
 	if err != nil {
 		s.fail(ctx, err)
 		return
@@ -196,13 +198,18 @@ func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 }
 
 // decodeBody decodes the request's JSON body into v strictly: one object, no
-// unknown fields, at most MaxBody bytes. An empty body is accepted when
-// required is false. On failure it writes a 400 or 413 saying what to fix.
+// unknown fields, at most MaxBody bytes, UTF-8 text whose strings hold only
+// characters (see checkText). An empty body is accepted when required is
+// false. On failure it writes a 400 or 413 saying what to fix.
 func decodeBody(ctx *fasthttp.RequestCtx, v any, required bool) bool {
 	body := ctx.PostBody()
 	if len(body) > MaxBody {
 		WriteError(ctx, &APIError{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
 			Message: fmt.Sprintf("request body is %d bytes: at most %d", len(body), MaxBody)})
+		return false
+	}
+	if e := checkText(body); e != nil {
+		WriteError(ctx, e)
 		return false
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -227,6 +234,71 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any, required bool) bool {
 		return false
 	}
 	return true
+}
+
+// checkText refuses a body that is not UTF-8 (RFC 8259 §8.1) or whose
+// strings escape a lone UTF-16 surrogate, \ud800-\udfff outside a
+// high-low pair (RFC 7493 §2.1). encoding/json turns both into U+FFFD, so
+// different passwords (or emails) would decode to the same string: a
+// password of eight 0x80 bytes would match one of eight 0xff bytes. The
+// message names the byte offset, never the bytes. It runs before decoding;
+// on a body that is not JSON at all, it may answer first, which is as true.
+func checkText(body []byte) *APIError {
+	if !utf8.Valid(body) {
+		at := 0
+		for at < len(body) {
+			r, n := utf8.DecodeRune(body[at:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			at += n
+		}
+		return badRequest(CodeInvalidJSON, "request body is not valid UTF-8 (byte %d): send JSON text encoded as UTF-8", at)
+	}
+	in := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case !in:
+			in = c == '"'
+		case c == '"':
+			in = false
+		case c == '\\':
+			hi, ok := escapedUnit(body, i)
+			if !ok || !utf16.IsSurrogate(rune(hi)) {
+				i++ // the escaped character; a bad escape is the decoder's to report
+				continue
+			}
+			if lo, ok := escapedUnit(body, i+6); ok && hi < 0xdc00 && lo >= 0xdc00 && lo <= 0xdfff {
+				i += 11 // a valid pair: one character
+				continue
+			}
+			return badRequest(CodeInvalidJSON, "a string escapes a lone UTF-16 surrogate (byte %d), which is no character: "+
+				"escape a character as one \\uXXXX or a surrogate pair, or send it as UTF-8", i)
+		}
+	}
+	return nil
+}
+
+// escapedUnit parses the \uXXXX escape at body[i:], if there is one.
+func escapedUnit(body []byte, i int) (uint16, bool) {
+	if i < 0 || i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
+		return 0, false
+	}
+	var v uint16
+	for _, c := range body[i+2 : i+6] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint16(c)
+	}
+	return v, true
 }
 
 // jsonError explains a decoding error in terms of what to fix.

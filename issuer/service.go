@@ -29,6 +29,14 @@ type Options struct {
 	// even refill). A successful login costs nothing. 0 disables the limit.
 	LoginPerEmail int
 	LoginPerIP    int
+	// SignupPerEmail and SignupPerIP are failed signups allowed per minute
+	// per email and per source address (a burst of that many, then an even
+	// refill). A signup that creates its account costs nothing; input that
+	// fails validation is refused before the limit and costs nothing either,
+	// so what is counted is in practice 409 EMAIL_TAKEN: the answer that
+	// tells whether an account exists. 0 disables the limit.
+	SignupPerEmail int
+	SignupPerIP    int
 	// Password are the argon2id parameters for new hashes.
 	Password PasswordParams
 	// MaxConcurrentHashes bounds argon2id hashes running at once (each takes
@@ -51,6 +59,8 @@ func DefaultOptions() Options {
 		RefreshGrace:        60 * time.Second,
 		LoginPerEmail:       10,
 		LoginPerIP:          60,
+		SignupPerEmail:      10,
+		SignupPerIP:         20,
 		Password:            DefaultPasswordParams,
 		MaxConcurrentHashes: 4,
 		UsageFlush:          5 * time.Second,
@@ -68,7 +78,10 @@ type Service struct {
 	minters  sync.Pool
 	emailLim *limiter
 	ipLim    *limiter
-	hashSem  chan struct{}
+	// signupEmailLim and signupIPLim count failed signups.
+	signupEmailLim *limiter
+	signupIPLim    *limiter
+	hashSem        chan struct{}
 	// dummyHash is checked when a login names no account, so that a failed
 	// login costs one argon2id hash either way.
 	dummyHash string
@@ -98,6 +111,7 @@ func NewService(store *Store, ring *core.Keyring, opts Options) *Service {
 	}
 	s := &Service{store: store, ring: ring, opts: opts, log: opts.Logger,
 		emailLim: newLimiter(opts.LoginPerEmail), ipLim: newLimiter(opts.LoginPerIP),
+		signupEmailLim: newLimiter(opts.SignupPerEmail), signupIPLim: newLimiter(opts.SignupPerIP),
 		hashSem: make(chan struct{}, opts.MaxConcurrentHashes)}
 	s.minters.New = func() any { return core.NewMinter(ring) }
 	s.dummyHash = hashPassword(string(core.NewTokenID().String()), opts.Password)
@@ -156,14 +170,24 @@ func checkPasswordStrength(pw, email string) *APIError {
 		return badRequest(CodeWeakPassword, "password is one of the most common passwords: choose another")
 	case strings.EqualFold(pw, email) || strings.EqualFold(pw, strings.SplitN(email, "@", 2)[0]):
 		return badRequest(CodeWeakPassword, "password must not be your email address")
-	case strings.Count(pw, pw[:1]) == len(pw):
+	case strings.Count(pw, pw[:firstRuneLen(pw)]) == n: // counted in characters: "éééééééé" too
 		return badRequest(CodeWeakPassword, "password repeats one character: choose another")
 	}
 	return nil
 }
 
-// Signup creates an account.
-func (s *Service) Signup(email, password string) (*Account, error) {
+// firstRuneLen is the length in bytes of s's first character.
+func firstRuneLen(s string) int {
+	_, n := utf8.DecodeRuneInString(s)
+	return n
+}
+
+// Signup creates an account. from is the client's address, for the rate
+// limit: after SignupPerIP failed signups from one address (or
+// SignupPerEmail for one email) in a minute, signups answer 429
+// RATE_LIMITED before the store is asked whether the email is taken, so 409
+// EMAIL_TAKEN cannot be used to enumerate accounts quickly.
+func (s *Service) Signup(email, password string, from netip.Addr) (*Account, error) {
 	email, apiErr := checkEmail(email)
 	if apiErr != nil {
 		return nil, apiErr
@@ -171,14 +195,30 @@ func (s *Service) Signup(email, password string) (*Account, error) {
 	if apiErr := checkPasswordStrength(password, email); apiErr != nil {
 		return nil, apiErr
 	}
+	now := s.opts.Now()
+	ipKey, emailKey := sourceKey(from), strings.ToLower(email)
+	if ok, wait := s.signupIPLim.take(ipKey, now); !ok {
+		return nil, rateLimited(wait, "too many failed signups from this address")
+	}
+	// Unlike login, the address's attempt is not refunded when the email's
+	// limit answers: a 429 for one email says someone kept failing to take
+	// it, which must cost what a 409 costs.
+	if ok, wait := s.signupEmailLim.take(emailKey, now); !ok {
+		return nil, rateLimited(wait, "too many failed signups for this email")
+	}
 	s.hashSem <- struct{}{}
 	hash := hashPassword(password, s.opts.Password)
 	<-s.hashSem
 	res, err := s.store.Submit(&Command{Op: OpSignup, At: s.opts.Now().Unix(), Email: email, Hash: hash})
 	if errors.Is(err, ErrEmailTaken) {
+		s.log.Info("signup refused: email taken", "from", ipKey)
 		return nil, &APIError{Status: http.StatusConflict, Code: CodeEmailTaken,
 			Message: "an account with this email already exists: log in with POST /v1/auth/login"}
 	}
+	// Only EMAIL_TAKEN tells the client something: anything else (a new
+	// account, or the store failing) gives the attempt back.
+	s.signupIPLim.refund(ipKey)
+	s.signupEmailLim.refund(emailKey)
 	if err != nil {
 		return nil, err
 	}

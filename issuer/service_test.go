@@ -42,7 +42,7 @@ var local = netip.MustParseAddr("127.0.0.1")
 
 func (f *fixture) user(t testing.TB, email string) (string, core.Claims) {
 	t.Helper()
-	if _, err := f.svc.Signup(email, "correct-horse-battery"); err != nil {
+	if _, err := f.svc.Signup(email, "correct-horse-battery", local); err != nil {
 		t.Fatal(err)
 	}
 	tok, _, err := f.svc.Login(email, "correct-horse-battery", local)
@@ -74,18 +74,20 @@ func TestSignupValidation(t *testing.T) {
 		{"ann@example.com", "password1", CodeWeakPassword},
 		{"ann@example.com", "ann@example.com", CodeWeakPassword},
 		{"ann@example.com", "aaaaaaaaaaaa", CodeWeakPassword},
+		{"ann@example.com", "éééééééé", CodeWeakPassword},
+		{"ann@example.com", "\ufffd\ufffd\ufffd\ufffd\ufffd\ufffd\ufffd\ufffd", CodeWeakPassword},
 	} {
-		if _, err := f.svc.Signup(tc.email, tc.pw); apiCode(err) != tc.code {
+		if _, err := f.svc.Signup(tc.email, tc.pw, local); apiCode(err) != tc.code {
 			t.Errorf("signup(%q, %q): %v, want %s", tc.email, tc.pw, err, tc.code)
 		}
 	}
 	if f.store.LastSeq() != 1 { // the default database only
 		t.Fatal("refused signups changed state")
 	}
-	if _, err := f.svc.Signup("ann@example.com", "correct-horse-battery"); err != nil {
+	if _, err := f.svc.Signup("ann@example.com", "correct-horse-battery", local); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Signup("ANN@example.com", "correct-horse-battery"); apiCode(err) != CodeEmailTaken {
+	if _, err := f.svc.Signup("ANN@example.com", "correct-horse-battery", local); apiCode(err) != CodeEmailTaken {
 		t.Fatalf("duplicate: %v", err)
 	}
 }
@@ -113,7 +115,7 @@ func TestLoginFailuresAndRateLimit(t *testing.T) {
 // hash (with the daemon's parameters).
 func TestFailedLoginCostsTheSame(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.Password = DefaultPasswordParams; o.LoginPerEmail, o.LoginPerIP = 0, 0 })
-	if _, err := f.svc.Signup("ann@example.com", "correct-horse-battery"); err != nil {
+	if _, err := f.svc.Signup("ann@example.com", "correct-horse-battery", local); err != nil {
 		t.Fatal(err)
 	}
 	measure := func(email string) time.Duration {

@@ -65,6 +65,11 @@ type Config struct {
 	// email and per source address (0 disables the limit).
 	LoginPerEmail int `toml:"login_per_email"`
 	LoginPerIP    int `toml:"login_per_ip"`
+	// SignupPerEmail and SignupPerIP are failed signups (409 EMAIL_TAKEN)
+	// allowed per minute per email and per source address (0 disables the
+	// limit); a signup that creates its account costs nothing.
+	SignupPerEmail int `toml:"signup_per_email"`
+	SignupPerIP    int `toml:"signup_per_ip"`
 
 	// Gateway nodes (role "gateway").
 	// IssuerURL is the issuer's base URL (https://issuer:8080; plain http
@@ -112,6 +117,8 @@ func defaultConfig() Config {
 		RefreshGrace:      60 * time.Second,
 		LoginPerEmail:     10,
 		LoginPerIP:        60,
+		SignupPerEmail:    10,
+		SignupPerIP:       20,
 		LogLevel:          "info",
 		SessionExpiry:     "end",
 	}
@@ -147,6 +154,8 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "how long a refreshed token keeps working")
 	fs.IntVar(&c.LoginPerEmail, "login-per-email", c.LoginPerEmail, "failed logins allowed per minute per email (0: unlimited)")
 	fs.IntVar(&c.LoginPerIP, "login-per-ip", c.LoginPerIP, "failed logins allowed per minute per source address (0: unlimited)")
+	fs.IntVar(&c.SignupPerEmail, "signup-per-email", c.SignupPerEmail, "failed signups (email taken) allowed per minute per email (0: unlimited)")
+	fs.IntVar(&c.SignupPerIP, "signup-per-ip", c.SignupPerIP, "failed signups (email taken) allowed per minute per source address (0: unlimited)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
 

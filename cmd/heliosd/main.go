@@ -114,6 +114,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	opts.Lifetimes.Live = cfg.LiveTokenLifetime
 	opts.RefreshGrace = cfg.RefreshGrace
 	opts.LoginPerEmail, opts.LoginPerIP = cfg.LoginPerEmail, cfg.LoginPerIP
+	opts.SignupPerEmail, opts.SignupPerIP = cfg.SignupPerEmail, cfg.SignupPerIP
 	opts.KeyringPath = ringPath
 	opts.UsageFlush = cfg.UsageFlush
 	opts.Logger = log
