@@ -14,7 +14,11 @@ import (
 // every loop verifies against, and where failures are logged. The zero value
 // of each limit means its default (see Defaults).
 type Config struct {
-	// MaxConns bounds open connections across every listener (default 10000).
+	// MaxConns bounds open connections across every listener (default
+	// 10000). A tenth of it is kept for addresses holding fewer than 8
+	// connections: an address holding more is refused once 90% are open.
+	// Refused connections waiting to be answered (LateRefuser) hold none
+	// of it; at most MaxConns/16 (at least 16) of them are open at once.
 	MaxConns int
 	// MaxConnsPerIP bounds open connections from one source address
 	// (default 1000).

@@ -20,7 +20,11 @@
 // connection past its handshake deadline (from accept) or idle deadline
 // (from its last bytes once authenticated) gets Session.LimitError and is
 // closed. Connection limits (global and per source address) are checked in
-// OnOpen and shared by all listeners.
+// OnOpen and shared by all listeners; a tenth of the global cap is kept for
+// addresses holding fewer than 8 connections, so that a flood from a few
+// addresses cannot lock everyone out, and a refused connection is answered
+// in its protocol's words, by a LateRefuser in reply to the client's first
+// request within a short deadline (limits.go).
 //
 // # Open sessions: revocation and expiry
 //

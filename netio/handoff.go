@@ -96,6 +96,9 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 	env := &Env{Verifier: v, MaxPreAuthMessage: g.cfg.MaxPreAuthMessage, MaxMessage: g.cfg.MaxMessage, Observer: s.obs,
 		keepExpired: g.cfg.SessionExpiry == ExpiryKeep}
 	hs := time.Until(cs.info.Accepted.Add(g.cfg.HandshakeTimeout))
+	if cs.refusing {
+		hs = time.Until(time.Unix(0, cs.deadline)) // the refusal's deadline
+	}
 	if hs <= 0 {
 		hs = time.Millisecond
 	}
@@ -108,6 +111,7 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 		UpgradeFirst:     upgrade,
 		Recheck:          g.cfg.Sweep, // a timer wake per Sweep per idle TLS session
 		index:            g.goIdx,
+		refusing:         cs.refusing,
 	})
 }
 

@@ -20,22 +20,25 @@ var connIDs atomic.Uint32
 // connState is one gnet connection's context. It lives on its loop only,
 // until a TLS hand-off gives the session (and info) to a goroutine.
 type connState struct {
-	info      ConnInfo
-	sess      Session
-	c         gnet.Conn
-	loop      *loopState
-	idx       int   // position in loop.conns, -1 when not tracked
-	deadline  int64 // Unix nanoseconds
-	authed    bool
-	claims    *core.Claims // the session's token, when it is a Claimant
-	seen      bool         // the first byte has arrived
-	hasSlot   bool         // holds a global connLimiter slot
-	hasIP     bool         // holds a per-address slot, for slotIP
-	proxy     bool         // a PROXY protocol header is expected first
-	slotIP    netip.Addr   // the address whose slot is held
-	handedOff bool         // a goroutine (TLS or Offload) owns the session now
-	indexed   bool         // claims are in loop.index
-	pos       indexSlots   // positions in loop.index's sets
+	info       ConnInfo
+	sess       Session
+	c          gnet.Conn
+	loop       *loopState
+	idx        int   // position in loop.conns, -1 when not tracked
+	deadline   int64 // Unix nanoseconds
+	authed     bool
+	claims     *core.Claims // the session's token, when it is a Claimant
+	seen       bool         // the first byte has arrived
+	hasSlot    bool         // holds a global connLimiter slot
+	hasIP      bool         // holds a per-address slot, for slotIP
+	refusing   bool         // a LateRefuser refusing the connection (LimitConnections)
+	hasRefusal bool         // holds a refusal slot, for refusalIP
+	refusalIP  netip.Addr   // the address whose refusal slot is held (invalid: counted globally only)
+	proxy      bool         // a PROXY protocol header is expected first
+	slotIP     netip.Addr   // the address whose slot is held
+	handedOff  bool         // a goroutine (TLS or Offload) owns the session now
+	indexed    bool         // claims are in loop.index
+	pos        indexSlots   // positions in loop.index's sets
 }
 
 func (cs *connState) slots() *indexSlots { return &cs.pos }
@@ -182,6 +185,10 @@ func (l *loopState) Run(context.Context) error {
 			l.refused = append(l.refused, refusal{cs, core.ErrExpired})
 			continue
 		}
+		if cs.refusing { // counted when it was refused
+			l.end(cs, cs.sess.LimitError(LimitConnections, l.out[:0]))
+			continue
+		}
 		lim := LimitHandshakeTimeout
 		if cs.authed {
 			lim = LimitIdleTimeout
@@ -250,7 +257,9 @@ func claimsOf(sess Session) *core.Claims {
 }
 
 // OnOpen makes the session, applies the connection limits and starts the
-// handshake deadline.
+// handshake deadline. A connection over the limits is refused: by a
+// LateRefuser in reply to the client's first request (see refuse), by any
+// other session at once.
 func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loops.get(c.EventLoop(), s.newLoop)
 	now := time.Now()
@@ -265,19 +274,56 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	c.SetContext(cs)
 	s.obs.Opened()
 	l.env.Now = now
-	if !s.g.limiter.acquireTotal() {
+	if !s.admit(cs) {
 		s.obs.Limit(LimitConnections)
-		return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
+		if !s.refuse(cs, now) {
+			return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
+		}
+	} else {
+		cs.deadline = now.Add(s.g.cfg.HandshakeTimeout).UnixNano()
 	}
-	cs.hasSlot = true
-	if !cs.proxy && !s.takeIP(cs) {
-		cs.releaseSlots(s.g.limiter)
-		s.obs.Limit(LimitConnections)
-		return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
-	}
-	cs.deadline = now.Add(s.g.cfg.HandshakeTimeout).UnixNano()
 	l.track(cs)
 	return cs.sess.Start(&l.env, l.out[:0]), gnet.None
+}
+
+// admit takes the connection's slots: the global one and its address's,
+// or, from a trusted balancer, a global one until the PROXY header names
+// the client (proxyHeader).
+func (s *server) admit(cs *connState) bool {
+	lim := s.g.limiter
+	if cs.proxy {
+		cs.hasSlot = lim.acquireTotal()
+		return cs.hasSlot
+	}
+	a := cs.info.Remote.Addr()
+	if !lim.acquire(a) {
+		return false
+	}
+	cs.hasSlot, cs.hasIP, cs.slotIP = true, true, a
+	return true
+}
+
+// refuse turns a connection over the limits (holding no slot) into a late
+// refusal when its session is a LateRefuser and a refusal slot is free: it
+// then stays open until the session has answered the client's first
+// request, for at most refuseWithin. It reports false when the refusal
+// must be immediate.
+func (s *server) refuse(cs *connState, now time.Time) bool {
+	lr, ok := cs.sess.(LateRefuser)
+	if !ok {
+		return false
+	}
+	var a netip.Addr // unknown behind a balancer until its header
+	if !cs.proxy {
+		a = cs.info.Remote.Addr()
+	}
+	if !s.g.limiter.acquireRefusal(a) {
+		return false
+	}
+	cs.refusing, cs.hasRefusal, cs.refusalIP = true, true, a
+	cs.deadline = now.Add(min(refuseWithin, s.g.cfg.HandshakeTimeout)).UnixNano()
+	lr.RefuseLate()
+	return true
 }
 
 // OnClose releases what the connection held, unless a TLS goroutine took it.
@@ -294,10 +340,11 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	return gnet.None
 }
 
-// takeIP takes the per-address slot of the connection's client.
+// takeIP takes the per-address slot of the connection's client, which
+// already holds a global slot (a balancer's connection after its header).
 func (s *server) takeIP(cs *connState) bool {
 	a := cs.info.Remote.Addr()
-	if !s.g.limiter.acquireIP(a) {
+	if !s.g.limiter.acquireIPHeld(a) {
 		return false
 	}
 	cs.hasIP, cs.slotIP = true, a
@@ -314,10 +361,15 @@ func (cs *connState) releaseSlots(l *connLimiter) {
 		cs.hasSlot = false
 		l.releaseTotal()
 	}
+	if cs.hasRefusal {
+		cs.hasRefusal = false
+		l.releaseRefusal(cs.refusalIP)
+	}
 }
 
 // proxyHeader consumes a PROXY protocol v2 header at the front of buf and
-// returns its length, or -1 to wait for more bytes, or an error to close.
+// returns its length, or -1 to wait for more bytes, or an error to close
+// (errPerIP, with the header's length, when the client is over its limits).
 func (s *server) proxyHeader(cs *connState, buf []byte) (int, error) {
 	h, n, err := proxyproto.Parse(buf)
 	if err == proxyproto.ErrNeedMore {
@@ -331,8 +383,11 @@ func (s *server) proxyHeader(cs *connState, buf []byte) (int, error) {
 		cs.info.Remote, cs.info.Local = h.Source, h.Destination
 		cs.info.PlaintextOK = inNets(s.g.cfg.PlaintextAllow, h.Source.Addr())
 	}
+	if cs.refusing { // refused before the header: nothing to take
+		return n, nil
+	}
 	if !s.takeIP(cs) {
-		return 0, errPerIP
+		return n, errPerIP
 	}
 	return n, nil
 }
@@ -355,8 +410,11 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		switch {
 		case err == errPerIP:
 			s.obs.Limit(LimitConnections)
-			_, _ = c.Write(cs.sess.LimitError(LimitConnections, l.out[:0]))
-			return gnet.Close
+			cs.releaseSlots(s.g.limiter)
+			if !s.refuse(cs, time.Now()) {
+				_, _ = c.Write(cs.sess.LimitError(LimitConnections, l.out[:0]))
+				return gnet.Close
+			}
 		case err != nil:
 			return gnet.Close // a trusted balancer always sends a header
 		case n < 0:
@@ -407,7 +465,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	discard(c, skip+consumed)
-	if !cs.authed && cs.sess.Authenticated() {
+	if !cs.authed && !cs.refusing && cs.sess.Authenticated() {
 		l.authenticated(cs)
 	}
 	limit := l.env.MaxPreAuthMessage

@@ -41,6 +41,11 @@ type GoroutineOptions struct {
 	// index, when set, is the gateway's index of goroutine sessions: an
 	// authenticated Claimant is added to it until ServeConn returns.
 	index *goIndex
+	// refusing: the session is a LateRefuser refusing the connection, and
+	// HandshakeTimeout is what is left of its refusal deadline. It never
+	// counts as authenticated, and the deadline ends it with
+	// LimitError(LimitConnections) (already counted when it was refused).
+	refusing bool
 }
 
 func (o *GoroutineOptions) defaults() {
@@ -162,7 +167,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		if cap(out) > 64<<10 {
 			out = make([]byte, 0, 4096)
 		}
-		if !authed && sess.Authenticated() {
+		if !authed && !opts.refusing && sess.Authenticated() {
 			authed = true
 			claims = claimsOf(sess)
 			if claims != nil && opts.index != nil {
@@ -222,6 +227,11 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 			}
 			now := time.Now()
 			if !now.Before(deadline) {
+				if opts.refusing {
+					_ = conn.SetWriteDeadline(now.Add(time.Second))
+					_, _ = conn.Write(sess.LimitError(LimitConnections, out[:0]))
+					return
+				}
 				limit(lim)
 				return
 			}

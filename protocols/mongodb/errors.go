@@ -19,6 +19,7 @@ const (
 	CodeCommandNotFound           int32 = 59
 	CodeCommandNotSupported       int32 = 115
 	CodeUnsupportedOpQueryCommand int32 = 352
+	CodeResourceExhausted         int32 = 402
 	CodeBSONObjectTooLarge        int32 = 10334
 	CodeNoDollarDB                int32 = 40571
 )
@@ -44,6 +45,8 @@ func codeName(code int32) string {
 		return "CommandNotSupported"
 	case CodeUnsupportedOpQueryCommand:
 		return "UnsupportedOpQueryCommand"
+	case CodeResourceExhausted:
+		return "ResourceExhausted"
 	case CodeBSONObjectTooLarge:
 		return "BSONObjectTooLarge"
 	}

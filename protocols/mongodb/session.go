@@ -95,6 +95,7 @@ type Session struct {
 	pending     Header
 	havePending bool
 	refused     bool
+	refuseConn  bool // the transport refuses the connection (RefuseLate)
 }
 
 // Start says nothing: the client speaks first.
@@ -111,8 +112,9 @@ func (s *Session) Start(env *netio.Env, out []byte) []byte { return out }
 func (s *Session) Authenticated() bool { return s.authed || s.established }
 
 // LimitError answers the request whose body was still arriving when the
-// transport's size limit hit. Timeouts and connection limits get no reply,
-// as mongod gives none: a MongoDB client reads only replies to its requests.
+// transport's size limit hit. Timeouts and connection limits get no reply
+// here: a MongoDB client reads only replies to its requests, so a connection
+// over the limits is refused in reply to its first request (RefuseLate).
 func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 	if l != netio.LimitMessageSize || !s.havePending {
 		return out
@@ -190,6 +192,9 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 			env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
 		}
 		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
+	}
+	if s.refuseConn { // after the TLS check: its reply tells to replace a token sent in plaintext
+		return s.errorReply(out, m, CodeResourceExhausted, msgTooManyConnections), netio.Close
 	}
 	if s.authed {
 		if err := env.Recheck(&s.claims); err != nil {

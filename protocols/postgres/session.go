@@ -32,12 +32,14 @@ type Session struct {
 	database []byte // the startup packet's database (default: the user name, as PostgreSQL does)
 	claims   core.Claims
 	ext      *extended
+	refuse   bool // the transport refuses the connection (RefuseLate)
 }
 
 var (
-	_ netio.Session    = (*Session)(nil)
-	_ netio.Claimant   = (*Session)(nil)
-	_ netio.Terminator = (*Session)(nil)
+	_ netio.Session     = (*Session)(nil)
+	_ netio.Claimant    = (*Session)(nil)
+	_ netio.Terminator  = (*Session)(nil)
+	_ netio.LateRefuser = (*Session)(nil)
 )
 
 // Start sends nothing: the PostgreSQL client speaks first.
@@ -67,6 +69,14 @@ func (s *Session) Terminate(err error, out []byte) []byte {
 func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 	return AppendErrorResponse(out, limitError(l))
 }
+
+// RefuseLate makes the session refuse the connection as PostgreSQL does
+// when it has too many clients (netio.LateRefuser): the SSLRequest is
+// answered as usual ('S' and TLS, or 'N'), and the StartupMessage gets
+// FATAL 53300 "sorry, too many clients already". An error in place of the
+// SSLRequest's one-byte answer would be reported by drivers as the server
+// refusing TLS (pgx: "server refused TLS connection"), hiding the reason.
+func (s *Session) RefuseLate() { s.refuse = true }
 
 // fatal appends a FATAL error and closes.
 func (s *Session) fatal(out []byte, e ErrorFields) ([]byte, netio.Action) {
@@ -159,6 +169,10 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 			break
 		}
 		rest = r
+	}
+	if s.refuse {
+		o, _ := s.fatal(out, limitError(netio.LimitConnections))
+		return o, netio.Close
 	}
 	if !s.info.TLS && !s.info.PlaintextOK {
 		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)

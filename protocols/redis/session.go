@@ -67,6 +67,10 @@ type Session struct {
 	name   []byte // CLIENT SETNAME / HELLO SETNAME
 	args   [][]byte
 	lower  [24]byte
+	// refusing: the transport refuses the connection (refuse.go);
+	// refusedCmds counts the commands answered since.
+	refusing    bool
+	refusedCmds uint8
 }
 
 // Start returns out unchanged: the Redis client speaks first.
@@ -149,6 +153,9 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 		// to reconnect with TLS and to replace a token sent in plaintext.
 		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
 		return AppendError(out, msgTLSRequired), netio.Close
+	}
+	if s.refusing { // after the TLS check: its reply tells to replace a token sent in plaintext
+		return s.refuseCommand(out)
 	}
 	if s.authed {
 		if err := env.Recheck(&s.claims); err != nil {
