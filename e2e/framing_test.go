@@ -28,6 +28,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -653,12 +655,22 @@ func TestLargeMessagesDrivers(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer db.Close()
-				var v int
-				if err := db.QueryRowContext(ctx, "SELECT 7 /*"+filler+"*/").Scan(&v); err != nil || v != 7 {
-					t.Fatalf("SELECT 7 with a %d-byte comment: %d, %v", n, v, err)
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if err := db.QueryRowContext(ctx, "SELECT 9").Scan(&v); err != nil || v != 9 {
-					t.Fatalf("SELECT 9 after it: %d, %v", v, err)
+				defer conn.Close()
+				// Without an upstream the built-in responder refuses the
+				// SELECT with 1235, on the same connection that then runs
+				// SELECT 1.
+				var v int
+				err = conn.QueryRowContext(ctx, "SELECT 7 /*"+filler+"*/").Scan(&v)
+				var me *mysql.MySQLError
+				if !errors.As(err, &me) || me.Number != 1235 {
+					t.Fatalf("SELECT 7 with a %d-byte comment: %v, want error 1235 (no upstream)", n, err)
+				}
+				if err := conn.QueryRowContext(ctx, "SELECT 1").Scan(&v); err != nil || v != 1 {
+					t.Fatalf("SELECT 1 after it: %d, %v", v, err)
 				}
 			})
 		}
