@@ -37,6 +37,7 @@ type connState struct {
 	proxy      bool         // a PROXY protocol header is expected first
 	slotIP     netip.Addr   // the address whose slot is held
 	handedOff  bool         // a goroutine (TLS or Offload) owns the session now
+	await      int          // inbound bytes the session's pending message needs (Awaiter)
 	indexed    bool         // claims are in loop.index
 	pos        indexSlots   // positions in loop.index's sets
 }
@@ -403,6 +404,14 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	l := cs.loop
+	if cs.await > 0 && c.InboundBuffered() < cs.await {
+		// The rest of a large message is still arriving: nothing to parse.
+		if cs.authed {
+			cs.deadline = l.deadlineFor(cs, time.Now())
+		}
+		return gnet.None
+	}
+	cs.await = 0
 	all, _ := c.Peek(-1)
 	buf, skip := all, 0
 	if cs.proxy {
@@ -465,6 +474,11 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	discard(c, skip+consumed)
+	if aw, ok := cs.sess.(Awaiter); ok {
+		if need := aw.Awaiting(); need > len(buf)-consumed {
+			cs.await = need
+		}
+	}
 	if !cs.authed && !cs.refusing && cs.sess.Authenticated() {
 		l.authenticated(cs)
 	}

@@ -383,3 +383,12 @@ func (s *Session) okReply(out []byte, m *Message) []byte {
 	out, _ = bsoncore.AppendDocumentEnd(out, idx)
 	return endReply(out, start)
 }
+
+// Awaiting returns the length of the message Handle stopped at, when its
+// header has arrived (netio.Awaiter).
+func (s *Session) Awaiting() int {
+	if !s.havePending {
+		return 0
+	}
+	return int(s.pending.MessageLength)
+}

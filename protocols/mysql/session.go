@@ -100,6 +100,7 @@ type Session struct {
 	p      *Protocol
 	info   *netio.ConnInfo
 	state  uint8
+	await  int  // size of the packet Handle stopped at (netio.Awaiter)
 	seq    byte // sequence id of the last packet received
 	caps   uint32
 	nonce  [nonceLen]byte
@@ -167,6 +168,7 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		return len(in), out, netio.Close // ended (Terminate): nothing more is read
 	}
 	consumed := 0
+	s.await = 0
 	for consumed < len(in) && s.state != stClosed {
 		max := env.MaxPreAuthMessage
 		if s.state == stCommand {
@@ -178,6 +180,9 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 			return len(in), appendTooBig(out, in[consumed+3]+1, max), netio.Close
 		}
 		if n == 0 {
+			if h := in[consumed:]; len(h) >= 4 {
+				s.await = 4 + (int(h[0]) | int(h[1])<<8 | int(h[2])<<16)
+			}
 			break
 		}
 		consumed += n
@@ -347,3 +352,7 @@ func clip(b []byte) []byte {
 	}
 	return b
 }
+
+// Awaiting returns the size of the packet Handle stopped at, when its
+// header has arrived (netio.Awaiter).
+func (s *Session) Awaiting() int { return s.await }

@@ -28,6 +28,7 @@ type Session struct {
 	info     *netio.ConnInfo
 	phase    phase
 	skipSync bool // an extended-protocol error: discard until Sync
+	await    int  // size of the message Handle stopped at (netio.Awaiter)
 	user     string
 	database []byte // the startup packet's database (default: the user name, as PostgreSQL does)
 	claims   core.Claims
@@ -87,6 +88,7 @@ func (s *Session) fatal(out []byte, e ErrorFields) ([]byte, netio.Action) {
 // Handle consumes the complete messages at the front of in.
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
 	n := 0
+	s.await = 0
 	for n < len(in) {
 		var used int
 		var act netio.Action
@@ -230,6 +232,7 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 		return len(in), o, a
 	}
 	if len(in) < size+1 {
+		s.await = size + 1
 		return 0, out, netio.Continue
 	}
 	body := in[5 : size+1]
@@ -296,3 +299,7 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 	out = AppendBackendKeyData(out, s.info.ID, rand.Uint32())
 	return AppendReadyForQuery(out), netio.Continue
 }
+
+// Awaiting returns the size of the message Handle stopped at, when its
+// header has arrived (netio.Awaiter).
+func (s *Session) Awaiting() int { return s.await }

@@ -36,58 +36,67 @@ const maxArgs = 1 << 20
 // that it will be) longer than max bytes is errTooBig. An empty command
 // (a blank inline line, "*0\r\n") is consumed with len(args) == 0.
 func ReadCommand(in []byte, argsbuf [][]byte, max int) (args [][]byte, n int, err error) {
+	args, n, _, err = ReadCommandNeed(in, argsbuf, max)
+	return args, n, err
+}
+
+// ReadCommandNeed is ReadCommand that also says, for an incomplete command
+// whose last header announced a bulk argument, how many bytes the command
+// needs at least (through that argument's CRLF); need is 0 otherwise.
+func ReadCommandNeed(in []byte, argsbuf [][]byte, max int) (args [][]byte, n, need int, err error) {
 	args = argsbuf[:0]
 	if len(in) == 0 {
-		return args, 0, nil
+		return args, 0, 0, nil
 	}
 	if in[0] != '*' {
-		return readInline(in, args, max)
+		args, n, err = readInline(in, args, max)
+		return args, n, 0, err
 	}
 	count, i, ok, err := readNumber(in, 1)
 	switch {
 	case err != nil:
-		return args, 0, errMultibulkLen
+		return args, 0, 0, errMultibulkLen
 	case !ok:
 		if len(in) > max {
-			return args, 0, errTooBig
+			return args, 0, 0, errTooBig
 		}
-		return args, 0, nil
+		return args, 0, 0, nil
 	case count > maxArgs:
-		return args, 0, errMultibulkLen
+		return args, 0, 0, errMultibulkLen
 	case count*int64(len("$0\r\n\r\n")) > int64(max):
-		return args, 0, errTooBig
+		return args, 0, 0, errTooBig
 	}
 	for k := int64(0); k < count; k++ {
 		if i >= len(in) {
-			return args, 0, nil
+			return args, 0, 0, nil
 		}
 		if in[i] != '$' {
-			return args, 0, dollarError{in[i]}
+			return args, 0, 0, dollarError{in[i]}
 		}
 		size, j, ok, err := readNumber(in, i+1)
 		if err != nil || (ok && size < 0) {
-			return args, 0, errBulkLen
+			return args, 0, 0, errBulkLen
 		}
 		if !ok {
 			if len(in) > max {
-				return args, 0, errTooBig
+				return args, 0, 0, errTooBig
 			}
-			return args, 0, nil
+			return args, 0, 0, nil
 		}
 		if size > int64(max) || int64(j)+size+2 > int64(max) {
-			return args, 0, errTooBig // the command through this argument's CRLF
+			return args, 0, 0, errTooBig // the command through this argument's CRLF
 		}
 		end := j + int(size)
 		if end+2 > len(in) {
-			return args, 0, nil
+			return args, 0, end + 2, nil
 		}
 		if in[end] != '\r' || in[end+1] != '\n' {
-			return args, 0, errBulkLen
+			return args, 0, 0, errBulkLen
 		}
 		args = append(args, in[j:end])
 		i = end + 2
 	}
-	return args, i, nil
+	return args, i, 0, nil
 }
 
 // readNumber reads a decimal integer starting at in[i] and ending in CRLF. It

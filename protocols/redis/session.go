@@ -71,7 +71,14 @@ type Session struct {
 	// refusedCmds counts the commands answered since.
 	refusing    bool
 	refusedCmds uint8
+	// await: the bytes the command Handle stopped at needs at least
+	// (netio.Awaiter).
+	await int
 }
+
+// Awaiting returns how many bytes the command Handle stopped at needs at
+// least: through the bulk argument whose header arrived last (netio.Awaiter).
+func (s *Session) Awaiting() int { return s.await }
 
 // Start returns out unchanged: the Redis client speaks first.
 func (*Session) Start(_ *netio.Env, out []byte) []byte { return out }
@@ -98,16 +105,18 @@ func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 // and appends their replies to out.
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
 	consumed := 0
+	s.await = 0
 	for consumed < len(in) {
 		max := env.MaxPreAuthMessage
 		if s.authed {
 			max = env.MaxMessage
 		}
-		args, n, err := ReadCommand(in[consumed:], s.args, max)
+		args, n, need, err := ReadCommandNeed(in[consumed:], s.args, max)
 		if err != nil {
 			return len(in), appendProtocolError(out, err, max, s.authed), netio.Close
 		}
 		if n == 0 {
+			s.await = need
 			break
 		}
 		consumed += n
