@@ -43,38 +43,17 @@ func (s *Store) writer() {
 // the commands before it in the group) and syncs it. The in-memory views are
 // updated only once the batch is durable.
 func (s *Store) commit(group []*request) {
-	started := time.Now()
 	metricGroupSize.Update(float64(len(group)))
 	metricCommands.Add(len(group))
-	b := s.db.NewIndexedBatch()
-	defer b.Close()
 	start := s.seq
-	var effects []func()
-	for _, r := range group {
-		cmd, err := DecodeCommand(r.cmd)
-		if err != nil {
-			r.err = err
-			continue
-		}
-		r.res, r.err = s.apply(b, cmd, &effects)
-	}
-	if s.seq != start {
-		err := b.Set(keySeq, u64(nil, s.seq), nil)
-		if err == nil {
-			err = b.Commit(pebble.Sync)
-		}
-		metricCommits.Inc()
-		metricCommitTime.UpdateDuration(started)
-		if err != nil {
-			metricCommitFails.Inc()
-			s.seq = start
-			s.log.Error("issuer store commit failed", "err", err, "commands", len(group))
-			for _, r := range group {
-				if r.err == nil {
-					r.res, r.err = Result{}, fmt.Errorf("commit issuer store: %w", err)
-				}
+	effects, err := s.writeGroup(group)
+	if err != nil {
+		s.seq = start
+		effects = nil
+		for _, r := range group {
+			if r.err == nil {
+				r.res, r.err = Result{}, err
 			}
-			effects = nil
 		}
 	}
 	s.viewMu.Lock()
@@ -94,6 +73,73 @@ func (s *Store) commit(group []*request) {
 	for _, r := range group {
 		close(r.done)
 	}
+}
+
+// writeGroup applies the commands of group that the free space admits
+// (see admit) and commits them with one synced write. An error means the
+// batch did not commit: the commands without an error of their own failed
+// with it. Once the store has failed it refuses everything; a fatal Pebble
+// error raised beneath it (pebbleLogger.Fatalf) is recovered here and fails
+// the store closed.
+func (s *Store) writeGroup(group []*request) (effects []func(), err error) {
+	if f := s.failure(); f != nil {
+		return nil, f
+	}
+	started := time.Now()
+	free, measured := s.measureSpace()
+	if s.readOnly {
+		if !measured || free < s.reserve {
+			for _, r := range group {
+				metricStorageRefused.Inc()
+				r.err = &StorageError{Free: free, Need: s.reserve}
+			}
+			return nil, nil
+		}
+		if err := s.reopenWritable(); err != nil {
+			return nil, err
+		}
+	}
+	b := s.db.NewIndexedBatch()
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(pebbleFatal); !ok {
+				panic(p)
+			}
+			// b is not closed: Pebble's commit pipeline may still hold it.
+			metricCommitFails.Inc()
+			effects, err = nil, s.failure()
+			return
+		}
+		b.Close()
+	}()
+	start := s.seq
+	for _, r := range group {
+		cmd, err := DecodeCommand(r.cmd)
+		if err != nil {
+			r.err = err
+			continue
+		}
+		if serr := s.admit(cmd.Op, free, measured); serr != nil {
+			r.err = serr
+			continue
+		}
+		r.res, r.err = s.apply(b, cmd, &effects)
+	}
+	if s.seq == start {
+		return effects, nil
+	}
+	err = b.Set(keySeq, u64(nil, s.seq), nil)
+	if err == nil {
+		err = b.Commit(pebble.Sync)
+	}
+	metricCommits.Inc()
+	metricCommitTime.UpdateDuration(started)
+	if err != nil {
+		metricCommitFails.Inc()
+		s.log.Error("issuer store commit failed", "err", err, "commands", len(group))
+		return nil, fmt.Errorf("commit issuer store: %w", err)
+	}
+	return effects, nil
 }
 
 // next assigns the next sequence number.

@@ -23,6 +23,36 @@
 // the committed record's claims, returned once, and forgotten. Passwords are
 // stored only as argon2id hashes (see PasswordParams).
 //
+// The store's directory is mode 0700 and its files 0600 (Pebble runs on a
+// file system wrapper that sets the modes; wider modes left by older
+// versions are tightened at open).
+//
+// # A full disk (storage.go)
+//
+// Verification never touches Pebble: every gateway reads the in-memory
+// revocation view and policy set. So a full disk must only stop writes:
+//
+//   - Before each group commit the writer reads the free space (statfs).
+//     Below StoreOptions.Reserve (heliosd: --storage-reserve, 64 MiB) it
+//     refuses commands with a *StorageError: REST 507 STORAGE_FULL saying
+//     how much is free and needed. Revocations (revoke, logout,
+//     logout-all, key retirement) may go on until a quarter of the reserve
+//     is left. Writes resume by themselves once space is freed. A login
+//     writes its token record (it must be listable and revocable by id),
+//     so a login is refused too; tokens already issued keep working on
+//     every protocol.
+//   - A store opened on a file system below the reserve (a restart while
+//     the disk is full) opens read-only — Pebble replays its WAL in memory
+//     and writes nothing — and is reopened for writing by the writer at the
+//     first write after space returns.
+//   - If Pebble still fails a write (no reserve, or the disk filled by
+//     others faster), it calls Logger.Fatalf. Pebble expects Fatalf not to
+//     return (after a failed commit it would report success), so
+//     pebbleLogger.Fatalf fails the store closed (503 STORAGE_FAILED for
+//     every later write, until a restart recovers from the WAL) and then
+//     unwinds to the writer's group commit, which recovers, or parks
+//     Pebble's own goroutine for good. The process never panics.
+//
 // # One apply path
 //
 // Every mutation (signup, token creation, refresh, revocation, logout-all,

@@ -61,6 +61,9 @@ func (s *Store) revokeDue(now time.Time) {
 			s.pendingMu.Unlock()
 		case errors.Is(err, ErrClosed):
 			return
+		case errors.Is(err, ErrStorageFull), errors.Is(err, ErrStorageFailed):
+			// Retried every tick; the store logged the storage state once.
+			return
 		default:
 			s.log.Error("revoke refreshed token", "err", err)
 		}

@@ -228,12 +228,11 @@ func (s *Service) Signup(email, password string, from netip.Addr) (*Account, err
 
 // accountByEmail looks an account up by email, case-insensitively.
 func (s *Service) accountByEmail(email string) (*Account, error) {
-	v, closer, err := s.store.db.Get(emailKey(strings.ToLower(email)))
+	v, err := s.store.getRaw(emailKey(strings.ToLower(email)))
 	if err != nil {
 		return nil, err
 	}
 	id := u64ToID(v)
-	closer.Close()
 	var a Account
 	if err := s.store.get(accountKey(id), &a); err != nil {
 		return nil, err

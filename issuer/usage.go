@@ -1,6 +1,8 @@
 package issuer
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -83,7 +85,11 @@ func (u *UsageAggregator) Flush() {
 		return
 	}
 	if err := u.flush(uses); err != nil {
-		u.log.Warn("flushing last_used", "err", err, "tokens", len(uses))
+		level := slog.LevelWarn
+		if errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailed) {
+			level = slog.LevelDebug // the store logged the storage state once
+		}
+		u.log.Log(context.Background(), level, "flushing last_used", "err", err, "tokens", len(uses))
 		for _, x := range uses {
 			u.Record(x.Token, x.Account, x.At)
 		}

@@ -85,6 +85,10 @@ func (a *app) printError(err error) {
 			fmt.Fprintln(a.stderr, "Hint: helios auth refresh, or log in again: helios auth login.")
 		case "FORBIDDEN":
 			fmt.Fprintln(a.stderr, "Hint: create a token with the required scope, or use a full-access token.")
+		case "STORAGE_FULL":
+			fmt.Fprintln(a.stderr, "Hint: the server's disk is full; tokens you already have keep working. Retry once its operator frees space.")
+		case "STORAGE_FAILED":
+			fmt.Fprintln(a.stderr, "Hint: the server's storage failed; tokens you already have keep working. Its operator must restart heliosd.")
 		}
 		return
 	}

@@ -65,6 +65,11 @@ type Config struct {
 	// email and per source address (0 disables the limit).
 	LoginPerEmail int `toml:"login_per_email"`
 	LoginPerIP    int `toml:"login_per_ip"`
+	// StorageReserve is the free space kept on the issuer store's file
+	// system ("64MiB"): below it the issuer refuses writes (507
+	// STORAGE_FULL) except revocations, which may use three quarters of
+	// it. 0 disables the check.
+	StorageReserve byteSize `toml:"storage_reserve"`
 	// SignupPerEmail and SignupPerIP are failed signups (409 EMAIL_TAKEN)
 	// allowed per minute per email and per source address (0 disables the
 	// limit); a signup that creates its account costs nothing.
@@ -117,6 +122,7 @@ func defaultConfig() Config {
 		RefreshGrace:      60 * time.Second,
 		LoginPerEmail:     10,
 		LoginPerIP:        60,
+		StorageReserve:    issuerDefaultReserve,
 		SignupPerEmail:    10,
 		SignupPerIP:       20,
 		LogLevel:          "info",
@@ -156,6 +162,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.LoginPerIP, "login-per-ip", c.LoginPerIP, "failed logins allowed per minute per source address (0: unlimited)")
 	fs.IntVar(&c.SignupPerEmail, "signup-per-email", c.SignupPerEmail, "failed signups (email taken) allowed per minute per email (0: unlimited)")
 	fs.IntVar(&c.SignupPerIP, "signup-per-ip", c.SignupPerIP, "failed signups (email taken) allowed per minute per source address (0: unlimited)")
+	fs.Var(&c.StorageReserve, "storage-reserve", "free space kept on the issuer store's file system, e.g. 64MiB: below it writes other than revocations are refused (0: no check)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
 

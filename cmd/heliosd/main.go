@@ -20,7 +20,12 @@
 // Configuration: flags, HELIOS_* environment variables and a TOML file
 // (--config), in that order of precedence (see Config). At start it logs the
 // CA certificate clients should trust and one "listening" line per listener
-// (protocol, addr). SIGTERM or SIGINT drains the HTTP server, stops the
+// (protocol, addr). Everything heliosd creates is mode 0600 (directories
+// 0700; the process umask is 0077), and it warns when the data directory
+// itself is open to group or others. The issuer refuses writes with 507
+// STORAGE_FULL while its file system has less than --storage-reserve free
+// (revocations may use part of it) and goes on serving every protocol; see
+// issuer.StoreOptions. SIGTERM or SIGINT drains the HTTP server, stops the
 // gateway, writes pending last_used times and closes the issuer store.
 package main
 
@@ -61,6 +66,7 @@ func main() {
 }
 
 func run() error {
+	restrictUmask()
 	if len(os.Args) > 1 && os.Args[1] == "keys" {
 		return runKeys(os.Args[2:], os.Stdout)
 	}
@@ -74,6 +80,7 @@ func run() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
+	warnOpenDataDir(cfg.DataDir, log)
 	tlsCfg, certPath, generated, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, certHosts(&cfg))
 	if err != nil {
 		return err
@@ -101,7 +108,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	store, err := issuer.Open(filepath.Join(cfg.DataDir, "issuer"), log)
+	store, err := issuer.OpenWith(filepath.Join(cfg.DataDir, "issuer"), issuer.StoreOptions{Logger: log, Reserve: int64(cfg.StorageReserve)})
 	if err != nil {
 		return err
 	}
@@ -123,7 +130,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	if err := recordRetiredKeys(svc, ring); err != nil {
 		return err
 	}
-	log.Info("issuer store open", "dir", filepath.Join(cfg.DataDir, "issuer"), "seq", store.LastSeq(),
+	log.Info("issuer store open", "dir", filepath.Join(cfg.DataDir, "issuer"), "seq", store.LastSeq(), "reserve", cfg.StorageReserve.String(),
 		"cluster_key", filepath.Join(cfg.DataDir, feed.ClusterKeyFile))
 
 	hub := &revocationHub{}

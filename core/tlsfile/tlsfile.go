@@ -95,7 +95,9 @@ func generate(certFile, keyFile string, hosts []string) error {
 		return fmt.Errorf("write TLS key: %w", err)
 	}
 	// The certificate last: its presence is what marks the pair complete.
-	if err := atomicfile.WriteBytes(certFile, 0o644, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+	// It is public, but 0600 like everything else in the 0700 data
+	// directory (nobody else can reach it there anyway).
+	if err := atomicfile.WriteBytes(certFile, 0o600, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		return fmt.Errorf("write TLS certificate: %w", err)
 	}
 	return nil
