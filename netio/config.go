@@ -20,8 +20,8 @@ type Config struct {
 	// Refused connections waiting to be answered (LateRefuser) hold none
 	// of it; at most MaxConns/16 (at least 16) of them are open at once.
 	MaxConns int
-	// MaxConnsPerIP bounds open connections from one source address
-	// (default 1000).
+	// MaxConnsPerIP bounds open connections from one source address, an
+	// IPv6 client's /64 counting as one address (default 1000).
 	MaxConnsPerIP int
 	// HandshakeTimeout bounds the time from accept to authentication
 	// (default 10s).

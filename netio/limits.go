@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -109,8 +110,23 @@ func newConnLimiter(maxTotal, maxPerIP int) *connLimiter {
 
 func (l *connLimiter) shard(a netip.Addr) *ipShard {
 	b := a.As16()
-	h := uint32(b[15]) ^ uint32(b[14])<<3 ^ uint32(b[13])<<5 ^ uint32(b[12])<<7
-	return &l.shards[h%uint32(len(l.shards))]
+	h := binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
+	h ^= h >> 32
+	h ^= h >> 16
+	return &l.shards[h%uint64(len(l.shards))]
+}
+
+// clientKey is what the per-address limits count: an IPv4 address, or an
+// IPv6 address's /64. A single host is routinely given a whole /64, so
+// counting its addresses one by one would let one client take any number
+// of connections and the share reserved for light addresses.
+func clientKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if !a.Is6() {
+		return a
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.Addr()
 }
 
 // capFor is the total a connection may bring the gateway to when its
@@ -127,6 +143,7 @@ func (l *connLimiter) capFor(n int32) int64 {
 // its shard's lock, so that the global check knows whether the address may
 // use the reserved share.
 func (l *connLimiter) acquire(a netip.Addr) bool {
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,6 +176,7 @@ func (l *connLimiter) acquireTotal() bool {
 // holds lightConns or more while the gateway is past the unreserved part
 // (the held slot included, so the bound is the same as acquire's).
 func (l *connLimiter) acquireIPHeld(a netip.Addr) bool {
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,6 +199,7 @@ func (l *connLimiter) acquireRefusal(a netip.Addr) bool {
 	if !a.IsValid() {
 		return true
 	}
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,6 +231,7 @@ func (l *connLimiter) releaseRefusal(a netip.Addr) {
 
 // update changes a's counts and drops its entry once it holds nothing.
 func (l *connLimiter) update(a netip.Addr, f func(*ipCount)) {
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	c := s.m[a]

@@ -381,3 +381,41 @@ func waitRefusing(t *testing.T, gw *Gateway, n int64) {
 		t.Fatalf("refusing %d, want %d", got, n)
 	}
 }
+
+// TestLimiterIPv6CountsSlash64 shows that the addresses of one IPv6 /64
+// share one per-address limit and one standing for the reserved share:
+// a host that rotates through its /64 gets no more than one address would.
+func TestLimiterIPv6CountsSlash64(t *testing.T) {
+	l := newConnLimiter(1000, 20)
+	v6 := func(net, host uint16) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(net >> 8), byte(net), 8: byte(host >> 8), 15: byte(host)})
+	}
+	var taken []netip.Addr
+	for h := uint16(1); h <= 100; h++ {
+		if l.acquire(v6(1, h)) {
+			taken = append(taken, v6(1, h))
+		}
+	}
+	if len(taken) != 20 {
+		t.Fatalf("100 addresses of one /64 got %d connections, want the per-address limit 20", len(taken))
+	}
+	// Another /64 is another client; an IPv4-mapped address is its IPv4.
+	if !l.acquire(v6(2, 1)) {
+		t.Fatal("another /64 was refused")
+	}
+	mapped := netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 10, 15: 7})
+	if got := fill(l, mapped, 30) + fill(l, netip.AddrFrom4([4]byte{10, 0, 0, 7}), 30); got != 20 {
+		t.Fatalf("an IPv4 address and its mapped form got %d connections together, want 20", got)
+	}
+	for _, a := range taken {
+		l.releaseIP(a)
+		l.releaseTotal()
+	}
+	l.releaseIP(v6(2, 1))
+	l.releaseTotal()
+	for range 20 {
+		l.releaseIP(mapped)
+		l.releaseTotal()
+	}
+	limiterEmpty(t, l)
+}
