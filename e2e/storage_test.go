@@ -3,71 +3,20 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/heliosdb/auth/internal/testfs"
 )
-
-// mountTmpfs mounts a tmpfs of size ("8m") on a new directory, unmounted
-// when the test ends (after the daemon stops). It skips the test, saying
-// why, only when this process may not mount.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a %s tmpfs on %s (%v): this test needs a small file system of its own; run it as root", size, dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			_ = unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-// fillTo writes dir/filler until the file system is full, then gives back
-// keep bytes, and returns the free space left.
-func fillTo(t *testing.T, dir string, keep int64) uint64 {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for n := len(buf); n >= 512; {
-		if _, err := f.Write(buf[:n]); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			n /= 2
-		}
-	}
-	if keep > 0 {
-		st, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Truncate(max(st.Size()-keep, 0)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Bavail * uint64(st.Bsize)
-}
 
 // requireAlive fails the test when the daemon has exited.
 func requireAlive(t *testing.T, d *daemon, pid int) {
@@ -162,29 +111,24 @@ func redisRefuses(t *testing.T, d *daemon, tok string) {
 // writes until Pebble's WAL hit ENOSPC and then panicked ("pebble: fatal
 // commit error"), taking every listener down.
 func TestStorageFullRefusesWritesAndKeepsServing(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
-	d := startDaemon(t, withDataDir(filepath.Join(mnt, "data")), withArgs("--storage-reserve", "2MiB"))
+	mnt, d, email, bearer := smallDiskDaemon(t, "2MiB", "full")
 	pid := d.cmd.Process.Pid
-	const pw = "correct-horse-battery-staple"
-	email := fmt.Sprintf("full-%d@example.com", time.Now().UnixNano())
-	d.Signup(t, email, pw)
-	bearer := d.Login(t, email, pw)
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 	victim, victimID := d.CreateToken(t, bearer, map[string]any{"name": "victim"})
 	_, lastID := d.CreateToken(t, bearer, map[string]any{"name": "last"})
 	servedEverywhere(t, d, tok)
 
 	// Below the reserve, above a quarter of it.
-	free := fillTo(t, mnt, 1<<20)
+	free := testfs.FillTo(t, mnt, 1<<20)
 	t.Logf("file system filled: %d bytes free", free)
 	for i := range 20 {
 		status, body := d.Do(t, "POST", "/v1/auth/tokens", bearer, map[string]any{"name": fmt.Sprintf("full-%d", i)})
 		requireRefused(t, "create token", status, body, http.StatusInsufficientStorage, "STORAGE_FULL", "free", "2.0 MiB needed")
 		requireAlive(t, d, pid)
 	}
-	status, body := d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": pw})
+	status, body := d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": diskPassword})
 	requireRefused(t, "login", status, body, http.StatusInsufficientStorage, "STORAGE_FULL", "free", "needed")
-	status, body = d.Do(t, "POST", "/v1/auth/signup", "", map[string]string{"email": "late-" + email, "password": pw})
+	status, body = d.Do(t, "POST", "/v1/auth/signup", "", map[string]string{"email": "late-" + email, "password": diskPassword})
 	requireRefused(t, "signup", status, body, http.StatusInsufficientStorage, "STORAGE_FULL")
 	errs := newCLI(t, d).fails("STORAGE_FULL", "", []string{"HELIOS_TOKEN=" + bearer}, "token", "create", "--name", "cli-full")
 	if !strings.Contains(errs, "free on the data directory's file system") || !strings.Contains(errs, "needed") ||
@@ -197,7 +141,7 @@ func TestStorageFullRefusesWritesAndKeepsServing(t *testing.T) {
 	requireAlive(t, d, pid)
 
 	// Completely full: even revocations wait for space.
-	free = fillTo(t, mnt, 0)
+	free = testfs.FillTo(t, mnt, 0)
 	t.Logf("file system full: %d bytes free", free)
 	for i := range 20 {
 		status, body := d.Do(t, "POST", "/v1/auth/tokens", bearer, map[string]any{"name": fmt.Sprintf("full-%d", i)})
@@ -214,7 +158,7 @@ func TestStorageFullRefusesWritesAndKeepsServing(t *testing.T) {
 	}
 	after, _ := d.CreateToken(t, bearer, map[string]any{"name": "after"})
 	servedEverywhere(t, d, after)
-	d.Login(t, email, pw)
+	d.Login(t, email, diskPassword)
 	d.Revoke(t, bearer, lastID)
 	requireAlive(t, d, pid)
 	waitLog(t, d, "issuer storage is below its reserve")
@@ -240,18 +184,13 @@ func waitLog(t *testing.T, d *daemon, want string) {
 // freed. Before, Pebble's flush of the replayed WAL could not write its
 // MANIFEST and the start panicked: no listener came up at all.
 func TestStorageFullAtStartServesReadOnly(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
-	d := startDaemon(t, withDataDir(filepath.Join(mnt, "data")), withArgs("--storage-reserve", "2MiB"))
-	const pw = "correct-horse-battery-staple"
-	email := fmt.Sprintf("restart-%d@example.com", time.Now().UnixNano())
-	d.Signup(t, email, pw)
-	bearer := d.Login(t, email, pw)
+	mnt, d, email, bearer := smallDiskDaemon(t, "2MiB", "restart")
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 	victim, victimID := d.CreateToken(t, bearer, map[string]any{"name": "victim"})
 	d.Revoke(t, bearer, victimID)
 	d.Kill() // a crash: the last writes are only in the WAL
 
-	free := fillTo(t, mnt, 0)
+	free := testfs.FillTo(t, mnt, 0)
 	t.Logf("file system full: %d bytes free", free)
 	d.start(t)
 	pid := d.cmd.Process.Pid
@@ -260,7 +199,7 @@ func TestStorageFullAtStartServesReadOnly(t *testing.T) {
 	redisRefuses(t, d, victim)
 	status, body := d.Do(t, "POST", "/v1/auth/tokens", bearer, map[string]any{"name": "read-only"})
 	requireRefused(t, "create token on the read-only store", status, body, http.StatusInsufficientStorage, "STORAGE_FULL", "2.0 MiB needed")
-	status, body = d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": pw})
+	status, body = d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": diskPassword})
 	requireRefused(t, "login on the read-only store", status, body, http.StatusInsufficientStorage, "STORAGE_FULL")
 	requireAlive(t, d, pid)
 
@@ -269,7 +208,7 @@ func TestStorageFullAtStartServesReadOnly(t *testing.T) {
 	}
 	after, _ := d.CreateToken(t, bearer, map[string]any{"name": "after"})
 	servedEverywhere(t, d, after)
-	d.Login(t, email, pw)
+	d.Login(t, email, diskPassword)
 	redisRefuses(t, d, victim)
 	requireAlive(t, d, pid)
 	waitLog(t, d, "issuer store reopened for writing")
@@ -283,17 +222,12 @@ func TestStorageFullAtStartServesReadOnly(t *testing.T) {
 // there and writes work again. Before, the fatal error panicked the
 // process.
 func TestStorageFatalWriteErrorKeepsServing(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
-	d := startDaemon(t, withDataDir(filepath.Join(mnt, "data")), withArgs("--storage-reserve", "0"))
+	mnt, d, email, bearer := smallDiskDaemon(t, "0", "fatal")
 	pid := d.cmd.Process.Pid
-	const pw = "correct-horse-battery-staple"
-	email := fmt.Sprintf("fatal-%d@example.com", time.Now().UnixNano())
-	d.Signup(t, email, pw)
-	bearer := d.Login(t, email, pw)
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 	servedEverywhere(t, d, tok)
 
-	fillTo(t, mnt, 0)
+	testfs.FillTo(t, mnt, 0)
 	acked := map[string]string{} // id → token
 	failed := false
 	for i := 0; i < 500 && !failed; i++ {
@@ -317,7 +251,7 @@ func TestStorageFatalWriteErrorKeepsServing(t *testing.T) {
 	t.Logf("%d tokens acknowledged before the WAL write failed", len(acked))
 	waitLog(t, d, "issuer storage failed a write")
 	servedEverywhere(t, d, tok)
-	status, body := d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": pw})
+	status, body := d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": diskPassword})
 	requireRefused(t, "login after the failure", status, body, http.StatusServiceUnavailable, "STORAGE_FAILED")
 
 	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
@@ -420,4 +354,20 @@ func TestDataDirModes(t *testing.T) {
 			t.Fatal("the log holds a password or token")
 		}
 	}
+}
+
+// diskPassword is the password of the users the storage tests sign up.
+const diskPassword = "correct-horse-battery-staple"
+
+// smallDiskDaemon starts heliosd with its data directory on a fresh 8 MiB
+// tmpfs and the given --storage-reserve, and signs up a user (its email
+// starting with who); it returns the mount point, the daemon, the user's
+// email and session token.
+func smallDiskDaemon(t *testing.T, reserve, who string) (mnt string, d *daemon, email, bearer string) {
+	t.Helper()
+	mnt = testfs.MountTmpfs(t, "8m")
+	d = startDaemon(t, withDataDir(filepath.Join(mnt, "data")), withArgs("--storage-reserve", reserve))
+	email = fmt.Sprintf("%s-%d@example.com", who, time.Now().UnixNano())
+	d.Signup(t, email, diskPassword)
+	return mnt, d, email, d.Login(t, email, diskPassword)
 }

@@ -268,9 +268,10 @@ func (s *Store) apply(b *pebble.Batch, c *Command, effects *[]func()) (Result, e
 	return s.applyCluster(b, c, effects)
 }
 
-// bhas reports whether key exists in the batch or the database under it.
-func bhas(b *pebble.Batch, key []byte) (bool, error) {
-	_, closer, err := b.Get(key)
+// bhas reports whether key exists in r: a batch (and the database under
+// it) or the database.
+func bhas(r pebble.Reader, key []byte) (bool, error) {
+	_, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}

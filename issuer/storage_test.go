@@ -15,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/heliosdb/auth/internal/testfs"
 )
 
 // TestSpaceNeeded: ordinary commands need the whole reserve, revocations a
@@ -82,63 +84,12 @@ func TestStorageErrorAnswers(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size (mount(8) syntax, "4m") on a new
-// directory, unmounted when the test ends. It skips the test, saying why,
-// only when this process may not mount.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a %s tmpfs on %s (%v): this test needs a small file system of its own; run it as root", size, dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			_ = unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-// fillTo writes dir/filler until the file system is full, then gives back
-// keep bytes, and returns the free space left.
-func fillTo(t *testing.T, dir string, keep int64) uint64 {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for n := len(buf); n >= 512; {
-		if _, err := f.Write(buf[:n]); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			n /= 2
-		}
-	}
-	if keep > 0 {
-		st, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Truncate(max(st.Size()-keep, 0)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	free, err := freeBytes(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return free
-}
-
 // TestStoreRefusesWritesBelowReserve fills a real 4 MiB file system under
 // a store keeping 1 MiB: writes are refused with how much is free and
 // needed, revocations go on until a quarter of the reserve, reads keep
 // working, and writes resume once space is freed, without reopening.
 func TestStoreRefusesWritesBelowReserve(t *testing.T) {
-	mnt := mountTmpfs(t, "4m")
+	mnt := testfs.MountTmpfs(t, "4m")
 	s, err := OpenWith(filepath.Join(mnt, "issuer"), StoreOptions{Reserve: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +103,7 @@ func TestStoreRefusesWritesBelowReserve(t *testing.T) {
 		}
 	}
 
-	free := fillTo(t, mnt, 512<<10)
+	free := testfs.FillTo(t, mnt, 512<<10)
 	t.Logf("filled: %d bytes free", free)
 	seq := s.LastSeq()
 	_, err = s.Submit(&Command{Op: OpCreateToken, Token: newRecord(acc.ID)})
@@ -173,7 +124,7 @@ func TestStoreRefusesWritesBelowReserve(t *testing.T) {
 		t.Fatal("the revocation did not reach the in-memory view")
 	}
 
-	free = fillTo(t, mnt, 0)
+	free = testfs.FillTo(t, mnt, 0)
 	_, err = s.Submit(&Command{Op: OpRevokeToken, At: time.Now().Unix(), Account: acc.ID, TokenID: last.ID})
 	if !errors.As(err, &se) || se.Need != 256<<10 {
 		t.Fatalf("revocation with %d bytes free: %v", free, err)
@@ -214,15 +165,7 @@ func TestFatalWriteErrorFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	acc := signup(t, s, "fatal@example.com")
-	kept, victim := newRecord(acc.ID), newRecord(acc.ID)
-	for _, r := range []*TokenRecord{kept, victim} {
-		if _, err := s.Submit(&Command{Op: OpCreateToken, Token: r}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.Submit(&Command{Op: OpRevokeToken, At: time.Now().Unix(), Account: acc.ID, TokenID: victim.ID}); err != nil {
-		t.Fatal(err)
-	}
+	kept, victim := keptAndRevoked(t, s, acc.ID)
 	seq := s.LastSeq()
 
 	enospc.Store(true)
@@ -321,28 +264,20 @@ func TestStoreFileModes(t *testing.T) {
 // its revocation view, refuses writes with STORAGE_FULL, and reopens for
 // writing by itself once space is freed.
 func TestStoreOpensReadOnlyOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "4m")
+	mnt := testfs.MountTmpfs(t, "4m")
 	dir := filepath.Join(mnt, "issuer")
 	s, err := OpenWith(dir, StoreOptions{Reserve: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	acc := signup(t, s, "restart@example.com")
-	kept, victim := newRecord(acc.ID), newRecord(acc.ID)
-	for _, r := range []*TokenRecord{kept, victim} {
-		if _, err := s.Submit(&Command{Op: OpCreateToken, Token: r}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.Submit(&Command{Op: OpRevokeToken, At: time.Now().Unix(), Account: acc.ID, TokenID: victim.ID}); err != nil {
-		t.Fatal(err)
-	}
+	kept, victim := keptAndRevoked(t, s, acc.ID)
 	seq := s.LastSeq()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	fillTo(t, mnt, 0)
+	testfs.FillTo(t, mnt, 0)
 	s, err = OpenWith(dir, StoreOptions{Reserve: 1 << 20})
 	if err != nil {
 		t.Fatalf("open on a full disk: %v", err)
@@ -384,4 +319,20 @@ func TestStoreOpensReadOnlyOnFullDisk(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keptAndRevoked creates two token records for account and revokes the
+// second: what a store must still hold, in that state, after a failure.
+func keptAndRevoked(t *testing.T, s *Store, account uint64) (kept, victim *TokenRecord) {
+	t.Helper()
+	kept, victim = newRecord(account), newRecord(account)
+	for _, r := range []*TokenRecord{kept, victim} {
+		if _, err := s.Submit(&Command{Op: OpCreateToken, Token: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Submit(&Command{Op: OpRevokeToken, At: time.Now().Unix(), Account: account, TokenID: victim.ID}); err != nil {
+		t.Fatal(err)
+	}
+	return kept, victim
 }

@@ -272,15 +272,7 @@ func (s *Store) has(key []byte) (bool, error) {
 		return false, err
 	}
 	defer release()
-	_, closer, err := db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	closer.Close()
-	return true, nil
+	return bhas(db, key)
 }
 
 // load reads the watermark, the revocation log, pending revocations and IP
