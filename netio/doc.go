@@ -68,6 +68,16 @@
 // Byte ownership: the slice a session gets in Handle comes from gnet's Peek
 // and is valid only during the call. The output buffer belongs to the loop.
 //
+// Framing: gnet reads at most 64 KiB at a time, so a larger message reaches
+// Handle over several reads; the session consumes nothing until it is
+// whole, and the loop discards only what was consumed (gnet's Discard(0)
+// would drop the whole inbound buffer: the first read of a large message
+// was once lost that way and its continuation framed as a new message). A
+// session that implements Awaiter tells the size of the message it waits
+// for, and the loop calls Handle again only once that much is buffered, so
+// a message costs one parse and one copy whatever the number of reads; the
+// idle deadline still moves with every read.
+//
 // TLS: on Action UpgradeTLS, or a first byte 0x16 when the protocol takes
 // TLS from the first byte, the loop flushes gnet's output, duplicates the
 // socket (Conn.Dup), copies the unconsumed inbound bytes, and returns
