@@ -35,10 +35,11 @@ test: deps vet
 	@# makes sync.Pool drop items and so skips the REST one above.
 	$(GO) test -count=1 -run 'Alloc' ./core/... ./issuer/... ./netio/... ./protocols/...
 
+## bench: every package's benchmarks (BENCH selects, e.g. BENCH=Verify; -count with BENCHCOUNT).
+BENCH      ?= .
+BENCHCOUNT ?= 1
 bench:
-	$(GO) test ./core -run '^$$' -bench . -benchmem
-	$(GO) test ./issuer -run '^$$' -bench . -benchmem
-	$(GO) test ./bench -run '^$$' -bench . -benchmem -timeout 20m
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) -timeout 30m ./...
 
 ## fuzz: every fuzz target of every package (fuzz/ and the decoders' own) for FUZZTIME each.
 fuzz:

@@ -145,5 +145,3 @@ func (e *UnknownScopeError) Error() string {
 		e.Name, strings.Join(scopeNames[:], ", "))
 }
 
-// ScopeNames returns every scope's name in the guide's order.
-func ScopeNames() []string { return append([]string(nil), scopeNames[:]...) }

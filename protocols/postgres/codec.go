@@ -269,16 +269,6 @@ func AppendRowDescription(dst []byte, fields []Field) []byte {
 	return finish(dst, at)
 }
 
-// AppendDataRow appends a DataRow ('D') of already-encoded values.
-func AppendDataRow(dst []byte, values [][]byte) []byte {
-	dst, at := begin(dst, 'D')
-	dst = appendInt16(dst, int16(len(values)))
-	for _, v := range values {
-		dst = append(appendInt32(dst, int32(len(v))), v...)
-	}
-	return finish(dst, at)
-}
-
 // AppendCommandComplete appends CommandComplete ('C') with its tag.
 func AppendCommandComplete(dst []byte, tag string) []byte {
 	dst, at := begin(dst, 'C')
