@@ -144,6 +144,15 @@ type Claims struct {
 	Flags     Flags
 }
 
+// Verified reports whether the claims were read from a token whose MAC
+// verified under a known key, so that its id may be logged. Verify fills
+// the claims in only then: on success, and with ErrExpired, ErrRevoked,
+// ErrLoggedOut, ErrUnavailable and a revocation view's ErrKeyRetired. Every
+// other error (malformed, unknown key, bad MAC, a key retired in the
+// keyring, issued in the future) leaves them zero, and a verified token
+// always has a non-zero Version (FormatVersion is checked first).
+func (c *Claims) Verified() bool { return c.Version != 0 }
+
 // Require returns nil when the claims hold scope s, else the FORBIDDEN error
 // naming s. It does not allocate.
 func (c *Claims) Require(s Scope) error {

@@ -417,3 +417,68 @@ func TestMemoryRevocationsPrefixCollision(t *testing.T) {
 		t.Fatalf("prune left %d", n)
 	}
 }
+
+// TestVerifiedOnlyWhenMACVerified: Claims.Verified is true exactly when
+// Verify read the claims from a token whose MAC verified (success, expired,
+// revoked, logged out, a key retired by the revocation view, unavailable)
+// and false for every error before the MAC or that leaves the claims zero.
+func TestVerifiedOnlyWhenMACVerified(t *testing.T) {
+	ring := testRing(t)
+	revs := NewMemoryRevocations()
+	v := NewVerifier(ring, revs)
+	good := claimsFor(TypeLive)
+	tok := mint(t, ring, good)
+	revoked := claimsFor(TypeLive)
+	revoked.Account = 9
+	revs.RevokeToken(revoked.ID, revoked.ExpiresAt)
+	loggedOut := claimsFor(TypeLive)
+	loggedOut.Account = 10
+	revs.RevokeAccountBefore(10, t0.Unix()+1)
+	other, _ := NewKeyring(1, GenerateKey(1, t0)) // same key id, other secret
+	forged := mint(t, other, good)
+	cases := []struct {
+		name     string
+		tok      string
+		at       time.Time
+		err      error
+		verified bool
+	}{
+		{"valid", tok, t0, nil, true},
+		{"expired", tok, t0.Add(30 * 24 * time.Hour), ErrExpired, true},
+		{"revoked", mint(t, ring, revoked), t0, ErrRevoked, true},
+		{"logged out", mint(t, ring, loggedOut), t0, ErrLoggedOut, true},
+		{"missing", "", t0, ErrMissing, false},
+		{"prefix", "hdb_nope_" + tok[9:], t0, ErrPrefix, false},
+		{"malformed", tok[:len(tok)-1], t0, ErrMalformed, false},
+		{"bad MAC", forged, t0, ErrBadMAC, false},
+		{"not yet valid", tok, t0.Add(-time.Hour), ErrNotYetValid, false},
+	}
+	for _, tc := range cases {
+		c, err := v.Verify([]byte(tc.tok), tc.at)
+		if !errors.Is(err, tc.err) {
+			t.Fatalf("%s: got %v, want %v", tc.name, err, tc.err)
+		}
+		if c.Verified() != tc.verified {
+			t.Errorf("%s: Verified() = %v, want %v", tc.name, c.Verified(), tc.verified)
+		}
+		if tc.verified && c.ID != good.ID && c.ID != revoked.ID && c.ID != loggedOut.ID {
+			t.Errorf("%s: claims of another token", tc.name)
+		}
+	}
+	revs.RetireKey(1) // retired by the revocation view: after the MAC
+	if c, err := v.Verify([]byte(tok), t0); !errors.Is(err, ErrKeyRetired) || !c.Verified() {
+		t.Fatalf("key retired by the view: %v, verified %v", err, c.Verified())
+	}
+	ring2 := testRing(t)
+	tok2 := mint(t, ring2, good)
+	if _, err := ring2.Rotate(t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ring2.Retire(1); err != nil {
+		t.Fatal(err)
+	}
+	// Retired in the keyring: refused before the claims are read.
+	if c, err := NewVerifier(ring2, nil).Verify([]byte(tok2), t0); !errors.Is(err, ErrKeyRetired) || c.Verified() {
+		t.Fatalf("key retired in the keyring: %v, verified %v", err, c.Verified())
+	}
+}
