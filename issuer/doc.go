@@ -109,27 +109,52 @@
 // # REST API (handlers.go)
 //
 // The seed's /v1/auth endpoints, with its JSON shapes and its error body
-// {"error":{"code","message"}}. Which token types may call what:
+// {"error":{"code","message"}}. Which tokens may call what: "full" holds
+// scope "*" (the guide's "Full access": what login returns, and what a token
+// created from it without "scopes" gets), "scoped" holds fewer scopes; a test
+// token answers the same whatever its scopes.
 //
-//	endpoint                     live  test  service
+//	endpoint                     live  live    test  service  service
+//	                             full  scoped        full     scoped
 //	POST   /v1/auth/signup        (no token)
 //	POST   /v1/auth/login         (no token)
-//	POST   /v1/auth/logout        yes   yes   yes    a token may always revoke itself
-//	POST   /v1/auth/refresh       yes   yes   no     service tokens rotate: create, verify, revoke
-//	POST   /v1/auth/logout-all    yes   no    no
-//	GET    /v1/auth/tokens        yes   no    no
-//	POST   /v1/auth/tokens        yes   no    no     scopes ⊆ the caller's scopes
-//	DELETE /v1/auth/tokens/:id    yes   no    no     another account's id is 404, like an unknown one
+//	POST   /v1/auth/logout        yes   yes     yes   yes      yes     a token may always revoke itself
+//	POST   /v1/auth/refresh       yes   yes     yes   no       no      service tokens rotate: create, verify, revoke
+//	POST   /v1/auth/logout-all    yes   no      no    no       no
+//	GET    /v1/auth/tokens        yes   no      no    no       no
+//	POST   /v1/auth/tokens        yes   no      no    no       no      scopes and allowed_ips ⊆ the caller's
+//	DELETE /v1/auth/tokens/:id    yes   no      no    no       no      another account's id is 404, like an unknown one
+//
+// Every "no" is 403 FORBIDDEN, answered before the request body is read and
+// changing nothing, with a message naming what the endpoint needs and what
+// the token is or holds ("listing tokens needs a full-access token (scope
+// *); this token has database:read: …") and WWW-Authenticate: Bearer
+// error="insufficient_scope", scope="*". The four account endpoints need
+// full access because each one acts on the account rather than on data: a
+// token created with "scopes": ["database:read"] for an application must not
+// mint itself a broader or year-long child that outlives its own
+// revocation, revoke its owner's other tokens, read their names and last
+// use, or log its owner out everywhere. A scoped token may still log itself
+// out and refresh itself: both act on that token only, and a refresh
+// cannot widen it (below).
 //
 // Login returns a live token with every scope ("*") named "login"; it is the
-// root of a session, and tokens created or refreshed from it record it. A
-// created token defaults to the creator's scopes (live and test) and must
-// list them for service tokens; test tokens carry core.FlagTestOnly and live
-// at most 24 hours; allowed_ips (addresses or CIDR networks) sets
-// core.FlagIPPolicy, and the policy set holds the list for gateways.
+// root of a session, and tokens created or refreshed from it record it
+// (TokenRecord.Session). A created token defaults to the creator's scopes —
+// "*", since only a full-access token creates — and may list fewer; service
+// tokens must list theirs. Its lifetime is its own type's (test tokens at
+// most 24 hours and core.FlagTestOnly; any token at most
+// Lifetimes.MaxDays), not bounded by the creator's: the guide's 90-day
+// service tokens and 30-day tokens outlive the 7-day login that made them,
+// and revoking a token (or logging it out) does not revoke the tokens it
+// created — those are revoked by id or by logout-all. allowed_ips
+// (addresses or CIDR networks) sets core.FlagIPPolicy, and the policy set
+// holds the list for gateways; a creator that has an allowlist passes it
+// on: the new token's allowed_ips default to it and must lie within it.
 //
-// Refresh mints a successor with the same name, type, scopes, allowlist and
-// lifetime, and revokes the old token after Options.RefreshGrace (60 s by
+// Refresh mints a successor with the same name, type, scopes, flags,
+// allowlist and lifetime (copied from the token's record, never from the
+// request), and revokes the old token after Options.RefreshGrace (60 s by
 // default) so requests already in flight with it still succeed; the pending
 // revocation is durable (p/ keys) and fires after a restart too. A token is
 // refreshed once; a second refresh is 409 ALREADY_REFRESHED.

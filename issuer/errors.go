@@ -16,6 +16,9 @@ type APIError struct {
 	Message string
 	// RetryAfter, in seconds, is sent as Retry-After (429 only).
 	RetryAfter int
+	// Scope is the scope a 403 needs, sent as the scope attribute of its
+	// WWW-Authenticate challenge (RFC 6750 §3); "" sends none.
+	Scope string
 }
 
 // Error returns the code and the message.
@@ -45,6 +48,14 @@ func badRequest(code, format string, args ...any) *APIError {
 
 func forbidden(format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusForbidden, Code: core.CodeForbidden, Message: fmt.Sprintf(format, args...)}
+}
+
+// forbiddenFullAccess is a 403 whose challenge says the endpoint needs
+// scope "*".
+func forbiddenFullAccess(format string, args ...any) *APIError {
+	e := forbidden(format, args...)
+	e.Scope = "*"
+	return e
 }
 
 func notFound(format string, args ...any) *APIError {

@@ -98,6 +98,10 @@ func (s *Service) handleLogout(ctx *fasthttp.RequestCtx, c *core.Claims) {
 }
 
 func (s *Service) handleLogoutAll(ctx *fasthttp.RequestCtx, c *core.Claims) {
+	if e := requireFullAccess(c, "logging out everywhere"); e != nil {
+		WriteError(ctx, e) // before the body: a refused caller learns nothing about it
+		return
+	}
 	if !decodeBody(ctx, &struct{}{}, false) {
 		return
 	}
@@ -110,6 +114,10 @@ func (s *Service) handleLogoutAll(ctx *fasthttp.RequestCtx, c *core.Claims) {
 }
 
 func (s *Service) handleRefresh(ctx *fasthttp.RequestCtx, c *core.Claims) {
+	if e := requireRefreshable(c); e != nil {
+		WriteError(ctx, e)
+		return
+	}
 	if !decodeBody(ctx, &struct{}{}, false) {
 		return
 	}
@@ -131,6 +139,10 @@ func (s *Service) handleListTokens(ctx *fasthttp.RequestCtx, c *core.Claims) {
 }
 
 func (s *Service) handleCreateToken(ctx *fasthttp.RequestCtx, c *core.Claims) {
+	if e := requireFullAccess(c, "creating tokens"); e != nil {
+		WriteError(ctx, e)
+		return
+	}
 	var req CreateTokenRequest
 	if !decodeBody(ctx, &req, true) {
 		return
@@ -147,6 +159,10 @@ func (s *Service) handleCreateToken(ctx *fasthttp.RequestCtx, c *core.Claims) {
 }
 
 func (s *Service) handleRevokeToken(ctx *fasthttp.RequestCtx, c *core.Claims) {
+	if e := requireFullAccess(c, "revoking tokens"); e != nil {
+		WriteError(ctx, e)
+		return
+	}
 	id := strings.TrimPrefix(string(ctx.Path()), "/v1/auth/tokens/")
 	if id == "" || strings.Contains(id, "/") {
 		s.fail(ctx, notFound("DELETE needs a token id: /v1/auth/tokens/tok_…"))
@@ -172,11 +188,15 @@ func (s *Service) fail(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // WriteError writes e as the seed's error body. A 403 carries
-// WWW-Authenticate: Bearer error="insufficient_scope" (RFC 6750), a 429
-// carries Retry-After.
+// WWW-Authenticate: Bearer error="insufficient_scope" (RFC 6750), with
+// scope="…" when e.Scope names the scope needed; a 429 carries Retry-After.
 func WriteError(ctx *fasthttp.RequestCtx, e *APIError) {
 	if e.Status == http.StatusForbidden {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		challenge := `Bearer error="insufficient_scope"`
+		if e.Scope != "" {
+			challenge += `, scope="` + e.Scope + `"`
+		}
+		ctx.Response.Header.Set("WWW-Authenticate", challenge)
 	}
 	if e.RetryAfter > 0 {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(e.RetryAfter))

@@ -82,7 +82,7 @@ func TestHandlersDecodeStrictly(t *testing.T) {
 		t.Fatalf("refused requests changed state: seq %d", f.store.LastSeq())
 	}
 	_, _, hdr := call(f.svc, "GET", "/v1/auth/tokens", "", &core.Claims{Type: core.TypeService, Account: login.Account})
-	if got := string(hdr.Peek("WWW-Authenticate")); got != `Bearer error="insufficient_scope"` {
+	if got := string(hdr.Peek("WWW-Authenticate")); got != `Bearer error="insufficient_scope", scope="*"` {
 		t.Fatalf("403 challenge %q", got)
 	}
 }

@@ -156,20 +156,29 @@ func TestCreateTokenRules(t *testing.T) {
 		}
 	}
 
-	// A read-only live token can create a narrower token but not grant more.
+	// A read-only live token creates nothing, not even a narrower token
+	// (the account endpoint table in handlers_test.go covers every kind).
 	ro, _, err := f.svc.CreateToken(&login, &CreateTokenRequest{Name: "ro", Scopes: []string{"database:read", "metrics:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	roc, _ := f.verify(t, ro)
-	if _, _, err := f.svc.CreateToken(&roc, &CreateTokenRequest{Name: "x", Scopes: []string{"database:write"}}); apiCode(err) != core.CodeForbidden {
-		t.Fatalf("escalation: %v", err)
+	for _, req := range []CreateTokenRequest{{Name: "x", Scopes: []string{"database:write"}}, {Name: "x", Scopes: []string{"database:read"}}, {Name: "x"}} {
+		if _, _, err := f.svc.CreateToken(&roc, &req); apiCode(err) != core.CodeForbidden {
+			t.Fatalf("read-only token creates %+v: %v", req, err)
+		}
 	}
-	sub, rec, err := f.svc.CreateToken(&roc, &CreateTokenRequest{Name: "sub"})
-	if err != nil || rec.Scopes != roc.Scopes || rec.Session != login.ID.String() {
+	// A token created from the login without scopes has every scope and
+	// the login's session.
+	full, rec, err := f.svc.CreateToken(&login, &CreateTokenRequest{Name: "full"})
+	if err != nil || rec.Scopes != core.AllScopes || rec.Session != login.ID.String() {
 		t.Fatalf("default scopes %v session %q: %v", rec, rec.Session, err)
 	}
-	_ = sub
+	fc, _ := f.verify(t, full)
+	if _, rec, err := f.svc.CreateToken(&fc, &CreateTokenRequest{Name: "grandchild", Scopes: []string{"branch:*"}}); err != nil ||
+		rec.Scopes.Strings()[0] != "branch:read" || rec.Session != login.ID.String() {
+		t.Fatalf("grandchild %+v: %v", rec, err)
+	}
 
 	// Service tokens cannot manage tokens; test tokens carry FlagTestOnly;
 	// allowed_ips sets FlagIPPolicy and the policy.
@@ -195,7 +204,7 @@ func TestCreateTokenRules(t *testing.T) {
 		t.Fatalf("test claims %+v", tc)
 	}
 	list, err := f.svc.ListTokens(&login)
-	if err != nil || len(list) != 5 {
+	if err != nil || len(list) != 6 {
 		t.Fatalf("list: %d tokens, %v", len(list), err)
 	}
 }

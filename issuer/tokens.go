@@ -12,14 +12,31 @@ import (
 	"github.com/heliosdb/auth/core"
 )
 
-// requireLive refuses callers that are not live tokens: managing tokens
-// needs a live session token (see the endpoint table in the package
-// documentation).
-func requireLive(c *core.Claims, what string) *APIError {
-	if c.Type == core.TypeLive {
-		return nil
+// requireFullAccess refuses callers that may not manage the account:
+// listing, creating and revoking tokens and logging out everywhere need a
+// live token holding every scope ("*", the guide's "Full access"). A token
+// with fewer scopes, or of another type, could otherwise grant itself a
+// broader or longer-lived child, revoke its owner's other tokens, or log its
+// owner out everywhere (see the endpoint table in the package
+// documentation). The refusal says why and names what succeeds instead.
+func requireFullAccess(c *core.Claims, what string) *APIError {
+	if c.Type != core.TypeLive {
+		return forbiddenFullAccess("%s needs a full-access live token (scope *), such as the one POST /v1/auth/login returns; a %s token cannot do it", what, c.Type)
 	}
-	return forbidden("%s needs a live session token (from POST /v1/auth/login); a %s token cannot do it", what, c.Type)
+	if c.Scopes&core.AllScopes != core.AllScopes {
+		return forbiddenFullAccess("%s needs a full-access token (scope *); this token has %s: "+
+			"use the token POST /v1/auth/login returns, or one created from it without \"scopes\"", what, scopeList(c.Scopes))
+	}
+	return nil
+}
+
+// scopeList names a token's scopes for a message: "database:read,
+// metrics:read", or "no scopes".
+func scopeList(ss core.ScopeSet) string {
+	if names := ss.Strings(); len(names) > 0 {
+		return strings.Join(names, ", ")
+	}
+	return "no scopes"
 }
 
 // MaxTokenNameLen bounds a token's name.
@@ -67,9 +84,15 @@ type CreateTokenRequest struct {
 	AllowedIPs    []string `json:"allowed_ips"`
 }
 
-// CreateToken creates a token for the caller's account.
+// CreateToken creates a token for the caller's account. The caller must be
+// a full-access live token (requireFullAccess). The new token's scopes
+// default to the caller's and may only narrow them; its allowed_ips default
+// to the caller's and may only narrow them; its lifetime is its own type's
+// (core.Lifetimes.Expiry: a test token at most 24 hours, any token at most
+// MaxDays). It is not tied to the caller's lifetime: the guide's service
+// tokens and 30-day tokens outlive the 7-day login that created them.
 func (s *Service) CreateToken(c *core.Claims, req *CreateTokenRequest) (string, *TokenRecord, error) {
-	if e := requireLive(c, "creating tokens"); e != nil {
+	if e := requireFullAccess(c, "creating tokens"); e != nil {
 		return "", nil, e
 	}
 	name := strings.TrimSpace(req.Name)
@@ -97,6 +120,9 @@ func (s *Service) CreateToken(c *core.Claims, req *CreateTokenRequest) (string, 
 		}
 		scopes = set
 	}
+	// A full-access creator holds every scope, so this holds today; it is
+	// kept so that a created token can never hold more than its creator
+	// whatever requireFullAccess becomes.
 	if missing, ok := c.Scopes.Missing(scopes); ok {
 		return "", nil, forbidden("Token does not have required scope: %s (a token can only grant scopes its creator holds)", missing)
 	}
@@ -108,6 +134,22 @@ func (s *Service) CreateToken(c *core.Claims, req *CreateTokenRequest) (string, 
 	if apiErr != nil {
 		return "", nil, apiErr
 	}
+	var creator TokenRecord
+	cerr := s.store.get(tokenKey(c.Account, c.ID), &creator)
+	if c.Flags&core.FlagIPPolicy != 0 {
+		// A creator limited to some addresses cannot create a token usable
+		// from others: the child's allowlist defaults to the creator's and
+		// must lie within it.
+		if cerr != nil {
+			return "", nil, forbidden("this token is limited to some addresses, and its allowlist has no record in the issuer: log in again")
+		}
+		if ips == nil {
+			ips = creator.AllowedIPs
+		} else if outside := ipsOutside(ips, creator.AllowedIPs); outside != "" {
+			return "", nil, forbidden("allowed_ips: %s is outside this token's own allowed_ips (%s): a token can only be limited further than its creator",
+				outside, strings.Join(creator.AllowedIPs, ", "))
+		}
+	}
 	if len(ips) > 0 {
 		flags |= core.FlagIPPolicy
 	}
@@ -116,8 +158,7 @@ func (s *Service) CreateToken(c *core.Claims, req *CreateTokenRequest) (string, 
 		days = *req.ExpiresInDays
 	}
 	session := c.ID.String()
-	var creator TokenRecord
-	if err := s.store.get(tokenKey(c.Account, c.ID), &creator); err == nil && creator.Session != "" {
+	if cerr == nil && creator.Session != "" {
 		session = creator.Session
 	}
 	rec := &TokenRecord{ID: core.NewTokenID(), Account: c.Account, Name: name, Type: typ, Scopes: scopes,
@@ -149,6 +190,27 @@ func canonicalIPs(list []string) ([]string, *APIError) {
 	return out, nil
 }
 
+// ipsOutside returns the first entry of ips (canonical addresses or
+// networks) that no entry of within contains, or "" when each one lies
+// inside some entry of within.
+func ipsOutside(ips, within []string) string {
+	for _, a := range ips {
+		p, err := ParseIPOrCIDR(a)
+		inside := false
+		for _, b := range within {
+			q, qerr := ParseIPOrCIDR(b)
+			if err == nil && qerr == nil && q.Addr().Is4() == p.Addr().Is4() && q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			return a
+		}
+	}
+	return ""
+}
+
 // TokenInfo is one entry of GET /v1/auth/tokens.
 type TokenInfo struct {
 	ID         string     `json:"id"`
@@ -175,7 +237,7 @@ func (r *TokenRecord) Info() TokenInfo {
 // ListTokens returns the caller's account's active tokens, oldest first.
 // last_used is as of the last usage flush.
 func (s *Service) ListTokens(c *core.Claims) ([]TokenInfo, error) {
-	if e := requireLive(c, "listing tokens"); e != nil {
+	if e := requireFullAccess(c, "listing tokens"); e != nil {
 		return nil, e
 	}
 	now := s.opts.Now()
@@ -205,7 +267,7 @@ func (s *Service) ListTokens(c *core.Claims) ([]TokenInfo, error) {
 // RevokeToken revokes the caller's account's token with public id pubID.
 // Another account's token id is "not found", like an unknown one.
 func (s *Service) RevokeToken(c *core.Claims, pubID string) (*TokenRecord, error) {
-	if e := requireLive(c, "revoking tokens"); e != nil {
+	if e := requireFullAccess(c, "revoking tokens"); e != nil {
 		return nil, e
 	}
 	id, err := core.ParseTokenID(pubID)
@@ -238,7 +300,7 @@ func (s *Service) revoke(account uint64, id core.TokenID, why string) (*TokenRec
 // included: tokens issued before now+1s stop working, and tokens minted
 // afterwards are issued at or after that epoch. It returns the epoch.
 func (s *Service) LogoutAll(c *core.Claims) (time.Time, error) {
-	if e := requireLive(c, "logging out everywhere"); e != nil {
+	if e := requireFullAccess(c, "logging out everywhere"); e != nil {
 		return time.Time{}, e
 	}
 	nb := s.opts.Now().Unix() + 1
@@ -254,8 +316,8 @@ func (s *Service) LogoutAll(c *core.Claims) (time.Time, error) {
 // scopes, allowlist and lifetime; a new id) and revokes the calling token
 // once Options.RefreshGrace has passed.
 func (s *Service) Refresh(c *core.Claims) (string, *TokenRecord, error) {
-	if c.Type == core.TypeService {
-		return "", nil, forbidden("service tokens are not refreshed: create a new one with POST /v1/auth/tokens, switch to it, then revoke the old one")
+	if e := requireRefreshable(c); e != nil {
+		return "", nil, e
 	}
 	var old TokenRecord
 	if err := s.store.get(tokenKey(c.Account, c.ID), &old); err != nil {
@@ -285,6 +347,16 @@ func (s *Service) Refresh(c *core.Claims) (string, *TokenRecord, error) {
 		s.log.Info("token refreshed", "account", c.Account, "token_id", c.ID.String(), "successor", res.Token.ID.String())
 	}
 	return tok, res.Token, err
+}
+
+// requireRefreshable refuses service tokens, which are rotated instead
+// (see the endpoint table in the package documentation).
+func requireRefreshable(c *core.Claims) *APIError {
+	if c.Type == core.TypeService {
+		return forbidden("service tokens are not refreshed: with a full-access token (from POST /v1/auth/login), " +
+			"create a new one with POST /v1/auth/tokens, switch to it, then revoke the old one")
+	}
+	return nil
 }
 
 // RetireKey records the retirement of a signing key in the revocation log

@@ -19,6 +19,9 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// Scope is the scope a 403 says it needs (the scope attribute of its
+	// WWW-Authenticate challenge, RFC 6750 §3), "" when it names none.
+	Scope string
 }
 
 // Error returns the server's code and message.
@@ -111,7 +114,7 @@ func (c *client) do(method, path, bearer string, body any) ([]byte, error) {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	ae := &apiError{Status: resp.StatusCode}
+	ae := &apiError{Status: resp.StatusCode, Scope: challengeScope(resp.Header.Get("WWW-Authenticate"))}
 	if json.Unmarshal(out, &eb) == nil && eb.Error.Code != "" {
 		ae.Code, ae.Message = eb.Error.Code, eb.Error.Message
 	} else {
@@ -122,6 +125,20 @@ func (c *client) do(method, path, bearer string, body any) ([]byte, error) {
 		}
 	}
 	return nil, ae
+}
+
+// challengeScope returns the scope attribute of a Bearer challenge
+// (`Bearer error="insufficient_scope", scope="*"` → "*"), or "".
+func challengeScope(h string) string {
+	_, rest, ok := strings.Cut(h, `scope="`)
+	if !ok {
+		return ""
+	}
+	v, _, ok := strings.Cut(rest, `"`)
+	if !ok {
+		return ""
+	}
+	return v
 }
 
 // unwrapURLError drops net/http's "Post \"url\":" prefix (the URL is

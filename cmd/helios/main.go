@@ -84,7 +84,18 @@ func (a *app) printError(err error) {
 		case "AUTH_EXPIRED":
 			fmt.Fprintln(a.stderr, "Hint: helios auth refresh, or log in again: helios auth login.")
 		case "FORBIDDEN":
-			fmt.Fprintln(a.stderr, "Hint: create a token with the required scope, or use a full-access token.")
+			switch {
+			case ae.Scope == "*" && os.Getenv("HELIOS_TOKEN") != "":
+				// The saved token (from helios auth login) has every scope,
+				// but HELIOS_TOKEN overrides it, so logging in alone would
+				// not help.
+				fmt.Fprintln(a.stderr, "Hint: this needs a full-access token (scope *), and HELIOS_TOKEN holds another one: "+
+					"unset HELIOS_TOKEN to use the token saved by helios auth login (log in again if you have none).")
+			case ae.Scope == "*":
+				fmt.Fprintln(a.stderr, "Hint: this needs a full-access token (scope *): log in again: helios auth login.")
+			default:
+				fmt.Fprintln(a.stderr, "Hint: create a token with the required scope, or use a full-access token.")
+			}
 		case "STORAGE_FULL":
 			fmt.Fprintln(a.stderr, "Hint: the server's disk is full; tokens you already have keep working. Retry once its operator frees space.")
 		case "STORAGE_FAILED":

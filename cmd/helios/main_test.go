@@ -132,3 +132,45 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// TestForbiddenHints: a 403 whose challenge names scope "*" (an account
+// endpoint called with a narrower token) gets a hint that can succeed:
+// logging in, and unsetting HELIOS_TOKEN when that is where the token came
+// from (HELIOS_TOKEN overrides the saved login); another 403 keeps the
+// general hint.
+func TestForbiddenHints(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/auth/tokens", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="*"`)
+		w.WriteHeader(403)
+		_, _ = w.Write([]byte(`{"error":{"code":"FORBIDDEN","message":"listing tokens needs a full-access token (scope *); this token has database:read"}}`))
+	})
+	mux.HandleFunc("POST /v1/auth/refresh", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		w.WriteHeader(403)
+		_, _ = w.Write([]byte(`{"error":{"code":"FORBIDDEN","message":"service tokens are not refreshed"}}`))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	isolate(t, srv.URL)
+
+	t.Setenv("HELIOS_TOKEN", "hdb_live_scoped")
+	_, errs, err := runCLI(t, "", "token", "list")
+	if err == nil || !strings.Contains(errs, "Error: FORBIDDEN: listing tokens needs a full-access token") ||
+		!strings.Contains(errs, "Hint: this needs a full-access token (scope *), and HELIOS_TOKEN holds another one: unset HELIOS_TOKEN") {
+		t.Fatalf("HELIOS_TOKEN: %q", errs)
+	}
+	t.Setenv("HELIOS_TOKEN", "")
+	if _, err := (&credentials{APIURL: srv.URL, Token: "hdb_live_saved"}).save(); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, _ = runCLI(t, "", "token", "list")
+	if !strings.Contains(errs, "Hint: this needs a full-access token (scope *): log in again: helios auth login.") || strings.Contains(errs, "HELIOS_TOKEN") {
+		t.Fatalf("saved token: %q", errs)
+	}
+	t.Setenv("HELIOS_TOKEN", "hdb_svc_x")
+	_, errs, _ = runCLI(t, "", "auth", "refresh")
+	if !strings.Contains(errs, "Hint: create a token with the required scope, or use a full-access token.") {
+		t.Fatalf("other 403: %q", errs)
+	}
+}
