@@ -25,6 +25,10 @@ func (sizedProto) TLSFirstByte() bool                 { return false }
 func (sizedProto) ALPN() []string                     { return nil }
 func (s *sizedSession) Start(_ *Env, o []byte) []byte { return o }
 func (s *sizedSession) Authenticated() bool           { return true }
+func (s *sizedSession) Claims() *core.Claims          { return nil }
+func (s *sizedSession) Terminate(_ error, o []byte) []byte {
+	return o
+}
 func (s *sizedSession) LimitError(l Limit, o []byte) []byte {
 	return append(o, "ERR "+l.String()+"\n"...)
 }

@@ -26,9 +26,21 @@
 // in its protocol's words, by a LateRefuser in reply to the client's first
 // request within a short deadline (limits.go).
 //
+// # Admission
+//
+// Every protocol admits a token through Env.Admit, with the protocol's
+// Admission (its core.Policy and core.UsageRecorder): verify, IP allowlist,
+// the test-database rule for a database named at authentication, the
+// observer (given the claims only when the token's MAC verified,
+// core.Claims.Verified), and the usage record on success. Claims cached
+// from an earlier admission (MySQL's fast authentication) go through
+// Env.AdmitClaims: a re-check as a fresh verification would, then the same
+// steps. So the policy, and what a failure may log, are decided in one
+// place.
+//
 // # Open sessions: revocation and expiry
 //
-// Each loop indexes its authenticated sessions that are Claimants by token
+// Each loop indexes its authenticated sessions (Session.Claims) by token
 // id, account and key id (maps to sets whose members record their
 // positions, so adding and removing cost O(1) even in a key id's set of
 // every session; entries are added when a session authenticates and removed
@@ -46,7 +58,7 @@
 // map lookups, never a scan; the delay from Revoke to the client reading
 // the termination is a fraction of a millisecond (TestRevokeLatency).
 //
-// Expiry: an authenticated Claimant's deadline is the sooner of its idle
+// Expiry: an authenticated session's deadline is the sooner of its idle
 // deadline and its token's expiry, so the deadline check ends an expired
 // session (with Terminate and core.ErrExpired) within a tick, and a TLS
 // goroutine wakes at the expiry. Config.SessionExpiry "keep" turns this

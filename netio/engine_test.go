@@ -30,6 +30,9 @@ func (lineProto) NewSession(info *ConnInfo) Session { return &lineSession{info: 
 func (p lineProto) TLSFirstByte() bool              { return p.tlsFirst }
 func (lineProto) ALPN() []string                    { return []string{"line"} }
 
+// lineAdmission admits lineProto's tokens: no policy, no usage record.
+var lineAdmission Admission
+
 type lineSession struct {
 	info   *ConnInfo
 	authed bool
@@ -88,12 +91,10 @@ func (s *lineSession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
 		}
 		return i + 1, append(out, tls+" "+s.info.ALPN+"\n"...), Continue
 	case strings.HasPrefix(line, "AUTH "):
-		c, err := env.Verifier.Verify([]byte(line[5:]), env.Now)
-		env.Observer.Authenticated(s.info, &c, err, env.Now)
-		if err != nil {
+		if err := env.Admit(&lineAdmission, s.info, &s.claims, []byte(line[5:]), nil); err != nil {
 			return i + 1, append(out, "ERR "+err.Error()+"\n"...), Close
 		}
-		s.authed, s.claims = true, c
+		s.authed = true
 		return i + 1, append(out, "OK\n"...), Continue
 	case s.authed:
 		return i + 1, append(append(out, line...), '\n'), Continue
@@ -318,7 +319,7 @@ func TestEngineHandshakeDeadlineSurvivesTLS(t *testing.T) {
 }
 
 // TestEngineEndsRevokedSessions: an authenticated, silent session whose
-// token is revoked is ended by the transport (Terminator) when the
+// token is revoked is ended by the transport (Session.Terminate) when the
 // revocation is delivered, on the event loop and on the TLS goroutine alike.
 func TestEngineEndsRevokedSessions(t *testing.T) {
 	f := startLine(t, Config{HandshakeTimeout: time.Second, IdleTimeout: time.Minute, Tick: 50 * time.Millisecond}, lineProto{})

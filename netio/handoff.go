@@ -21,7 +21,7 @@ import (
 // out is written first, in plaintext (the 'S' answering an SSLRequest). The
 // connection keeps its limiter slot and open-connection count until the
 // goroutine ends; its deadlines go with it (ServeConn counts the handshake
-// deadline from ConnInfo.Accepted), and an authenticated Claimant moves from
+// deadline from ConnInfo.Accepted), and an authenticated session moves from
 // the loop's index to the gateway's goroutine index.
 func (s *server) handoff(c gnet.Conn, cs *connState, l *loopState, pending, out []byte, upgrade bool) gnet.Action {
 	if upgrade && s.tls == nil {

@@ -27,7 +27,7 @@ type connState struct {
 	idx        int   // position in loop.conns, -1 when not tracked
 	deadline   int64 // Unix nanoseconds
 	authed     bool
-	claims     *core.Claims // the session's token, when it is a Claimant
+	claims     *core.Claims // the session's token, once authenticated (Session.Claims)
 	seen       bool         // the first byte has arrived
 	hasSlot    bool         // holds a global connLimiter slot
 	hasIP      bool         // holds a per-address slot, for slotIP
@@ -140,13 +140,13 @@ func (l *loopState) untrack(cs *connState) {
 	}
 }
 
-// authenticated records that cs's session accepted its token: a Claimant
-// is indexed (it is found by revocations from then on) and, unless expired
+// authenticated records that cs's session accepted its token: a session
+// with claims is indexed (it is found by revocations from then on) and, unless expired
 // sessions are kept, its deadline moves to the token's expiry if that comes
 // before the idle deadline.
 func (l *loopState) authenticated(cs *connState) {
 	cs.authed = true
-	cs.claims = claimsOf(cs.sess)
+	cs.claims = cs.sess.Claims()
 	if cs.claims != nil && cs.idx >= 0 {
 		cs.indexed = true
 		l.index.add(cs.claims, cs)
@@ -166,7 +166,7 @@ func (l *loopState) deadlineFor(cs *connState, now time.Time) int64 {
 
 // Run checks the loop's deadlines; OnTick schedules it on the loop. A
 // session past its handshake or idle deadline gets LimitError; one whose
-// token expired (the deadline of an authenticated Claimant is at most its
+// token expired (the deadline of an authenticated session is at most its
 // expiry, unless Config.SessionExpiry is "keep") gets Terminate; both are
 // closed. Every Config.Sweep it also re-checks the token of each
 // authenticated session (see sweep).
@@ -207,7 +207,7 @@ func (l *loopState) Run(context.Context) error {
 	return nil
 }
 
-// sweep re-checks every authenticated Claimant of the loop against the
+// sweep re-checks every authenticated session of the loop against the
 // revocation view: a safety net, at the low frequency Config.Sweep, for
 // what arrives without a Revocation (a feed gone stale failing closed, a
 // snapshot reload). Its cost is one Recheck (tens of nanoseconds) per
@@ -227,7 +227,7 @@ func (l *loopState) sweep(now time.Time) {
 func (l *loopState) endRefused(now time.Time) {
 	for i, r := range l.refused {
 		l.s.obs.Authenticated(&r.cs.info, r.cs.claims, r.err, now)
-		l.end(r.cs, terminate(r.cs.sess, r.err, l.out[:0]))
+		l.end(r.cs, r.cs.sess.Terminate(r.err, l.out[:0]))
 		l.refused[i] = refusal{}
 	}
 	l.refused = l.refused[:0]
@@ -238,23 +238,6 @@ func (l *loopState) end(cs *connState, out []byte) {
 	_, _ = cs.c.Write(out)
 	l.untrack(cs)
 	_ = l.el.Close(cs.c)
-}
-
-// terminate appends a Terminator's words for err (nothing for a session
-// that is not one).
-func terminate(sess Session, err error, out []byte) []byte {
-	if t, ok := sess.(Terminator); ok {
-		return t.Terminate(err, out)
-	}
-	return out
-}
-
-// claimsOf returns the claims of an authenticated Claimant, or nil.
-func claimsOf(sess Session) *core.Claims {
-	if c, ok := sess.(Claimant); ok {
-		return c.Claims()
-	}
-	return nil
 }
 
 // OnOpen makes the session, applies the connection limits and starts the

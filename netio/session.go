@@ -116,6 +116,9 @@ type Env struct {
 	Observer Observer
 	// keepExpired: Config.SessionExpiry is "keep" (see Recheck).
 	keepExpired bool
+	// admitting holds the claims Admit is deciding on (in the Env, not on
+	// the stack, because the observer is given a pointer to them).
+	admitting core.Claims
 }
 
 // Outcome is the result of one authentication attempt, as metrics count it.
@@ -181,16 +184,21 @@ func OutcomeOf(err error) Outcome {
 	return OutcomeInvalid
 }
 
-// Observer records authentication outcomes. The transport supplies one per
-// protocol; it counts without allocating and logs failures (protocol, source
-// address, token id when the MAC verified, reason — never the token).
+// Observer records authentication outcomes and limit hits. The transport
+// supplies one per protocol; it counts without allocating and logs failures
+// (protocol, source address, token id when the MAC verified, reason —
+// never the token).
 type Observer interface {
-	// Authenticated records a finished attempt. claims is non-nil when the
-	// token's MAC verified (so its id may be logged); err is nil on success.
+	// Authenticated records a finished attempt. claims is non-nil only
+	// when the token's MAC verified (core.Claims.Verified: its id may be
+	// logged), and valid only during the call; err is nil on success.
+	// Env.Admit and Env.AdmitClaims call it for every authentication.
 	Authenticated(info *ConnInfo, claims *core.Claims, err error, started time.Time)
 	// Refused records a connection refused before any token was sent
 	// (OutcomeTLSRequired).
 	Refused(info *ConnInfo, o Outcome)
+	// Limit records a limit the transport, or a session, enforced.
+	Limit(l Limit)
 }
 
 // Awaiter is implemented by a Session that can tell how large the message
@@ -231,6 +239,22 @@ type Session interface {
 	// LimitError appends the protocol's own error for a limit the transport
 	// enforced; the transport closes the connection after writing it.
 	LimitError(l Limit, out []byte) []byte
+	// Claims returns the claims of the token the session authenticated
+	// with, nil before that, so that the transport indexes open sessions by
+	// token id, account and key id (revocation then finds them without a
+	// scan) and ends them at their token's expiry. The pointer stays valid
+	// for the session's life and its contents must not change once
+	// returned non-nil.
+	Claims() *core.Claims
+	// Terminate appends the protocol's own words for ending the connection
+	// from outside: its token was revoked, its account logged out
+	// everywhere, its key retired, it expired during the session, or the
+	// node can no longer tell (err is core.ErrRevoked, core.ErrLoggedOut,
+	// core.ErrKeyRetired, core.ErrExpired or core.ErrUnavailable). The
+	// transport calls it on the connection's own loop (or goroutine),
+	// writes the result, and closes. A protocol with no unsolicited
+	// message returns out unchanged: the close is the signal.
+	Terminate(err error, out []byte) []byte
 }
 
 // Protocol makes sessions for one listener.
@@ -256,3 +280,6 @@ func (NopObserver) Authenticated(*ConnInfo, *core.Claims, error, time.Time) {}
 
 // Refused does nothing.
 func (NopObserver) Refused(*ConnInfo, Outcome) {}
+
+// Limit does nothing.
+func (NopObserver) Limit(Limit) {}

@@ -31,15 +31,15 @@ type GoroutineOptions struct {
 	// UpgradeFirst runs the TLS handshake before anything else: pending
 	// is the beginning of the client's TLS stream.
 	UpgradeFirst bool
-	// Recheck is how often an authenticated Claimant's token is checked
+	// Recheck is how often an authenticated session's token is checked
 	// again while the connection is silent (default 1s): a revoked token
-	// ends the session (Terminator) without waiting for the client's next
+	// ends the session (Session.Terminate) without waiting for the client's next
 	// command. On a Gateway it is Config.Sweep, a safety net: revocations
 	// wake the goroutine through the gateway's index, and the goroutine
 	// also wakes at the token's expiry (unless expired sessions are kept).
 	Recheck time.Duration
 	// index, when set, is the gateway's index of goroutine sessions: an
-	// authenticated Claimant is added to it until ServeConn returns.
+	// authenticated session with claims is added to it until ServeConn returns.
 	index *goIndex
 	// refusing: the session is a LateRefuser refusing the connection, and
 	// HandshakeTimeout is what is left of its refusal deadline. It never
@@ -61,12 +61,6 @@ func (o *GoroutineOptions) defaults() {
 	if o.Recheck <= 0 {
 		o.Recheck = time.Second
 	}
-}
-
-// LimitObserver is implemented by an Observer that also counts limit hits
-// (Metrics does); the transports call it when they enforce a limit.
-type LimitObserver interface {
-	Limit(l Limit)
 }
 
 // ServeConn runs sess over conn on the calling goroutine until the session
@@ -98,9 +92,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		return err == nil
 	}
 	limit := func(l Limit) {
-		if lo, ok := env.Observer.(LimitObserver); ok {
-			lo.Limit(l)
-		}
+		env.Observer.Limit(l)
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = conn.Write(sess.LimitError(l, out[:0]))
 	}
@@ -124,7 +116,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 	end := func(err error, now time.Time) {
 		env.Observer.Authenticated(info, claims, err, now)
 		_ = conn.SetWriteDeadline(now.Add(time.Second))
-		_, _ = conn.Write(terminate(sess, err, out[:0]))
+		_, _ = conn.Write(sess.Terminate(err, out[:0]))
 	}
 	for {
 		if upgradeNow {
@@ -169,7 +161,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		}
 		if !authed && !opts.refusing && sess.Authenticated() {
 			authed = true
-			claims = claimsOf(sess)
+			claims = sess.Claims()
 			if claims != nil && opts.index != nil {
 				gs = &goSession{claims: claims, raw: raw}
 				opts.index.add(gs)

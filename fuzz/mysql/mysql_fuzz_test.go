@@ -114,14 +114,14 @@ func runSession(t *testing.T, p *mysql.Protocol, env *netio.Env, info *netio.Con
 		}
 		in = in[n:]
 	}
-	c := s.(netio.Claimant).Claims()
+	c := s.Claims()
 	if c == nil {
 		return
 	}
 	if s.Authenticated() != (c != nil) {
 		t.Fatal("claims without authentication")
 	}
-	checkPackets(t, s.(netio.Terminator).Terminate(core.ErrRevoked, nil))
+	checkPackets(t, s.Terminate(core.ErrRevoked, nil))
 	if _, _, act := s.Handle(env, []byte{1, 0, 0, 0, 0x0e}, nil); act != netio.Close || s.Authenticated() {
 		t.Fatal("a terminated session went on")
 	}

@@ -32,14 +32,17 @@ func mint(t testing.TB, scopes core.ScopeSet, ttl time.Duration) string {
 
 // recorder is an Observer that remembers what it saw.
 type recorder struct {
-	auths   []error
-	refused []netio.Outcome
+	auths    []error
+	refused  []netio.Outcome
+	verified []bool // the observer was given the claims
 }
 
-func (r *recorder) Authenticated(_ *netio.ConnInfo, _ *core.Claims, err error, _ time.Time) {
+func (r *recorder) Authenticated(_ *netio.ConnInfo, c *core.Claims, err error, _ time.Time) {
 	r.auths = append(r.auths, err)
+	r.verified = append(r.verified, c != nil)
 }
 func (r *recorder) Refused(_ *netio.ConnInfo, o netio.Outcome) { r.refused = append(r.refused, o) }
+func (r *recorder) Limit(netio.Limit)                          {}
 
 func newEnv(revs core.RevocationView, obs netio.Observer) *netio.Env {
 	if obs == nil {

@@ -151,11 +151,7 @@ func TestRevokedDuringSession(t *testing.T) {
 
 func TestTerminateAndClaims(t *testing.T) {
 	var ns netio.Session = newSession(true)
-	_, ok1 := ns.(netio.Terminator)
-	cl, ok2 := ns.(netio.Claimant)
-	if !ok1 || !ok2 {
-		t.Fatal("not a netio.Terminator and netio.Claimant")
-	}
+	cl := ns
 	if cl.Claims() != nil {
 		t.Fatal("claims before authentication")
 	}
@@ -224,5 +220,34 @@ func TestAuthenticatedCommandAllocs(t *testing.T) {
 	}
 	if n != len(find) || len(out) == 0 {
 		t.Fatalf("consumed %d of %d, reply %d bytes", n, len(find), len(out))
+	}
+}
+
+// TestObservedClaimsOnlyWhenVerified: a failed saslStart reaches the
+// observer with the token's claims (so its id is logged) exactly when the
+// token's MAC verified.
+func TestObservedClaimsOnlyWhenVerified(t *testing.T) {
+	now := time.Now()
+	forged, _, err := core.NewMinter(core.GenerateKeyring(now)).Mint(nil, core.Claims{Type: core.TypeLive,
+		ID: core.NewTokenID(), Account: 7, IssuedAt: now.Add(-time.Hour).Unix(), ExpiresAt: now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := mintClaims(t, core.Claims{Scopes: core.AllScopes, IssuedAt: now.Add(-2 * time.Hour).Unix(), ExpiresAt: now.Add(-time.Minute).Unix()})
+	live, _ := mintClaims(t, core.Claims{Scopes: core.AllScopes})
+	for _, tc := range []struct {
+		tok      string
+		verified bool
+	}{
+		{"hdb_live_nonsense", false},
+		{string(forged), false},
+		{expired, true},
+		{live, true},
+	} {
+		rec := &recorder{}
+		roundTrip(t, newSession(true), newEnv(nil, rec), opMsg(t, 1, 0, plainStart(tc.tok)))
+		if len(rec.verified) != 1 || rec.verified[0] != tc.verified {
+			t.Fatalf("%v: verified %v", rec.auths, rec.verified)
+		}
 	}
 }

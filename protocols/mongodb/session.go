@@ -31,13 +31,14 @@ type Options struct {
 type Protocol struct {
 	version      string
 	versionArray [4]int32
-	policy       core.Policy
-	usage        core.UsageRecorder
+	policy       core.Policy     // Options.Policy, for the rules applied per command
+	adm          netio.Admission // Options.Policy and Options.Usage, for saslStart
 }
 
 // New returns the MongoDB protocol with opts.
 func New(opts Options) *Protocol {
-	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy, usage: opts.Usage}
+	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy,
+		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
 	if p.version == "" {
 		p.version = "7.0.0"
 	}
@@ -72,7 +73,7 @@ func (p *Protocol) ALPN() []string { return nil }
 // Session is one MongoDB connection: the handshake, SASL PLAIN with a
 // HeliosDB token, and the built-in responder. It is not safe for concurrent
 // use (a transport drives it from one goroutine or event loop). It
-// implements netio.Terminator and netio.Claimant.
+// implements netio.Session.
 type Session struct {
 	p    *Protocol
 	info *netio.ConnInfo
@@ -82,9 +83,8 @@ type Session struct {
 	// past its handshake (a monitoring connection, which never
 	// authenticates, or a pooled one about to).
 	established bool
-	// bound: claims hold the token this connection first authenticated
-	// with; they never change afterwards (netio.Claimant).
-	bound  bool
+	// claims: the token this connection first authenticated with, once
+	// it has (claims.Verified); they never change afterwards.
 	claims core.Claims
 	user   string
 	authDB string
@@ -272,19 +272,9 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 	if !ok {
 		token = nil // Verify reports it missing
 	}
-	claims, verr := env.Verifier.Verify(token, env.Now)
-	if verr == nil {
-		verr = core.AllowAddr(s.p.policy, &claims, s.info.Remote.Addr())
-		if verr == nil && s.bound && claims.ID != s.claims.ID {
-			verr = errOtherToken
-		}
-	}
-	var seen *core.Claims
-	if te, isTE := verr.(*core.Error); verr == nil || (isTE && te.Kind != core.KindInvalid && claims.ID != (core.TokenID{})) {
-		seen = &claims // the MAC verified: the token id may be logged
-	}
-	env.Observer.Authenticated(s.info, seen, verr, env.Now)
-	if verr != nil {
+	// The token, its IP allowlist against the client's address, and the
+	// binding of the connection to its first token (netio.Env.Admit).
+	if verr := env.Admit(&s.p.adm, s.info, &s.claims, token, nil); verr != nil {
 		s.authed = false
 		msg := tokenMessage(verr)
 		if !ok {
@@ -292,13 +282,7 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 		}
 		return s.errorReply(out, m, CodeAuthenticationFailed, msg), netio.Close
 	}
-	if !s.bound {
-		s.claims, s.bound = claims, true
-	}
 	s.authed = true
-	if s.p.usage != nil {
-		s.p.usage.Record(claims.ID, claims.Account, env.Now.Unix())
-	}
 	s.user, s.authDB = string(user), string(m.DB)
 	start, out := s.begin(out, m)
 	idx, out := bsoncore.AppendDocumentStart(out)
@@ -312,9 +296,9 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 
 // Claims returns the claims of the token the connection authenticated with
 // (nil before that). They stay the same for the connection's life: a later
-// saslStart with another token is refused (netio.Claimant).
+// saslStart with another token is refused.
 func (s *Session) Claims() *core.Claims {
-	if !s.bound {
+	if !s.claims.Verified() {
 		return nil
 	}
 	return &s.claims
@@ -329,7 +313,7 @@ func (s *Session) Claims() *core.Claims {
 // its pool, and a new connection's saslStart is refused with code 18 and
 // the reason). A session that is not idle hears the reason sooner: the
 // per-command re-check answers its next command with code 18 before the
-// close (netio.Terminator).
+// close (netio.Session).
 func (s *Session) Terminate(_ error, out []byte) []byte {
 	s.authed = false
 	return out

@@ -17,7 +17,7 @@
 // 01 03, then OK) or asks for full authentication (01 04). Inside TLS the
 // client then sends token NUL; without TLS it asks for the server's RSA
 // public key (02) and sends the token encrypted to it. Either way the token
-// goes through core.Verifier.Verify. mysql_clear_password is never offered.
+// goes through netio.Env.Admit. mysql_clear_password is never offered.
 //
 // The RSA decryption costs about 1 ms of CPU. On an event loop that would
 // stall every other connection of the loop during an RSA flood (SELECT 1
@@ -46,9 +46,10 @@
 //
 // A match proves the client knows SHA256(token) for a token that verified
 // before. Its cached claims are then re-checked exactly as a fresh Verify
-// would (core.Verifier.Recheck: the key still in the keyring and not
-// retired, expiry at env.Now, the revocation view — revoked token, account
-// logged out, retired key, revocation data unavailable); the plaintext and
+// would (netio.Env.AdmitClaims, through core.Verifier.Recheck: the key
+// still in the keyring and not retired, expiry at env.Now even where open
+// sessions outlive their tokens, the revocation view — revoked token,
+// account logged out, retired key, revocation data unavailable); the plaintext and
 // TLS rules ran before the scramble was read, and scopes are checked per
 // statement from the claims as after a full authentication. A token that
 // fails the re-check gets 1045 with its reason and is evicted. No match
@@ -98,7 +99,8 @@
 //
 // # Policy: IP allowlists and test databases
 //
-// Full and fast authentication both end in one place (admit), which checks
+// Full and fast authentication both go through the gateway's one admission
+// path (netio.Env.Admit and AdmitClaims, with the same Admission), which checks
 // what the gateway knows beyond the token (Config.Policy): the token's IP
 // allowlist against the client's address (1045, 28000, with the reason),
 // then, for a test token (hdb_test_), the database of the handshake
@@ -128,8 +130,8 @@
 // Expiry ends the session too by default (MySQL has no re-authentication
 // short of COM_CHANGE_USER, which is not served); with the gateway's
 // session_expiry "keep" a session outlives its token's expiry and is still
-// ended by revocation. The session is a netio.Claimant and a
-// netio.Terminator, so the transport also ends idle sessions within its
+// ended by revocation. The transport indexes the session by its claims
+// (netio.Session.Claims), so it also ends idle sessions within its
 // re-check interval: Terminate writes the same ERR packet unsolicited,
 // with sequence id 1 — the id of the reply to the client's next command —
 // so clients read it as that reply and print the reason (verified with

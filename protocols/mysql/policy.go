@@ -26,7 +26,7 @@ import (
 // to send them to, so every such statement ends in 1235 regardless.
 
 // Claims returns the claims of the token the session authenticated with,
-// nil before that (netio.Claimant: the transport re-checks them while the
+// nil before that (netio.Session: the transport re-checks them while the
 // client is silent). They never change once the session is admitted: MySQL's
 // COM_CHANGE_USER is not served.
 func (s *Session) Claims() *core.Claims {
@@ -38,7 +38,7 @@ func (s *Session) Claims() *core.Claims {
 
 // Terminate appends the ERR packet that ends the session from outside: its
 // token was revoked, its account logged out everywhere, its key retired, it
-// expired, or this node can no longer tell (netio.Terminator). The
+// expired, or this node can no longer tell (netio.Session). The
 // transport writes it and closes. The packet is unsolicited, so it carries
 // sequence id 1, the id of the reply to the client's next command (sent
 // with 0): a client reads it as the answer to whatever it sends next, and
@@ -74,34 +74,30 @@ func (s *Session) forget() {
 	}
 }
 
-// admit ends a successful authentication, full or fast, on the claims in
-// s.claims: both paths meet here. It checks the token's IP allowlist
-// against the client's address (1045 with the reason) and, for a test
-// token, the handshake's database (1044 with the reason); a refusal closes
-// the connection. On success it records usage and appends the fast-auth
-// success marker (01 03) when fast, then the OK packet; seq is the sequence
-// id of the first packet appended.
-func (s *Session) admit(env *netio.Env, out []byte, seq byte, fast bool) ([]byte, netio.Action) {
-	if err := core.AllowAddr(s.p.policy, &s.claims, s.info.Remote.Addr()); err != nil {
-		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-		return s.appendAccessDenied(out, seq, err), netio.Close
-	}
-	if len(s.db) > 0 {
-		if err := core.AllowDatabase(s.p.policy, &s.claims, s.db); err != nil {
-			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-			return s.appendDBRefused(out, seq, s.db, err), netio.Close
-		}
-	}
+// admitted ends a successful authentication, full or fast, once
+// netio.Env.Admit or AdmitClaims has admitted the claims in s.claims (the
+// token's IP allowlist, the handshake's database for a test token, the
+// observer and the usage record): it appends the fast-auth success marker
+// (01 03) when fast, then the OK packet; seq is the sequence id of the
+// first packet appended.
+func (s *Session) admitted(out []byte, seq byte, fast bool) []byte {
 	if fast {
 		out = AppendAuthMoreData(out, seq, fastAuthOK[:])
 		seq++
 	}
 	s.state = stCommand
-	if s.p.usage != nil {
-		s.p.usage.Record(s.claims.ID, s.claims.Account, env.Now.Unix())
+	return AppendOK(out, seq)
+}
+
+// refused answers an authentication that Admit or AdmitClaims refused:
+// 1044 with the reason for a test token on a database that is not a test
+// database, 1045 with the reason for everything else (the token, its IP
+// allowlist); the connection is closed.
+func (s *Session) refused(out []byte, seq byte, err error) []byte {
+	if err == core.ErrTestDatabaseOnly {
+		return s.appendDBRefused(out, seq, s.db, err)
 	}
-	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
-	return AppendOK(out, seq), netio.Continue
+	return s.appendAccessDenied(out, seq, err)
 }
 
 // fastAuthOK is AuthMoreData's payload for a fast-auth success.

@@ -341,3 +341,43 @@ func TestCommandAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per command pair", n)
 	}
 }
+
+// TestObservedClaimsOnlyWhenVerified: a failed authentication reaches the
+// observer with the token's claims (so its id is logged) exactly when the
+// token's MAC verified: expired, revoked, or its revocation status unknown
+// to a stale node; never for a token that did not verify.
+func TestObservedClaimsOnlyWhenVerified(t *testing.T) {
+	ring := core.GenerateKeyring(time.Now().Add(-time.Hour))
+	f := newFixture(t)
+	f.mint = core.NewMinter(ring)
+	f.env.Verifier = core.NewVerifier(ring, nil)
+	expired := f.token(t, core.AllScopes, -time.Minute)
+	forged, _, err := core.NewMinter(core.GenerateKeyring(f.now)).Mint(nil, core.Claims{Type: core.TypeLive,
+		ID: core.NewTokenID(), Account: 7, IssuedAt: f.now.Add(-time.Hour).Unix(), ExpiresAt: f.now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := f.token(t, core.AllScopes, time.Hour)
+	for _, tc := range []struct {
+		name     string
+		tok      string
+		revs     core.RevocationView
+		outcome  netio.Outcome
+		verified bool
+	}{
+		{"garbage", "hdb_live_nonsense", nil, netio.OutcomeInvalid, false},
+		{"forged", string(forged), nil, netio.OutcomeInvalid, false},
+		{"expired", expired, nil, netio.OutcomeExpired, true},
+		{"revocation status unknown", stale, unavailable{}, netio.OutcomeUnavailable, true},
+	} {
+		f.env.Verifier = core.NewVerifier(ring, tc.revs)
+		f.obs.outcomes, f.obs.verified = nil, nil
+		pk, act, _ := login(t, f, from("192.0.2.7:40000"), "", tc.tok)
+		if code, _ := errCode(pk[0]); code != 1045 || act != netio.Close {
+			t.Fatalf("%s: %q", tc.name, pk)
+		}
+		if len(f.obs.outcomes) != 1 || f.obs.outcomes[0] != tc.outcome || f.obs.verified[0] != tc.verified {
+			t.Fatalf("%s: observed %v, verified %v", tc.name, f.obs.outcomes, f.obs.verified)
+		}
+	}
+}

@@ -39,9 +39,9 @@ type Protocol struct {
 	pubPEM  []byte
 	caps    uint32
 	version string
-	cache   *authCache // nil when fast authentication is disabled
-	policy  core.Policy
-	usage   core.UsageRecorder
+	cache   *authCache      // nil when fast authentication is disabled
+	policy  core.Policy     // Config.Policy, for the rules applied per statement
+	adm     netio.Admission // Config.Policy and Config.Usage, for authentication
 	// rsaSlots bounds the RSA decryptions running at once on offloaded
 	// connections' goroutines to half the cores (at least one): each takes
 	// about 1 ms of CPU, and a flood of them must leave the event loops
@@ -59,7 +59,7 @@ func New(cfg Config) (*Protocol, error) {
 		return nil, err
 	}
 	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion,
-		cache: newAuthCache(cfg.FastAuth), policy: cfg.Policy, usage: cfg.Usage,
+		cache: newAuthCache(cfg.FastAuth), policy: cfg.Policy, adm: netio.Admission{Policy: cfg.Policy, Usage: cfg.Usage},
 		rsaSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	if cfg.TLS {
 		p.caps |= ClientSSL
@@ -114,11 +114,7 @@ type Session struct {
 	cached bool
 }
 
-var (
-	_ netio.Session    = (*Session)(nil)
-	_ netio.Claimant   = (*Session)(nil)
-	_ netio.Terminator = (*Session)(nil)
-)
+var _ netio.Session = (*Session)(nil)
 
 // errRSA is the token error for an encrypted password the key cannot open.
 var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
@@ -300,15 +296,20 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 		// to the heap through the observer).
 		s.claims, key, ok = c.lookup(s.info.Remote.Addr(), s.nonce[:], scramble, env.Now)
 		if ok {
-			if err := env.Recheck(&s.claims); err != nil {
+			err := env.AdmitClaims(&s.p.adm, s.info, &s.claims, s.db)
+			if te, _ := err.(*core.Error); err != nil && (te == nil || te.Kind != core.KindForbidden) {
+				// The token stopped holding (expired, revoked, its key
+				// retired): not a refusal by policy.
 				c.evict(s.info.Remote.Addr(), key)
 				fastAuthRejected.Inc()
-				env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-				return s.appendAccessDenied(out, s.seq+1, err), netio.Close
+				return s.refused(out, s.seq+1, err), netio.Close
 			}
 			fastAuthHits.Inc()
+			if err != nil {
+				return s.refused(out, s.seq+1, err), netio.Close
+			}
 			s.stage2, s.cached = key, true
-			return s.admit(env, out, s.seq+1, true)
+			return s.admitted(out, s.seq+1, true), netio.Continue
 		}
 		fastAuthMisses.Inc()
 	}
@@ -316,25 +317,19 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 	return AppendAuthMoreData(out, s.seq+1, []byte{fullAuthRequired}), netio.Continue
 }
 
-// verify checks the token and ends the authentication phase.
+// verify admits the token (netio.Env.Admit: the token, its IP allowlist,
+// the handshake's database for a test token) and ends the authentication
+// phase.
 func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action) {
-	var err error
-	// Straight into the session: a local would escape through the observer.
-	s.claims, err = env.Verifier.Verify(tok, env.Now)
-	if err != nil {
-		var known *core.Claims
-		if te, ok := err.(*core.Error); ok && (te.Kind == core.KindExpired || te.Kind == core.KindRevoked) && s.claims.ID != (core.TokenID{}) {
-			known = &s.claims // the MAC verified: the token id may be logged
-		}
-		env.Observer.Authenticated(s.info, known, err, env.Now)
-		return s.appendAccessDenied(out, s.seq+1, err), netio.Close
+	if err := env.Admit(&s.p.adm, s.info, &s.claims, tok, s.db); err != nil {
+		return s.refused(out, s.seq+1, err), netio.Close
 	}
-	out, act := s.admit(env, out, s.seq+1, false)
-	if act == netio.Continue && s.p.cache != nil {
+	out = s.admitted(out, s.seq+1, false)
+	if s.p.cache != nil {
 		// Only admitted tokens are cached (a refusal by policy is not).
 		s.stage2, s.cached = s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now), true
 	}
-	return out, act
+	return out, netio.Continue
 }
 
 // fail records a failed attempt that never reached the verifier and refuses

@@ -22,12 +22,15 @@ import (
 type recObserver struct {
 	outcomes []netio.Outcome
 	refused  []netio.Outcome
+	verified []bool // the observer was given the claims
 }
 
-func (o *recObserver) Authenticated(_ *netio.ConnInfo, _ *core.Claims, err error, _ time.Time) {
+func (o *recObserver) Authenticated(_ *netio.ConnInfo, c *core.Claims, err error, _ time.Time) {
 	o.outcomes = append(o.outcomes, netio.OutcomeOf(err))
+	o.verified = append(o.verified, c != nil)
 }
 func (o *recObserver) Refused(_ *netio.ConnInfo, oc netio.Outcome) { o.refused = append(o.refused, oc) }
+func (o *recObserver) Limit(netio.Limit)                           {}
 
 var (
 	keyOnce sync.Once

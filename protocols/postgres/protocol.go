@@ -8,8 +8,7 @@ import (
 // Protocol is the PostgreSQL front end (netio.Protocol).
 type Protocol struct {
 	params [][2]string
-	policy core.Policy
-	usage  core.UsageRecorder
+	adm    netio.Admission // Options.Policy and Options.Usage
 }
 
 // Options configure the front end.
@@ -29,7 +28,7 @@ func New(o Options) *Protocol {
 	if o.ServerVersion == "" {
 		o.ServerVersion = "16.4"
 	}
-	return &Protocol{policy: o.Policy, usage: o.Usage, params: [][2]string{
+	return &Protocol{adm: netio.Admission{Policy: o.Policy, Usage: o.Usage}, params: [][2]string{
 		{"server_version", o.ServerVersion},
 		{"server_encoding", "UTF8"},
 		{"client_encoding", "UTF8"},

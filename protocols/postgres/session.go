@@ -3,7 +3,6 @@ package postgres
 import (
 	"encoding/binary"
 	"math/rand/v2"
-	"time"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
@@ -38,8 +37,6 @@ type Session struct {
 
 var (
 	_ netio.Session     = (*Session)(nil)
-	_ netio.Claimant    = (*Session)(nil)
-	_ netio.Terminator  = (*Session)(nil)
 	_ netio.LateRefuser = (*Session)(nil)
 )
 
@@ -50,7 +47,7 @@ func (s *Session) Start(_ *netio.Env, out []byte) []byte { return out }
 func (s *Session) Authenticated() bool { return s.phase == phaseReady }
 
 // Claims returns the accepted token's claims, nil before authentication
-// (netio.Claimant: the transport re-checks them while the client is silent).
+// (the transport re-checks them while the client is silent).
 func (s *Session) Claims() *core.Claims {
 	if s.phase == phaseReady {
 		return &s.claims
@@ -60,7 +57,7 @@ func (s *Session) Claims() *core.Claims {
 
 // Terminate appends the FATAL 28P01 (57P03 when the node cannot tell) for
 // a token that stopped holding during the session: revoked, logged out,
-// key retired, expired (netio.Terminator).
+// key retired, expired (netio.Session.Terminate).
 func (s *Session) Terminate(err error, out []byte) []byte {
 	s.phase = phaseClosed
 	return AppendErrorResponse(out, tokenError(err))
@@ -222,9 +219,7 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 	}
 	if size < 4 || int64(size) > int64(limit) || uint32(size) != binary.BigEndian.Uint32(in[1:]) {
 		if size >= 4 {
-			if lo, ok := env.Observer.(netio.LimitObserver); ok {
-				lo.Limit(netio.LimitMessageSize)
-			}
+			env.Observer.Limit(netio.LimitMessageSize)
 			o, a := s.fatal(out, limitError(netio.LimitMessageSize))
 			return len(in), o, a
 		}
@@ -248,17 +243,10 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 	return size + 1, o, a
 }
 
-// admit applies the token's policy to this connection: its IP allowlist
-// (the client's address, after a PROXY header) and, for a test token, the
-// startup database, which must be registered as a test database.
-func (s *Session) admit() error {
-	if err := core.AllowAddr(s.p.policy, &s.claims, s.info.Remote.Addr()); err != nil {
-		return err
-	}
-	return core.AllowDatabase(s.p.policy, &s.claims, s.database)
-}
-
-// password verifies the token sent as the password and, on success, sends
+// password admits the token sent as the password (netio.Env.Admit: the
+// token, its IP allowlist against the client's address, after a PROXY
+// header, and for a test token the startup database, which must be
+// registered as a test database) and, on success, sends
 // AuthenticationOk, the ParameterStatus set, BackendKeyData and
 // ReadyForQuery.
 func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, netio.Action) {
@@ -269,25 +257,8 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 	if !ok {
 		return s.fatal(out, protocolViolation("invalid password packet"))
 	}
-	now := env.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	c, err := env.Verifier.Verify(tok, now)
-	s.claims = c // kept in the session, so that passing it on costs nothing
-	var seen *core.Claims
-	if c.Version != 0 {
-		seen = &s.claims // the MAC verified: the id may be logged
-	}
-	if err == nil {
-		err = s.admit()
-	}
-	env.Observer.Authenticated(s.info, seen, err, now)
-	if err != nil {
+	if err := env.Admit(&s.p.adm, s.info, &s.claims, tok, s.database); err != nil {
 		return s.fatal(out, tokenError(err))
-	}
-	if s.p.usage != nil {
-		s.p.usage.Record(s.claims.ID, s.claims.Account, now.Unix())
 	}
 	s.phase = phaseReady
 	out = AppendAuthentication(out, 0)

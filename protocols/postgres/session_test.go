@@ -61,6 +61,7 @@ type rig struct {
 type countObs struct {
 	outcomes []netio.Outcome
 	ids      []string
+	limits   []netio.Limit
 }
 
 func (o *countObs) Authenticated(_ *netio.ConnInfo, c *core.Claims, err error, _ time.Time) {
@@ -70,6 +71,7 @@ func (o *countObs) Authenticated(_ *netio.ConnInfo, c *core.Claims, err error, _
 	}
 }
 func (o *countObs) Refused(_ *netio.ConnInfo, oc netio.Outcome) { o.outcomes = append(o.outcomes, oc) }
+func (o *countObs) Limit(l netio.Limit)                         { o.limits = append(o.limits, l) }
 
 func newRig(t *testing.T, info netio.ConnInfo) *rig {
 	ring := core.GenerateKeyring(time.Now())
@@ -218,6 +220,10 @@ func TestTokenErrors(t *testing.T) {
 			if r.obs.outcomes[0] != tc.outcome {
 				t.Fatalf("outcome %v", r.obs.outcomes)
 			}
+			// Only a token whose MAC verified may have its id logged.
+			if verified := tc.outcome == netio.OutcomeExpired; (len(r.obs.ids) == 1) != verified || len(r.obs.ids) > 1 {
+				t.Fatalf("ids observed: %v", r.obs.ids)
+			}
 			if strings.Contains(string(out), r.token[9:]) {
 				t.Fatal("token echoed")
 			}
@@ -352,6 +358,9 @@ func TestBadInput(t *testing.T) {
 			_, out, act := r.sess.Handle(r.env, in, nil)
 			if act != netio.Close {
 				t.Fatalf("action %v, out %q", act, out)
+			}
+			if name == "huge after login" && (len(r.obs.limits) != 1 || r.obs.limits[0] != netio.LimitMessageSize) {
+				t.Fatalf("limits observed: %v", r.obs.limits)
 			}
 		})
 	}

@@ -157,10 +157,7 @@ func TestRevokedDuringSession(t *testing.T) {
 func TestTerminate(t *testing.T) {
 	f := newFixture(t)
 	var s netio.Session = newSession(true)
-	if _, ok := s.(netio.Terminator); !ok {
-		t.Fatal("not a netio.Terminator")
-	}
-	cl := s.(netio.Claimant)
+	cl := s
 	if cl.Claims() != nil {
 		t.Fatal("claims before authentication")
 	}
@@ -175,7 +172,7 @@ func TestTerminate(t *testing.T) {
 		core.ErrExpired:     "-NOAUTH Authentication token has expired; the server closed this connection: reconnect with a valid token\r\n",
 		core.ErrUnavailable: "-NOAUTH " + core.ErrUnavailable.Message + msgSessionEnded + "\r\n",
 	} {
-		if out := string(s.(netio.Terminator).Terminate(err, []byte("+PONG\r\n"))); out != "+PONG\r\n"+want {
+		if out := string(s.Terminate(err, []byte("+PONG\r\n"))); out != "+PONG\r\n"+want {
 			t.Fatalf("Terminate(%v): %q", err, out)
 		}
 	}
@@ -247,5 +244,29 @@ func TestAuthenticatedCommandAllocs(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(out), "+PONG\r\n") {
 		t.Fatalf("got %q", out)
+	}
+}
+
+// TestObservedClaimsOnlyWhenVerified: a failed AUTH reaches the observer
+// with the token's claims (so its id is logged) exactly when the token's
+// MAC verified; a wrong user name, garbage or a forged token never do.
+func TestObservedClaimsOnlyWhenVerified(t *testing.T) {
+	f := newFixture(t)
+	forged, _, err := core.NewMinter(core.GenerateKeyring(f.now)).Mint(nil, core.Claims{Type: core.TypeLive,
+		ID: core.NewTokenID(), Account: 7, IssuedAt: f.now.Add(-time.Hour).Unix(), ExpiresAt: f.now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(true)
+	run(t, f, s, cmd("AUTH", "hdb_live_nonsense")+cmd("AUTH", string(forged))+cmd("AUTH", "admin", f.live(t, core.AllScopes))+
+		cmd("AUTH", f.token(t, core.AllScopes, f.now.Add(-time.Minute)))+cmd("AUTH", f.live(t, core.AllScopes)))
+	want := []bool{false, false, false, true, true}
+	if len(f.obs.verified) != len(want) {
+		t.Fatalf("observed %v", f.obs.outcomes)
+	}
+	for i := range want {
+		if f.obs.verified[i] != want[i] {
+			t.Fatalf("attempt %d (%v): verified %v", i, f.obs.outcomes[i], f.obs.verified[i])
+		}
 	}
 }

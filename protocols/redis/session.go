@@ -21,12 +21,15 @@ type Options struct {
 // Protocol makes Redis sessions. Redis clients start TLS from the first byte
 // (rediss://, redis-cli --tls), so TLSFirstByte is true.
 type Protocol struct {
-	policy core.Policy
-	usage  core.UsageRecorder
+	policy core.Policy     // Options.Policy, for the rules applied per command
+	adm    netio.Admission // Options.Policy and Options.Usage, for AUTH and HELLO
 }
 
 // New returns the Redis protocol with opts.
-func New(opts Options) *Protocol { return &Protocol{policy: opts.Policy, usage: opts.Usage} }
+func New(opts Options) *Protocol {
+	return &Protocol{policy: opts.Policy,
+		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
+}
 
 // Name returns "redis".
 func (*Protocol) Name() string { return "redis" }
@@ -53,16 +56,15 @@ func (*Protocol) ALPN() []string { return nil }
 // and HELIOS.WHOAMI, and every other command gets "-ERR no upstream database
 // is configured …".
 //
-// It implements netio.Terminator and netio.Claimant.
+// It implements netio.Session.
 type Session struct {
 	p      *Protocol
 	info   *netio.ConnInfo
 	authed bool
-	// bound: claims hold the token this connection first authenticated
-	// with; they never change afterwards (netio.Claimant).
-	bound  bool
 	proto  int // 2 or 3, set by HELLO
 	db     int // the logical database (SELECT), 0 to numDatabases-1
+	// claims: the token this connection first authenticated with, once
+	// it has (claims.Verified); they never change afterwards.
 	claims core.Claims
 	name   []byte // CLIENT SETNAME / HELLO SETNAME
 	args   [][]byte
@@ -239,9 +241,10 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	return appendNoUpstream(out, name), netio.Continue
 }
 
-// verify checks a user name (nil for AUTH <token>) and a token, then the
-// token's IP allowlist against the client's address, records the outcome,
-// and on success makes the session authenticated. A failed attempt on an
+// verify checks a user name (nil for AUTH <token>), then admits the token
+// (netio.Env.Admit: the token, its IP allowlist against the client's
+// address, and the binding of the connection to its first token), and on
+// success makes the session authenticated. A failed attempt on an
 // authenticated connection leaves it authenticated as before, as Redis
 // does.
 func (s *Session) verify(env *netio.Env, user, token []byte) error {
@@ -249,37 +252,17 @@ func (s *Session) verify(env *netio.Env, user, token []byte) error {
 		env.Observer.Authenticated(s.info, nil, errWrongUser, env.Now)
 		return errWrongUser
 	}
-	c, err := env.Verifier.Verify(token, env.Now)
-	if err == nil {
-		err = core.AllowAddr(s.p.policy, &c, s.info.Remote.Addr())
-		if err == nil && s.bound && c.ID != s.claims.ID {
-			err = errOtherToken
-		}
-	}
-	if err != nil {
-		var known *core.Claims
-		if te, ok := err.(*core.Error); ok && te.Kind != core.KindInvalid && c.ID != (core.TokenID{}) {
-			known = &c // the MAC verified: the token id may be logged
-		}
-		env.Observer.Authenticated(s.info, known, err, env.Now)
+	if err := env.Admit(&s.p.adm, s.info, &s.claims, token, nil); err != nil {
 		return err
 	}
-	if !s.bound {
-		s.claims, s.bound = c, true
-	}
 	s.authed = true
-	if s.p.usage != nil {
-		s.p.usage.Record(c.ID, c.Account, env.Now.Unix())
-	}
-	env.Observer.Authenticated(s.info, &s.claims, nil, env.Now)
 	return nil
 }
 
 // Claims returns the claims of the token the connection authenticated with
-// (nil before that). They stay the same for the connection's life
-// (netio.Claimant).
+// (nil before that). They stay the same for the connection's life.
 func (s *Session) Claims() *core.Claims {
-	if !s.bound {
+	if !s.claims.Verified() {
 		return nil
 	}
 	return &s.claims
@@ -289,7 +272,7 @@ func (s *Session) Claims() *core.Claims {
 // was revoked, its account logged out, its key retired, it expired, or the
 // node failed closed): "-NOAUTH <reason>", the same line a command gets when
 // the per-command re-check fails. The transport closes the connection after
-// writing it (netio.Terminator).
+// writing it (netio.Session).
 func (s *Session) Terminate(err error, out []byte) []byte {
 	s.authed = false
 	return appendSessionEnded(out, err)

@@ -111,10 +111,10 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, sc
 }
 
 // refuse counts, logs and answers a failed authentication. The log names
-// the token id only when the token's MAC verified (then st.c.ID is set).
+// the token id only when the token's MAC verified (core.Claims.Verified).
 func (a *Authenticator) refuse(ctx *fasthttp.RequestCtx, st *authState, err error) {
 	var id string
-	if st.c.ID != (core.TokenID{}) {
+	if st.c.Verified() {
 		id = st.c.ID.String()
 	}
 	reason := err.Error()

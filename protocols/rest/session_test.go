@@ -2,6 +2,7 @@ package rest
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -230,4 +231,50 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 			f.router.Handler(ctx)
 		}
 	})
+}
+
+// TestRefusalLogsTokenIDOnlyWhenVerified: a refused request's log line
+// names the token id when the token's MAC verified (expired, revoked) and
+// never for a token that did not verify (forged, malformed).
+func TestRefusalLogsTokenIDOnlyWhenVerified(t *testing.T) {
+	f := newFixture(t)
+	var logs strings.Builder
+	auth := NewAuthenticator(f.ring, f.revs, AuthOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	f.router = NewRouter(auth)
+	f.router.Protected("GET", "/v1/auth/tokens", func(ctx *fasthttp.RequestCtx, _ *core.Claims) { ctx.SetStatusCode(200) })
+	now := time.Now().Unix()
+	expiredB, ec, err := core.NewMinter(f.ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 1,
+		IssuedAt: now - 3600, ExpiresAt: now - 60, Scopes: core.AllScopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := string(expiredB)
+	revoked, rc := f.mint(t, core.AllScopes, time.Hour)
+	f.revs.RevokeToken(rc.ID, rc.ExpiresAt)
+	_, lc := f.mint(t, core.AllScopes, time.Hour)
+	forged, _, err := core.NewMinter(core.GenerateKeyring(time.Now())).Mint(nil, lc) // same key id, other secret
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tok string
+		id  string // "" when no id may be logged
+	}{
+		{expired, ec.ID.String()},
+		{revoked, rc.ID.String()},
+		{string(forged), ""},
+		{"hdb_live_nonsense", ""},
+	} {
+		logs.Reset()
+		if ctx := f.do("GET", "/v1/auth/tokens", "Bearer "+tc.tok, ""); ctx.Response.StatusCode() != 401 {
+			t.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+		line := logs.String()
+		if tc.id != "" && !strings.Contains(line, "token_id="+tc.id) {
+			t.Fatalf("the verified token's id is not logged: %s", line)
+		}
+		if tc.id == "" && (strings.Contains(line, "token_id=tok_") || strings.Contains(line, lc.ID.String())) {
+			t.Fatalf("an unverified token's id is logged: %s", line)
+		}
+	}
 }
