@@ -144,4 +144,3 @@ func (e *UnknownScopeError) Error() string {
 	return fmt.Sprintf("unknown scope %q: valid scopes are *, %s, or a family wildcard such as database:*",
 		e.Name, strings.Join(scopeNames[:], ", "))
 }
-
