@@ -29,6 +29,10 @@ type command struct {
 	// cross says which other logical databases the command names or
 	// reaches besides the selected one (crossNone: none).
 	cross crossKind
+	// admin marks an administrative command (or one with administrative
+	// subcommands), refused for every token whatever its scopes; nil for
+	// the others.
+	admin *adminRule
 }
 
 // unknownCommand classifies a command missing from the table: it needs
@@ -36,10 +40,121 @@ type command struct {
 var unknownCommand = command{id: cmdData, scope: core.ScopeDatabaseWrite}
 
 // Classify returns what the command named name (lower case) needs: its
-// scope, or none when authentication alone suffices.
+// scope, or none when authentication alone suffices. An administrative
+// command (adminCommands) is refused whatever the scopes.
 func Classify(name []byte) (scope core.Scope, none bool) {
 	c := lookup(name)
 	return c.scope, c.none
+}
+
+// adminRule says which forms of a command are administrative.
+type adminRule struct {
+	// all: every form of the command.
+	all bool
+	// named: an all command whose refusal names its subcommand
+	// ('config|set'), as Redis names the subcommands of its command table.
+	named bool
+	// subs are subcommands (lower case): the administrative ones, or, with
+	// allow, the only ones that are not.
+	subs  []string
+	allow bool
+}
+
+// refuses reports whether args (args[0] the command's name) is an
+// administrative form. A command whose rule lists subcommands and that has
+// none is not: it gets the usual reply (an argument-count error upstream).
+// It allocates nothing.
+func (r *adminRule) refuses(args [][]byte) bool {
+	if r.all {
+		return true
+	}
+	if len(args) < 2 {
+		return false
+	}
+	for _, sub := range r.subs {
+		if equalFold(args[1], sub) {
+			return !r.allow
+		}
+	}
+	return r.allow
+}
+
+// equalFold reports whether b equals the lower-case ASCII s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// adminCommands are the administrative commands: those that change the
+// server's users (ACL), configuration, persistence, modules, replication
+// or cluster topology, stop or stall the server or other clients, or show
+// other clients' commands and connections — the upstream Redis server is
+// the operator's, shared by every account, and HeliosDB authenticates with
+// tokens, not with the server's users. They are refused for every token,
+// "*" included, after authentication and before the scope check, with
+// -NOPERM. The choices where Redis has read-only forms:
+//
+//   - ACL: WHOAMI (answered by the gateway: "default"), CAT and HELP stay;
+//     LIST, USERS, GETUSER, LOG and DRYRUN would show the upstream's users
+//     and their failures, the rest change them.
+//   - CONFIG: every form; GET would show requirepass and masterauth (the
+//     upstream's own credentials) and its file system layout.
+//   - CLIENT: KILL, PAUSE, UNPAUSE, UNBLOCK act on other connections,
+//     NO-EVICT exempts this one from the server's memory protection, LIST
+//     shows every connection; SETNAME, SETINFO, GETNAME, ID, INFO,
+//     NO-TOUCH and the rest answer as before.
+//   - SCRIPT FLUSH and FUNCTION FLUSH, FUNCTION RESTORE drop or replace
+//     every client's scripts and libraries; SCRIPT LOAD, FUNCTION LOAD and
+//     FUNCTION DELETE (one named library, which LOAD … REPLACE could
+//     overwrite anyway), SCRIPT KILL and FUNCTION KILL (which stop only a
+//     script that has written nothing) keep needing schema:write.
+//   - LATENCY RESET and SLOWLOG RESET erase the operator's records, and
+//     SLOWLOG GET shows other clients' commands with their arguments; the
+//     other LATENCY and SLOWLOG forms are server statistics, like INFO:
+//     database:read.
+//   - MEMORY PURGE; MEMORY USAGE, STATS, DOCTOR stay database:read.
+//   - CLUSTER: the read forms (INFO, NODES, SLOTS, SHARDS, MYID, KEYSLOT,
+//     …) stay database:read; every other form changes the topology.
+//
+// SWAPDB, FLUSHALL and MIGRATE are data commands checked for the
+// databases they reach (crossCommands).
+var adminCommands = map[string]*adminRule{
+	"acl":    {allow: true, subs: []string{"whoami", "cat", "help"}},
+	"config": {all: true, named: true},
+	"client": {subs: []string{"kill", "pause", "unpause", "unblock", "no-evict", "list"}},
+	"cluster": {allow: true, subs: []string{"info", "nodes", "slots", "shards", "myid", "myshardid", "keyslot",
+		"countkeysinslot", "getkeysinslot", "links", "replicas", "slaves", "count-failure-reports", "help"}},
+	"script":       {subs: []string{"flush"}},
+	"function":     {subs: []string{"flush", "restore"}},
+	"latency":      {subs: []string{"reset"}},
+	"slowlog":      {subs: []string{"reset", "get"}},
+	"memory":       {subs: []string{"purge"}},
+	"shutdown":     {all: true},
+	"debug":        {all: true},
+	"monitor":      {all: true},
+	"save":         {all: true},
+	"bgsave":       {all: true},
+	"bgrewriteaof": {all: true},
+	"replicaof":    {all: true},
+	"slaveof":      {all: true},
+	"sync":         {all: true},
+	"psync":        {all: true},
+	"replconf":     {all: true},
+	"failover":     {all: true},
+	"module":       {all: true, named: true},
+	"sentinel":     {all: true, named: true},
+	"pfdebug":      {all: true},
+	"pfselftest":   {all: true},
 }
 
 // lookup returns the table row for name (lower case). The map lookup with a
@@ -69,6 +184,7 @@ var (
 		"pfcount", "bitcount", "bitpos", "getbit", "bitfield_ro", "dump", "object", "memory", "touch",
 		"sort_ro", "eval_ro", "evalsha_ro", "fcall_ro",
 		"info", "time", "lastsave", "lolwut", "wait", "waitaof", "readonly", "readwrite",
+		"latency", "slowlog", "cluster", // their administrative forms: adminCommands
 		"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "pubsub",
 		"multi", "exec", "discard", "watch", "unwatch", "tracking",
 		"json.get", "json.mget", "json.type", "json.strlen", "json.arrlen", "json.arrindex", "json.objkeys",
@@ -137,6 +253,14 @@ var commands = func() map[string]command {
 	for n, k := range crossCommands {
 		c := m[n]
 		c.cross = k
+		m[n] = c
+	}
+	for n, r := range adminCommands {
+		c, ok := m[n]
+		if !ok {
+			c = unknownCommand
+		}
+		c.admin = r
 		m[n] = c
 	}
 	return m

@@ -43,6 +43,25 @@
 // Live tokens go through the same registry check (core.AllowDatabase),
 // which today limits only test tokens.
 //
+// # Administrative commands
+//
+// The upstream Redis server is the operator's, shared by every account, and
+// HeliosDB authenticates with tokens, not with its users. So commands that
+// change the server's users, configuration, persistence, modules,
+// replication or cluster topology, stop or stall the server or other
+// clients, or show other clients' commands and connections are refused for
+// every token, "*" included: ACL (but WHOAMI, CAT and HELP), CONFIG (GET
+// too: it would show requirepass and masterauth), SHUTDOWN, DEBUG,
+// REPLICAOF/SLAVEOF, SYNC/PSYNC/REPLCONF, FAILOVER, MODULE, SAVE, BGSAVE,
+// BGREWRITEAOF, MONITOR, SENTINEL, PFDEBUG, PFSELFTEST, CLIENT KILL, PAUSE,
+// UNPAUSE, UNBLOCK, NO-EVICT and LIST, SCRIPT FLUSH, FUNCTION FLUSH and
+// RESTORE, LATENCY RESET, SLOWLOG RESET and GET, MEMORY PURGE, and every
+// CLUSTER form but the read ones (see adminCommands for each choice). The
+// refusal comes after authentication and before the scope check, as
+// "-NOPERM User default has no permissions to run the 'acl|setuser' command
+// (administrative commands … are not allowed through the HeliosDB gateway,
+// whatever the token's scopes)", and is counted as a forbidden outcome.
+//
 // # Sessions stay honest
 //
 // Before each command of an authenticated connection the session re-checks

@@ -87,6 +87,28 @@ func appendNoPerm(dst, cmd []byte, s core.Scope) []byte {
 	return append(dst, ")\r\n"...)
 }
 
+// errAdmin is what the observer is told about a refused administrative
+// command: a FORBIDDEN, counted and logged as a scope refusal is.
+var errAdmin = &core.Error{Kind: core.KindForbidden, Message: "Administrative commands are not allowed through the HeliosDB gateway",
+	Detail: "an administrative Redis command (ACL, CONFIG, SHUTDOWN, replication, …) was refused"}
+
+// msgAdmin follows the command's name in the refusal of an administrative
+// command.
+const msgAdmin = "' command (administrative commands, which change the server's users, configuration or replication, " +
+	"stop or stall it, or show other clients' data, are not allowed through the HeliosDB gateway, whatever the token's scopes)\r\n"
+
+// appendAdmin appends the -NOPERM reply to an administrative command,
+// naming it as Redis does: 'shutdown', or with its subcommand 'acl|setuser'.
+func appendAdmin(dst, cmd []byte, args [][]byte) []byte {
+	dst = append(dst, "-NOPERM User default has no permissions to run the '"...)
+	dst = appendClean(dst, cmd)
+	if r := lookup(cmd).admin; r != nil && (!r.all || r.named) && len(args) > 1 {
+		dst = append(dst, '|')
+		dst = appendLower(dst, args[1])
+	}
+	return append(dst, msgAdmin...)
+}
+
 // appendNoUpstream appends the error for a command that only an upstream
 // database could answer.
 func appendNoUpstream(dst, cmd []byte) []byte {
@@ -142,6 +164,18 @@ func appendClean(dst, b []byte) []byte {
 			c = ' '
 		}
 		dst = append(dst, c)
+	}
+	return dst
+}
+
+// appendLower appends b lower-cased (cleaned as appendClean does).
+func appendLower(dst, b []byte) []byte {
+	start := len(dst)
+	dst = appendClean(dst, b)
+	for i := start; i < len(dst); i++ {
+		if c := dst[i]; c >= 'A' && c <= 'Z' {
+			dst[i] = c - 'A' + 'a'
+		}
 	}
 	return dst
 }

@@ -42,12 +42,13 @@ func (s *Session) client(args [][]byte, out []byte) []byte {
 		return AppendInt(out, int64(s.info.ID))
 	case bytes.EqualFold(sub, []byte("info")):
 		return AppendBulk(out, s.appendInfo(make([]byte, 0, 128)))
-	case bytes.EqualFold(sub, []byte("no-evict")), bytes.EqualFold(sub, []byte("no-touch")):
+	case bytes.EqualFold(sub, []byte("no-touch")):
 		return AppendOK(out)
 	}
-	// CLIENT MAINT_NOTIFICATIONS (go-redis), TRACKING, LIST, KILL, …: an
-	// error that clients tolerate (go-redis's auto mode then turns the
-	// feature off for the connection).
+	// CLIENT MAINT_NOTIFICATIONS (go-redis), TRACKING, …: an error that
+	// clients tolerate (go-redis's auto mode then turns the feature off for
+	// the connection). KILL, LIST, PAUSE, NO-EVICT … never get here: they
+	// are administrative (adminCommands).
 	return appendUnknownSub(out, []byte("client"), sub)
 }
 

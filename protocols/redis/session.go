@@ -193,6 +193,10 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	if !s.authed {
 		return AppendError(out, msgNoAuth), netio.Continue
 	}
+	if cmd.admin != nil && cmd.admin.refuses(args) { // for every token: adminCommands
+		env.Observer.Authenticated(s.info, &s.claims, errAdmin, env.Now) // counted as forbidden
+		return appendAdmin(out, name, args), netio.Continue
+	}
 	if !cmd.none {
 		if cmd.id == cmdData {
 			if err := core.AllowDatabase(s.p.policy, &s.claims, databaseName(s.db)); err != nil {
