@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/testdaemon"
 	"github.com/heliosdb/auth/issuer/feed"
 )
 
@@ -70,7 +71,7 @@ func BenchmarkClusterSnapshotJoin(b *testing.B) {
 	}}
 	go srv.Serve(ln)
 	defer func() { close(stop); ln.Close(); _ = srv.Shutdown() }()
-	heliosdBinary(b) // built before the clock starts
+	testdaemon.Build(b, "heliosd") // built before the clock starts
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heliosdb/auth/internal/testdaemon"
 )
 
 // startNode starts a gateway node process (--role gateway) following the
@@ -21,40 +21,10 @@ import (
 // of the run.
 func startNode(tb testing.TB, issURL, clusterKey string) string {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "helios-bench-node-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	args := []string{"--role", "gateway", "--issuer-url", issURL, "--cluster-key-file", clusterKey, "--data-dir", dir,
-		"--log-level", "error", "--max-conns", "30000", "--max-conns-per-ip", "30000"}
-	addrs := map[string]string{}
-	for _, l := range listeners {
-		addrs[l] = freeAddr(tb)
-		args = append(args, "--"+l, addrs[l])
-	}
-	cmd := exec.Command(heliosdBinary(tb), args...)
-	cmd.Env = append(os.Environ(), "HELIOS_CONFIG=")
-	var logs bytes.Buffer
-	cmd.Stderr, cmd.Stdout = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	atStop(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		os.RemoveAll(dir)
-	})
-	if !waitListen(addrs["http-listen"], 20*time.Second) {
-		tb.Fatalf("node did not start:\n%s", logs.String())
-	}
-	return addrs["http-listen"]
+	n := testdaemon.Start(tb, testdaemon.Shared(), testdaemon.WithArgs(append([]string{"--role", "gateway",
+		"--issuer-url", issURL, "--cluster-key-file", clusterKey}, benchFlags...)...))
+	atStop(func() { n.Stop(); os.RemoveAll(n.DataDir) })
+	return n.HTTP
 }
 
 // propagationRevocations is how many revocations BenchmarkClusterPropagation
@@ -70,10 +40,10 @@ const propagationRevocations = 1000
 // the figures include the pollers' own scheduling delay.
 func BenchmarkClusterPropagation(b *testing.B) {
 	iss := startDaemon(b, "--login-per-ip", "0", "--login-per-email", "0")
-	issURL := "http://" + iss.Addrs["http-listen"]
+	issURL := "http://" + iss.HTTP
 	var nodes []string
 	for range 5 {
-		nodes = append(nodes, "http://"+startNode(b, issURL, filepath.Join(iss.Dir, "cluster.key")))
+		nodes = append(nodes, "http://"+startNode(b, issURL, filepath.Join(iss.DataDir, "cluster.key")))
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
 	do := func(method, url, bearer string, body any) (int, []byte) {

@@ -22,10 +22,10 @@ import (
 func BenchmarkClusterRevokeHTTP(b *testing.B) {
 	const n, workers = 5000, 32
 	iss := startDaemon(b, "--login-per-ip", "0", "--login-per-email", "0")
-	issURL := "http://" + iss.Addrs["http-listen"]
+	issURL := "http://" + iss.HTTP
 	nodes := []string{
-		"http://" + startNode(b, issURL, filepath.Join(iss.Dir, "cluster.key")),
-		"http://" + startNode(b, issURL, filepath.Join(iss.Dir, "cluster.key")),
+		"http://" + startNode(b, issURL, filepath.Join(iss.DataDir, "cluster.key")),
+		"http://" + startNode(b, issURL, filepath.Join(iss.DataDir, "cluster.key")),
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 30 * time.Second}
 	do := func(method, url, bearer string, body any) (int, []byte) {

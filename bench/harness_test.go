@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -18,7 +14,7 @@ import (
 	"time"
 
 	"github.com/heliosdb/auth/core"
-	"github.com/heliosdb/auth/core/keyfile"
+	"github.com/heliosdb/auth/internal/testdaemon"
 )
 
 // Target is one protocol front end (or the raw-TCP ceiling) under load.
@@ -59,6 +55,7 @@ func TestMain(m *testing.M) {
 	raiseFDLimit()
 	code := m.Run()
 	stopAll()
+	testdaemon.RemoveBuilds()
 	os.Exit(code)
 }
 
@@ -100,66 +97,30 @@ func stopAll() {
 	stopper = nil
 }
 
-// Daemon is a heliosd subprocess.
+// Daemon is a heliosd the benchmarks share (internal/testdaemon), with a
+// live token of every scope.
 type Daemon struct {
-	Cmd   *exec.Cmd
-	Dir   string
-	Addrs map[string]string // listener flag → address
-	Token string            // a live token with every scope
+	*testdaemon.Daemon
+	Token string
 }
 
-var listeners = []string{"pg-listen", "redis-listen", "mysql-listen", "mongo-listen", "http-listen"}
+// benchFlags lift the daemon's limits for load: thousands of connections
+// from one address, slow handshakes under load, quiet logs.
+var benchFlags = []string{"--max-conns", "30000", "--max-conns-per-ip", "30000", "--handshake-timeout", "30s", "--log-level", "error"}
 
 // startDaemon builds heliosd and starts it on free loopback ports with
-// limits high enough for the benchmarks. extra adds flags.
+// limits high enough for the benchmarks, until the end of the run. extra
+// adds flags.
 func startDaemon(tb testing.TB, extra ...string) *Daemon {
 	tb.Helper()
-	bin := heliosdBinary(tb)
-	dir, err := os.MkdirTemp("", "helios-bench-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	d := &Daemon{Dir: dir, Addrs: map[string]string{}}
-	args := []string{"--data-dir", dir, "--max-conns", "30000", "--max-conns-per-ip", "30000",
-		"--handshake-timeout", "30s", "--log-level", "error"}
-	for _, l := range listeners {
-		d.Addrs[l] = freeAddr(tb)
-		args = append(args, "--"+l, d.Addrs[l])
-	}
-	d.Cmd = exec.Command(bin, append(args, extra...)...)
-	d.Cmd.Env = append(os.Environ(), "HELIOS_CONFIG=")
-	var logs bytes.Buffer
-	d.Cmd.Stderr, d.Cmd.Stdout = &logs, &logs
-	if err := d.Cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	stop := func() {
-		_ = d.Cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = d.Cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = d.Cmd.Process.Kill()
-			<-done
-		}
-		os.RemoveAll(dir)
-	}
-	atStop(stop)
-	if !waitListen(d.Addrs["pg-listen"], 20*time.Second) {
-		tb.Fatalf("heliosd did not start:\n%s", logs.String())
-	}
-	time.Sleep(300 * time.Millisecond) // the other listeners
-	d.Token = mintToken(tb, filepath.Join(dir, "keyring.json"))
-	return d
+	d := testdaemon.Start(tb, testdaemon.Shared(), testdaemon.WithArgs(append(append([]string(nil), benchFlags...), extra...)...))
+	atStop(func() { d.Stop(); os.RemoveAll(d.DataDir) })
+	return &Daemon{Daemon: d, Token: d.Mint(tb, core.Claims{Scopes: core.AllScopes})}
 }
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	shared    *Daemon
-	sharedMu  sync.Mutex
+	shared   *Daemon
+	sharedMu sync.Mutex
 )
 
 // sharedDaemon is one heliosd for every benchmark of the run.
@@ -172,37 +133,6 @@ func sharedDaemon(tb testing.TB) *Daemon {
 	return shared
 }
 
-func heliosdBinary(tb testing.TB) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "helios-bench-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		atStop(func() { os.RemoveAll(dir) })
-		binPath = filepath.Join(dir, "heliosd")
-		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/heliosd")
-		cmd.Dir = filepath.Dir(filepath.Dir(file))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build heliosd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func freeAddr(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func waitListen(addr string, d time.Duration) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
@@ -213,28 +143,13 @@ func waitListen(addr string, d time.Duration) bool {
 	return false
 }
 
-// mintToken makes a live token with every scope from the daemon's keyring.
-func mintToken(tb testing.TB, keyring string) string {
-	ring, err := keyfile.Load(keyring)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	now := time.Now().Unix()
-	tok, _, err := core.NewMinter(ring).Mint(nil, core.Claims{Type: core.TypeLive, ID: core.NewTokenID(),
-		Account: 1, IssuedAt: now, ExpiresAt: now + 3600, Scopes: core.AllScopes})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(tok)
-}
-
 // addrOf returns where target t listens, starting its server if needed.
 func addrOf(tb testing.TB, t Target) (addr, token string) {
 	if t.Server != nil {
 		return t.Server(tb), ""
 	}
 	d := sharedDaemon(tb)
-	a := d.Addrs[t.Listener]
+	a := d.Addr(t.Listener)
 	if !waitListen(a, 2*time.Second) {
 		tb.Skipf("heliosd does not serve --%s", t.Listener)
 	}

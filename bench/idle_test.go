@@ -32,7 +32,7 @@ func TestIdleMemory(t *testing.T) {
 		}
 		t.Run(tg.Name, func(t *testing.T) {
 			d := startDaemon(t)
-			addr := d.Addrs[tg.Listener]
+			addr := d.Addr(tg.Listener)
 			if !waitListen(addr, 2*time.Second) {
 				t.Skipf("heliosd does not serve --%s", tg.Listener)
 			}
@@ -43,7 +43,7 @@ func TestIdleMemory(t *testing.T) {
 				}
 			}
 			time.Sleep(500 * time.Millisecond)
-			before, heapBefore := rss(t, d.Cmd.Process.Pid), heapInuse(d)
+			before, heapBefore := rss(t, d.PID()), heapInuse(d)
 			held := make([]Client, 0, n)
 			defer func() {
 				for _, c := range append(held, warm...) {
@@ -75,7 +75,7 @@ func TestIdleMemory(t *testing.T) {
 				t.Fatalf("after %d connections: %v", len(held), *e)
 			}
 			time.Sleep(time.Second)
-			after := rss(t, d.Cmd.Process.Pid)
+			after := rss(t, d.PID())
 			per1 := float64(after-before) / float64(len(held))
 			t.Logf("%s: %d idle authenticated connections: daemon RSS %d → %d KiB, %.0f bytes per connection",
 				tg.Name, len(held), before>>10, after>>10, per1)
@@ -90,7 +90,7 @@ func TestIdleMemory(t *testing.T) {
 // heapInuse reads go_memstats_heap_inuse_bytes from the daemon's
 // /metrics (0 when it is not served).
 func heapInuse(d *Daemon) int64 {
-	resp, err := http.Get("http://" + d.Addrs["http-listen"] + "/metrics")
+	resp, err := http.Get("http://" + d.Addr("http-listen") + "/metrics")
 	if err != nil {
 		return 0
 	}

@@ -295,7 +295,7 @@ func (g goSQLClient) Close() error { return g.c.Close() }
 // a fixed duration).
 func BenchmarkMySQLRSAFlood(b *testing.B) {
 	d := sharedDaemon(b)
-	addr, tok := d.Addrs["mysql-listen"], d.Token
+	addr, tok := d.Addr("mysql-listen"), d.Token
 	if err := mysqlWireHandshake(true)(addr, tok); err != nil { // caches the token
 		b.Fatal(err)
 	}

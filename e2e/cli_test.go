@@ -216,7 +216,7 @@ func TestCLI(t *testing.T) {
 	c.fails("", "", []string{"HELIOS_TOKEN=" + v2}, "token", "create") // --name is required
 
 	// An expired token: the server's AUTH_EXPIRED, exit non-zero.
-	c.fails("AUTH_EXPIRED", "", []string{"HELIOS_TOKEN=" + d.expiredToken(t)}, "auth", "status")
+	c.fails("AUTH_EXPIRED", "", []string{"HELIOS_TOKEN=" + d.ExpiredToken(t)}, "auth", "status")
 	// A server that is not there: a clear error, exit non-zero.
 	c.fails("cannot reach", "", []string{"HELIOS_TOKEN=" + v2}, "auth", "status", "--api-url", "http://127.0.0.1:1")
 }

@@ -71,7 +71,7 @@ func TestClusterSnapshot100k(t *testing.T) {
 	start := time.Now()
 	account, ids := seedRevocations(t, iss.DataDir, 100_000)
 	t.Logf("seeded %d revocations in %s", len(ids), time.Since(start).Round(time.Millisecond))
-	iss.start(t)
+	iss.StartAgain(t)
 	joined := time.Now()
 	node := startNode(t, iss)
 	t.Logf("node ready %s after its start (process start and listeners included)", time.Since(joined).Round(time.Millisecond))
@@ -153,7 +153,7 @@ func TestClusterIssuerKill9MidBurst(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("%d revocations acknowledged before kill -9", len(acked))
-	iss.start(t)
+	iss.StartAgain(t)
 	for _, n := range nodes {
 		deadline := time.Now().Add(10 * time.Second)
 		for {

@@ -37,7 +37,7 @@ func TestClusterRevocationOnEveryNode(t *testing.T) {
 		bearer := iss.NewUser(t)
 		svc, _ := iss.CreateToken(t, bearer, map[string]any{"name": "ci", "type": "service", "scopes": []string{"database:read"}})
 		requireAccepted(t, nodes, svc)
-		iss.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", bearer, nil, nil)
+		iss.MustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", bearer, nil, nil)
 		since := time.Now()
 		requireRejectedWithin(t, nodes, svc, since, time.Second, "")
 		requireRejectedWithin(t, nodes, bearer, since, time.Second, "")
@@ -49,7 +49,7 @@ func TestClusterRevocationOnEveryNode(t *testing.T) {
 		var r struct {
 			Token string `json:"token"`
 		}
-		iss.mustJSON(t, http.StatusOK, "POST", "/v1/auth/refresh", bearer, nil, &r)
+		iss.MustJSON(t, http.StatusOK, "POST", "/v1/auth/refresh", bearer, nil, &r)
 		grace := time.Now().Add(time.Second)
 		requireAccepted(t, nodes, r.Token)
 		for _, n := range nodes { // the old token works during the grace period
@@ -132,7 +132,7 @@ func TestClusterNodeRestartCatchesUp(t *testing.T) {
 	for _, id := range ids[1:] {
 		iss.Revoke(t, bearer, id)
 	}
-	node.start(t)
+	node.StartAgain(t)
 	waitHealthy(t, node, 10*time.Second)
 	for _, tok := range toks {
 		if ok, why := restAccepts(t, node, tok); ok || !strings.Contains(why, "revoked") {
@@ -175,7 +175,7 @@ func TestClusterStaleFailsClosed(t *testing.T) {
 		!strings.Contains(string(body), "helios_node_feed_staleness_seconds") {
 		t.Fatal("stale node metrics do not report the staleness")
 	}
-	iss.start(t)
+	iss.StartAgain(t)
 	waitHealthy(t, node, 10*time.Second)
 	requireAccepted(t, []*daemon{node}, bearer)
 }
@@ -193,11 +193,11 @@ func TestClusterPolicy(t *testing.T) {
 			Test bool   `json:"test"`
 		} `json:"databases"`
 	}
-	iss.mustJSON(t, http.StatusOK, "GET", "/v1/databases", bearer, nil, &list)
+	iss.MustJSON(t, http.StatusOK, "GET", "/v1/databases", bearer, nil, &list)
 	if len(list.Databases) != 1 || list.Databases[0].Name != "main" || list.Databases[0].Test {
 		t.Fatalf("default registry %+v", list)
 	}
-	iss.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "scratch", "test": true}, nil)
+	iss.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "scratch", "test": true}, nil)
 	for _, bad := range []struct {
 		body   string
 		status int
@@ -243,7 +243,7 @@ func TestClusterPolicy(t *testing.T) {
 	if status, _ := sql(bearer, "main"); status != http.StatusOK {
 		t.Fatalf("live token on main: %d", status)
 	}
-	iss.mustJSON(t, http.StatusOK, "DELETE", "/v1/databases/scratch", bearer, nil, nil)
+	iss.MustJSON(t, http.StatusOK, "DELETE", "/v1/databases/scratch", bearer, nil, nil)
 	deadline = time.Now().Add(time.Second)
 	for {
 		status, body := sql(testTok, "scratch")
@@ -325,7 +325,7 @@ func TestClusterNodeRestartsWithoutIssuer(t *testing.T) {
 	tok, id := iss.CreateToken(t, bearer, map[string]any{"name": "gone"})
 	iss.Revoke(t, bearer, id)
 	requireRejectedWithin(t, []*daemon{node}, tok, time.Now(), time.Second, "revoked")
-	iss.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "scratch", "test": true}, nil)
+	iss.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "scratch", "test": true}, nil)
 	testTok, _ := iss.CreateToken(t, bearer, map[string]any{"name": "t", "type": "test"})
 	here, _ := iss.CreateToken(t, bearer, map[string]any{"name": "here", "allowed_ips": []string{"127.0.0.1"}})
 	policyOK := func() (bool, string) {
@@ -345,7 +345,7 @@ func TestClusterNodeRestartsWithoutIssuer(t *testing.T) {
 	node.Stop() // persists its state on the way out
 	iss.Kill()
 	stopped := time.Now()
-	node.start(t)
+	node.StartAgain(t)
 	if ok, why := restAccepts(t, node, bearer); !ok && time.Since(stopped) < 3*time.Second {
 		t.Fatalf("restarted node without the issuer refuses a good token: %s", why)
 	}

@@ -23,9 +23,9 @@ func TestCrossDBRedis(t *testing.T) {
 	ctx := mongoCtx(t)
 	bearer := d.NewUser(t)
 	for _, name := range []string{"db3", "db4"} {
-		d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": name, "test": true}, nil)
+		d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": name, "test": true}, nil)
 	}
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "db0"}, nil)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "db0"}, nil)
 	testTok, _ := d.CreateToken(t, bearer, map[string]any{"name": "ci", "type": "test"})
 	liveTok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 
@@ -78,9 +78,9 @@ func TestCrossDBMongo(t *testing.T) {
 	// "admin" as a test database, so that renameCollection (which runs
 	// on admin) is refused for the namespaces it names, not for its $db.
 	for _, name := range []string{"analytics_test", "admin"} {
-		d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": name, "test": true}, nil)
+		d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": name, "test": true}, nil)
 	}
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
 	testTok, _ := d.CreateToken(t, bearer, map[string]any{"name": "ci", "type": "test"})
 	liveTok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 

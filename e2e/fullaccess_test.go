@@ -128,7 +128,7 @@ func TestFullAccessEscalation(t *testing.T) {
 		Token     string `json:"token"`
 		ExpiresAt string `json:"expires_at"`
 	}
-	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/refresh", ro, nil, &ref)
+	d.MustJSON(t, http.StatusOK, "POST", "/v1/auth/refresh", ro, nil, &ref)
 	status, whoBody := issSQL(t, d, ref.Token, "SELECT * FROM helios_whoami()")
 	var who struct {
 		Rows [][]any `json:"rows"`
@@ -141,7 +141,7 @@ func TestFullAccessEscalation(t *testing.T) {
 	}
 	fullAccessRefusal(t, "the refreshed read-only token creates", do("POST", "/v1/auth/tokens", ref.Token, `{"name":"child","expires_in_days":365}`), "this token has database:read")
 	// … and log itself out.
-	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout", ref.Token, nil, nil)
+	d.MustJSON(t, http.StatusOK, "POST", "/v1/auth/logout", ref.Token, nil, nil)
 	if status, _ := issSQL(t, d, ref.Token, "SELECT 1"); status != 401 {
 		t.Fatalf("the successor after its logout: %d", status)
 	}
@@ -151,19 +151,19 @@ func TestFullAccessEscalation(t *testing.T) {
 	// created (the guide's service tokens outlive their session); the
 	// child logs out everywhere.
 	var child issToken
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/auth/tokens", login, map[string]any{"name": "child", "expires_in_days": 365}, &child)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/auth/tokens", login, map[string]any{"name": "child", "expires_in_days": 365}, &child)
 	if strings.Join(child.Scopes, ",") != "*" {
 		t.Fatalf("child %+v", child)
 	}
 	grand, _ := d.CreateToken(t, child.Token, map[string]any{"name": "grandchild", "scopes": []string{"database:read"}})
-	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout", login, nil, nil)
+	d.MustJSON(t, http.StatusOK, "POST", "/v1/auth/logout", login, nil, nil)
 	for name, tok := range map[string]string{"child": child.Token, "grandchild": grand, "service": svcRO} {
 		if status, _ := issSQL(t, d, tok, "SELECT 1"); status != 200 {
 			t.Fatalf("%s after its creator's logout: %d", name, status)
 		}
 	}
 	d.Revoke(t, child.Token, appID)
-	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", child.Token, nil, nil)
+	d.MustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", child.Token, nil, nil)
 	for name, tok := range map[string]string{"child": child.Token, "grandchild": grand, "service": svcRO, "analytics-reader": ro} {
 		if status, _ := issSQL(t, d, tok, "SELECT 1"); status != 401 {
 			t.Fatalf("%s after logout-all: %d", name, status)

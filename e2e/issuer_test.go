@@ -72,7 +72,7 @@ func issList(t *testing.T, d *daemon, bearer string) map[string]issToken {
 	var r struct {
 		Tokens []issToken `json:"tokens"`
 	}
-	d.mustJSON(t, http.StatusOK, "GET", "/v1/auth/tokens", bearer, nil, &r)
+	d.MustJSON(t, http.StatusOK, "GET", "/v1/auth/tokens", bearer, nil, &r)
 	out := map[string]issToken{}
 	for _, tk := range r.Tokens {
 		if tk.Token != "" {
@@ -103,7 +103,7 @@ func TestIssuerEndpoints(t *testing.T) {
 	d := startDaemon(t)
 	email := "Seed.User@Example.com"
 	var su map[string]any
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": "your-secure-password"}, &su)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": "your-secure-password"}, &su)
 	status, body := d.Do(t, "POST", "/v1/auth/login", "", map[string]string{"email": strings.ToLower(email), "password": "your-secure-password"})
 	var lr map[string]string
 	json.Unmarshal(body, &lr)
@@ -121,7 +121,7 @@ func TestIssuerEndpoints(t *testing.T) {
 
 	// The seed's token-creation examples.
 	var ci issToken
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/auth/tokens", tok, map[string]any{"name": "ci-cd-pipeline", "type": "service",
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/auth/tokens", tok, map[string]any{"name": "ci-cd-pipeline", "type": "service",
 		"scopes": []string{"database:read", "database:write", "branch:create"}, "expires_in_days": 90}, &ci)
 	if !strings.HasPrefix(ci.Token, "hdb_svc_") || ci.Type != "service" || len(ci.Scopes) != 3 {
 		t.Fatalf("service token %+v", ci)
@@ -155,7 +155,7 @@ func TestIssuerEndpoints(t *testing.T) {
 		"no upstream":        {tok, "SELECT * FROM users", 501},
 		"no token":           {"", "SELECT 1", 401},
 		"tampered token":     {tamper(tok), "SELECT 1", 401},
-		"expired token":      {d.expiredToken(t), "SELECT 1", 401},
+		"expired token":      {d.ExpiredToken(t), "SELECT 1", 401},
 		"metrics-only token": {scopedOnly(t, d, tok, "metrics:read"), "SELECT 1", 403},
 	} {
 		if status, body := issSQL(t, d, c.tok, c.q); status != c.want {
@@ -189,12 +189,12 @@ func TestIssuerEndpoints(t *testing.T) {
 		t.Fatal("revoked token still listed")
 	}
 	var logout map[string]any
-	d.mustJSON(t, 200, "POST", "/v1/auth/logout", analytics, nil, &logout)
+	d.MustJSON(t, 200, "POST", "/v1/auth/logout", analytics, nil, &logout)
 	if status, _ := issSQL(t, d, analytics, "SELECT 1"); status != 401 {
 		t.Fatal("token works after logout")
 	}
 	var ref map[string]string
-	d.mustJSON(t, 200, "POST", "/v1/auth/refresh", tok, nil, &ref)
+	d.MustJSON(t, 200, "POST", "/v1/auth/refresh", tok, nil, &ref)
 	if !strings.HasPrefix(ref["token"], "hdb_live_") || ref["expires_at"] == "" || len(ref) != 2 {
 		t.Fatalf("refresh: %v", ref)
 	}
@@ -280,7 +280,7 @@ func TestIssuerBadInput(t *testing.T) {
 		{"no token", "GET", "/v1/auth/tokens", "", "", 401, "AUTH_REQUIRED", `Bearer realm="heliosdb"`},
 		{"tampered token", "GET", "/v1/auth/tokens", tamper(tok), "", 401, "AUTH_REQUIRED", `error="invalid_token"`},
 		{"not a token", "GET", "/v1/auth/tokens", "hdb_live_nope", "", 401, "AUTH_REQUIRED", `error="invalid_token"`},
-		{"expired token", "GET", "/v1/auth/tokens", d.expiredToken(t), "", 401, "AUTH_EXPIRED", `error="invalid_token"`},
+		{"expired token", "GET", "/v1/auth/tokens", d.ExpiredToken(t), "", 401, "AUTH_EXPIRED", `error="invalid_token"`},
 		{"wrong method", "PUT", "/v1/auth/tokens", tok, "", 405, "METHOD_NOT_ALLOWED", ""},
 		{"unknown path", "GET", "/v1/auth/nothing", tok, "", 404, "NOT_FOUND", ""},
 		{"logout with a body", "POST", "/v1/auth/logout", ro, `{"all":true}`, 400, "INVALID_REQUEST", ""},
@@ -350,7 +350,7 @@ func TestIssuerRefreshGrace(t *testing.T) {
 	d := startDaemon(t, withArgs("--refresh-grace=2s"))
 	old := d.NewUser(t)
 	var ref map[string]string
-	d.mustJSON(t, 200, "POST", "/v1/auth/refresh", old, nil, &ref)
+	d.MustJSON(t, 200, "POST", "/v1/auth/refresh", old, nil, &ref)
 	if status, _ := issSQL(t, d, old, "SELECT 1"); status != 200 {
 		t.Fatal("old token refused during the grace period")
 	}
@@ -385,7 +385,7 @@ func TestIssuerLogoutAll(t *testing.T) {
 		t.Fatalf("service token logged out everywhere: %d %s", status, body)
 	}
 	var r map[string]string
-	d.mustJSON(t, 200, "POST", "/v1/auth/logout-all", tok, nil, &r)
+	d.MustJSON(t, 200, "POST", "/v1/auth/logout-all", tok, nil, &r)
 	for name, tk := range map[string]string{"session": tok, "service": svc} {
 		if status, _ := issSQL(t, d, tk, "SELECT 1"); status != 401 {
 			t.Errorf("%s token works after logout-all", name)

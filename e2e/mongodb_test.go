@@ -84,7 +84,7 @@ func TestMongoGoDriver(t *testing.T) {
 
 	for name, bad := range map[string]string{
 		"tampered": tamper(tok),
-		"expired":  d.expiredToken(t),
+		"expired":  d.ExpiredToken(t),
 		"garbage":  "hdb_live_nope",
 	} {
 		err := mongoConnect(t, mongoURI(d, bad, "")).Ping(ctx, nil)

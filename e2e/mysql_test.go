@@ -86,7 +86,7 @@ func TestMySQLMariaDBCLI(t *testing.T) {
 			t.Fatalf("%s whoami: %v %q", name, err, out)
 		}
 	}
-	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.expiredToken(t), "empty": ""} {
+	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.ExpiredToken(t), "empty": ""} {
 		for _, args := range [][]string{{"--ssl", "--skip-ssl-verify-server-cert"}, {"--skip-ssl"}} {
 			out, err := mariadbCLI(t, d.MySQL, bad, append(args, "main", "-e", "SELECT 1")...)
 			if err == nil || !strings.Contains(out, "ERROR 1045 (28000)") || (bad != "" && strings.Contains(out, bad)) {
@@ -94,7 +94,7 @@ func TestMySQLMariaDBCLI(t *testing.T) {
 			}
 		}
 	}
-	out, _ := mariadbCLI(t, d.MySQL, d.expiredToken(t), "--skip-ssl", "main", "-e", "SELECT 1")
+	out, _ := mariadbCLI(t, d.MySQL, d.ExpiredToken(t), "--skip-ssl", "main", "-e", "SELECT 1")
 	if !strings.Contains(out, core.MsgExpired) {
 		t.Fatalf("expired reason: %q", out)
 	}
@@ -152,7 +152,7 @@ func TestMySQLGoDriver(t *testing.T) {
 	if mysqlErrNumber(err) != 1044 || !strings.Contains(err.Error(), "database:delete") {
 		t.Fatalf("DROP DATABASE with a read-only token: %v", err)
 	}
-	expired := d.expiredToken(t)
+	expired := d.ExpiredToken(t)
 	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": expired} {
 		for _, mode := range []string{"skip-verify", "false"} {
 			err := mysqlDB(t, d, bad, mode).Ping()

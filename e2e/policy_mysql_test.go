@@ -89,8 +89,8 @@ func TestMySQLIPAllowlist(t *testing.T) {
 func TestMySQLTestTokenDatabases(t *testing.T) {
 	d := startDaemon(t)
 	bearer := d.NewUser(t)
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "ci_test", "test": true}, nil)
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "ci_test", "test": true}, nil)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "ci", "type": "test"})
 	if !strings.HasPrefix(tok, "hdb_test_") {
 		t.Fatalf("test token %.9s…", tok)
@@ -188,7 +188,7 @@ func TestMySQLOpenSessionRevoked(t *testing.T) {
 		t.Fatalf("before logout-all: %v", err)
 	}
 	time.Sleep(1100 * time.Millisecond) // the epoch has a second's granularity: tokens issued before it
-	d.mustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", bearer2, nil, nil)
+	d.MustJSON(t, http.StatusOK, "POST", "/v1/auth/logout-all", bearer2, nil, nil)
 	failsWithin(t, "logout-all", time.Now(), time.Second, "(session ended): "+core.ErrLoggedOut.Error(), func() error { return selectOne(held2) })
 }
 

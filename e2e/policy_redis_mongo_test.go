@@ -103,9 +103,9 @@ func TestRedisMongoTestTokenDatabases(t *testing.T) {
 	ctx := mongoCtx(t)
 	bearer := d.NewUser(t)
 	for _, name := range []string{"analytics_test", "db3"} {
-		d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": name, "test": true}, nil)
+		d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": name, "test": true}, nil)
 	}
-	d.mustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "prod"}, nil)
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "ci", "type": "test"})
 	if !strings.HasPrefix(tok, "hdb_test_") {
 		t.Fatalf("test token %.9s…", tok)

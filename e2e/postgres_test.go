@@ -98,7 +98,7 @@ func TestPostgresPsql(t *testing.T) {
 	}
 	for name, c := range map[string]struct{ tok, want string }{
 		"tampered": {tamper(tok), core.MsgInvalid},
-		"expired":  {d.expiredToken(t), core.MsgExpired},
+		"expired":  {d.ExpiredToken(t), core.MsgExpired},
 	} {
 		out, err := psql(t, pgURL(d.PG, c.tok, "require"), "SELECT 1")
 		if err == nil || !strings.Contains(out, "FATAL:  "+c.want) {
@@ -259,7 +259,7 @@ func TestPostgresPgx(t *testing.T) {
 	readless := d.Mint(t, core.Claims{Account: 1, Scopes: core.ScopeSet(0).With(core.ScopeBillingRead)})
 	for name, c := range map[string]struct{ tok, code, msg string }{
 		"tampered": {tamper(tok), "28P01", core.MsgInvalid},
-		"expired":  {d.expiredToken(t), "28P01", core.MsgExpired},
+		"expired":  {d.ExpiredToken(t), "28P01", core.MsgExpired},
 		"no scope": {readless, "42501", "Token does not have required scope: database:read"},
 	} {
 		conn, err := pgx.Connect(ctx, pgURL(d.PG, c.tok, "require"))
@@ -417,7 +417,7 @@ func TestPostgresNoDescriptorLeak(t *testing.T) {
 	d := startDaemon(t)
 	tok := pgToken(t, d)
 	fds := func() int {
-		ents, err := os.ReadDir("/proc/" + strconv.Itoa(d.cmd.Process.Pid) + "/fd")
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(d.PID()) + "/fd")
 		if err != nil {
 			t.Skip("no /proc")
 		}

@@ -139,7 +139,7 @@ func TestRedisCLI(t *testing.T) {
 	if out := redisCLI(t, d.Redis, "PING"); !strings.Contains(out, "NOAUTH Authentication required.") {
 		t.Errorf("PING without a token: %q", out)
 	}
-	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.expiredToken(t)} {
+	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": d.ExpiredToken(t)} {
 		out := redisCLI(t, d.Redis, "-a", bad, "PING")
 		if !strings.Contains(out, "WRONGPASS invalid username-password pair or user is disabled.") || strings.Contains(out, "PONG") {
 			t.Errorf("%s token: %q", name, out)
@@ -148,7 +148,7 @@ func TestRedisCLI(t *testing.T) {
 			t.Errorf("%s token echoed in %q", name, out)
 		}
 	}
-	if out := redisCLI(t, d.Redis, "-a", d.expiredToken(t), "PING"); !strings.Contains(out, core.MsgExpired) {
+	if out := redisCLI(t, d.Redis, "-a", d.ExpiredToken(t), "PING"); !strings.Contains(out, core.MsgExpired) {
 		t.Errorf("expired reason: %q", out)
 	}
 	if out := redisCLI(t, d.Redis, "--user", "alice", "--pass", tok, "PING"); !strings.Contains(out, "WRONGPASS") {
@@ -186,7 +186,7 @@ func TestRedisGoRedis(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "NOPERM User default has no permissions to run the 'set' command") || !strings.Contains(err.Error(), "database:write") {
 		t.Fatalf("SET with a read-only token: %v", err)
 	}
-	expired := d.expiredToken(t)
+	expired := d.ExpiredToken(t)
 	for name, bad := range map[string]string{"tampered": tamper(tok), "expired": expired} {
 		c := redisClient(d, bad, false)
 		err := c.Ping(ctx).Err()

@@ -22,12 +22,12 @@ import (
 func requireAlive(t *testing.T, d *daemon, pid int) {
 	t.Helper()
 	select {
-	case <-d.exited:
+	case <-d.Exited():
 		t.Fatalf("heliosd exited:\n%s", d.Logs())
 	default:
 	}
-	if d.cmd.Process.Pid != pid {
-		t.Fatalf("heliosd was restarted (pid %d, was %d)", d.cmd.Process.Pid, pid)
+	if d.PID() != pid {
+		t.Fatalf("heliosd was restarted (pid %d, was %d)", d.PID(), pid)
 	}
 }
 
@@ -112,7 +112,7 @@ func redisRefuses(t *testing.T, d *daemon, tok string) {
 // commit error"), taking every listener down.
 func TestStorageFullRefusesWritesAndKeepsServing(t *testing.T) {
 	mnt, d, email, bearer := smallDiskDaemon(t, "2MiB", "full")
-	pid := d.cmd.Process.Pid
+	pid := d.PID()
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 	victim, victimID := d.CreateToken(t, bearer, map[string]any{"name": "victim"})
 	_, lastID := d.CreateToken(t, bearer, map[string]any{"name": "last"})
@@ -192,8 +192,8 @@ func TestStorageFullAtStartServesReadOnly(t *testing.T) {
 
 	free := testfs.FillTo(t, mnt, 0)
 	t.Logf("file system full: %d bytes free", free)
-	d.start(t)
-	pid := d.cmd.Process.Pid
+	d.StartAgain(t)
+	pid := d.PID()
 	waitLog(t, d, "the store is open read-only")
 	servedEverywhere(t, d, tok)
 	redisRefuses(t, d, victim)
@@ -223,7 +223,7 @@ func TestStorageFullAtStartServesReadOnly(t *testing.T) {
 // process.
 func TestStorageFatalWriteErrorKeepsServing(t *testing.T) {
 	mnt, d, email, bearer := smallDiskDaemon(t, "0", "fatal")
-	pid := d.cmd.Process.Pid
+	pid := d.PID()
 	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
 	servedEverywhere(t, d, tok)
 
@@ -266,7 +266,7 @@ func TestStorageFatalWriteErrorKeepsServing(t *testing.T) {
 	var list struct {
 		Tokens []struct{ ID string } `json:"tokens"`
 	}
-	d.mustJSON(t, http.StatusOK, "GET", "/v1/auth/tokens", bearer, nil, &list)
+	d.MustJSON(t, http.StatusOK, "GET", "/v1/auth/tokens", bearer, nil, &list)
 	listed := map[string]bool{}
 	for _, x := range list.Tokens {
 		listed[x.ID] = true
