@@ -16,7 +16,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return mysql.New(mysql.Config{Key: key, TLS: d.TLS != nil, Policy: d.Policy, Usage: d.Usage})
+			return mysql.New(mysql.Options{Key: key, TLS: d.TLS != nil, Policy: d.Policy, Usage: d.Usage})
 		},
 	})
 }

@@ -36,7 +36,7 @@ func FuzzFastAuth(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p, err := mysql.New(mysql.Config{Key: key, TLS: true})
+	p, err := mysql.New(mysql.Options{Key: key, TLS: true})
 	if err != nil {
 		f.Fatal(err)
 	}

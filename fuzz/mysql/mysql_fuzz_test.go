@@ -79,7 +79,7 @@ func FuzzSession(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p, err := mysql.New(mysql.Config{Key: key, TLS: true, Policy: fuzzPolicy{}})
+	p, err := mysql.New(mysql.Options{Key: key, TLS: true, Policy: fuzzPolicy{}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -305,3 +305,10 @@ func endReply(dst []byte, start int) []byte {
 	binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start))
 	return dst
 }
+
+// isCompressedQuery reports whether b starts an OP_COMPRESSED message that
+// wraps an OP_QUERY (so the refusal goes back as an OP_REPLY).
+func isCompressedQuery(b []byte) bool {
+	return len(b) >= HeaderLen+4 && int32(binary.LittleEndian.Uint32(b[12:])) == OpCompressed &&
+		int32(binary.LittleEndian.Uint32(b[16:])) == OpQuery
+}

@@ -58,4 +58,28 @@
 //
 // This package must never log or echo a token, share state with another
 // protocol, or do I/O: it implements netio.Session, bytes in and bytes out.
+//
+// # Files
+//
+// Every protocol package has the same files in the same roles (see package
+// protocols):
+//
+//   - protocol.go: Protocol, Options and New (the netio.Protocol: name, TLS
+//     from the first byte, no ALPN).
+//   - session.go: Session, the connection state machine (framing, SASL
+//     PLAIN), with Claims, Terminate, LimitError and Awaiting.
+//   - codec.go: the wire format: MsgHeader, opcodes, OP_MSG and OP_QUERY
+//     decoding, OP_MSG and OP_REPLY reply framing.
+//   - classify.go: each command's class and the scope it needs.
+//   - errors.go: MongoDB error codes and token, scope and database errors in
+//     mongod's words.
+//   - responder.go: the dispatch of each request (plaintext rule, re-check,
+//     class, database and scope checks) and the built-in commands.
+//
+// and, each with one job of its own:
+//
+//   - bson.go: full validation of every BSON document a client sends.
+//   - crossdb.go: the other databases a command names (pipelines,
+//     renameCollection, mapReduce).
+//   - refuse.go: answering a connection the transport refuses (RefuseLate).
 package mongodb

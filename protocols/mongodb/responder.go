@@ -3,9 +3,16 @@ package mongodb
 import (
 	"strconv"
 
+	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
+
+// This file is the command dispatch and the built-in responder: each
+// request goes through the plaintext rule, the token's re-check and the
+// classifier's class, database and scope checks (command), and the
+// handshake, session and identity commands are answered here without an
+// upstream.
 
 // Handshake reply values (PROTOCOLS.md §3). topologyVersion is left out on
 // purpose: with it, drivers switch to awaitable hello and expect the server
@@ -19,6 +26,65 @@ const (
 	connectionStatusRoleDatabase  = "heliosdb"
 	connectionStatusTokenDocument = "heliosdbToken"
 )
+
+// command runs one decoded request.
+func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio.Action) {
+	first, err := m.Command.IndexErr(0)
+	if err != nil {
+		return s.errorReply(out, m, CodeFailedToParse, "the command document is empty"), netio.Continue
+	}
+	name := first.KeyBytes()
+	if !s.info.TLS && !s.info.PlaintextOK {
+		if !s.refused {
+			s.refused = true
+			env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
+		}
+		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
+	}
+	if s.refuseConn { // after the TLS check: its reply tells to replace a token sent in plaintext
+		return s.errorReply(out, m, CodeResourceExhausted, msgTooManyConnections), netio.Close
+	}
+	if s.authed {
+		if err := env.Recheck(&s.claims); err != nil {
+			// Revoked, logged out, key retired, expired, or this node can
+			// no longer tell: the session ends here.
+			s.authed = false
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+			return s.errorReply(out, m, CodeAuthenticationFailed, sessionEndedMessage(err)), netio.Close
+		}
+	}
+	class, scope := Classify(name, m.Command)
+	switch class {
+	case ClassHandshake:
+		if n := string(name); n == "hello" || n == "isMaster" || n == "ismaster" {
+			s.established = true
+		}
+		return s.handshake(env, m, name, out), netio.Continue
+	case ClassAuth:
+		return s.auth(env, m, name, out)
+	}
+	if !s.authed {
+		return s.errorReply(out, m, CodeUnauthorized, "command "+printable(name)+" requires authentication"), netio.Continue
+	}
+	switch class {
+	case ClassSession:
+		return s.respond(env, m, name, out), netio.Continue
+	case ClassScoped:
+		if err := core.AllowDatabase(s.p.policy, &s.claims, m.DB); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+			return s.errorReply(out, m, CodeUnauthorized, testOnlyMessage(m.DB, m.Command)), netio.Continue
+		}
+		if !s.claims.Scopes.Has(scope) {
+			return s.errorReply(out, m, CodeUnauthorized, forbiddenMessage(m.DB, m.Command, scope)), netio.Continue
+		}
+		if ref, err := s.crossDatabases(name, m.Command, m.Sequences); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+			return s.errorReply(out, m, CodeUnauthorized, crossMessage(m.DB, m.Command, ref, err)), netio.Continue
+		}
+		return s.errorReply(out, m, CodeCommandNotSupported, msgNoUpstream), netio.Continue
+	}
+	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+printable(name)+"'"), netio.Continue
+}
 
 // handshake answers hello, isMaster, ping and buildInfo (allowed before
 // authentication).

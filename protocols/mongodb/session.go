@@ -2,73 +2,12 @@ package mongodb
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strconv"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
-
-// DefaultMaxPreAuthMessage bounds a message before authentication when the
-// Env sets no bound (a hello with client metadata is well under 2 KiB).
-const DefaultMaxPreAuthMessage = 16 << 10
-
-// Options configure the MongoDB front end. The zero value refuses tokens
-// with an IP allowlist and test tokens everywhere (fail closed).
-type Options struct {
-	// ServerVersion is the version buildInfo reports (default "7.0.0", the
-	// release whose wire version is maxWireVersion 21).
-	ServerVersion string
-	// Policy holds per-token IP allowlists and the databases registry.
-	Policy core.Policy
-	// Usage records each successful authentication for last_used (nil: not
-	// recorded).
-	Usage core.UsageRecorder
-}
-
-// Protocol is the MongoDB front end: it makes one Session per connection.
-type Protocol struct {
-	version      string
-	versionArray [4]int32
-	policy       core.Policy     // Options.Policy, for the rules applied per command
-	adm          netio.Admission // Options.Policy and Options.Usage, for saslStart
-}
-
-// New returns the MongoDB protocol with opts.
-func New(opts Options) *Protocol {
-	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy,
-		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
-	if p.version == "" {
-		p.version = "7.0.0"
-	}
-	parts := bytes.SplitN([]byte(p.version), []byte("."), 4)
-	for i, part := range parts {
-		n := int32(0)
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				break
-			}
-			n = n*10 + int32(c-'0')
-		}
-		p.versionArray[i] = n
-	}
-	return p
-}
-
-// Name is "mongodb".
-func (p *Protocol) Name() string { return "mongodb" }
-
-// NewSession returns the state machine for one connection.
-func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
-	return &Session{p: p, info: info}
-}
-
-// TLSFirstByte is true: MongoDB clients with tls=true start TLS at once.
-func (p *Protocol) TLSFirstByte() bool { return true }
-
-// ALPN offers nothing: MongoDB drivers send no ALPN.
-func (p *Protocol) ALPN() []string { return nil }
 
 // Session is one MongoDB connection: the handshake, SASL PLAIN with a
 // HeliosDB token, and the built-in responder. It is not safe for concurrent
@@ -170,72 +109,6 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 			return total, out, act
 		}
 	}
-}
-
-// isCompressedQuery reports whether b starts an OP_COMPRESSED message that
-// wraps an OP_QUERY (so the refusal goes back as an OP_REPLY).
-func isCompressedQuery(b []byte) bool {
-	return len(b) >= HeaderLen+4 && int32(binary.LittleEndian.Uint32(b[12:])) == OpCompressed &&
-		int32(binary.LittleEndian.Uint32(b[16:])) == OpQuery
-}
-
-// command runs one decoded request.
-func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio.Action) {
-	first, err := m.Command.IndexErr(0)
-	if err != nil {
-		return s.errorReply(out, m, CodeFailedToParse, "the command document is empty"), netio.Continue
-	}
-	name := first.KeyBytes()
-	if !s.info.TLS && !s.info.PlaintextOK {
-		if !s.refused {
-			s.refused = true
-			env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
-		}
-		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
-	}
-	if s.refuseConn { // after the TLS check: its reply tells to replace a token sent in plaintext
-		return s.errorReply(out, m, CodeResourceExhausted, msgTooManyConnections), netio.Close
-	}
-	if s.authed {
-		if err := env.Recheck(&s.claims); err != nil {
-			// Revoked, logged out, key retired, expired, or this node can
-			// no longer tell: the session ends here.
-			s.authed = false
-			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-			return s.errorReply(out, m, CodeAuthenticationFailed, sessionEndedMessage(err)), netio.Close
-		}
-	}
-	class, scope := Classify(name, m.Command)
-	switch class {
-	case ClassHandshake:
-		if n := string(name); n == "hello" || n == "isMaster" || n == "ismaster" {
-			s.established = true
-		}
-		return s.handshake(env, m, name, out), netio.Continue
-	case ClassAuth:
-		return s.auth(env, m, name, out)
-	}
-	if !s.authed {
-		return s.errorReply(out, m, CodeUnauthorized, "command "+printable(name)+" requires authentication"), netio.Continue
-	}
-	switch class {
-	case ClassSession:
-		return s.respond(env, m, name, out), netio.Continue
-	case ClassScoped:
-		if err := core.AllowDatabase(s.p.policy, &s.claims, m.DB); err != nil {
-			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
-			return s.errorReply(out, m, CodeUnauthorized, testOnlyMessage(m.DB, m.Command)), netio.Continue
-		}
-		if !s.claims.Scopes.Has(scope) {
-			return s.errorReply(out, m, CodeUnauthorized, forbiddenMessage(m.DB, m.Command, scope)), netio.Continue
-		}
-		if ref, err := s.crossDatabases(name, m.Command, m.Sequences); err != nil {
-			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
-			return s.errorReply(out, m, CodeUnauthorized, crossMessage(m.DB, m.Command, ref, err)), netio.Continue
-		}
-		return s.errorReply(out, m, CodeCommandNotSupported, msgNoUpstream), netio.Continue
-	}
-	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+printable(name)+"'"), netio.Continue
 }
 
 // auth runs saslStart (PLAIN) and refuses every other mechanism with a

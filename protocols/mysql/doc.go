@@ -101,13 +101,13 @@
 //
 // Full and fast authentication both go through the gateway's one admission
 // path (netio.Env.Admit and AdmitClaims, with the same Admission), which checks
-// what the gateway knows beyond the token (Config.Policy): the token's IP
+// what the gateway knows beyond the token (Options.Policy): the token's IP
 // allowlist against the client's address (1045, 28000, with the reason),
 // then, for a test token (hdb_test_), the database of the handshake
 // (CONNECT_WITH_DB): anything but a registered test database gets 1044
 // (42000) "Access denied for user … to database 'x': Test tokens can only
 // access test databases". Only then is the session admitted, its use
-// recorded for last_used (Config.Usage), and the token cached for fast
+// recorded for last_used (Options.Usage), and the token cached for fast
 // authentication: a refused token is never cached. A test token may
 // connect without a database; it can then run what needs none (the
 // built-in queries, SET, transactions, COM_PING) and gets 1046 (3D000,
@@ -155,4 +155,29 @@
 // The package owns MySQL bytes only. It must never do I/O (netio moves the
 // bytes), share state with another protocol, keep a token after verifying
 // it (only its stage2 hash), or put a token into a reply or a log.
+//
+// # Files
+//
+// Every protocol package has the same files in the same roles (see package
+// protocols):
+//
+//   - protocol.go: Protocol, Options and New (the netio.Protocol: name, TLS
+//     by SSLRequest after the greeting, no ALPN).
+//   - session.go: Session, the connection state machine (greeting,
+//     SSLRequest, HandshakeResponse41, fast and full authentication, RSA),
+//     with LimitError and Awaiting.
+//   - codec.go: the wire format: packets, capability flags, the greeting,
+//     HandshakeResponse41, OK/ERR/EOF, AuthMoreData and result sets.
+//   - classify.go: which scope a statement needs.
+//   - errors.go: MySQL error numbers and SQLSTATEs, token and scope errors
+//     in MySQL's words.
+//   - responder.go: the dispatch of the command phase (COM_*) and the
+//     built-in queries.
+//
+// and, each with one job of its own:
+//
+//   - policy.go: the rules beyond the token (IP allowlist, test
+//     databases) at admission and per statement; Claims and Terminate.
+//   - cache.go: the fast-authentication cache.
+//   - rsakey.go: the RSA key pair for full authentication without TLS.
 package mysql

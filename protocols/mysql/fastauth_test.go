@@ -29,7 +29,7 @@ func fastFixture(t testing.TB, cfg CacheConfig) (*fixture, *core.MemoryRevocatio
 	f := newFixture(t)
 	ring := core.GenerateKeyring(f.now.Add(-time.Hour))
 	revs := core.NewMemoryRevocations()
-	p, err := New(Config{Key: key(t), TLS: true, FastAuth: cfg})
+	p, err := New(Options{Key: key(t), TLS: true, FastAuth: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

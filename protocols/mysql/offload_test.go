@@ -30,7 +30,7 @@ func gateway(t testing.TB, loops int) (*netio.Gateway, string, string) {
 	t.Helper()
 	now := time.Now()
 	ring := core.GenerateKeyring(now.Add(-time.Hour))
-	p, err := New(Config{Key: key(t)})
+	p, err := New(Options{Key: key(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func policyFixture(t *testing.T) (*fixture, *core.MemoryRevocations, *testPolicy
 	f, revs := fastFixture(t, CacheConfig{})
 	pol := &testPolicy{from: map[core.TokenID]netip.Addr{}, tests: map[string]bool{"ci_test": true}}
 	use := &usageLog{}
-	p, err := New(Config{Key: key(t), TLS: true, Policy: pol, Usage: use})
+	p, err := New(Options{Key: key(t), TLS: true, Policy: pol, Usage: use})
 	if err != nil {
 		t.Fatal(err)
 	}

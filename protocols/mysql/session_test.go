@@ -60,7 +60,7 @@ func newFixture(t testing.TB) *fixture {
 	now := time.Now()
 	ring := core.GenerateKeyring(now.Add(-time.Hour))
 	obs := &recObserver{}
-	p, err := New(Config{Key: key(t), TLS: true})
+	p, err := New(Options{Key: key(t), TLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}

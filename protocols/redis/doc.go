@@ -78,4 +78,25 @@
 // The package owns Redis bytes only. It must never do I/O (netio moves the
 // bytes), share state with another protocol, keep a token after verifying it,
 // or put a token into a reply or a log.
+//
+// # Files
+//
+// Every protocol package has the same files in the same roles (see package
+// protocols):
+//
+//   - protocol.go: Protocol, Options and New (the netio.Protocol: name, TLS
+//     from the first byte, no ALPN).
+//   - session.go: Session, the connection state machine (framing, AUTH,
+//     HELLO), with Claims, Terminate, LimitError and Awaiting.
+//   - codec.go: RESP2/RESP3: the command reader and the reply encoders.
+//   - classify.go: which scope a command needs, and the administrative
+//     commands refused for every token.
+//   - errors.go: token, scope, database and protocol errors in Redis's words.
+//   - responder.go: the dispatch of each command (plaintext rule, re-check,
+//     administrative, database and scope checks) and the built-in commands.
+//
+// and, each with one job of its own:
+//
+//   - crossdb.go: the other logical databases a command names or reaches.
+//   - refuse.go: answering a connection the transport refuses (RefuseLate).
 package redis

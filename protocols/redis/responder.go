@@ -9,8 +9,120 @@ import (
 	"github.com/heliosdb/auth/netio"
 )
 
-// This file is the built-in responder: the commands a Redis client sends to
-// connect, identify itself and check health, answered without an upstream.
+// This file is the command dispatch and the built-in responder: each
+// command of a connection goes through the plaintext rule, the token's
+// re-check, the administrative, database and scope checks (dispatch), and
+// the commands a Redis client sends to connect, identify itself and check
+// health are answered here without an upstream.
+
+// dispatch runs one command.
+func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, netio.Action) {
+	if !s.info.TLS && !s.info.PlaintextOK {
+		// Redis has no in-protocol TLS upgrade: a client that wants TLS
+		// starts with it. So these plaintext bytes are the client's first
+		// command, and if it is AUTH (or HELLO … AUTH), the token has
+		// already crossed the network in the clear. It is refused without
+		// being verified, so a token sent this way never authenticates
+		// anything, and the connection is closed; the reply tells the user
+		// to reconnect with TLS and to replace a token sent in plaintext.
+		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
+		return AppendError(out, msgTLSRequired), netio.Close
+	}
+	if s.refusing { // after the TLS check: its reply tells to replace a token sent in plaintext
+		return s.refuseCommand(out)
+	}
+	if s.authed {
+		if err := env.Recheck(&s.claims); err != nil {
+			// Revoked, logged out, key retired, expired, or this node
+			// can no longer tell: the session ends here.
+			s.authed = false
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+			return appendSessionEnded(out, err), netio.Close
+		}
+	}
+	name := s.lowerName(args[0])
+	cmd := lookup(name)
+	switch cmd.id {
+	case cmdAuth:
+		return s.auth(env, args, out), netio.Continue
+	case cmdHello:
+		return s.hello(env, args, out), netio.Continue
+	case cmdQuit:
+		return AppendOK(out), netio.Close
+	case cmdReset:
+		s.authed, s.proto, s.name, s.db = false, 2, nil, 0
+		return AppendSimple(out, "RESET"), netio.Continue
+	}
+	if !s.authed {
+		return AppendError(out, msgNoAuth), netio.Continue
+	}
+	if cmd.admin != nil && cmd.admin.refuses(args) { // for every token: adminCommands
+		env.Observer.Authenticated(s.info, &s.claims, errAdmin, env.Now) // counted as forbidden
+		return appendAdmin(out, name, args), netio.Continue
+	}
+	if !cmd.none {
+		if cmd.id == cmdData {
+			if err := core.AllowDatabase(s.p.policy, &s.claims, databaseName(s.db)); err != nil {
+				env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+				return appendTestOnly(out, name, s.db), netio.Continue
+			}
+		}
+		if err := s.claims.Require(cmd.scope); err != nil {
+			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+			return appendNoPerm(out, name, cmd.scope), netio.Continue
+		}
+		if cmd.cross != crossNone {
+			var refused bool
+			if out, refused = s.crossDatabases(env, cmd.cross, name, args, out); refused {
+				return out, netio.Continue
+			}
+		}
+	}
+	switch cmd.id {
+	case cmdPing:
+		switch len(args) {
+		case 1:
+			return AppendSimple(out, "PONG"), netio.Continue
+		case 2:
+			return AppendBulk(out, args[1]), netio.Continue
+		}
+		return appendArgCount(out, name), netio.Continue
+	case cmdEcho:
+		if len(args) != 2 {
+			return appendArgCount(out, name), netio.Continue
+		}
+		return AppendBulk(out, args[1]), netio.Continue
+	case cmdClient:
+		return s.client(args, out), netio.Continue
+	case cmdSelect:
+		return s.selectDB(env, args, out), netio.Continue
+	case cmdACL:
+		if len(args) == 2 && bytes.EqualFold(args[1], []byte("whoami")) {
+			return AppendBulkString(out, "default"), netio.Continue
+		}
+	case cmdCommand:
+		return s.command(args, out), netio.Continue
+	case cmdWhoami:
+		return s.whoami(out), netio.Continue
+	}
+	return appendNoUpstream(out, name), netio.Continue
+}
+
+// lowerName returns args[0] in lower case, in the session's scratch buffer
+// (a name longer than it cannot be a known command and is returned as is).
+func (s *Session) lowerName(name []byte) []byte {
+	if len(name) > len(s.lower) {
+		return name
+	}
+	b := s.lower[:len(name)]
+	for i, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return b
+}
 
 // client runs CLIENT <subcommand>.
 func (s *Session) client(args [][]byte, out []byte) []byte {

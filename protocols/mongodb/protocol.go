@@ -1,0 +1,68 @@
+package mongodb
+
+import (
+	"bytes"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/netio"
+)
+
+// DefaultMaxPreAuthMessage bounds a message before authentication when the
+// Env sets no bound (a hello with client metadata is well under 2 KiB).
+const DefaultMaxPreAuthMessage = 16 << 10
+
+// Options configure the MongoDB front end. The zero value refuses tokens
+// with an IP allowlist and test tokens everywhere (fail closed).
+type Options struct {
+	// ServerVersion is the version buildInfo reports (default "7.0.0", the
+	// release whose wire version is maxWireVersion 21).
+	ServerVersion string
+	// Policy holds per-token IP allowlists and the databases registry.
+	Policy core.Policy
+	// Usage records each successful authentication for last_used (nil: not
+	// recorded).
+	Usage core.UsageRecorder
+}
+
+// Protocol is the MongoDB front end: it makes one Session per connection.
+type Protocol struct {
+	version      string
+	versionArray [4]int32
+	policy       core.Policy     // Options.Policy, for the rules applied per command
+	adm          netio.Admission // Options.Policy and Options.Usage, for saslStart
+}
+
+// New returns the MongoDB protocol with opts.
+func New(opts Options) *Protocol {
+	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy,
+		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
+	if p.version == "" {
+		p.version = "7.0.0"
+	}
+	parts := bytes.SplitN([]byte(p.version), []byte("."), 4)
+	for i, part := range parts {
+		n := int32(0)
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int32(c-'0')
+		}
+		p.versionArray[i] = n
+	}
+	return p
+}
+
+// Name is "mongodb".
+func (p *Protocol) Name() string { return "mongodb" }
+
+// NewSession returns the state machine for one connection.
+func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
+	return &Session{p: p, info: info}
+}
+
+// TLSFirstByte is true: MongoDB clients with tls=true start TLS at once.
+func (p *Protocol) TLSFirstByte() bool { return true }
+
+// ALPN offers nothing: MongoDB drivers send no ALPN.
+func (p *Protocol) ALPN() []string { return nil }
