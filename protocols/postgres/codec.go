@@ -5,21 +5,62 @@ import (
 	"errors"
 )
 
-// Codes of the startup-phase packets (the int32 after the length).
+// Startup-phase packets: Int32 length (itself included), then an Int32
+// code that says which packet it is, then the body (PostgreSQL
+// documentation, Frontend/Backend Protocol, "Message Formats":
+// StartupMessage, SSLRequest, GSSENCRequest, CancelRequest).
 const (
-	codeProtocol3   = 3 << 16 // 196608: protocol 3.0; 3.x carries the minor in the low half
-	codeCancel      = 80877102
-	codeSSLRequest  = 80877103
-	codeGSSENC      = 80877104
-	maxStartupBytes = 10000 // PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+	// protocolVersion3 is StartupMessage's protocol version 3.0, 196608:
+	// the major version in the high 16 bits, the minor in the low 16
+	// (protocolMinorMask).
+	protocolVersion3  uint32 = 3 << 16
+	protocolMinorMask uint32 = 0xffff
+	// supportedMinor is the newest minor version of protocol 3 served,
+	// as NegotiateProtocolVersion reports it.
+	supportedMinor int32 = 0
+	// cancelRequestCode, sslRequestCode and gssEncRequestCode stand where
+	// a StartupMessage has its protocol version.
+	cancelRequestCode uint32 = 80877102
+	sslRequestCode    uint32 = 80877103
+	gssEncRequestCode uint32 = 80877104
+	// startupHeaderLen is the length and code: the whole of SSLRequest,
+	// GSSENCRequest, and the shortest possible startup packet.
+	startupHeaderLen = 8
+	maxStartupBytes  = 10000 // PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+	// messageHeaderLen is a typed message's Byte1 type and Int32 length.
+	messageHeaderLen = 5
+	// maxIdentifierLen is NAMEDATALEN - 1: the longest user or database
+	// name PostgreSQL keeps.
+	maxIdentifierLen = 63
 )
 
-// OIDs of the types the built-in responder returns.
+// Authentication request codes: the Int32 after an Authentication
+// message's length (AuthenticationOk, AuthenticationCleartextPassword;
+// the others — KerberosV5 2, MD5Password 5, GSS 7, SSPI 9, SASL 10 — are
+// never sent: the token is the cleartext password, inside TLS).
+const (
+	AuthenticationOk                int32 = 0
+	AuthenticationCleartextPassword int32 = 3
+)
+
+// Format codes of Bind's result formats and RowDescription's fields.
+const (
+	formatText   byte = 0
+	formatBinary byte = 1
+)
+
+// OIDs of the types the built-in responder returns (pg_type.oid), and
+// their typlen as RowDescription reports it (-1: variable length).
 const (
 	oidName = 19
 	oidInt8 = 20
 	oidInt4 = 23
 	oidText = 25
+
+	typlenName    = 64 // NAMEDATALEN
+	typlenInt8    = 8
+	typlenInt4    = 4
+	typlenVarlena = -1
 )
 
 var (
@@ -156,7 +197,7 @@ func (m *Bind) Decode(body []byte) error {
 	m.ResultFormats = m.ResultFormats[:0]
 	for i := 0; i < n && r.err == nil; i++ {
 		f := r.int16()
-		if f != 0 && f != 1 {
+		if f != int(formatText) && f != int(formatBinary) {
 			return errBadFormats
 		}
 		m.ResultFormats = append(m.ResultFormats, byte(f))
@@ -214,7 +255,7 @@ func appendInt16(dst []byte, v int16) []byte    { return binary.BigEndian.Append
 func appendCString(dst []byte, s string) []byte { return append(append(dst, s...), 0) }
 
 // AppendAuthentication appends an Authentication message ('R') of the given
-// kind: 0 AuthenticationOk, 3 AuthenticationCleartextPassword.
+// kind: AuthenticationOk or AuthenticationCleartextPassword.
 func AppendAuthentication(dst []byte, kind int32) []byte {
 	return appendInt32(append(dst, 'R', 0, 0, 0, 8), kind)
 }
@@ -250,7 +291,7 @@ type Field struct {
 	Name   string
 	OID    uint32
 	Size   int16 // typlen: 4 for int4, 8 for int8, 64 for name, -1 for text
-	Format byte  // 0 text, 1 binary
+	Format byte  // formatText or formatBinary
 }
 
 // AppendRowDescription appends a RowDescription ('T').

@@ -265,13 +265,13 @@ func (s *Session) extend() {
 func format(formats []byte, i int) byte {
 	switch {
 	case len(formats) == 0:
-		return 0
+		return formatText
 	case len(formats) == 1:
 		return formats[0]
 	case i < len(formats):
 		return formats[i]
 	}
-	return 0
+	return formatText
 }
 
 var whoamiColumns = [...]string{"token_id", "type", "scopes", "expires_at"}
@@ -281,9 +281,9 @@ var whoamiColumns = [...]string{"token_id", "type", "scopes", "expires_at"}
 func (s *Session) describe(out []byte, st statement, formats []byte) []byte {
 	switch st.kind {
 	case kindSelectInt:
-		oid, size := uint32(oidInt4), int16(4)
+		oid, size := uint32(oidInt4), int16(typlenInt4)
 		if int64(int32(st.num)) != st.num {
-			oid, size = oidInt8, 8
+			oid, size = oidInt8, typlenInt8
 		}
 		return AppendRowDescription(out, []Field{{Name: "?column?", OID: oid, Size: size, Format: format(formats, 0)}})
 	case kindCurrentUser:
@@ -291,15 +291,15 @@ func (s *Session) describe(out []byte, st statement, formats []byte) []byte {
 		if name == "user" {
 			name = "current_user"
 		}
-		return AppendRowDescription(out, []Field{{Name: name, OID: oidName, Size: 64, Format: format(formats, 0)}})
+		return AppendRowDescription(out, []Field{{Name: name, OID: oidName, Size: typlenName, Format: format(formats, 0)}})
 	case kindVersion:
-		return AppendRowDescription(out, []Field{{Name: "version", OID: oidText, Size: -1, Format: format(formats, 0)}})
+		return AppendRowDescription(out, []Field{{Name: "version", OID: oidText, Size: typlenVarlena, Format: format(formats, 0)}})
 	case kindShow:
-		return AppendRowDescription(out, []Field{{Name: st.name, OID: oidText, Size: -1, Format: format(formats, 0)}})
+		return AppendRowDescription(out, []Field{{Name: st.name, OID: oidText, Size: typlenVarlena, Format: format(formats, 0)}})
 	case kindWhoami:
 		var f [len(whoamiColumns)]Field
 		for i, c := range whoamiColumns {
-			f[i] = Field{Name: c, OID: oidText, Size: -1, Format: format(formats, i)}
+			f[i] = Field{Name: c, OID: oidText, Size: typlenVarlena, Format: format(formats, i)}
 		}
 		return AppendRowDescription(out, f[:])
 	}
@@ -317,7 +317,7 @@ func (s *Session) rows(out []byte, st statement, formats []byte) ([]byte, bool) 
 		out = appendInt16(out, 1)
 		wide := int64(int32(st.num)) != st.num
 		switch {
-		case format(formats, 0) == 0:
+		case format(formats, 0) == formatText:
 			var b [20]byte
 			v := strconv.AppendInt(b[:0], st.num, 10)
 			out = append(appendInt32(out, int32(len(v))), v...)

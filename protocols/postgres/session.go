@@ -112,8 +112,8 @@ func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 		return 0, out, netio.Continue
 	}
 	size := int(binary.BigEndian.Uint32(in))
-	limit := min(maxStartupBytes, max(env.MaxPreAuthMessage, 8))
-	if size < 8 || size > limit || uint32(size) != binary.BigEndian.Uint32(in) {
+	limit := min(maxStartupBytes, max(env.MaxPreAuthMessage, startupHeaderLen))
+	if size < startupHeaderLen || size > limit || uint32(size) != binary.BigEndian.Uint32(in) {
 		o, a := s.fatal(out, protocolViolation("invalid length of startup packet"))
 		return len(in), o, a
 	}
@@ -121,10 +121,10 @@ func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 		return 0, out, netio.Continue
 	}
 	code := binary.BigEndian.Uint32(in[4:])
-	body := in[8:size]
+	body := in[startupHeaderLen:size]
 	switch {
-	case code == codeSSLRequest:
-		if s.info.TLS || size != 8 {
+	case code == sslRequestCode:
+		if s.info.TLS || size != startupHeaderLen {
 			o, a := s.fatal(out, protocolViolation("unexpected SSLRequest"))
 			return size, o, a
 		}
@@ -132,18 +132,18 @@ func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 			return size, append(out, 'N'), netio.Continue // no certificate: the client decides
 		}
 		return size, append(out, 'S'), netio.UpgradeTLS
-	case code == codeGSSENC:
-		if size != 8 {
+	case code == gssEncRequestCode:
+		if size != startupHeaderLen {
 			o, a := s.fatal(out, protocolViolation("invalid GSSENCRequest"))
 			return size, o, a
 		}
 		return size, append(out, 'N'), netio.Continue
-	case code == codeCancel:
+	case code == cancelRequestCode:
 		// No statement ever runs long enough to cancel: hang up, as a
 		// server does after reading a cancel request.
 		s.phase = phaseClosed
 		return size, out, netio.Close
-	case code>>16 == 3:
+	case code&^protocolMinorMask == protocolVersion3: // 3.0, or 3.x negotiated down
 		o, a := s.startupMessage(env, code, body, out)
 		return size, o, a
 	}
@@ -187,9 +187,9 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 		}
 		rest = r
 		switch {
-		case string(k) == "user" && string(v) != "default" && len(v) > 0 && len(v) <= 63:
+		case string(k) == "user" && string(v) != "default" && len(v) > 0 && len(v) <= maxIdentifierLen:
 			s.user = string(v)
-		case string(k) == "database" && len(v) > 0 && len(v) <= 63:
+		case string(k) == "database" && len(v) > 0 && len(v) <= maxIdentifierLen:
 			s.database = append(s.database[:0], v...)
 		case len(k) > 4 && string(k[:4]) == "_pq_":
 			unknown = append(unknown, k)
@@ -198,17 +198,17 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 	if len(s.database) == 0 {
 		s.database = append(s.database[:0], s.user...)
 	}
-	if minor := code & 0xffff; minor > 0 || len(unknown) > 0 {
-		out = AppendNegotiateProtocolVersion(out, 0, unknown)
+	if minor := code & protocolMinorMask; minor > uint32(supportedMinor) || len(unknown) > 0 {
+		out = AppendNegotiateProtocolVersion(out, supportedMinor, unknown)
 	}
 	s.phase = phasePassword
-	return AppendAuthentication(out, 3), netio.Continue
+	return AppendAuthentication(out, AuthenticationCleartextPassword), netio.Continue
 }
 
 // message handles one typed message: byte type, int32 length (itself
 // included), body.
 func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
-	if len(in) < 5 {
+	if len(in) < messageHeaderLen {
 		return 0, out, netio.Continue
 	}
 	typ := in[0]
@@ -230,7 +230,7 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 		s.await = size + 1
 		return 0, out, netio.Continue
 	}
-	body := in[5 : size+1]
+	body := in[messageHeaderLen : size+1]
 	if typ == 'X' {
 		s.phase = phaseClosed
 		return size + 1, out, netio.Close
@@ -261,7 +261,7 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 		return s.fatal(out, tokenError(err))
 	}
 	s.phase = phaseReady
-	out = AppendAuthentication(out, 0)
+	out = AppendAuthentication(out, AuthenticationOk)
 	for _, p := range s.p.params {
 		out = AppendParameterStatus(out, p[0], p[1])
 	}
