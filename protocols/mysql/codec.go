@@ -5,51 +5,111 @@ import (
 	"errors"
 )
 
-// Capability flags (the CLIENT_* constants of the MySQL protocol).
+// Capability flags: the CLIENT_* constants of the MySQL client/server
+// protocol ("Capabilities Flags" in the MySQL source documentation).
 const (
-	ClientLongPassword           uint32 = 0x00000001
-	ClientFoundRows              uint32 = 0x00000002
-	ClientLongFlag               uint32 = 0x00000004
-	ClientConnectWithDB          uint32 = 0x00000008
-	ClientProtocol41             uint32 = 0x00000200
-	ClientSSL                    uint32 = 0x00000800
-	ClientTransactions           uint32 = 0x00002000
-	ClientSecureConnection       uint32 = 0x00008000
-	ClientMultiResults           uint32 = 0x00020000
-	ClientPluginAuth             uint32 = 0x00080000
-	ClientConnectAttrs           uint32 = 0x00100000
-	ClientPluginAuthLenencData   uint32 = 0x00200000
-	ClientDeprecateEOF           uint32 = 0x01000000
-	serverStatusAutocommit       uint16 = 0x0002
-	charsetUTF8MB4               byte   = 0xff // utf8mb4_0900_ai_ci
-	charsetBinary                byte   = 63
-	sslRequestLen                       = 32
-	maxPacketPayload                    = 1<<24 - 1
-	pluginCachingSHA2                   = "caching_sha2_password"
-	authMoreData                 byte   = 0x01
-	fullAuthRequired             byte   = 0x04
-	fastAuthSuccess              byte   = 0x03
-	scrambleLen                         = 32 // caching_sha2_password's fast-auth scramble
-	requestPublicKey             byte   = 0x02
-	handshakeResponseFixedPrefix        = 32
-	nonceLen                            = 20
-	columnTypeLongLong           byte   = 0x08
-	columnTypeDatetime           byte   = 0x0c
-	columnTypeVarString          byte   = 0xfd
-	columnFlagNotNull            uint16 = 0x0001
-	columnFlagBinary             uint16 = 0x0080
-	columnFlagNum                uint16 = 0x8000
-	maxColumnLengthString        uint32 = 1024
-	headerOK                     byte   = 0x00
-	headerEOF                    byte   = 0xfe
-	headerERR                    byte   = 0xff
-	nullValue                    byte   = 0xfb
-	lenencTwo                    byte   = 0xfc
-	lenencThree                  byte   = 0xfd
-	lenencEight                  byte   = 0xfe
-	protocolVersion10            byte   = 0x0a
-	authPluginDataLen            byte   = nonceLen + 1
-	serverCapabilitiesWithoutSSL        = ClientLongPassword | ClientFoundRows | ClientLongFlag | ClientConnectWithDB | ClientProtocol41 | ClientTransactions | ClientSecureConnection | ClientMultiResults | ClientPluginAuth | ClientConnectAttrs | ClientPluginAuthLenencData | ClientDeprecateEOF
+	ClientLongPassword         uint32 = 0x00000001 // CLIENT_LONG_PASSWORD
+	ClientFoundRows            uint32 = 0x00000002 // CLIENT_FOUND_ROWS
+	ClientLongFlag             uint32 = 0x00000004 // CLIENT_LONG_FLAG
+	ClientConnectWithDB        uint32 = 0x00000008 // CLIENT_CONNECT_WITH_DB
+	ClientProtocol41           uint32 = 0x00000200 // CLIENT_PROTOCOL_41
+	ClientSSL                  uint32 = 0x00000800 // CLIENT_SSL
+	ClientTransactions         uint32 = 0x00002000 // CLIENT_TRANSACTIONS
+	ClientSecureConnection     uint32 = 0x00008000 // CLIENT_SECURE_CONNECTION (CLIENT_RESERVED2)
+	ClientMultiResults         uint32 = 0x00020000 // CLIENT_MULTI_RESULTS
+	ClientPluginAuth           uint32 = 0x00080000 // CLIENT_PLUGIN_AUTH
+	ClientConnectAttrs         uint32 = 0x00100000 // CLIENT_CONNECT_ATTRS
+	ClientPluginAuthLenencData uint32 = 0x00200000 // CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+	ClientDeprecateEOF         uint32 = 0x01000000 // CLIENT_DEPRECATE_EOF
+
+	// serverCapabilitiesWithoutSSL is what the greeting offers; New adds
+	// ClientSSL when the transport can upgrade.
+	serverCapabilitiesWithoutSSL = ClientLongPassword | ClientFoundRows | ClientLongFlag | ClientConnectWithDB |
+		ClientProtocol41 | ClientTransactions | ClientSecureConnection | ClientMultiResults | ClientPluginAuth |
+		ClientConnectAttrs | ClientPluginAuthLenencData | ClientDeprecateEOF
+)
+
+// Packets: a 3-byte little-endian payload length and a sequence id, then
+// the payload ("MySQL Packets").
+const (
+	packetHeaderLen = 4
+	// maxPacketPayload (0xffffff) marks the first fragment of a payload of
+	// 16 MiB or more, which is never accepted.
+	maxPacketPayload = 1<<24 - 1
+)
+
+// The first byte of a server packet's payload ("Generic Response Packets",
+// "Protocol::AuthMoreData"), and the markers of length-encoded integers
+// ("Protocol::LengthEncodedInteger"): a first byte below nullValue is the
+// value itself.
+const (
+	headerOK       byte = 0x00 // OK_Packet
+	headerAuthMore byte = 0x01 // AuthMoreData
+	headerEOF      byte = 0xfe // EOF_Packet, and AuthSwitchRequest
+	headerERR      byte = 0xff // ERR_Packet
+	nullValue      byte = 0xfb // NULL in a text resultset row
+	lenencTwo      byte = 0xfc // a 2-byte integer follows
+	lenencThree    byte = 0xfd // a 3-byte integer follows
+	lenencEight    byte = 0xfe // an 8-byte integer follows
+	// sqlStateMarker precedes the five-character SQLSTATE of an ERR_Packet.
+	sqlStateMarker byte = '#'
+)
+
+// The greeting ("Protocol::HandshakeV10") and the client's answer
+// ("Protocol::HandshakeResponse41", "Protocol::SSLRequest").
+const (
+	protocolVersion10 byte = 0x0a
+	// nonceLen is the auth-plugin-data (the scramble's nonce): 8 bytes in
+	// part 1, the rest in part 2, whose length byte counts a final NUL.
+	nonceLen                    = 20
+	authPluginDataPart1Len      = 8
+	authPluginDataLen      byte = nonceLen + 1
+	// greetingReservedLen is the greeting's reserved zero bytes.
+	greetingReservedLen = 10
+	// handshakeResponseFixedPrefix is capabilities (4), max packet size
+	// (4), character set (1) and 23 filler bytes: the whole of an
+	// SSLRequest (sslRequestLen).
+	handshakeResponseFixedPrefix = 32
+	sslRequestLen                = 32
+	// maxNameLen bounds a user or database name kept by the session
+	// (MySQL identifiers are at most 64 characters).
+	maxNameLen = 64
+	// serverStatusAutocommit is SERVER_STATUS_AUTOCOMMIT.
+	serverStatusAutocommit uint16 = 0x0002
+	charsetUTF8MB4         byte   = 0xff // utf8mb4_0900_ai_ci
+	charsetBinary          byte   = 63   // binary
+)
+
+// caching_sha2_password ("Caching_sha2_password information"): the data of
+// the AuthMoreData packets and the client's request for the public key.
+const (
+	pluginCachingSHA2 = "caching_sha2_password"
+	// scrambleLen is the fast-auth scramble: a SHA-256 digest.
+	scrambleLen           = 32
+	requestPublicKey byte = 0x02 // the client asks for the RSA public key
+	fastAuthSuccess  byte = 0x03 // the scramble matched: OK follows
+	performFullAuth  byte = 0x04 // send the password (in TLS, or RSA-encrypted)
+)
+
+// Result sets ("Protocol::ColumnDefinition41", "Column Types" and
+// "Column Definition Flags").
+const (
+	columnTypeLongLong  byte   = 0x08   // MYSQL_TYPE_LONGLONG
+	columnTypeDatetime  byte   = 0x0c   // MYSQL_TYPE_DATETIME
+	columnTypeVarString byte   = 0xfd   // MYSQL_TYPE_VAR_STRING
+	columnFlagNotNull   uint16 = 0x0001 // NOT_NULL_FLAG
+	columnFlagBinary    uint16 = 0x0080 // BINARY_FLAG
+	columnFlagNum       uint16 = 0x8000 // NUM_FLAG
+	// columnFixedFieldsLen is the length of the fixed-length fields that
+	// follow the names: character set, column length, type, flags,
+	// decimals and filler.
+	columnFixedFieldsLen byte = 0x0c
+	// Column lengths: the display width of a BIGINT (20 digits and a
+	// sign), of a DATETIME ("YYYY-MM-DD hh:mm:ss"), and what is announced
+	// for strings.
+	columnLengthLongLong  uint32 = 21
+	columnLengthDatetime  uint32 = 19
+	maxColumnLengthString uint32 = 1024
 )
 
 // Packet errors.
@@ -67,17 +127,17 @@ var (
 // length above max, or of 16 MiB - 1 (the first fragment of a split 16 MiB+
 // payload), is errPacketTooBig.
 func ReadPacket(in []byte, max int) (payload []byte, seq byte, n int, err error) {
-	if len(in) < 4 {
+	if len(in) < packetHeaderLen {
 		return nil, 0, 0, nil
 	}
 	size := int(in[0]) | int(in[1])<<8 | int(in[2])<<16
 	if size >= maxPacketPayload || size > max {
 		return nil, 0, 0, errPacketTooBig
 	}
-	if len(in) < 4+size {
+	if len(in) < packetHeaderLen+size {
 		return nil, 0, 0, nil
 	}
-	return in[4 : 4+size], in[3], 4 + size, nil
+	return in[packetHeaderLen : packetHeaderLen+size], in[packetHeaderLen-1], packetHeaderLen + size, nil
 }
 
 // beginPacket appends a packet header with sequence id seq and a length to
@@ -88,7 +148,7 @@ func beginPacket(dst []byte, seq byte) ([]byte, int) {
 
 // endPacket writes the payload length into the header at start.
 func endPacket(dst []byte, start int) []byte {
-	size := len(dst) - start - 4
+	size := len(dst) - start - packetHeaderLen
 	dst[start], dst[start+1], dst[start+2] = byte(size), byte(size>>8), byte(size>>16)
 	return dst
 }
@@ -108,15 +168,15 @@ func (h *HandshakeV10) Encode(dst []byte) []byte {
 	dst = append(dst, h.ServerVersion...)
 	dst = append(dst, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, h.ConnectionID)
-	dst = append(dst, h.Nonce[:8]...)
+	dst = append(dst, h.Nonce[:authPluginDataPart1Len]...)
 	dst = append(dst, 0)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(h.Capabilities))
 	dst = append(dst, charsetUTF8MB4)
 	dst = binary.LittleEndian.AppendUint16(dst, serverStatusAutocommit)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(h.Capabilities>>16))
 	dst = append(dst, authPluginDataLen)
-	dst = append(dst, make([]byte, 10)...)
-	dst = append(dst, h.Nonce[8:]...)
+	dst = append(dst, make([]byte, greetingReservedLen)...)
+	dst = append(dst, h.Nonce[authPluginDataPart1Len:]...)
 	dst = append(dst, 0)
 	dst = append(dst, pluginCachingSHA2...)
 	dst = append(dst, 0)
@@ -229,7 +289,7 @@ func readLenenc(b []byte) (v uint64, k int, ok bool) {
 // appendLenenc appends v as a length-encoded integer.
 func appendLenenc(dst []byte, v uint64) []byte {
 	switch {
-	case v < 251:
+	case v < uint64(nullValue):
 		return append(dst, byte(v))
 	case v < 1<<16:
 		return binary.LittleEndian.AppendUint16(append(dst, lenencTwo), uint16(v))
@@ -256,12 +316,18 @@ func AppendOK(dst []byte, seq byte) []byte {
 // AppendERR appends an ERR packet with its SQLSTATE and message.
 func AppendERR(dst []byte, seq byte, code uint16, state, msg string) []byte {
 	dst, start := beginPacket(dst, seq)
-	dst = append(dst, headerERR)
-	dst = binary.LittleEndian.AppendUint16(dst, code)
-	dst = append(dst, '#')
-	dst = append(dst, state...)
+	dst = appendERRHeader(dst, code, state)
 	dst = append(dst, msg...)
 	return endPacket(dst, start)
+}
+
+// appendERRHeader appends an ERR packet's payload up to its message: the
+// header, the error number, the SQLSTATE marker and the SQLSTATE.
+func appendERRHeader(dst []byte, code uint16, state string) []byte {
+	dst = append(dst, headerERR)
+	dst = binary.LittleEndian.AppendUint16(dst, code)
+	dst = append(dst, sqlStateMarker)
+	return append(dst, state...)
 }
 
 // appendEnd appends the end of a column list or of a result set: an EOF
@@ -297,7 +363,7 @@ func AppendAuthSwitchRequest(dst []byte, seq byte, nonce []byte) []byte {
 // AppendAuthMoreData appends an AuthMoreData packet (0x01 then data).
 func AppendAuthMoreData(dst []byte, seq byte, data []byte) []byte {
 	dst, start := beginPacket(dst, seq)
-	dst = append(dst, authMoreData)
+	dst = append(dst, headerAuthMore)
 	dst = append(dst, data...)
 	return endPacket(dst, start)
 }
@@ -317,16 +383,16 @@ func appendColumnDefinition(dst []byte, seq byte, c Column) []byte {
 	dst = appendLenencString(dst, "") // org_table
 	dst = appendLenencString(dst, c.Name)
 	dst = appendLenencString(dst, "") // org_name
-	dst = append(dst, 0x0c)
+	dst = append(dst, columnFixedFieldsLen)
 	var flags uint16
 	switch c.Type {
 	case columnTypeLongLong:
 		dst = binary.LittleEndian.AppendUint16(dst, uint16(charsetBinary))
-		dst = binary.LittleEndian.AppendUint32(dst, 21)
+		dst = binary.LittleEndian.AppendUint32(dst, columnLengthLongLong)
 		flags = columnFlagNotNull | columnFlagBinary | columnFlagNum
 	case columnTypeDatetime:
 		dst = binary.LittleEndian.AppendUint16(dst, uint16(charsetBinary))
-		dst = binary.LittleEndian.AppendUint32(dst, 19)
+		dst = binary.LittleEndian.AppendUint32(dst, columnLengthDatetime)
 		flags = columnFlagBinary
 	default:
 		dst = binary.LittleEndian.AppendUint16(dst, uint16(charsetUTF8MB4))

@@ -6,21 +6,33 @@ import (
 	"github.com/heliosdb/auth/core"
 )
 
-// MySQL error codes and their SQLSTATEs, as the server reports them.
+// MySQL server error numbers and the SQLSTATE each is reported with (MySQL
+// "Server Error Message Reference": ER_CON_COUNT_ERROR and so on).
 const (
-	erConCount                 = 1040 // 08004 Too many connections
-	erHandshake                = 1043 // 08S01 Bad handshake
-	erDBAccessDenied           = 1044 // 42000
-	erAccessDenied             = 1045 // 28000
-	erNoDB                     = 1046 // 3D000 No database selected
-	erUnknownCom               = 1047 // 08S01
-	erNetPacketTooLarge        = 1153 // 08S01
-	erNetReadInterrupted       = 1159 // 08S01
-	erTableAccessDenied        = 1142 // 42000
-	erNotSupportedYet          = 1235 // 42000
-	erNotSupportedAuthMode     = 1251 // 08004
-	erSecureTransportRequired  = 3159 // HY000
-	erClientInteractionTimeout = 4031 // HY000
+	erConCount                 = 1040 // ER_CON_COUNT_ERROR, 08004: Too many connections
+	erHandshake                = 1043 // ER_HANDSHAKE_ERROR, 08S01: Bad handshake
+	erDBAccessDenied           = 1044 // ER_DBACCESS_DENIED_ERROR, 42000
+	erAccessDenied             = 1045 // ER_ACCESS_DENIED_ERROR, 28000
+	erNoDB                     = 1046 // ER_NO_DB_ERROR, 3D000: No database selected
+	erUnknownCom               = 1047 // ER_UNKNOWN_COM_ERROR, 08S01
+	erTableAccessDenied        = 1142 // ER_TABLEACCESS_DENIED_ERROR, 42000
+	erNetPacketTooLarge        = 1153 // ER_NET_PACKET_TOO_LARGE, 08S01
+	erNetReadInterrupted       = 1159 // ER_NET_READ_INTERRUPTED, 08S01
+	erNotSupportedYet          = 1235 // ER_NOT_SUPPORTED_YET, 42000
+	erNotSupportedAuthMode     = 1251 // ER_NOT_SUPPORTED_AUTH_MODE, 08004
+	erSecureTransportRequired  = 3159 // ER_SECURE_TRANSPORT_REQUIRED, HY000
+	erClientInteractionTimeout = 4031 // ER_CLIENT_INTERACTION_TIMEOUT, HY000
+)
+
+// SQLSTATEs of the errors above (SQL standard classes; 08S01 and HY000
+// are ODBC's).
+const (
+	stateConnectionRejected   = "08004" // the server rejected the connection
+	stateCommunicationFailure = "08S01" // communication link failure
+	stateInvalidAuthorization = "28000" // invalid authorization specification
+	stateInvalidCatalogName   = "3D000" // no (valid) database
+	stateSyntaxOrAccessRule   = "42000" // syntax error or access rule violation
+	stateGeneralError         = "HY000"
 )
 
 // msgNoUpstream ends the 1235 error for a statement that only an upstream
@@ -56,9 +68,8 @@ func (s *Session) appendUserHost(dst []byte) []byte {
 // guide's words (never the token).
 func (s *Session) appendAccessDenied(dst []byte, seq byte, err error) []byte {
 	dst, start := beginPacket(dst, seq)
-	dst = append(dst, headerERR)
-	dst = appendUint16(dst, erAccessDenied)
-	dst = append(dst, "#28000Access denied for user "...)
+	dst = appendERRHeader(dst, erAccessDenied, stateInvalidAuthorization)
+	dst = append(dst, "Access denied for user "...)
 	dst = s.appendUserHost(dst)
 	if err == core.ErrMissing {
 		dst = append(dst, " (using password: NO): "...)
@@ -77,9 +88,8 @@ func (s *Session) appendAccessDenied(dst []byte, seq byte, err error) []byte {
 //	ERROR 1045 (28000): Access denied for user 'default'@'127.0.0.1' (session ended): Authentication token has been revoked (the token was revoked)
 func (s *Session) appendSessionEnded(dst []byte, seq byte, err error) []byte {
 	dst, start := beginPacket(dst, seq)
-	dst = append(dst, headerERR)
-	dst = appendUint16(dst, erAccessDenied)
-	dst = append(dst, "#28000Access denied for user "...)
+	dst = appendERRHeader(dst, erAccessDenied, stateInvalidAuthorization)
+	dst = append(dst, "Access denied for user "...)
 	dst = s.appendUserHost(dst)
 	dst = append(dst, " (session ended): "...)
 	dst = core.AppendError(dst, err)
@@ -93,9 +103,7 @@ func (s *Session) appendSessionEnded(dst []byte, seq byte, err error) []byte {
 // token lacks, naming the statement's verb and the scope.
 func (s *Session) appendCommandDenied(dst []byte, seq byte, verb string, sc core.Scope) []byte {
 	dst, start := beginPacket(dst, seq)
-	dst = append(dst, headerERR)
-	dst = appendUint16(dst, erTableAccessDenied)
-	dst = append(dst, "#42000"...)
+	dst = appendERRHeader(dst, erTableAccessDenied, stateSyntaxOrAccessRule)
 	dst = append(dst, verb...)
 	dst = append(dst, " command denied to user "...)
 	dst = s.appendUserHost(dst)
@@ -115,9 +123,8 @@ func (s *Session) appendDBDenied(dst []byte, seq byte, db []byte, sc core.Scope)
 // test databases.
 func (s *Session) appendDBRefused(dst []byte, seq byte, db []byte, reason error) []byte {
 	dst, start := beginPacket(dst, seq)
-	dst = append(dst, headerERR)
-	dst = appendUint16(dst, erDBAccessDenied)
-	dst = append(dst, "#42000Access denied for user "...)
+	dst = appendERRHeader(dst, erDBAccessDenied, stateSyntaxOrAccessRule)
+	dst = append(dst, "Access denied for user "...)
 	dst = s.appendUserHost(dst)
 	dst = append(dst, " to database '"...)
 	dst = appendClean(dst, db)
@@ -129,17 +136,15 @@ func (s *Session) appendDBRefused(dst []byte, seq byte, db []byte, reason error)
 // appendTooBig appends error 1153 for a packet above the phase's limit.
 func appendTooBig(dst []byte, seq byte, max int) []byte {
 	msg := "Got a packet bigger than 'max_allowed_packet' bytes (" + strconv.Itoa(max) + ")"
-	return AppendERR(dst, seq, erNetPacketTooLarge, "08S01", msg)
+	return AppendERR(dst, seq, erNetPacketTooLarge, stateCommunicationFailure, msg)
 }
 
-// appendUint16 appends v little-endian.
-func appendUint16(dst []byte, v uint16) []byte { return append(dst, byte(v), byte(v>>8)) }
-
-// appendClean appends b, at most 64 bytes of it, with control bytes replaced
-// by spaces, so client input can be quoted inside an error message.
+// appendClean appends b, at most maxNameLen bytes of it, with control
+// bytes replaced by spaces, so client input can be quoted inside an error
+// message.
 func appendClean(dst, b []byte) []byte {
-	if len(b) > 64 {
-		b = b[:64]
+	if len(b) > maxNameLen {
+		b = b[:maxNameLen]
 	}
 	for _, c := range b {
 		if c < ' ' || c == 0x7f {

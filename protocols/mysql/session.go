@@ -67,11 +67,11 @@ func (s *Session) Authenticated() bool { return s.state == stCommand }
 func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 	switch l {
 	case netio.LimitConnections:
-		return AppendERR(out, 0, erConCount, "08004", "Too many connections")
+		return AppendERR(out, 0, erConCount, stateConnectionRejected, "Too many connections")
 	case netio.LimitHandshakeTimeout:
-		return AppendERR(out, s.seq+1, erNetReadInterrupted, "08S01", "Got timeout reading communication packets: authentication did not finish in time")
+		return AppendERR(out, s.seq+1, erNetReadInterrupted, stateCommunicationFailure, "Got timeout reading communication packets: authentication did not finish in time")
 	case netio.LimitIdleTimeout:
-		return AppendERR(out, 0, erClientInteractionTimeout, "HY000", "The client was disconnected by the server because of inactivity.")
+		return AppendERR(out, 0, erClientInteractionTimeout, stateGeneralError, "The client was disconnected by the server because of inactivity.")
 	case netio.LimitMessageSize:
 		return appendTooBig(out, s.seq+1, 0)
 	}
@@ -96,11 +96,12 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		payload, seq, n, err := ReadPacket(in[consumed:], max)
 		if err != nil {
 			s.state = stClosed
-			return len(in), appendTooBig(out, in[consumed+3]+1, max), netio.Close
+			seq := in[consumed+packetHeaderLen-1] // the oversized packet's sequence id
+			return len(in), appendTooBig(out, seq+1, max), netio.Close
 		}
 		if n == 0 {
-			if h := in[consumed:]; len(h) >= 4 {
-				s.await = 4 + (int(h[0]) | int(h[1])<<8 | int(h[2])<<16)
+			if h := in[consumed:]; len(h) >= packetHeaderLen {
+				s.await = packetHeaderLen + (int(h[0]) | int(h[1])<<8 | int(h[2])<<16)
 			}
 			break
 		}
@@ -172,16 +173,16 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 func (s *Session) handshakeResponse(env *netio.Env, payload, out []byte) ([]byte, netio.Action) {
 	if IsSSLRequest(payload) {
 		if s.info.TLS || s.p.caps&ClientSSL == 0 {
-			return AppendERR(out, s.seq+1, erHandshake, "08S01", "Bad handshake: unexpected SSLRequest"), netio.Close
+			return AppendERR(out, s.seq+1, erHandshake, stateCommunicationFailure, "Bad handshake: unexpected SSLRequest"), netio.Close
 		}
 		return out, netio.UpgradeTLS
 	}
 	var r HandshakeResponse41
 	if err := r.Decode(payload); err != nil {
-		return AppendERR(out, s.seq+1, erHandshake, "08S01", "Bad handshake"), netio.Close
+		return AppendERR(out, s.seq+1, erHandshake, stateCommunicationFailure, "Bad handshake"), netio.Close
 	}
 	if r.Capabilities&ClientProtocol41 == 0 {
-		return AppendERR(out, s.seq+1, erNotSupportedAuthMode, "08004",
+		return AppendERR(out, s.seq+1, erNotSupportedAuthMode, stateConnectionRejected,
 			"Client does not support authentication protocol requested by server; consider upgrading MySQL client"), netio.Close
 	}
 	s.caps = r.Capabilities & s.p.caps
@@ -191,7 +192,7 @@ func (s *Session) handshakeResponse(env *netio.Env, payload, out []byte) ([]byte
 		// Refused before the token is sent: the client has sent only the
 		// caching_sha2 scramble so far.
 		env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
-		return AppendERR(out, s.seq+1, erSecureTransportRequired, "HY000", msgTLSRequired), netio.Close
+		return AppendERR(out, s.seq+1, erSecureTransportRequired, stateGeneralError, msgTLSRequired), netio.Close
 	}
 	if subtle.ConstantTimeCompare(r.Username, []byte("default")) != 1 {
 		return s.fail(env, errWrongUser, out)
@@ -237,7 +238,7 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 		fastAuthMisses.Inc()
 	}
 	s.state = stFullAuth
-	return AppendAuthMoreData(out, s.seq+1, []byte{fullAuthRequired}), netio.Continue
+	return AppendAuthMoreData(out, s.seq+1, []byte{performFullAuth}), netio.Continue
 }
 
 // verify admits the token (netio.Env.Admit: the token, its IP allowlist,
@@ -262,11 +263,10 @@ func (s *Session) fail(env *netio.Env, err error, out []byte) ([]byte, netio.Act
 	return s.appendAccessDenied(out, s.seq+1, err), netio.Close
 }
 
-// clip bounds a client-chosen name kept by the session (MySQL names are at
-// most 64 characters).
+// clip bounds a client-chosen name kept by the session to maxNameLen.
 func clip(b []byte) []byte {
-	if len(b) > 64 {
-		return b[:64]
+	if len(b) > maxNameLen {
+		return b[:maxNameLen]
 	}
 	return b
 }
