@@ -24,6 +24,16 @@ func (e dollarError) Error() string { return "expected '$', got '" + string(rune
 // 1024*1024; the size limit is normally the tighter bound.
 const maxArgs = 1 << 20
 
+// maxDigits bounds the digits of a length or count: 18 always fit an int64.
+const maxDigits = 18
+
+// RESP versions: a connection speaks RESP2 until HELLO 3 switches it to
+// RESP3 (the Redis serialization protocol specification).
+const (
+	RESP2 = 2
+	RESP3 = 3
+)
+
 // ReadCommand parses one command from the front of in, in place: the returned
 // args are sub-slices of in (appended to argsbuf[:0], the caller's reusable
 // slice), valid as long as in is. It accepts RESP multibulk commands
@@ -123,7 +133,7 @@ func readNumber(in []byte, i int) (v int64, next int, ok bool, err error) {
 			}
 			return v, i + 2, true, nil
 		}
-		if c < '0' || c > '9' || i-start >= 18 {
+		if c < '0' || c > '9' || i-start >= maxDigits {
 			return 0, 0, false, errMultibulkLen
 		}
 		v = v*10 + int64(c-'0')
@@ -227,7 +237,7 @@ func AppendBulkString(dst []byte, s string) []byte {
 // AppendNull appends the null value: "_" in RESP3, the null bulk string in
 // RESP2.
 func AppendNull(dst []byte, proto int) []byte {
-	if proto == 3 {
+	if proto == RESP3 {
 		return append(dst, "_\r\n"...)
 	}
 	return append(dst, "$-1\r\n"...)
@@ -243,7 +253,7 @@ func AppendArray(dst []byte, n int) []byte {
 // AppendMap appends the header of a map of n pairs: a RESP3 map, or in RESP2
 // the flat array of 2n elements that Redis sends instead.
 func AppendMap(dst []byte, n, proto int) []byte {
-	if proto == 3 {
+	if proto == RESP3 {
 		dst = append(dst, '%')
 		dst = strconv.AppendInt(dst, int64(n), 10)
 		return append(dst, '\r', '\n')

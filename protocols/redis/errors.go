@@ -152,12 +152,15 @@ func appendProtocolError(dst []byte, err error, max int, authed bool) []byte {
 	return append(dst, '\r', '\n')
 }
 
-// appendClean appends b, at most 64 bytes of it, with CR, LF and other
-// control bytes replaced by spaces, so client input can be quoted inside a
-// one-line error reply.
+// maxQuoted bounds the client input quoted in an error reply.
+const maxQuoted = 64
+
+// appendClean appends b, at most maxQuoted bytes of it, with CR, LF and
+// other control bytes replaced by spaces, so client input can be quoted
+// inside a one-line error reply.
 func appendClean(dst, b []byte) []byte {
-	if len(b) > 64 {
-		b = b[:64]
+	if len(b) > maxQuoted {
+		b = b[:maxQuoted]
 	}
 	for _, c := range b {
 		if c < ' ' || c == 0x7f {

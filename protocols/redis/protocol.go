@@ -5,6 +5,9 @@ import (
 	"github.com/heliosdb/auth/netio"
 )
 
+// serverVersion is the Redis version HELLO reports.
+const serverVersion = "7.2.0"
+
 // Options configure the Redis front end; the zero value refuses tokens
 // with an IP allowlist and test tokens everywhere (fail closed).
 type Options struct {
@@ -33,7 +36,7 @@ func (*Protocol) Name() string { return "redis" }
 
 // NewSession returns the state machine for one connection.
 func (p *Protocol) NewSession(info *netio.ConnInfo) netio.Session {
-	return &Session{p: p, info: info, proto: 2}
+	return &Session{p: p, info: info, proto: RESP2}
 }
 
 // TLSFirstByte is true: a Redis client that wants TLS starts with it.

@@ -50,7 +50,7 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	case cmdQuit:
 		return AppendOK(out), netio.Close
 	case cmdReset:
-		s.authed, s.proto, s.name, s.db = false, 2, nil, 0
+		s.authed, s.proto, s.name, s.db = false, RESP2, nil, 0
 		return AppendSimple(out, "RESET"), netio.Continue
 	}
 	if !s.authed {

@@ -24,7 +24,7 @@ type Session struct {
 	p      *Protocol
 	info   *netio.ConnInfo
 	authed bool
-	proto  int // 2 or 3, set by HELLO
+	proto  int // RESP2 or RESP3, set by HELLO
 	db     int // the logical database (SELECT), 0 to numDatabases-1
 	// claims: the token this connection first authenticated with, once
 	// it has (claims.Verified); they never change afterwards.
@@ -162,7 +162,7 @@ func (s *Session) hello(env *netio.Env, args [][]byte, out []byte) []byte {
 		if !ok {
 			return AppendError(out, "ERR Protocol version is not an integer or out of range")
 		}
-		if v < 2 || v > 3 {
+		if v < RESP2 || v > RESP3 {
 			return AppendError(out, msgNoProto)
 		}
 		proto = int(v)
@@ -201,7 +201,7 @@ func (s *Session) hello(env *netio.Env, args [][]byte, out []byte) []byte {
 	out = AppendBulkString(out, "server")
 	out = AppendBulkString(out, "redis")
 	out = AppendBulkString(out, "version")
-	out = AppendBulkString(out, "7.2.0")
+	out = AppendBulkString(out, serverVersion)
 	out = AppendBulkString(out, "proto")
 	out = AppendInt(out, int64(proto))
 	out = AppendBulkString(out, "id")
@@ -216,7 +216,7 @@ func (s *Session) hello(env *netio.Env, args [][]byte, out []byte) []byte {
 
 // parseUint parses a small non-negative decimal integer.
 func parseUint(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 || len(b) > maxDigits {
 		return 0, false
 	}
 	var v int64
