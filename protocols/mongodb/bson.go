@@ -25,7 +25,7 @@ func validateDocument(doc []byte, depth int) error {
 	if depth > maxDepth {
 		return errBSONDepth
 	}
-	if len(doc) < 5 {
+	if len(doc) < minDocumentLen {
 		return errBSONLength
 	}
 	if int64(int32(binary.LittleEndian.Uint32(doc))) != int64(len(doc)) {
@@ -82,7 +82,7 @@ func valueLen(t bsoncore.Type, b []byte, depth int) (int, error) {
 			return 0, errBSONLength
 		}
 		l := int64(int32(binary.LittleEndian.Uint32(b)))
-		if l < 5 || l > int64(len(b)) {
+		if l < minDocumentLen || l > int64(len(b)) {
 			return 0, errBSONLength
 		}
 		if err := validateDocument(b[:l], depth+1); err != nil {

@@ -42,6 +42,20 @@ const (
 	flagKnown        = FlagChecksumPresent | FlagMoreToCome
 )
 
+// OP_MSG section kinds.
+const (
+	sectionBody             byte = 0 // one document: the command
+	sectionDocumentSequence byte = 1 // size, identifier, documents
+)
+
+// checksumLen is the CRC-32C after an OP_MSG's sections when
+// FlagChecksumPresent is set.
+const checksumLen = 4
+
+// minDocumentLen is the shortest BSON document: its int32 length and the
+// terminating NUL ({}).
+const minDocumentLen = 5
+
 // OP_REPLY responseFlags.
 const (
 	replyQueryFailure int32 = 1 << 1
@@ -139,15 +153,15 @@ func decodeMsg(m *Message, msg []byte) error {
 	}
 	body = body[4:]
 	if flags&FlagChecksumPresent != 0 {
-		if len(body) < 4 {
+		if len(body) < checksumLen {
 			return errTruncated
 		}
-		end := len(msg) - 4
+		end := len(msg) - checksumLen
 		want := binary.LittleEndian.Uint32(msg[end:])
 		if crc32.Checksum(msg[:end], castagnoli) != want {
 			return errChecksum
 		}
-		body = body[:len(body)-4]
+		body = body[:len(body)-checksumLen]
 	}
 	m.MoreToCome = flags&FlagMoreToCome != 0
 	haveBody := false
@@ -155,7 +169,7 @@ func decodeMsg(m *Message, msg []byte) error {
 		kind := body[0]
 		body = body[1:]
 		switch kind {
-		case 0:
+		case sectionBody:
 			doc, rest, err := readDocument(body)
 			if err != nil {
 				return err
@@ -165,12 +179,12 @@ func decodeMsg(m *Message, msg []byte) error {
 			}
 			haveBody = true
 			m.Command, body = doc, rest
-		case 1:
+		case sectionDocumentSequence:
 			if len(body) < 4 {
 				return errTruncated
 			}
 			size := int64(int32(binary.LittleEndian.Uint32(body)))
-			if size < 5 || size > int64(len(body)) {
+			if size < minDocumentLen || size > int64(len(body)) {
 				return errSequence
 			}
 			seq := body[4:size]
@@ -246,7 +260,7 @@ func readDocument(b []byte) (bsoncore.Document, []byte, error) {
 		return nil, nil, errTruncated
 	}
 	l := int64(int32(binary.LittleEndian.Uint32(b)))
-	if l < 5 || l > int64(len(b)) {
+	if l < minDocumentLen || l > int64(len(b)) {
 		return nil, nil, errBSONLength
 	}
 	doc := b[:l]
@@ -295,7 +309,7 @@ func beginReply(dst []byte, legacy bool, requestID, responseTo int32) (int, []by
 		dst = binary.LittleEndian.AppendUint32(dst, 1) // numberReturned
 	} else {
 		dst = binary.LittleEndian.AppendUint32(dst, 0) // flagBits
-		dst = append(dst, 0)                           // section kind 0
+		dst = append(dst, sectionBody)
 	}
 	return start, dst
 }
@@ -307,8 +321,10 @@ func endReply(dst []byte, start int) []byte {
 }
 
 // isCompressedQuery reports whether b starts an OP_COMPRESSED message that
-// wraps an OP_QUERY (so the refusal goes back as an OP_REPLY).
+// wraps an OP_QUERY (so the refusal goes back as an OP_REPLY): the first
+// field after its header is the wrapped message's originalOpcode.
 func isCompressedQuery(b []byte) bool {
-	return len(b) >= HeaderLen+4 && int32(binary.LittleEndian.Uint32(b[12:])) == OpCompressed &&
-		int32(binary.LittleEndian.Uint32(b[16:])) == OpQuery
+	h, ok := ReadHeader(b)
+	return ok && h.OpCode == OpCompressed && len(b) >= HeaderLen+4 &&
+		int32(binary.LittleEndian.Uint32(b[HeaderLen:])) == OpQuery
 }

@@ -148,8 +148,9 @@ func (s *Session) appendBuildInfo(out []byte) []byte {
 	return out
 }
 
-// emptyDoc is an empty BSON document (or array).
-var emptyDoc = []byte{5, 0, 0, 0, 0}
+// emptyDoc is an empty BSON document (or array): its length,
+// minDocumentLen, and the terminating NUL.
+var emptyDoc = []byte{minDocumentLen, 0, 0, 0, 0}
 
 // respond answers the commands that need authentication but no scope.
 func (s *Session) respond(env *netio.Env, m *Message, name []byte, out []byte) []byte {
