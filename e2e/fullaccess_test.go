@@ -22,7 +22,7 @@ func fullAccessRefusal(t *testing.T, what string, r issResp, mention string) str
 	if code != "FORBIDDEN" || !strings.Contains(msg, "needs a full-access") || !strings.Contains(msg, mention) || !strings.Contains(msg, "POST /v1/auth/login") {
 		t.Fatalf("%s: %s %q, want FORBIDDEN naming full access, %q and what succeeds", what, code, msg, mention)
 	}
-	if got := r.header.Get("WWW-Authenticate"); got != `Bearer error="insufficient_scope", scope="*"` {
+	if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="heliosdb", error="insufficient_scope", scope="*"` {
 		t.Fatalf("%s: WWW-Authenticate %q", what, got)
 	}
 	return msg
@@ -99,7 +99,7 @@ func TestFullAccessEscalation(t *testing.T) {
 		t.Fatalf("curl: %v %s", err, out)
 	}
 	head, body, _ := strings.Cut(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n\n")
-	if !strings.HasPrefix(head, "HTTP/1.1 403") || !strings.Contains(strings.ToLower(head), `www-authenticate: bearer error="insufficient_scope", scope="*"`) ||
+	if !strings.HasPrefix(head, "HTTP/1.1 403") || !strings.Contains(strings.ToLower(head), `www-authenticate: bearer realm="heliosdb", error="insufficient_scope", scope="*"`) ||
 		!strings.Contains(body, `"code":"FORBIDDEN"`) || !strings.Contains(body, "logging out everywhere needs a full-access token (scope *); this token has database:read") {
 		t.Fatalf("curl logout-all with a read-only token:\n%s", out)
 	}

@@ -109,7 +109,7 @@ func TestAccountEndpointTable(t *testing.T) {
 						if !strings.Contains(msg, "needs a full-access") || !strings.Contains(msg, kind.mention) || !strings.Contains(msg, "POST /v1/auth/login") {
 							t.Fatalf("message %q lacks why (%q) or what succeeds", msg, kind.mention)
 						}
-						if got := string(hdr.Peek("WWW-Authenticate")); got != `Bearer error="insufficient_scope", scope="*"` {
+						if got := string(hdr.Peek("WWW-Authenticate")); got != `Bearer realm="heliosdb", error="insufficient_scope", scope="*"` {
 							t.Fatalf("challenge %q", got)
 						}
 					}

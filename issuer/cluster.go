@@ -1,8 +1,6 @@
 package issuer
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core/keyfile"
+	"github.com/heliosdb/auth/internal/httpapi"
 	"github.com/heliosdb/auth/issuer/feed"
 )
 
@@ -106,7 +105,7 @@ type retireRequest struct {
 
 // ClusterRoutes returns the cluster endpoints (public routes: each checks
 // the cluster key through fs).
-func (s *Service) ClusterRoutes(fs *feed.Server) []Route {
+func (s *Service) ClusterRoutes(fs *feed.Server) []httpapi.Route {
 	guard := func(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) {
 			if !fs.Authorized(ctx) {
@@ -116,7 +115,7 @@ func (s *Service) ClusterRoutes(fs *feed.Server) []Route {
 			h(ctx)
 		}
 	}
-	return []Route{
+	return []httpapi.Route{
 		{Method: "GET", Path: "/v1/cluster/feed", Public: fs.ServeFeed},
 		{Method: "GET", Path: "/v1/cluster/keys", Public: fs.ServeKeys},
 		{Method: "POST", Path: "/v1/cluster/keys/rotate", Public: guard(s.handleRotate)},
@@ -134,7 +133,7 @@ func (s *Service) handleRotate(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, err)
 		return
 	}
-	WriteJSON(ctx, http.StatusOK, map[string]any{"signing_key": id, "seq": seq})
+	httpapi.WriteJSON(ctx, http.StatusOK, map[string]any{"signing_key": id, "seq": seq})
 }
 
 func (s *Service) handleRetire(ctx *fasthttp.RequestCtx) {
@@ -143,7 +142,7 @@ func (s *Service) handleRetire(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if req.ID == nil {
-		WriteError(ctx, badRequest(CodeInvalidRequest, `send the key id to retire: {"id": 1}`))
+		httpapi.WriteError(ctx, badRequest(CodeInvalidRequest, `send the key id to retire: {"id": 1}`))
 		return
 	}
 	seq, err := s.RetireKeyID(*req.ID)
@@ -151,7 +150,7 @@ func (s *Service) handleRetire(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, err)
 		return
 	}
-	WriteJSON(ctx, http.StatusOK, map[string]any{"retired": *req.ID, "seq": seq})
+	httpapi.WriteJSON(ctx, http.StatusOK, map[string]any{"retired": *req.ID, "seq": seq})
 }
 
 // UsageBatch is the body of POST /v1/cluster/usage.
@@ -160,20 +159,12 @@ type UsageBatch struct {
 }
 
 func (s *Service) handleUsage(ctx *fasthttp.RequestCtx) {
-	body := ctx.PostBody()
-	if len(body) > MaxUsageBody {
-		WriteError(ctx, &APIError{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "usage batch is too large"})
-		return
-	}
 	var b UsageBatch
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		WriteError(ctx, jsonError(err, &b))
+	if !httpapi.DecodeJSON(ctx, &b, MaxUsageBody, true) {
 		return
 	}
 	for _, u := range b.Uses {
 		s.usage.Record(u.Token, u.Account, u.At)
 	}
-	WriteJSON(ctx, http.StatusOK, map[string]any{"accepted": len(b.Uses)})
+	httpapi.WriteJSON(ctx, http.StatusOK, map[string]any{"accepted": len(b.Uses)})
 }

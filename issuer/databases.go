@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/httpapi"
 )
 
 // Database registry error codes.
@@ -115,8 +116,8 @@ func (s *Service) DeleteDatabase(c *core.Claims, name string) (*Database, error)
 }
 
 // DatabaseRoutes returns GET/POST /v1/databases and DELETE /v1/databases/:name.
-func (s *Service) DatabaseRoutes() []Route {
-	return []Route{
+func (s *Service) DatabaseRoutes() []httpapi.Route {
+	return []httpapi.Route{
 		{Method: "GET", Path: "/v1/databases", Authed: s.handleListDatabases},
 		{Method: "POST", Path: "/v1/databases", Authed: s.handleCreateDatabase},
 		{Method: "DELETE", Path: "/v1/databases/", Authed: s.handleDeleteDatabase},
@@ -124,7 +125,7 @@ func (s *Service) DatabaseRoutes() []Route {
 }
 
 func (s *Service) handleListDatabases(ctx *fasthttp.RequestCtx, c *core.Claims) {
-	WriteJSON(ctx, http.StatusOK, map[string]any{"databases": s.ListDatabases(c)})
+	httpapi.WriteJSON(ctx, http.StatusOK, map[string]any{"databases": s.ListDatabases(c)})
 }
 
 func (s *Service) handleCreateDatabase(ctx *fasthttp.RequestCtx, c *core.Claims) {
@@ -137,7 +138,7 @@ func (s *Service) handleCreateDatabase(ctx *fasthttp.RequestCtx, c *core.Claims)
 		s.fail(ctx, err)
 		return
 	}
-	WriteJSON(ctx, http.StatusCreated, d.info())
+	httpapi.WriteJSON(ctx, http.StatusCreated, d.info())
 }
 
 func (s *Service) handleDeleteDatabase(ctx *fasthttp.RequestCtx, c *core.Claims) {
@@ -150,5 +151,5 @@ func (s *Service) handleDeleteDatabase(ctx *fasthttp.RequestCtx, c *core.Claims)
 		s.fail(ctx, err)
 		return
 	}
-	WriteJSON(ctx, http.StatusOK, map[string]any{"deleted": d.Name})
+	httpapi.WriteJSON(ctx, http.StatusOK, map[string]any{"deleted": d.Name})
 }

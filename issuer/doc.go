@@ -129,7 +129,8 @@
 // changing nothing, with a message naming what the endpoint needs and what
 // the token is or holds ("listing tokens needs a full-access token (scope
 // *); this token has database:read: …") and WWW-Authenticate: Bearer
-// error="insufficient_scope", scope="*". The four account endpoints need
+// realm="heliosdb", error="insufficient_scope", scope="*" (the REST API's
+// spelling for every 403; see internal/httpapi). The four account endpoints need
 // full access because each one acts on the account rather than on data: a
 // token created with "scopes": ["database:read"] for an application must not
 // mint itself a broader or year-long child that outlives its own
@@ -179,12 +180,14 @@
 // Request bodies must be UTF-8 whose strings hold characters only: invalid
 // UTF-8 or an escaped lone surrogate (\udcff) is 400 INVALID_JSON before
 // decoding, since encoding/json would fold either into U+FFFD and two
-// different passwords would decode to the same one.
+// different passwords would decode to the same one (httpapi.DecodeJSON,
+// shared with the REST front end like the error body and the client
+// address).
 //
 // # Rules
 //
 // issuer must never import netio or protocols: the REST handlers take claims
-// already verified by the caller's authenticator (see Handler), and
+// already verified by the caller's authenticator (httpapi.Handler), and
 // cmd/heliosd composes the router. It must never log or store a token string,
 // a password or a key.
 package issuer

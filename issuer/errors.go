@@ -5,29 +5,21 @@ import (
 	"net/http"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/httpapi"
 )
 
-// APIError is a request the issuer refused, in the seed's error body:
-// {"error":{"code":…,"message":…}}. Message says what to fix. A refused
-// request changed nothing.
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
-	// RetryAfter, in seconds, is sent as Retry-After (429 only).
-	RetryAfter int
-	// Scope is the scope a 403 needs, sent as the scope attribute of its
-	// WWW-Authenticate challenge (RFC 6750 §3); "" sends none.
-	Scope string
-}
-
-// Error returns the code and the message.
-func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+// APIError is a request the issuer refused, written by httpapi.WriteError
+// in the seed's error body {"error":{"code":…,"message":…}}. Message says
+// what to fix. A refused request changed nothing. A 403 carries
+// WWW-Authenticate: Bearer realm="heliosdb", error="insufficient_scope",
+// with scope="…" when Scope names the scope needed; a 429 carries
+// Retry-After.
+type APIError = httpapi.Error
 
 // Error codes beyond the seed's AUTH_REQUIRED, AUTH_EXPIRED and FORBIDDEN.
 const (
-	CodeInvalidJSON        = "INVALID_JSON"
-	CodeInvalidRequest     = "INVALID_REQUEST"
+	CodeInvalidJSON        = httpapi.CodeInvalidJSON
+	CodeInvalidRequest     = httpapi.CodeInvalidRequest
 	CodeInvalidEmail       = "INVALID_EMAIL"
 	CodeWeakPassword       = "WEAK_PASSWORD"
 	CodeEmailTaken         = "EMAIL_TAKEN"
@@ -36,10 +28,10 @@ const (
 	CodeUnknownScope       = "UNKNOWN_SCOPE"
 	CodeTokenNotFound      = "TOKEN_NOT_FOUND"
 	CodeAlreadyRefreshed   = "ALREADY_REFRESHED"
-	CodeBodyTooLarge       = "BODY_TOO_LARGE"
-	CodeNotFound           = "NOT_FOUND"
-	CodeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	CodeInternal           = "INTERNAL"
+	CodeBodyTooLarge       = httpapi.CodeBodyTooLarge
+	CodeNotFound           = httpapi.CodeNotFound
+	CodeMethodNotAllowed   = httpapi.CodeMethodNotAllowed
+	CodeInternal           = httpapi.CodeInternal
 )
 
 func badRequest(code, format string, args ...any) *APIError {
