@@ -1,9 +1,15 @@
 // Package rest is the gateway's HTTP front end: Bearer token authentication
-// as a fasthttp middleware for every protected route (the issuer's /v1/auth
-// routes included), the seed's JSON error bodies with RFC 6750 headers, the
-// SQL endpoint POST /api/v1/sql with its built-in responder, /healthz and
-// /metrics, and the listener that takes TLS or, from allowed networks only,
-// plaintext on one port.
+// as a fasthttp middleware for every protected route (the issuer's /v1/*
+// routes included, mounted with Router.Mount), the SQL endpoint
+// POST /api/v1/sql with its built-in responder, /healthz and /metrics, and
+// the listener that takes TLS or, from allowed networks only, plaintext on
+// one port.
+//
+// The HTTP plumbing it shares with the issuer — the handler and route types,
+// the seed's JSON error body, the RFC 6750 WWW-Authenticate challenges, the
+// Authorization header, the client address and the strict body decoder — is
+// internal/httpapi, so that both APIs answer the same situation with the
+// same headers; errors.go keeps the short forms its handlers call.
 //
 // Beyond the token itself the authenticator checks core.Policy: a token
 // with an IP allowlist only from a listed address (403), and on
@@ -11,9 +17,19 @@
 // "database" field, "main" when absent (403 FORBIDDEN otherwise). A node
 // whose revocation feed is stale answers 503 with Retry-After.
 //
-// Like every protocol folder it reads as codec.go (the Authorization
-// header), session.go (the authenticator), classify.go (which scope a route
-// or SQL statement needs) and errors.go (token errors as HTTP responses).
+// Like every protocol folder it reads as session.go (the authenticator),
+// classify.go (which scope a route or SQL statement needs) and errors.go
+// (token errors as HTTP responses).
+//
+// Metrics are the wire protocols' (netio.Metrics) with protocol="rest":
+// helios_gateway_auth_total{protocol="rest",outcome=…} counts every
+// authenticated request (ok) and every refusal — invalid, expired, revoked,
+// forbidden (by the route's scope or by a handler's 403), unavailable, and
+// tls_required for plaintext from a network not allowed;
+// helios_gateway_handshake_seconds times a request's arrival to its token's
+// acceptance; helios_gateway_connections_open and _total count HTTP
+// connections; limit_hits_total{limit="message_size"} counts bodies over
+// the server's bound.
 //
 // The success path of authentication allocates nothing: verifiers come from
 // a sync.Pool (fasthttp runs handlers on many goroutines, and a

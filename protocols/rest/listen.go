@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/heliosdb/auth/internal/httpapi"
+	"github.com/heliosdb/auth/netio"
 )
 
 // NewListener wraps ln so that one port serves HTTPS and, from the networks
@@ -20,18 +23,23 @@ import (
 // exposed it; the refusal makes sure such a setup fails loudly instead of
 // working.) The first byte is read on the serving goroutine, not in Accept,
 // so a silent client cannot stall other connections.
+//
+// Connections are counted in the gateway's series with protocol="rest"
+// (helios_gateway_connections_open and _total), and a refused plaintext
+// connection as helios_gateway_auth_total{protocol="rest",
+// outcome="tls_required"}, logged to log.
 func NewListener(ln net.Listener, cfg *tls.Config, plaintextAllow []netip.Prefix, log *slog.Logger) net.Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &listener{Listener: ln, cfg: cfg, allow: plaintextAllow, log: log}
+	return &listener{Listener: ln, cfg: cfg, allow: plaintextAllow, metrics: netio.NewMetrics(Protocol, log)}
 }
 
 type listener struct {
 	net.Listener
-	cfg   *tls.Config
-	allow []netip.Prefix
-	log   *slog.Logger
+	cfg     *tls.Config
+	allow   []netip.Prefix
+	metrics *netio.Metrics
 }
 
 // Accept returns the next connection, undecided until its first Read.
@@ -40,16 +48,16 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.metrics.Opened()
 	return &sniffConn{Conn: c, l: l}, nil
 }
 
 // plaintextOK reports whether addr may speak plain HTTP.
 func (l *listener) plaintextOK(addr net.Addr) bool {
-	ta, ok := addr.(*net.TCPAddr)
-	if !ok {
+	ip := httpapi.AddrPort(addr).Addr()
+	if !ip.IsValid() {
 		return false
 	}
-	ip := ta.AddrPort().Addr().Unmap()
 	for _, p := range l.allow {
 		if p.Contains(ip) {
 			return true
@@ -61,7 +69,8 @@ func (l *listener) plaintextOK(addr net.Addr) bool {
 // errTLSRequired ends a plaintext connection from a network not allowed.
 var errTLSRequired = errors.New("plaintext HTTP from a network not allowed")
 
-const tlsRequiredBody = `{"error":{"code":"TLS_REQUIRED","message":"plaintext HTTP is accepted only from loopback (or the networks in plaintext_allow): connect with https:// and trust the server's CA certificate"}}` + "\n"
+var tlsRequiredBody = string(httpapi.AppendErrorJSON(nil, "TLS_REQUIRED", "plaintext HTTP is accepted only from loopback "+
+	"(or the networks in plaintext_allow): connect with https:// and trust the server's CA certificate", "")) + "\n"
 
 var tlsRequiredResponse = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
 	strconv.Itoa(len(tlsRequiredBody)) + "\r\n\r\n" + tlsRequiredBody
@@ -73,6 +82,7 @@ type sniffConn struct {
 	l       *listener
 	once    sync.Once
 	tc      atomic.Pointer[tls.Conn] // set once by decide; Close may run on another goroutine
+	closed  atomic.Bool
 	first   [1]byte
 	pending []byte
 	err     error
@@ -92,7 +102,7 @@ func (c *sniffConn) decide() {
 		return
 	}
 	if !c.l.plaintextOK(c.Conn.RemoteAddr()) {
-		c.l.log.Info("plaintext HTTP refused", "protocol", "rest", "remote", c.Conn.RemoteAddr().String())
+		c.l.metrics.Refused(&netio.ConnInfo{Remote: httpapi.AddrPort(c.Conn.RemoteAddr())}, netio.OutcomeTLSRequired)
 		_, _ = c.Conn.Write([]byte(tlsRequiredResponse))
 		c.err = errTLSRequired
 		return
@@ -124,8 +134,12 @@ func (c *sniffConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// Close closes the TLS layer (sending close_notify) or the socket.
+// Close closes the TLS layer (sending close_notify) or the socket, and
+// counts the connection's end once.
 func (c *sniffConn) Close() error {
+	if !c.closed.Swap(true) {
+		c.l.metrics.Closed()
+	}
 	if tc := c.tc.Load(); tc != nil {
 		return tc.Close()
 	}

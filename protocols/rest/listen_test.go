@@ -4,16 +4,19 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/heliosdb/auth/core/tlsfile"
 	"github.com/valyala/fasthttp"
 )
@@ -63,7 +66,25 @@ func TestListenerPlaintextAndTLSOnOnePort(t *testing.T) {
 	}
 }
 
+// TestListenerRefusesPlaintextFromOtherNetworks: a plaintext request from a
+// network not allowed gets 403 TLS_REQUIRED, counted as the gateway's
+// tls_required outcome for protocol="rest"; the connection is counted open
+// and then closed.
 func TestListenerRefusesPlaintextFromOtherNetworks(t *testing.T) {
+	tlsRequired := metrics.GetOrCreateCounter(`helios_gateway_auth_total{protocol="rest",outcome="tls_required"}`)
+	total := metrics.GetOrCreateCounter(`helios_gateway_connections_total{protocol="rest"}`)
+	open := func() float64 {
+		var b strings.Builder
+		metrics.WritePrometheus(&b, false)
+		for _, line := range strings.Split(b.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, `helios_gateway_connections_open{protocol="rest"} `); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
+	refusedBefore, totalBefore, openBefore := tlsRequired.Get(), total.Get(), open()
 	addr, _ := serve(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -77,7 +98,22 @@ func TestListenerRefusesPlaintextFromOtherNetworks(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 403 || !strings.Contains(string(body), "TLS_REQUIRED") {
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "TLS_REQUIRED") || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var eb errBody
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != "TLS_REQUIRED" || !strings.Contains(eb.Error.Message, "https://") {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if got := tlsRequired.Get() - refusedBefore; got != 1 {
+		t.Fatalf("tls_required counted %d times", got)
+	}
+	if got := total.Get() - totalBefore; got != 1 {
+		t.Fatalf("connections_total counted %d", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); open() != openBefore; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections_open stays %v after the refused connection closed", open())
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/heliosdb/auth/internal/httpapi"
 	"github.com/valyala/fasthttp"
 )
 
@@ -51,6 +52,17 @@ func (r *Router) Replace(method, path string, h fasthttp.RequestHandler) bool {
 	return false
 }
 
+// Mount adds the routes: Public ones as Public, Authed ones as Protected.
+func (r *Router) Mount(routes ...httpapi.Route) {
+	for _, rt := range routes {
+		if rt.Public != nil {
+			r.Public(rt.Method, rt.Path, rt.Public)
+		} else {
+			r.Protected(rt.Method, rt.Path, rt.Authed)
+		}
+	}
+}
+
 // Public adds a route that needs no token.
 func (r *Router) Public(method, path string, h fasthttp.RequestHandler) {
 	r.routes = append(r.routes, route{method: method, path: path, prefix: strings.HasSuffix(path, "/"), h: h})
@@ -86,12 +98,12 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 			}
 		}
 		ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
-		WriteError(ctx, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED",
-			string(method)+" is not allowed on "+string(path)+": use "+strings.Join(allow, " or "), "")
+		httpapi.WriteError(ctx, &httpapi.Error{Status: http.StatusMethodNotAllowed, Code: httpapi.CodeMethodNotAllowed,
+			Message: string(method) + " is not allowed on " + string(path) + ": use " + strings.Join(allow, " or ")})
 		return
 	}
-	WriteError(ctx, http.StatusNotFound, "NOT_FOUND", "no endpoint "+string(path)+
-		": see /v1/auth/* (signup, login, logout, logout-all, refresh, tokens), /v1/databases and /api/v1/sql", "")
+	httpapi.WriteError(ctx, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "no endpoint " + string(path) +
+		": see /v1/auth/* (signup, login, logout, logout-all, refresh, tokens), /v1/databases and /api/v1/sql"})
 }
 
 // match reports whether path is this route's path (or under it, for a

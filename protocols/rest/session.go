@@ -2,20 +2,19 @@ package rest
 
 import (
 	"log/slog"
-	"net"
-	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/httpapi"
+	"github.com/heliosdb/auth/netio"
 	"github.com/valyala/fasthttp"
 )
 
 // Handler serves a request whose token was verified. c belongs to the
 // authenticator's pooled state and is valid only until the handler returns:
 // copy what must outlive the request.
-type Handler func(ctx *fasthttp.RequestCtx, c *core.Claims)
+type Handler = httpapi.Handler
 
 // AuthOptions configure an Authenticator; every field is optional.
 type AuthOptions struct {
@@ -29,12 +28,18 @@ type AuthOptions struct {
 
 // Authenticator verifies Bearer tokens for fasthttp handlers. It is safe
 // for concurrent use: each request borrows a verifier from a pool.
+//
+// It counts every outcome in the gateway's series with protocol="rest"
+// (netio.Metrics: helios_gateway_auth_total{protocol="rest",outcome=…},
+// and helios_gateway_handshake_seconds from the request's arrival to its
+// token's acceptance), the 403s its handlers answer included, and logs each
+// refusal there without the token.
 type Authenticator struct {
-	pool   sync.Pool
-	policy core.Policy
-	usage  core.UsageRecorder
-	now    func() time.Time
-	log    *slog.Logger
+	pool    sync.Pool
+	policy  core.Policy
+	usage   core.UsageRecorder
+	now     func() time.Time
+	metrics *netio.Metrics
 }
 
 // authState is what one request borrows: a verifier (single-goroutine) and
@@ -44,48 +49,50 @@ type authState struct {
 	c core.Claims
 }
 
-// Authentication outcomes, counted without allocating.
-var (
-	authOK        = metrics.NewCounter(`helios_rest_auth_total{outcome="ok"}`)
-	authInvalid   = metrics.NewCounter(`helios_rest_auth_total{outcome="invalid"}`)
-	authExpired   = metrics.NewCounter(`helios_rest_auth_total{outcome="expired"}`)
-	authRevoked   = metrics.NewCounter(`helios_rest_auth_total{outcome="revoked"}`)
-	authForbidden = metrics.NewCounter(`helios_rest_auth_total{outcome="forbidden"}`)
-)
+// Protocol is the protocol label of REST's series and log lines.
+const Protocol = "rest"
 
 // NewAuthenticator returns an authenticator over ring and the revocation
 // view revs.
 func NewAuthenticator(ring *core.Keyring, revs core.RevocationView, o AuthOptions) *Authenticator {
-	a := &Authenticator{policy: o.Policy, usage: o.Usage, now: o.Now, log: o.Logger}
+	a := &Authenticator{policy: o.Policy, usage: o.Usage, now: o.Now}
 	if a.now == nil {
 		a.now = time.Now
 	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	a.metrics = netio.NewMetrics(Protocol, log)
 	a.pool.New = func() any { return &authState{v: core.NewVerifier(ring, revs)} }
 	return a
 }
 
 // Wrap returns a handler that authenticates the request, requires scope
 // (NoScope: any valid token), and calls h with the claims; failures get
-// the seed's 401/403 responses.
+// the seed's 401/403/503 responses (httpapi.WriteTokenError). A 403 that h
+// answers (httpapi.WriteError) is counted as forbidden.
 func (a *Authenticator) Wrap(scope core.Scope, h Handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		st := a.pool.Get().(*authState)
-		if err := a.authenticate(ctx, st, scope); err != nil {
-			a.refuse(ctx, st, err)
+		info := netio.ConnInfo{Remote: httpapi.RemoteAddrPort(ctx)}
+		if err := a.authenticate(ctx, st, &info, scope); err != nil {
+			a.refuse(ctx, st, &info, err)
 			a.pool.Put(st)
 			return
 		}
 		h(ctx, &st.c)
+		if e := httpapi.Refused(ctx); e != nil {
+			a.metrics.Authenticated(&info, &st.c, &core.Error{Kind: core.KindForbidden, Message: e.Message, Detail: e.Detail}, ctx.Time())
+		}
 		a.pool.Put(st)
 	}
 }
 
-// authenticate verifies the request's token into st.c.
-func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, scope core.Scope) error {
-	tok, err := BearerToken(ctx.Request.Header.PeekCanonical(hdrAuthorization))
+// authenticate verifies the request's token into st.c and counts the
+// success.
+func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, info *netio.ConnInfo, scope core.Scope) error {
+	tok, err := httpapi.RequestToken(ctx)
 	if err != nil {
 		st.c = core.Claims{}
 		return err
@@ -95,7 +102,7 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, sc
 	if err != nil {
 		return err
 	}
-	if err := core.AllowAddr(a.policy, &st.c, remoteAddr(ctx)); err != nil {
+	if err := core.AllowAddr(a.policy, &st.c, info.Remote.Addr()); err != nil {
 		return err
 	}
 	if scope != NoScope {
@@ -106,40 +113,20 @@ func (a *Authenticator) authenticate(ctx *fasthttp.RequestCtx, st *authState, sc
 	if a.usage != nil {
 		a.usage.Record(st.c.ID, st.c.Account, now.Unix())
 	}
-	authOK.Inc()
+	a.metrics.Authenticated(info, &st.c, nil, ctx.Time())
 	return nil
 }
 
 // refuse counts, logs and answers a failed authentication. The log names
 // the token id only when the token's MAC verified (core.Claims.Verified).
-func (a *Authenticator) refuse(ctx *fasthttp.RequestCtx, st *authState, err error) {
-	var id string
+func (a *Authenticator) refuse(ctx *fasthttp.RequestCtx, st *authState, info *netio.ConnInfo, err error) {
+	var c *core.Claims
 	if st.c.Verified() {
-		id = st.c.ID.String()
+		c = &st.c
 	}
-	reason := err.Error()
-	switch te, _ := err.(*core.Error); {
-	case te == nil || te.Kind == core.KindInvalid:
-		authInvalid.Inc()
-	case te.Kind == core.KindExpired:
-		authExpired.Inc()
-	case te.Kind == core.KindRevoked:
-		authRevoked.Inc()
-	case te.Kind == core.KindForbidden:
-		authForbidden.Inc()
-	}
-	a.log.Info("authentication failed", "protocol", "rest", "remote", remoteAddr(ctx).String(), "token_id", id,
-		"path", string(ctx.Path()), "reason", reason)
-	WriteTokenError(ctx, err)
+	a.metrics.Authenticated(info, c, err, ctx.Time())
+	httpapi.WriteTokenError(ctx, err)
 }
 
 // Policy returns the authenticator's policy (nil when none).
 func (a *Authenticator) Policy() core.Policy { return a.policy }
-
-// remoteAddr returns the client's address without allocating.
-func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
-}
