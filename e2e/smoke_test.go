@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/heliosdb/auth/internal/listeners"
 )
 
 // TestDaemonStartsAndStops checks the harness itself: the daemon listens on
-// every configured port and, restarted on the same data directory, keeps its
+// every listener's port (every one of internal/listeners) and, restarted on the same data directory, keeps its
 // keyring (so tokens issued before a restart stay valid).
 func TestDaemonStartsAndStops(t *testing.T) {
 	d := startDaemon(t)
@@ -21,10 +23,10 @@ func TestDaemonStartsAndStops(t *testing.T) {
 		t.Fatalf("keyring mode %v", st.Mode().Perm())
 	}
 	d.Restart(t)
-	for _, addr := range []string{d.HTTP, d.PG, d.Redis, d.MySQL, d.Mongo} {
-		c, err := net.Dial("tcp", addr)
+	for _, l := range listeners.All {
+		c, err := net.Dial("tcp", d.Addr(l.Flag))
 		if err != nil {
-			t.Fatalf("%s after restart: %v", addr, err)
+			t.Fatalf("%s (--%s %s) after restart: %v", l.Protocol, l.Flag, d.Addr(l.Flag), err)
 		}
 		c.Close()
 	}

@@ -5,15 +5,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/heliosdb/auth/internal/listeners"
 )
 
 // Config is the daemon's whole configuration. Precedence: flag > HELIOS_*
 // environment variable > TOML file (--config) > the defaults in
-// defaultConfig. An empty listen address disables that listener.
+// defaultConfig.
 //
 // Every field has a flag of the same name in kebab case (data_dir is
 // --data-dir) and an environment variable HELIOS_ + the name in upper case
@@ -22,13 +25,13 @@ import (
 type Config struct {
 	// Role is "all" (the issuer and a gateway in one process, the default)
 	// or "gateway" (a node following a remote issuer: no issuer store).
-	Role        string `toml:"role"`
-	DataDir     string `toml:"data_dir"`
-	HTTPListen  string `toml:"http_listen"`
-	PGListen    string `toml:"pg_listen"`
-	RedisListen string `toml:"redis_listen"`
-	MySQLListen string `toml:"mysql_listen"`
-	MongoListen string `toml:"mongo_listen"`
+	Role    string `toml:"role"`
+	DataDir string `toml:"data_dir"`
+	// Listen holds every listener's address by protocol ("http",
+	// "postgres", …): the listeners of internal/listeners, each with its
+	// flag, TOML key and variable (--pg-listen, pg_listen,
+	// HELIOS_PG_LISTEN). An empty address disables that listener.
+	Listen map[string]string `toml:"-"`
 
 	// TLSCert and TLSKey name a certificate to use; empty means the
 	// self-signed one generated in the data directory.
@@ -99,18 +102,19 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 }
 
-// defaultConfig returns the embedded defaults: every listener on loopback.
+// defaultConfig returns the embedded defaults: every listener on loopback
+// (listeners.All's defaults).
 func defaultConfig() Config {
+	listen := make(map[string]string, len(listeners.All))
+	for _, l := range listeners.All {
+		listen[l.Protocol] = l.Default
+	}
 	return Config{
 		Role:              "all",
 		StaleAfter:        30 * time.Second,
 		UsageFlush:        5 * time.Second,
 		DataDir:           "./data",
-		HTTPListen:        "127.0.0.1:8080",
-		PGListen:          "127.0.0.1:5432",
-		RedisListen:       "127.0.0.1:6379",
-		MySQLListen:       "127.0.0.1:3306",
-		MongoListen:       "127.0.0.1:27017",
+		Listen:            listen,
 		PlaintextAllow:    []string{"127.0.0.0/8", "::1/128"},
 		MaxConns:          10000,
 		MaxConnsPerIP:     1000,
@@ -140,11 +144,9 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.NodeState, "node-state", c.NodeState, "gateway nodes: revocation state file (default data-dir/feed-state)")
 	fs.DurationVar(&c.UsageFlush, "usage-flush", c.UsageFlush, "how often last_used times are flushed (nodes: sent to the issuer; issuer: written)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (keyring, TLS certificate, issuer store)")
-	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "REST API listen address (empty disables)")
-	fs.StringVar(&c.PGListen, "pg-listen", c.PGListen, "PostgreSQL listen address (empty disables)")
-	fs.StringVar(&c.RedisListen, "redis-listen", c.RedisListen, "Redis listen address (empty disables)")
-	fs.StringVar(&c.MySQLListen, "mysql-listen", c.MySQLListen, "MySQL listen address (empty disables)")
-	fs.StringVar(&c.MongoListen, "mongo-listen", c.MongoListen, "MongoDB listen address (empty disables)")
+	for _, l := range listeners.All {
+		fs.Var(listenValue{c.Listen, l.Protocol}, l.Flag, l.Title+" listen `address` (empty disables)")
+	}
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM); empty: self-signed in the data directory")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")
 	fs.Var((*listValue)(&c.PlaintextAllow), "plaintext-allow", "comma-separated networks (CIDR) allowed to send tokens without TLS")
@@ -164,6 +166,19 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.SignupPerIP, "signup-per-ip", c.SignupPerIP, "failed signups (email taken) allowed per minute per source address (0: unlimited)")
 	fs.Var(&c.StorageReserve, "storage-reserve", "free space kept on the issuer store's file system, e.g. 64MiB: below it writes other than revocations are refused (0: no check)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+}
+
+// listenValue is a listener's address flag: an entry of Config.Listen.
+type listenValue struct {
+	m        map[string]string
+	protocol string
+}
+
+func (v listenValue) String() string { return v.m[v.protocol] }
+
+func (v listenValue) Set(s string) error {
+	v.m[v.protocol] = s
+	return nil
 }
 
 // listValue is a comma-separated list flag.
@@ -209,12 +224,8 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 
 	cfg := defaultConfig()
 	if path != "" {
-		md, err := toml.DecodeFile(path, &cfg)
-		if err != nil {
+		if err := decodeFile(path, &cfg); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
-		}
-		if un := md.Undecoded(); len(un) > 0 {
-			return Config{}, fmt.Errorf("config file %s: unknown setting %q", path, un[0].String())
 		}
 	}
 	final := flag.NewFlagSet("heliosd", flag.ContinueOnError)
@@ -240,6 +251,53 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 		return Config{}, err
 	}
 	return cfg, cfg.validate()
+}
+
+// decodeFile reads the TOML file at path into c: the listeners' addresses
+// (one key each, listeners.Listener.TOMLKey) into c.Listen, every other key
+// into its field. A key that is neither is an error.
+func decodeFile(path string, c *Config) error {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	md, err := toml.Decode(string(text), c)
+	if err != nil {
+		return err
+	}
+	var top map[string]any
+	if _, err := toml.Decode(string(text), &top); err != nil {
+		return err
+	}
+	for _, l := range listeners.All {
+		v, ok := top[l.TOMLKey()]
+		if !ok {
+			continue
+		}
+		addr, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("%s: want an address string such as %q", l.TOMLKey(), l.Default)
+		}
+		c.Listen[l.Protocol] = addr
+	}
+	for _, k := range md.Undecoded() {
+		if _, ok := listenerKey(k); !ok {
+			return fmt.Errorf("unknown setting %q", k.String())
+		}
+	}
+	return nil
+}
+
+// listenerKey returns the listener whose TOML key k is.
+func listenerKey(k toml.Key) (listeners.Listener, bool) {
+	if len(k) == 1 {
+		for _, l := range listeners.All {
+			if l.TOMLKey() == k[0] {
+				return l, true
+			}
+		}
+	}
+	return listeners.Listener{}, false
 }
 
 // validate checks values that the flag types do not.

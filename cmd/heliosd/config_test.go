@@ -33,12 +33,12 @@ max_conns = 7
 	}
 	def := defaultConfig()
 	for name, c := range map[string]struct{ got, want any }{
-		"flag over env":            {cfg.HTTPListen, "127.0.0.1:100"},
-		"env over file":            {cfg.PGListen, "127.0.0.1:20"},
-		"file over default":        {cfg.RedisListen, "127.0.0.1:3"},
+		"flag over env":            {cfg.Listen["http"], "127.0.0.1:100"},
+		"env over file":            {cfg.Listen["postgres"], "127.0.0.1:20"},
+		"file over default":        {cfg.Listen["redis"], "127.0.0.1:3"},
 		"file data dir":            {cfg.DataDir, "/from/file"},
-		"default":                  {cfg.MySQLListen, def.MySQLListen},
-		"empty env disables":       {cfg.MongoListen, ""},
+		"default":                  {cfg.Listen["mysql"], def.Listen["mysql"]},
+		"empty env disables":       {cfg.Listen["mongodb"], ""},
 		"file duration":            {cfg.HandshakeTimeout, 3 * time.Second},
 		"flag duration":            {cfg.RefreshGrace, 5 * time.Second},
 		"flag list":                {cfg.PlaintextAllow, []string{"192.168.0.0/16", "10.1.0.0/16"}},

@@ -68,7 +68,7 @@ func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) 
 	}
 	var lns []netio.Listener
 	for _, f := range protocolFactories {
-		addr := f.listen(c)
+		addr := c.Listen[f.name]
 		if addr == "" {
 			continue
 		}

@@ -75,11 +75,11 @@ func (h *revocationHub) publish(e *feed.Event) {
 
 // protocolFactory builds one protocol front end. Each protocol registers its
 // own in a file of this package (proto_<name>.go) from an init function.
+// Its listener (flag, TOML key, variable, default address) is the entry of
+// internal/listeners with the same name, and its address Config.Listen[name].
 type protocolFactory struct {
-	// name is the protocol's label ("postgres").
+	// name is the protocol's label, its netio.Protocol's Name ("postgres").
 	name string
-	// listen returns the configured listen address ("" disables it).
-	listen func(c *Config) string
 	// build makes the protocol.
 	build func(d *gatewayDeps) (netio.Protocol, error)
 }

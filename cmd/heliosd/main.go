@@ -48,6 +48,7 @@ import (
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/keyfile"
 	"github.com/heliosdb/auth/core/tlsfile"
+	"github.com/heliosdb/auth/internal/listeners"
 	"github.com/heliosdb/auth/issuer"
 	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
@@ -144,7 +145,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	go followLocal(ctx, store.FeedSource(), hub)
 
 	var srv *fasthttp.Server
-	if cfg.HTTPListen != "" {
+	if cfg.Listen[listeners.HTTP] != "" {
 		auth := rest.NewAuthenticator(ring, store.Revocations(), rest.AuthOptions{Policy: store.Policy(), Usage: svc, Logger: log})
 		router := rest.NewRouter(auth)
 		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
@@ -223,9 +224,10 @@ func serveHTTP(cfg *Config, router *rest.Router, tlsCfg *tls.Config, log *slog.L
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
 		Logger:             fasthttpLogger{log},
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	addr := cfg.Listen[listeners.HTTP]
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
+		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
 	log.Info("listening", "protocol", "http", "addr", ln.Addr().String(), "tls", "self-detected", "plaintext_allow", strings.Join(cfg.PlaintextAllow, ","))
 	go func() {
@@ -257,8 +259,8 @@ func certHosts(c *Config) []string {
 	if h, err := os.Hostname(); err == nil && h != "" {
 		hosts = append(hosts, h)
 	}
-	for _, addr := range []string{c.HTTPListen, c.PGListen, c.RedisListen, c.MySQLListen, c.MongoListen} {
-		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && !slices.Contains(hosts, h) {
+	for _, l := range listeners.All {
+		if h, _, err := net.SplitHostPort(c.Listen[l.Protocol]); err == nil && h != "" && !slices.Contains(hosts, h) {
 			if ip := net.ParseIP(h); ip == nil || !(ip.IsUnspecified() || ip.IsLoopback()) {
 				hosts = append(hosts, h)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/heliosdb/auth/internal/listeners"
 	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/protocols/rest"
 )
@@ -69,7 +70,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	defer stopGateway()
 
 	var srv *fasthttp.Server
-	if cfg.HTTPListen != "" {
+	if cfg.Listen[listeners.HTTP] != "" {
 		auth := rest.NewAuthenticator(follower.Keyring(), follower, rest.AuthOptions{Policy: pol.set, Usage: usage, Logger: log})
 		router := rest.NewRouter(auth)
 		router.Replace("GET", "/healthz", nodeHealth(cfg, follower))

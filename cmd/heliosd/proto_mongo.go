@@ -10,8 +10,7 @@ import (
 // recorder.
 func init() {
 	registerProtocol(protocolFactory{
-		name:   "mongodb",
-		listen: func(c *Config) string { return c.MongoListen },
+		name: "mongodb",
 		build: func(d *gatewayDeps) (netio.Protocol, error) {
 			return mongodb.New(mongodb.Options{Policy: d.Policy, Usage: d.Usage}), nil
 		},

@@ -9,8 +9,7 @@ import (
 // allowlists, test databases) and last_used recorder.
 func init() {
 	registerProtocol(protocolFactory{
-		name:   "mysql",
-		listen: func(c *Config) string { return c.MySQLListen },
+		name: "mysql",
 		build: func(d *gatewayDeps) (netio.Protocol, error) {
 			key, err := mysql.LoadOrGenerateKey(d.DataDir)
 			if err != nil {

@@ -8,8 +8,7 @@ import (
 // The PostgreSQL front end on --pg-listen.
 func init() {
 	registerProtocol(protocolFactory{
-		name:   "postgres",
-		listen: func(c *Config) string { return c.PGListen },
+		name: "postgres",
 		build: func(d *gatewayDeps) (netio.Protocol, error) {
 			return postgres.New(postgres.Options{Policy: d.Policy, Usage: d.Usage}), nil
 		},

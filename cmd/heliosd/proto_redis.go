@@ -9,8 +9,7 @@ import (
 // allowlists, test databases) and last_used recorder.
 func init() {
 	registerProtocol(protocolFactory{
-		name:   "redis",
-		listen: func(c *Config) string { return c.RedisListen },
+		name: "redis",
 		build: func(d *gatewayDeps) (netio.Protocol, error) {
 			return redis.New(redis.Options{Policy: d.Policy, Usage: d.Usage}), nil
 		},

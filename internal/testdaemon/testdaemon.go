@@ -28,6 +28,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/keyfile"
+	"github.com/heliosdb/auth/internal/listeners"
 )
 
 // RepoRoot is the module's root directory (this file is in
@@ -109,6 +110,12 @@ func FreeAddr(t testing.TB, host string) string {
 
 // Daemon is one running heliosd.
 type Daemon struct {
+	// Listeners holds the address of every listener (internal/listeners)
+	// by its flag ("pg-listen"); Addr reads it.
+	Listeners map[string]string
+	// HTTP, PG, Redis, MySQL and Mongo are the addresses of http-listen,
+	// pg-listen, redis-listen, mysql-listen and mongo-listen too (the
+	// names the tests use; listenerFields).
 	HTTP, PG, Redis, MySQL, Mongo string
 	DataDir                       string
 	CACert                        string
@@ -168,12 +175,7 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 		t.Cleanup(d.Stop)
 	}
 	for attempt := 1; ; attempt++ {
-		d.HTTP, d.PG, d.Redis = FreeAddr(t, cfg.host), FreeAddr(t, cfg.host), FreeAddr(t, cfg.host)
-		d.MySQL, d.Mongo = FreeAddr(t, cfg.host), FreeAddr(t, cfg.host)
-		d.args = append([]string{
-			"--data-dir", d.DataDir, "--http-listen", d.HTTP, "--pg-listen", d.PG, "--redis-listen", d.Redis,
-			"--mysql-listen", d.MySQL, "--mongo-listen", d.Mongo,
-		}, cfg.args...)
+		d.args = append(append([]string{"--data-dir", d.DataDir}, d.listen(t, cfg.host)...), cfg.args...)
 		// A port taken by another process between FreeAddr and the bind
 		// makes the daemon exit with "address already in use": try again
 		// with fresh ports.
@@ -181,6 +183,33 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 			return d
 		}
 	}
+}
+
+// listenerFields maps a listener's flag to the Daemon field that holds its
+// address besides Listeners.
+var listenerFields = map[string]func(d *Daemon) *string{
+	"http-listen":  func(d *Daemon) *string { return &d.HTTP },
+	"pg-listen":    func(d *Daemon) *string { return &d.PG },
+	"redis-listen": func(d *Daemon) *string { return &d.Redis },
+	"mysql-listen": func(d *Daemon) *string { return &d.MySQL },
+	"mongo-listen": func(d *Daemon) *string { return &d.Mongo },
+}
+
+// listen gives every listener of internal/listeners a free address on host
+// and returns the flags that set them.
+func (d *Daemon) listen(t testing.TB, host string) []string {
+	t.Helper()
+	d.Listeners = make(map[string]string, len(listeners.All))
+	args := make([]string, 0, 2*len(listeners.All))
+	for _, l := range listeners.All {
+		addr := FreeAddr(t, host)
+		d.Listeners[l.Flag] = addr
+		if field := listenerFields[l.Flag]; field != nil {
+			*field(d) = addr
+		}
+		args = append(args, "--"+l.Flag, addr)
+	}
+	return args
 }
 
 // tryStart starts the daemon and reports false (after cleaning up) when it
@@ -221,7 +250,10 @@ func (d *Daemon) startWith(t testing.TB, retry func(logs string) bool) {
 	// Wait until the first listener accepts, then give the rest a moment:
 	// a protocol that is disabled (or not built yet) simply never accepts,
 	// and a test that needs it fails on its own dial.
-	addrs := []string{d.HTTP, d.PG, d.Redis, d.MySQL, d.Mongo}
+	addrs := make([]string, 0, len(listeners.All))
+	for _, l := range listeners.All {
+		addrs = append(addrs, d.Listeners[l.Flag])
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	var firstUp time.Time
 	for len(addrs) > 0 {
@@ -271,24 +303,9 @@ func (d *Daemon) PID() int { return d.cmd.Process.Pid }
 // Exited is closed once the daemon process has exited.
 func (d *Daemon) Exited() <-chan struct{} { return d.exited }
 
-// Addr returns the address of the listener named by its flag
-// ("pg-listen", "redis-listen", "mysql-listen", "mongo-listen",
-// "http-listen"), or "" for another name.
-func (d *Daemon) Addr(flag string) string {
-	switch flag {
-	case "pg-listen":
-		return d.PG
-	case "redis-listen":
-		return d.Redis
-	case "mysql-listen":
-		return d.MySQL
-	case "mongo-listen":
-		return d.Mongo
-	case "http-listen":
-		return d.HTTP
-	}
-	return ""
-}
+// Addr returns the address of the listener named by its flag ("pg-listen";
+// every flag of internal/listeners), or "" for another name.
+func (d *Daemon) Addr(flag string) string { return d.Listeners[flag] }
 
 // Logs returns what the daemon printed so far.
 func (d *Daemon) Logs() string { return d.logs.String() }
