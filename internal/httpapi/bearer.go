@@ -80,21 +80,24 @@ func RequestToken(ctx *fasthttp.RequestCtx) ([]byte, error) {
 // BearerToken returns the token of an Authorization header value
 // "Bearer <token>" (the scheme is case-insensitive; RFC 6750 §2.1). The
 // result is a sub-slice of h, valid as long as h is. It returns
-// core.ErrMissing when h or the token is empty and ErrNotBearer for another
-// scheme. Whitespace inside or after the token is left for the verifier to
+// core.ErrMissing when h or the token is empty ("Bearer", "Bearer ") and
+// ErrNotBearer for another scheme. Whitespace inside or after the token is left for the verifier to
 // report.
 func BearerToken(h []byte) ([]byte, error) {
 	if len(h) == 0 {
 		return nil, core.ErrMissing
 	}
 	const scheme = "bearer"
-	if len(h) < len(scheme)+1 || h[len(scheme)] != ' ' {
+	if len(h) < len(scheme) || len(h) > len(scheme) && h[len(scheme)] != ' ' {
 		return nil, ErrNotBearer
 	}
 	for i := 0; i < len(scheme); i++ {
 		if h[i]|0x20 != scheme[i] {
 			return nil, ErrNotBearer
 		}
+	}
+	if len(h) == len(scheme) {
+		return nil, core.ErrMissing // "Bearer" alone (clients drop a trailing space)
 	}
 	tok := h[len(scheme)+1:]
 	for len(tok) > 0 && tok[0] == ' ' {

@@ -15,8 +15,8 @@ func TestBearerToken(t *testing.T) {
 			t.Errorf("%q: %q %v", in, got, err)
 		}
 	}
-	for in, want := range map[string]error{"": core.ErrMissing, "Bearer ": core.ErrMissing, "Bearer   ": core.ErrMissing,
-		"Basic abc": ErrNotBearer, "Bearerabc": ErrNotBearer, "Bearer": ErrNotBearer, "Beare abc": ErrNotBearer} {
+	for in, want := range map[string]error{"": core.ErrMissing, "Bearer ": core.ErrMissing, "Bearer   ": core.ErrMissing, "Bearer": core.ErrMissing,
+		"bearer": core.ErrMissing, "Basic abc": ErrNotBearer, "Bearerabc": ErrNotBearer, "Beare abc": ErrNotBearer, "Beare": ErrNotBearer, "Basic": ErrNotBearer} {
 		if _, err := BearerToken([]byte(in)); err != want {
 			t.Errorf("%q: %v, want %v", in, err, want)
 		}

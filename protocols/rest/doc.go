@@ -1,6 +1,6 @@
 // Package rest is the gateway's HTTP front end: Bearer token authentication
 // as a fasthttp middleware for every protected route (the issuer's /v1/*
-// routes included, mounted with Router.Mount), the SQL endpoint
+// routes included: Router.Mount takes httpapi.Routes), the SQL endpoint
 // POST /api/v1/sql with its built-in responder, /healthz and /metrics, and
 // the listener that takes TLS or, from allowed networks only, plaintext on
 // one port.
