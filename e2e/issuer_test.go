@@ -206,7 +206,7 @@ func TestIssuerEndpoints(t *testing.T) {
 	if status, body := d.Do(t, "GET", "/healthz", "", nil); status != 200 || !strings.Contains(string(body), "ok") {
 		t.Fatalf("healthz %d %s", status, body)
 	}
-	if status, body := d.Do(t, "GET", "/metrics", "", nil); status != 200 || !strings.Contains(string(body), `helios_rest_auth_total{outcome="ok"}`) {
+	if status, body := d.Do(t, "GET", "/metrics", "", nil); status != 200 || !strings.Contains(string(body), `helios_gateway_auth_total{protocol="rest",outcome="ok"}`) {
 		t.Fatalf("metrics %d %.300s", status, body)
 	}
 
