@@ -16,7 +16,9 @@ import (
 	"github.com/heliosdb/auth/core"
 )
 
-// Options configure a Service. DefaultOptions holds every default.
+// Options configure a Service. NewService fills the unset fields that need
+// a value (EnsureDefaults); DefaultOptions also sets the limits whose zero
+// value disables them.
 type Options struct {
 	// Lifetimes are the token lifetimes (live 7 days, test 24 h, service 90 days).
 	Lifetimes core.Lifetimes
@@ -52,20 +54,45 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultOptions returns the defaults.
+// DefaultOptions returns the recommended options: the refresh grace and the
+// login and signup limits (whose zero value disables them), and every
+// default of EnsureDefaults.
 func DefaultOptions() Options {
-	return Options{
-		Lifetimes:           core.DefaultLifetimes(),
-		RefreshGrace:        60 * time.Second,
-		LoginPerEmail:       10,
-		LoginPerIP:          60,
-		SignupPerEmail:      10,
-		SignupPerIP:         20,
-		Password:            DefaultPasswordParams,
-		MaxConcurrentHashes: 4,
-		UsageFlush:          5 * time.Second,
-		Now:                 time.Now,
+	o := Options{
+		RefreshGrace:   60 * time.Second,
+		LoginPerEmail:  10,
+		LoginPerIP:     60,
+		SignupPerEmail: 10,
+		SignupPerIP:    20,
 	}
+	return *o.EnsureDefaults()
+}
+
+// EnsureDefaults gives every unset field of o that needs a value its
+// default and returns o: Lifetimes (the guide's, when MaxDays is 0),
+// Password (DefaultPasswordParams), MaxConcurrentHashes 4, UsageFlush 5 s,
+// Now time.Now, and a Logger that discards. RefreshGrace and the login and
+// signup limits stay as they are: 0 means none.
+func (o *Options) EnsureDefaults() *Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Lifetimes.MaxDays == 0 {
+		o.Lifetimes = core.DefaultLifetimes()
+	}
+	if o.Password.Time == 0 {
+		o.Password = DefaultPasswordParams
+	}
+	if o.MaxConcurrentHashes <= 0 {
+		o.MaxConcurrentHashes = 4
+	}
+	if o.UsageFlush <= 0 {
+		o.UsageFlush = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
 }
 
 // Service is the issuer's logic over a Store: accounts, login, tokens and
@@ -90,25 +117,7 @@ type Service struct {
 
 // NewService returns a service over store, minting with ring's signing key.
 func NewService(store *Store, ring *core.Keyring, opts Options) *Service {
-	d := DefaultOptions()
-	if opts.Now == nil {
-		opts.Now = d.Now
-	}
-	if opts.Lifetimes.MaxDays == 0 {
-		opts.Lifetimes = d.Lifetimes
-	}
-	if opts.Password.Time == 0 {
-		opts.Password = d.Password
-	}
-	if opts.MaxConcurrentHashes <= 0 {
-		opts.MaxConcurrentHashes = d.MaxConcurrentHashes
-	}
-	if opts.UsageFlush <= 0 {
-		opts.UsageFlush = d.UsageFlush
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.EnsureDefaults()
 	s := &Service{store: store, ring: ring, opts: opts, log: opts.Logger,
 		emailLim: newLimiter(opts.LoginPerEmail), ipLim: newLimiter(opts.LoginPerIP),
 		signupEmailLim: newLimiter(opts.SignupPerEmail), signupIPLim: newLimiter(opts.SignupPerIP),

@@ -37,6 +37,19 @@ type StoreOptions struct {
 	fs vfs.FS
 }
 
+// EnsureDefaults gives every unset field of o its default and returns o: a
+// Logger that discards, and the operating system's file system. Reserve
+// stays as it is: 0 keeps none (Open uses DefaultReserve).
+func (o *StoreOptions) EnsureDefaults() *StoreOptions {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.fs == nil {
+		o.fs = vfs.Default
+	}
+	return o
+}
+
 // Error codes of storage failures (beyond the ones in errors.go).
 const (
 	// CodeStorageFull is a write refused because the store's file system is

@@ -124,10 +124,8 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 // writes are refused with STORAGE_FULL until space is freed, when the
 // writer reopens it for writing.
 func OpenWith(dir string, o StoreOptions) (*Store, error) {
+	o.EnsureDefaults()
 	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if err := tightenModes(dir, log); err != nil {
 		return nil, fmt.Errorf("open issuer store %s: %w", dir, err)
 	}
@@ -135,11 +133,7 @@ func OpenWith(dir string, o StoreOptions) (*Store, error) {
 		changed: make(chan struct{}), done: make(chan struct{}), pending: map[[12]byte]pendingRevoke{},
 		stopMaint: make(chan struct{}), maintDone: make(chan struct{}),
 		dir: dir, reserve: uint64(max(o.Reserve, 0)), failedCh: make(chan struct{})}
-	fs := o.fs
-	if fs == nil {
-		fs = vfs.Default
-	}
-	s.pfs = privateFS{fs}
+	s.pfs = privateFS{o.fs}
 	lock, err := pebble.LockDirectory(dir, s.pfs)
 	if err != nil {
 		return nil, fmt.Errorf("open issuer store %s: %w", dir, err)

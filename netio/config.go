@@ -12,7 +12,7 @@ import (
 
 // Config is the gateway transport's configuration: limits, TLS, the keyring
 // every loop verifies against, and where failures are logged. The zero value
-// of each limit means its default (see Defaults).
+// of each limit means its default (see EnsureDefaults, which Serve calls).
 type Config struct {
 	// MaxConns bounds open connections across every listener (default
 	// 10000). A tenth of it is kept for addresses holding fewer than 8
@@ -92,8 +92,8 @@ const (
 	ExpiryKeep = "keep"
 )
 
-// Defaults returns c with every unset limit given its default.
-func (c Config) Defaults() Config {
+// EnsureDefaults gives every unset field of c its default and returns c.
+func (c *Config) EnsureDefaults() *Config {
 	if c.MaxConns <= 0 {
 		c.MaxConns = 10000
 	}

@@ -47,7 +47,7 @@ type Gateway struct {
 // Serve starts every listener and returns once each is accepting. On an
 // error nothing is left running.
 func Serve(cfg Config, lns []Listener) (*Gateway, error) {
-	cfg = cfg.Defaults()
+	cfg.EnsureDefaults()
 	if cfg.Keyring == nil {
 		return nil, errors.New("netio: no keyring")
 	}

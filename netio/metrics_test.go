@@ -78,7 +78,7 @@ func TestPlaintextAllow(t *testing.T) {
 	if _, err := ParsePrefixes([]string{"nonsense"}); err == nil {
 		t.Fatal("nonsense parsed")
 	}
-	if d := (Config{}).Defaults(); !inNets(d.PlaintextAllow, netip.MustParseAddr("127.0.0.1")) || inNets(d.PlaintextAllow, netip.MustParseAddr("10.0.0.1")) {
+	if d := (&Config{}).EnsureDefaults(); !inNets(d.PlaintextAllow, netip.MustParseAddr("127.0.0.1")) || inNets(d.PlaintextAllow, netip.MustParseAddr("10.0.0.1")) {
 		t.Fatal("default must be loopback only")
 	}
 }

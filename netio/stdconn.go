@@ -48,7 +48,8 @@ type GoroutineOptions struct {
 	refusing bool
 }
 
-func (o *GoroutineOptions) defaults() {
+// EnsureDefaults gives every unset field of o its default and returns o.
+func (o *GoroutineOptions) EnsureDefaults() *GoroutineOptions {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
 	}
@@ -61,6 +62,7 @@ func (o *GoroutineOptions) defaults() {
 	if o.Recheck <= 0 {
 		o.Recheck = time.Second
 	}
+	return o
 }
 
 // ServeConn runs sess over conn on the calling goroutine until the session
@@ -72,7 +74,7 @@ func (o *GoroutineOptions) defaults() {
 // already has this goroutine to itself (ServeConn sets info.Offloaded).
 // ServeConn closes conn.
 func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env, pending []byte, opts GoroutineOptions) {
-	opts.defaults()
+	opts.EnsureDefaults()
 	defer func() { _ = conn.Close() }() // conn may become the TLS conn
 	raw := conn                         // its read deadline is the TLS conn's
 	var gs *goSession

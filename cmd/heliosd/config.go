@@ -15,8 +15,8 @@ import (
 )
 
 // Config is the daemon's whole configuration. Precedence: flag > HELIOS_*
-// environment variable > TOML file (--config) > the defaults in
-// defaultConfig.
+// environment variable > TOML file (--config) > the defaults of
+// EnsureDefaults.
 //
 // Every field has a flag of the same name in kebab case (data_dir is
 // --data-dir) and an environment variable HELIOS_ + the name in upper case
@@ -102,35 +102,59 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 }
 
-// defaultConfig returns the embedded defaults: every listener on loopback
-// (listeners.All's defaults).
-func defaultConfig() Config {
-	listen := make(map[string]string, len(listeners.All))
-	for _, l := range listeners.All {
-		listen[l.Protocol] = l.Default
+// EnsureDefaults gives every unset field of c its default and returns c:
+// every listener on loopback (listeners.All's defaults; a listener present
+// in Listen with "" stays disabled), plaintext allowed from loopback, and
+// the limits below. loadConfig calls it on an empty Config before it applies
+// the file, the variables and the flags, so a setting given there as 0 or
+// "" (disabling a limit or a listener) stays so.
+func (c *Config) EnsureDefaults() *Config {
+	if c.Role == "" {
+		c.Role = "all"
 	}
-	return Config{
-		Role:              "all",
-		StaleAfter:        30 * time.Second,
-		UsageFlush:        5 * time.Second,
-		DataDir:           "./data",
-		Listen:            listen,
-		PlaintextAllow:    []string{"127.0.0.0/8", "::1/128"},
-		MaxConns:          10000,
-		MaxConnsPerIP:     1000,
-		HandshakeTimeout:  10 * time.Second,
-		IdleTimeout:       30 * time.Minute,
-		MaxPreAuthMessage: 16 << 10,
-		MaxMessage:        16 << 20,
-		LiveTokenLifetime: 7 * 24 * time.Hour,
-		RefreshGrace:      60 * time.Second,
-		LoginPerEmail:     10,
-		LoginPerIP:        60,
-		StorageReserve:    issuerDefaultReserve,
-		SignupPerEmail:    10,
-		SignupPerIP:       20,
-		LogLevel:          "info",
-		SessionExpiry:     "end",
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Listen == nil {
+		c.Listen = make(map[string]string, len(listeners.All))
+	}
+	for _, l := range listeners.All {
+		if _, set := c.Listen[l.Protocol]; !set {
+			c.Listen[l.Protocol] = l.Default
+		}
+	}
+	if c.PlaintextAllow == nil {
+		c.PlaintextAllow = []string{"127.0.0.0/8", "::1/128"}
+	}
+	if c.SessionExpiry == "" {
+		c.SessionExpiry = "end"
+	}
+	ensure(&c.MaxConns, 10000)
+	ensure(&c.MaxConnsPerIP, 1000)
+	ensure(&c.HandshakeTimeout, 10*time.Second)
+	ensure(&c.IdleTimeout, 30*time.Minute)
+	ensure(&c.MaxPreAuthMessage, 16<<10)
+	ensure(&c.MaxMessage, 16<<20)
+	ensure(&c.LiveTokenLifetime, 7*24*time.Hour)
+	ensure(&c.RefreshGrace, 60*time.Second)
+	ensure(&c.LoginPerEmail, 10)
+	ensure(&c.LoginPerIP, 60)
+	ensure(&c.StorageReserve, issuerDefaultReserve)
+	ensure(&c.SignupPerEmail, 10)
+	ensure(&c.SignupPerIP, 20)
+	ensure(&c.StaleAfter, 30*time.Second)
+	ensure(&c.UsageFlush, 5*time.Second)
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	return c
+}
+
+// ensure sets *v to def when it is zero.
+func ensure[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
@@ -206,7 +230,8 @@ func envName(flagName string) string {
 // precedence.
 func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writer) (Config, error) {
 	// Parse the flags once to learn which were given and where the file is.
-	given := defaultConfig()
+	var given Config
+	given.EnsureDefaults()
 	fs := flag.NewFlagSet("heliosd", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	configPath := fs.String("config", "", "TOML configuration file (also HELIOS_CONFIG)")
@@ -222,7 +247,8 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 		path, _ = getenv("HELIOS_CONFIG")
 	}
 
-	cfg := defaultConfig()
+	var cfg Config
+	cfg.EnsureDefaults()
 	if path != "" {
 		if err := decodeFile(path, &cfg); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)

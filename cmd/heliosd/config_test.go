@@ -31,7 +31,7 @@ max_conns = 7
 	if err != nil {
 		t.Fatal(err)
 	}
-	def := defaultConfig()
+	def := *(&Config{}).EnsureDefaults()
 	for name, c := range map[string]struct{ got, want any }{
 		"flag over env":            {cfg.Listen["http"], "127.0.0.1:100"},
 		"env over file":            {cfg.Listen["postgres"], "127.0.0.1:20"},
@@ -95,7 +95,17 @@ func TestConfigRoles(t *testing.T) {
 			t.Errorf("%v: stale_after %s", c.args, cfg.StaleAfter)
 		}
 	}
-	if d := defaultConfig(); d.Role != "all" || d.StaleAfter != 30*time.Second {
+	if d := (&Config{}).EnsureDefaults(); d.Role != "all" || d.StaleAfter != 30*time.Second {
 		t.Fatalf("defaults: role %q, stale_after %s", d.Role, d.StaleAfter)
+	}
+}
+
+// TestEnsureDefaultsKeepsSettings: EnsureDefaults fills what is unset and
+// leaves what is set, a listener disabled with "" included.
+func TestEnsureDefaultsKeepsSettings(t *testing.T) {
+	c := Config{Listen: map[string]string{"postgres": ""}, MaxConns: 5, LogLevel: "debug"}
+	c.EnsureDefaults()
+	if c.Listen["postgres"] != "" || c.Listen["redis"] != "127.0.0.1:6379" || c.MaxConns != 5 || c.LogLevel != "debug" || c.MaxConnsPerIP != 1000 {
+		t.Fatalf("%+v", c)
 	}
 }

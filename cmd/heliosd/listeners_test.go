@@ -56,7 +56,7 @@ func TestListenersMatchProtocols(t *testing.T) {
 // environment variable, its TOML key, and the host names of the generated
 // certificate.
 func TestEveryListenerIsConfigured(t *testing.T) {
-	def := defaultConfig()
+	def := (&Config{}).EnsureDefaults()
 	var help bytes.Buffer
 	if _, err := loadConfig([]string{"-h"}, func(string) (string, bool) { return "", false }, &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)

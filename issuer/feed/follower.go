@@ -41,7 +41,7 @@ type FollowerConfig struct {
 	// fails closed after that, instead of not starting at all.
 	KeyringPath string
 	// StaleAfter is how long the node keeps verifying without hearing from
-	// the issuer before it fails closed (default 30s).
+	// the issuer before it fails closed (default 30s; see EnsureDefaults).
 	StaleAfter time.Duration
 	// OnEvent, when set, sees every applied event (after the set is updated)
 	// on the follower's goroutine: for ending sessions and IP policies. A
@@ -59,6 +59,18 @@ type FollowerConfig struct {
 	// re-checked at once rather than at their next command.
 	OnStale func(stale bool)
 	Logger  *slog.Logger
+}
+
+// EnsureDefaults gives every unset field of c its default and returns c:
+// StaleAfter 30 s and a Logger that discards.
+func (c *FollowerConfig) EnsureDefaults() *FollowerConfig {
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 // Follower follows the issuer's feed on a gateway node. It is the node's
@@ -85,12 +97,7 @@ type Follower struct {
 // (retrying until ctx ends). It loads the persisted state, if any, so the
 // node can verify at once after a restart.
 func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
-	if cfg.StaleAfter <= 0 {
-		cfg.StaleAfter = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.EnsureDefaults()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CACert != "" {

@@ -11,8 +11,9 @@ import (
 // Env sets no bound (a hello with client metadata is well under 2 KiB).
 const DefaultMaxPreAuthMessage = 16 << 10
 
-// Options configure the MongoDB front end. The zero value refuses tokens
-// with an IP allowlist and test tokens everywhere (fail closed).
+// Options configure the MongoDB front end; New fills unset fields
+// (EnsureDefaults). The zero value refuses tokens with an IP allowlist and
+// test tokens everywhere (fail closed).
 type Options struct {
 	// ServerVersion is the version buildInfo reports (default "7.0.0", the
 	// release whose wire version is maxWireVersion 21).
@@ -32,13 +33,19 @@ type Protocol struct {
 	adm          netio.Admission // Options.Policy and Options.Usage, for saslStart
 }
 
+// EnsureDefaults gives every unset field of o its default and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.ServerVersion == "" {
+		o.ServerVersion = "7.0.0"
+	}
+	return o
+}
+
 // New returns the MongoDB protocol with opts.
 func New(opts Options) *Protocol {
+	opts.EnsureDefaults()
 	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy,
 		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
-	if p.version == "" {
-		p.version = "7.0.0"
-	}
 	parts := bytes.SplitN([]byte(p.version), []byte("."), 4)
 	for i, part := range parts {
 		n := int32(0)

@@ -15,7 +15,7 @@ import (
 )
 
 // CacheConfig bounds the fast-authentication cache (see the package
-// documentation). Zero fields take the defaults.
+// documentation). Zero fields take the defaults (EnsureDefaults).
 type CacheConfig struct {
 	// Disabled turns fast authentication off: every connection does full
 	// authentication (01 04).
@@ -94,20 +94,26 @@ type authCache struct {
 	ttl      int64 // nanoseconds
 }
 
+// EnsureDefaults gives every unset bound of c its default and returns c.
+func (c *CacheConfig) EnsureDefaults() *CacheConfig {
+	if c.PerAddress <= 0 {
+		c.PerAddress = defaultPerAddress
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = defaultMaxEntries
+	}
+	if c.TTL <= 0 {
+		c.TTL = defaultTTL
+	}
+	return c
+}
+
 // newAuthCache returns the cache for cfg, or nil when it is disabled.
 func newAuthCache(cfg CacheConfig) *authCache {
 	if cfg.Disabled {
 		return nil
 	}
-	if cfg.PerAddress <= 0 {
-		cfg.PerAddress = defaultPerAddress
-	}
-	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = defaultMaxEntries
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = defaultTTL
-	}
+	cfg.EnsureDefaults()
 	c := &authCache{perAddr: cfg.PerAddress, ttl: int64(cfg.TTL)}
 	c.perShard = max((cfg.MaxEntries+cacheShards-1)/cacheShards, cfg.PerAddress)
 	for i := range c.shards {

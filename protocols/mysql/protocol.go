@@ -9,7 +9,8 @@ import (
 	"github.com/heliosdb/auth/netio"
 )
 
-// Options configure the MySQL front end.
+// Options configure the MySQL front end; New fills unset fields
+// (EnsureDefaults).
 type Options struct {
 	// Key is the RSA key pair for the key exchange without TLS (see
 	// LoadOrGenerateKey). Required.
@@ -47,8 +48,19 @@ type Protocol struct {
 	rsaSlots chan struct{}
 }
 
+// EnsureDefaults gives every unset field of o its default, the
+// fast-authentication cache's included, and returns o. Key has no default.
+func (o *Options) EnsureDefaults() *Options {
+	if o.ServerVersion == "" {
+		o.ServerVersion = "8.0.40-HeliosDB"
+	}
+	o.FastAuth.EnsureDefaults()
+	return o
+}
+
 // New returns the MySQL protocol for cfg.
 func New(cfg Options) (*Protocol, error) {
+	cfg.EnsureDefaults()
 	if cfg.Key == nil {
 		return nil, errors.New("mysql: an RSA key is required")
 	}
@@ -61,9 +73,6 @@ func New(cfg Options) (*Protocol, error) {
 		rsaSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	if cfg.TLS {
 		p.caps |= ClientSSL
-	}
-	if p.version == "" {
-		p.version = "8.0.40-HeliosDB"
 	}
 	return p, nil
 }

@@ -11,7 +11,7 @@ type Protocol struct {
 	adm    netio.Admission // Options.Policy and Options.Usage
 }
 
-// Options configure the front end.
+// Options configure the front end; New fills unset fields (EnsureDefaults).
 type Options struct {
 	// ServerVersion is reported in ParameterStatus and by SHOW and
 	// version() (default "16.4"; clients need ≥ 12).
@@ -23,11 +23,17 @@ type Options struct {
 	Usage core.UsageRecorder
 }
 
-// New returns the PostgreSQL front end.
-func New(o Options) *Protocol {
+// EnsureDefaults gives every unset field of o its default and returns o.
+func (o *Options) EnsureDefaults() *Options {
 	if o.ServerVersion == "" {
 		o.ServerVersion = "16.4"
 	}
+	return o
+}
+
+// New returns the PostgreSQL front end.
+func New(o Options) *Protocol {
+	o.EnsureDefaults()
 	return &Protocol{adm: netio.Admission{Policy: o.Policy, Usage: o.Usage}, params: [][2]string{
 		{"server_version", o.ServerVersion},
 		{"server_encoding", "UTF8"},
