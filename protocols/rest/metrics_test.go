@@ -107,3 +107,22 @@ func TestOutcomesInGatewaySeries(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorHandlerCountsMessageSize: a body over the server's bound is 413
+// BODY_TOO_LARGE and a message_size limit hit for protocol="rest"; other
+// unreadable requests are 400 BAD_REQUEST and no limit hit.
+func TestErrorHandlerCountsMessageSize(t *testing.T) {
+	hits := metrics.GetOrCreateCounter(`helios_gateway_limit_hits_total{protocol="rest",limit="message_size"}`)
+	before := hits.Get()
+	for err, want := range map[error]int{fasthttp.ErrBodyTooLarge: 413, fasthttp.ErrNoFreeConns: 400} {
+		ctx := &fasthttp.RequestCtx{}
+		ctx.Init(&fasthttp.Request{}, clientAddr, nil)
+		ErrorHandler(ctx, err)
+		if e := decodeErr(t, ctx); ctx.Response.StatusCode() != want || e.Error.Code != map[int]string{413: "BODY_TOO_LARGE", 400: "BAD_REQUEST"}[want] {
+			t.Errorf("%v: %d %s", err, ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	if got := hits.Get() - before; got != 1 {
+		t.Fatalf("message_size counted %d times, want 1", got)
+	}
+}
