@@ -149,14 +149,9 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		auth := rest.NewAuthenticator(ring, store.Revocations(), rest.AuthOptions{Policy: store.Policy(), Usage: svc, Logger: log})
 		router := rest.NewRouter(auth)
 		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
-		routes := append(append(svc.Routes(), svc.DatabaseRoutes()...), svc.ClusterRoutes(fs)...)
-		for _, rt := range routes {
-			if rt.Public != nil {
-				router.Public(rt.Method, rt.Path, rt.Public)
-			} else {
-				router.Protected(rt.Method, rt.Path, rest.Handler(rt.Authed))
-			}
-		}
+		router.Mount(svc.Routes()...)
+		router.Mount(svc.DatabaseRoutes()...)
+		router.Mount(svc.ClusterRoutes(fs)...)
 		if srv, err = serveHTTP(cfg, router, tlsCfg, log); err != nil {
 			return err
 		}
