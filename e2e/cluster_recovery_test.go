@@ -16,12 +16,12 @@ import (
 )
 
 // seedRevocations writes n revoked token records into a stopped issuer's
-// store through the issuer's own command path (issuer.Open + Submit: the
+// store through the issuer's own command path (issuer.OpenWith + Submit: the
 // test-only bulk path; HTTP would spend minutes on 2n requests) and returns
 // the account and the revoked ids.
 func seedRevocations(t *testing.T, dataDir string, n int) (uint64, []core.TokenID) {
 	t.Helper()
-	store, err := issuer.Open(filepath.Join(dataDir, "issuer"), nil)
+	store, err := issuer.OpenWith(filepath.Join(dataDir, "issuer"), issuer.StoreOptions{Reserve: issuer.DefaultReserve})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heliosdb/auth/netio/proxyproto"
+	"github.com/heliosdb/auth/netio/proxyproto/proxyprototest"
 )
 
 // TestProxyProtocolAllowlist: behind a load balancer (every loopback
@@ -56,7 +56,7 @@ func TestProxyProtocolAllowlist(t *testing.T) {
 		{"198.51.100.1:40000", "-WRONGPASS"},
 		{"192.0.2.9:40000", "-DENIED"}, // a client that must use TLS, even behind the balancer
 	} {
-		got := redisAuthPing(t, proxyproto.Append(nil, netip.MustParseAddrPort(c.src), dst))
+		got := redisAuthPing(t, proxyprototest.Append(nil, netip.MustParseAddrPort(c.src), dst))
 		if !strings.HasPrefix(got, c.want) {
 			t.Errorf("client %s behind the balancer: %q, want %q", c.src, got, c.want)
 		}

@@ -39,7 +39,7 @@ type StoreOptions struct {
 
 // EnsureDefaults gives every unset field of o its default and returns o: a
 // Logger that discards, and the operating system's file system. Reserve
-// stays as it is: 0 keeps none (Open uses DefaultReserve).
+// stays as it is: 0 keeps none (heliosd's default is DefaultReserve).
 func (o *StoreOptions) EnsureDefaults() *StoreOptions {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -268,7 +268,7 @@ func (p *pebbleLogger) Errorf(format string, args ...any) {
 //   - it fails the store closed (every later write is refused with
 //     STORAGE_FAILED; Pebble is never written again, since its WAL writer
 //     keeps the error and its commit pipeline may hold a lock);
-//   - beneath the writer's group commit (or Open/Close), which is where a
+//   - beneath the writer's group commit (or OpenWith/Close), which is where a
 //     commit error is reported, it panics with pebbleFatal, and that
 //     function recovers: the group's callers get STORAGE_FAILED and the
 //     writer keeps answering;

@@ -80,7 +80,7 @@ type Store struct {
 	dbMu sync.RWMutex
 	// readOnly: the store was opened on a file system below its reserve,
 	// read-only; the writer reopens it for writing once there is space
-	// (writer goroutine only, after Open).
+	// (writer goroutine only, after OpenWith).
 	readOnly bool
 	// lock is the directory lock, held across reopening; pfs the file
 	// system Pebble uses.
@@ -109,14 +109,8 @@ type request struct {
 	done chan struct{}
 }
 
-// Open opens (or creates) the store in dir, keeping DefaultReserve free on
-// its file system, and rebuilds the in-memory revocation view and IP
-// policies from it.
-func Open(dir string, log *slog.Logger) (*Store, error) {
-	return OpenWith(dir, StoreOptions{Logger: log, Reserve: DefaultReserve})
-}
-
-// OpenWith opens (or creates) the store in dir with o. The directory is
+// OpenWith opens (or creates) the store in dir with o, and rebuilds the
+// in-memory revocation view and IP policies from it. The directory is
 // mode 0700 and every file in it 0600 (modes left wider by older versions
 // are tightened). On a file system already below the reserve it opens an
 // existing store read-only, which needs no space (Pebble replays its WAL

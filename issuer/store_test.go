@@ -11,7 +11,7 @@ import (
 
 func openStore(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, nil)
+	s, err := OpenWith(dir, StoreOptions{Reserve: DefaultReserve})
 	if err != nil {
 		t.Fatal(err)
 	}

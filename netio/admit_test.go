@@ -285,7 +285,7 @@ func TestAdmitAllocatesNothing(t *testing.T) {
 		_ = f.env.Admit(&f.adm, f.info, &c, live, prod)
 		_ = f.env.Admit(&f.adm, f.info, &c, test, ci)
 		_ = f.env.AdmitClaims(&f.adm, f.info, &liveC, prod)
-		f.env.Observer = NopObserver{}
+		f.env.Observer = nopObserver{}
 		_ = f.env.Admit(&f.adm, f.info, &c, test, prod)
 		_ = f.env.Admit(&f.adm, f.info, &c, expired, prod)
 		_ = f.env.Admit(&f.adm, f.info, &c, []byte("hdb_live_x"), prod)
@@ -293,3 +293,11 @@ func TestAdmitAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per round of admissions", n)
 	}
 }
+
+// nopObserver records nothing (netiotest.NopObserver, which imports this
+// package).
+type nopObserver struct{}
+
+func (nopObserver) Authenticated(*ConnInfo, *core.Claims, error, time.Time) {}
+func (nopObserver) Refused(*ConnInfo, Outcome)                              {}
+func (nopObserver) Limit(Limit)                                             {}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/tlsfile"
-	"github.com/heliosdb/auth/netio/proxyproto"
+	"github.com/heliosdb/auth/netio/proxyproto/proxyprototest"
 )
 
 // lineProto is a toy protocol for the transport's tests: lines in, lines
@@ -353,7 +353,7 @@ func TestEngineProxyProtocol(t *testing.T) {
 	lb, _ := ParsePrefixes([]string{"127.0.0.0/8"})
 	f := startLine(t, Config{ProxyFrom: lb, MaxConnsPerIP: 1}, lineProto{})
 	dst := netip.MustParseAddrPort("10.0.0.1:5432")
-	hdr := func(src string) []byte { return proxyproto.Append(nil, netip.MustParseAddrPort(src), dst) }
+	hdr := func(src string) []byte { return proxyprototest.Append(nil, netip.MustParseAddrPort(src), dst) }
 
 	a, ra := dialLine(t, f.addr)
 	h := hdr("203.0.113.9:4000")

@@ -246,6 +246,3 @@ func (l *connLimiter) update(a netip.Addr, f func(*ipCount)) {
 
 // open returns the number of connections held.
 func (l *connLimiter) open() int64 { return l.total.Load() }
-
-// refusals returns the number of connections in a late refusal.
-func (l *connLimiter) refusals() int64 { return l.refusing.Load() }

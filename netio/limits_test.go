@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heliosdb/auth/netio/proxyproto"
+	"github.com/heliosdb/auth/netio/proxyproto/proxyprototest"
 )
 
 func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}) }
@@ -349,7 +349,7 @@ func TestEngineLateRefusalBehindBalancer(t *testing.T) {
 	lb, _ := ParsePrefixes([]string{"127.0.0.0/8"})
 	f := startLate(t, Config{ProxyFrom: lb, MaxConns: 2, MaxConnsPerIP: 1})
 	dst := netip.MustParseAddrPort("10.0.0.1:5432")
-	hdr := func(src string) []byte { return proxyproto.Append(nil, netip.MustParseAddrPort(src), dst) }
+	hdr := func(src string) []byte { return proxyprototest.Append(nil, netip.MustParseAddrPort(src), dst) }
 
 	a, ra := dialLine(t, f.addr)
 	a.Write(append(hdr("203.0.113.9:4000"), "AUTH "+f.token+"\n"...))
@@ -419,3 +419,6 @@ func TestLimiterIPv6CountsSlash64(t *testing.T) {
 	}
 	limiterEmpty(t, l)
 }
+
+// refusals returns the number of connections in a late refusal.
+func (l *connLimiter) refusals() int64 { return l.refusing.Load() }

@@ -117,11 +117,6 @@ func (x *sessionIndex[T]) lookup(r *Revocation) []T {
 	return nil
 }
 
-// sizes returns how many token ids, accounts and key ids are indexed.
-func (x *sessionIndex[T]) sizes() (tokens, accounts, keys int) {
-	return len(x.byToken), len(x.byAccount), len(x.byKey)
-}
-
 // Recheck checks an authenticated session's claims again (core.Verifier
 // .Recheck: key, expiry, revocation view) as this transport is configured:
 // with Config.SessionExpiry "keep" a token past its expiry is not refused

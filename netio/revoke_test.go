@@ -333,3 +333,8 @@ func TestRevokeAfterStop(t *testing.T) {
 		}
 	}
 }
+
+// sizes returns how many token ids, accounts and key ids are indexed.
+func (x *sessionIndex[T]) sizes() (tokens, accounts, keys int) {
+	return len(x.byToken), len(x.byAccount), len(x.byKey)
+}

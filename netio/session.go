@@ -271,15 +271,3 @@ type Protocol interface {
 	// ALPN lists the protocols to offer in TLS ALPN ("postgresql"), if any.
 	ALPN() []string
 }
-
-// NopObserver records nothing (for tests of a Session on its own).
-type NopObserver struct{}
-
-// Authenticated does nothing.
-func (NopObserver) Authenticated(*ConnInfo, *core.Claims, error, time.Time) {}
-
-// Refused does nothing.
-func (NopObserver) Refused(*ConnInfo, Outcome) {}
-
-// Limit does nothing.
-func (NopObserver) Limit(Limit) {}

@@ -30,7 +30,7 @@ func TestListenersMatchProtocols(t *testing.T) {
 			t.Errorf("protocol %q registered twice", f.name)
 		}
 		seen[f.name] = true
-		if _, ok := listeners.ByProtocol(f.name); !ok {
+		if !slices.ContainsFunc(listeners.All[:], func(l listeners.Listener) bool { return l.Protocol == f.name }) {
 			t.Errorf("protocol %q is registered but internal/listeners has no listener for it", f.name)
 		}
 		p, err := f.build(deps)
@@ -77,7 +77,7 @@ func TestEveryListenerIsConfigured(t *testing.T) {
 		case 0:
 			fmt.Fprintf(&file, "%s = %q\n", l.TOMLKey(), addr)
 		case 1:
-			env[l.EnvVar()] = addr
+			env[envName(l.Flag)] = addr
 		case 2:
 			args = append(args, "--"+l.Flag, addr)
 		}
@@ -95,7 +95,7 @@ func TestEveryListenerIsConfigured(t *testing.T) {
 	for i, l := range listeners.All {
 		want := fmt.Sprintf("192.0.2.%d:%d", i+1, 1000+i)
 		if got := cfg.Listen[l.Protocol]; got != want {
-			t.Errorf("%s: address %q, want %q (set through %s)", l.Protocol, got, want, [...]string{"TOML " + l.TOMLKey(), l.EnvVar(), "--" + l.Flag}[i%3])
+			t.Errorf("%s: address %q, want %q (set through %s)", l.Protocol, got, want, [...]string{"TOML " + l.TOMLKey(), envName(l.Flag), "--" + l.Flag}[i%3])
 		}
 		if !slices.Contains(hosts, fmt.Sprintf("192.0.2.%d", i+1)) {
 			t.Errorf("%s: certificate hosts %v lack its address", l.Protocol, hosts)

@@ -9,6 +9,7 @@ import (
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"github.com/heliosdb/auth/protocols/mongodb"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
@@ -19,7 +20,7 @@ var ring = core.GenerateKeyring(time.Now())
 // through a session: no panic, no read past the input, every accepted
 // command document valid BSON, every reply well framed.
 func FuzzReadMessage(f *testing.F) {
-	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: time.Now(), Observer: netio.NopObserver{}}
+	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: time.Now(), Observer: netiotest.NopObserver{}}
 	p := mongodb.New(mongodb.Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, n, err := mongodb.ReadMessage(b, mongodb.MaxMessageSize)
@@ -123,7 +124,7 @@ func FuzzAuthenticatedSession(f *testing.F) {
 	revs.RevokeToken(core.NewTokenID(), now.Add(time.Hour).Unix())
 	pol := policyset.New()
 	pol.SetDatabase("main", true)
-	env := &netio.Env{Verifier: core.NewVerifier(ring, revs), Now: now, Observer: netio.NopObserver{}}
+	env := &netio.Env{Verifier: core.NewVerifier(ring, revs), Now: now, Observer: netiotest.NopObserver{}}
 	p := mongodb.New(mongodb.Options{Policy: pol})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, login := range logins {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"github.com/heliosdb/auth/protocols/mysql"
 )
 
@@ -40,7 +41,7 @@ func FuzzFastAuth(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netio.NopObserver{}}
+	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netiotest.NopObserver{}}
 	// The first connection: full authentication inside TLS.
 	s := p.NewSession(&netio.ConnInfo{Remote: netip.MustParseAddrPort("192.0.2.1:1000"), TLS: true})
 	s.Start(env, nil)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"github.com/heliosdb/auth/protocols/mysql"
 )
 
@@ -84,7 +85,7 @@ func FuzzSession(f *testing.F) {
 		f.Fatal(err)
 	}
 	revs := core.NewMemoryRevocations()
-	env := &netio.Env{Verifier: core.NewVerifier(ring, revs), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netio.NopObserver{}}
+	env := &netio.Env{Verifier: core.NewVerifier(ring, revs), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netiotest.NopObserver{}}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, tok := range [][]byte{live, test} {
 			in := bytes.ReplaceAll(b, placeholder, tok)

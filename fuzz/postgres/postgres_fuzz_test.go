@@ -10,6 +10,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"github.com/heliosdb/auth/protocols/postgres"
 )
 
@@ -94,7 +95,7 @@ func FuzzSession(f *testing.F) {
 	proto := postgres.New(postgres.Options{})
 	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
 		info := &netio.ConnInfo{PlaintextOK: mode&1 == 0, TLS: mode&2 != 0, TLSAvailable: mode&0x80 == 0, ID: 1}
-		env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 1 << 10, MaxMessage: 1 << 16, Observer: netio.NopObserver{}}
+		env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 1 << 10, MaxMessage: 1 << 16, Observer: netiotest.NopObserver{}}
 		sess := proto.NewSession(info)
 		out := sess.Start(env, nil)
 		chunk := int(mode>>2&0x1f) + 1

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"github.com/heliosdb/auth/protocols/redis"
 )
 
@@ -22,7 +23,7 @@ func FuzzReadCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var argsbuf [][]byte
 		for in := b; len(in) > 0; {
-			args, n, err := redis.ReadCommand(in, argsbuf, 1<<20)
+			args, n, _, err := redis.ReadCommand(in, argsbuf, 1<<20)
 			if err != nil || n == 0 {
 				return
 			}
@@ -41,7 +42,7 @@ func FuzzReadCommand(f *testing.F) {
 			for _, a := range args {
 				enc = redis.AppendBulk(enc, a)
 			}
-			again, m, err := redis.ReadCommand(enc, nil, 1<<30)
+			again, m, _, err := redis.ReadCommand(enc, nil, 1<<30)
 			if len(args) > 0 && (err != nil || m != len(enc) || len(again) != len(args)) {
 				t.Fatalf("re-encoded command did not parse back: %v %d/%d", err, m, len(enc))
 			}
@@ -68,7 +69,7 @@ func FuzzSession(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netio.NopObserver{}}
+	env := &netio.Env{Verifier: core.NewVerifier(ring, nil), Now: now, MaxPreAuthMessage: 16 << 10, MaxMessage: 1 << 20, Observer: netiotest.NopObserver{}}
 	p := redis.New(redis.Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = bytes.ReplaceAll(b, placeholder, tok)

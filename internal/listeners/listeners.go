@@ -18,8 +18,9 @@ type Listener struct {
 	// Protocol names the front end: its netio.Protocol's Name ("postgres"),
 	// or HTTP for the REST API.
 	Protocol string
-	// Flag is heliosd's flag for the address ("pg-listen"); TOMLKey and
-	// EnvVar are named after it.
+	// Flag is heliosd's flag for the address ("pg-listen"). Its TOML key
+	// (TOMLKey) and environment variable (HELIOS_PG_LISTEN) are named
+	// after it, as every setting's are.
 	Flag string
 	// Default is the address heliosd listens on when nothing sets one
 	// (every listener on loopback). An empty address disables a listener.
@@ -44,27 +45,3 @@ var All = [...]Listener{
 // TOMLKey is the listener's key in heliosd's TOML file: its flag with
 // underscores ("pg_listen").
 func (l Listener) TOMLKey() string { return strings.ReplaceAll(l.Flag, "-", "_") }
-
-// EnvVar is the environment variable that sets the listener's address:
-// HELIOS_ and its TOML key in upper case ("HELIOS_PG_LISTEN").
-func (l Listener) EnvVar() string { return "HELIOS_" + strings.ToUpper(l.TOMLKey()) }
-
-// ByProtocol returns the listener of a protocol ("postgres").
-func ByProtocol(protocol string) (Listener, bool) {
-	for _, l := range All {
-		if l.Protocol == protocol {
-			return l, true
-		}
-	}
-	return Listener{}, false
-}
-
-// ByFlag returns the listener whose address a flag sets ("pg-listen").
-func ByFlag(flag string) (Listener, bool) {
-	for _, l := range All {
-		if l.Flag == flag {
-			return l, true
-		}
-	}
-	return Listener{}, false
-}

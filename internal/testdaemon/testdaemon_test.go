@@ -24,7 +24,7 @@ func TestEveryListenerStarts(t *testing.T) {
 		}
 	}
 	for flag, field := range listenerFields {
-		if _, ok := listeners.ByFlag(flag); !ok {
+		if !slices.ContainsFunc(listeners.All[:], func(l listeners.Listener) bool { return l.Flag == flag }) {
 			t.Errorf("field for --%s, which heliosd does not have", flag)
 		}
 		if got := *field(d); got == "" || got != d.Addr(flag) {

@@ -92,21 +92,3 @@ func Parse(b []byte) (Header, int, error) {
 	}
 	return h, size, nil
 }
-
-// Append appends a version 2 PROXY header for a TCP connection from src to
-// dst (both IPv4 or both IPv6) to b: what a load balancer sends. Tests and
-// benchmarks use it to play the balancer.
-func Append(b []byte, src, dst netip.AddrPort) []byte {
-	b = append(b, Signature...)
-	if src.Addr().Is4() && dst.Addr().Is4() {
-		b = append(b, 0x21, 0x11, 0, 12)
-		s, d := src.Addr().As4(), dst.Addr().As4()
-		b = append(append(b, s[:]...), d[:]...)
-	} else {
-		b = append(b, 0x21, 0x21, 0, 36)
-		s, d := src.Addr().As16(), dst.Addr().As16()
-		b = append(append(b, s[:]...), d[:]...)
-	}
-	b = binary.BigEndian.AppendUint16(b, src.Port())
-	return binary.BigEndian.AppendUint16(b, dst.Port())
-}

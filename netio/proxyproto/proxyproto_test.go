@@ -4,12 +4,14 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/heliosdb/auth/netio/proxyproto/proxyprototest"
 )
 
 func TestRoundTrip(t *testing.T) {
 	for _, pair := range [][2]string{{"203.0.113.50:41000", "10.0.0.1:5432"}, {"[2001:db8::1]:5000", "[2001:db8::2]:6379"}} {
 		src, dst := netip.MustParseAddrPort(pair[0]), netip.MustParseAddrPort(pair[1])
-		b := Append(nil, src, dst)
+		b := proxyprototest.Append(nil, src, dst)
 		b = append(b, "payload"...)
 		h, n, err := Parse(b)
 		if err != nil || h.Local || h.Source != src || h.Destination != dst || string(b[n:]) != "payload" {
@@ -24,7 +26,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestRejects(t *testing.T) {
-	good := Append(nil, netip.MustParseAddrPort("1.2.3.4:1"), netip.MustParseAddrPort("5.6.7.8:2"))
+	good := proxyprototest.Append(nil, netip.MustParseAddrPort("1.2.3.4:1"), netip.MustParseAddrPort("5.6.7.8:2"))
 	cases := map[string][]byte{
 		"not proxy":   []byte("GET / HTTP/1.1\r\n"),
 		"pg startup":  {0, 0, 0, 8, 4, 210, 22, 47},
@@ -46,7 +48,7 @@ func TestRejects(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(Append(nil, netip.MustParseAddrPort("1.2.3.4:1"), netip.MustParseAddrPort("5.6.7.8:2")))
+	f.Add(proxyprototest.Append(nil, netip.MustParseAddrPort("1.2.3.4:1"), netip.MustParseAddrPort("5.6.7.8:2")))
 	f.Add([]byte(Signature))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := Parse(b)

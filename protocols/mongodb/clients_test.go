@@ -15,6 +15,7 @@ import (
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/tlsfile"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -73,7 +74,7 @@ func serve(t *testing.T) (addr string, p *captureProto) {
 			}
 			id++
 			info := &netio.ConnInfo{Remote: netio.AddrPort(c.RemoteAddr()), ID: id, PlaintextOK: true, Accepted: time.Now()}
-			env := &netio.Env{Verifier: core.NewVerifier(testRing, nil), Observer: netio.NopObserver{}}
+			env := &netio.Env{Verifier: core.NewVerifier(testRing, nil), Observer: netiotest.NopObserver{}}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

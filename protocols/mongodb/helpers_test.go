@@ -9,6 +9,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -46,7 +47,7 @@ func (r *recorder) Limit(netio.Limit)                          {}
 
 func newEnv(revs core.RevocationView, obs netio.Observer) *netio.Env {
 	if obs == nil {
-		obs = netio.NopObserver{}
+		obs = netiotest.NopObserver{}
 	}
 	return &netio.Env{Verifier: core.NewVerifier(testRing, revs), Now: time.Now(), Observer: obs}
 }

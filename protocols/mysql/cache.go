@@ -275,18 +275,6 @@ func (c *authCache) evict(addr netip.Addr, s2 stage2) {
 	}
 }
 
-// len returns the number of entries (tests and diagnostics).
-func (c *authCache) len() int {
-	n := 0
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		n += sh.n
-		sh.mu.Unlock()
-	}
-	return n
-}
-
 // dropOldest drops the least recently used entry of the least recently
 // used address.
 func (sh *cacheShard) dropOldest() {

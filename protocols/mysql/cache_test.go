@@ -280,3 +280,15 @@ func FuzzCacheOps(f *testing.F) {
 		}
 	})
 }
+
+// len returns the number of entries.
+func (c *authCache) len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		n += sh.n
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/netio/netiotest"
 )
 
 // adminRefusal is the whole reply to a refused administrative command
@@ -176,7 +177,7 @@ func TestAdminCommands(t *testing.T) {
 func TestAdminCommandAllocs(t *testing.T) {
 	f := newFixture(t)
 	env := *f.env
-	env.Observer = netio.NopObserver{}
+	env.Observer = netiotest.NopObserver{}
 	s := New(Options{Policy: policyset.New()}).NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
 	if _, out, _ := s.Handle(&env, []byte(cmd("AUTH", f.live(t, core.AllScopes))), nil); string(out) != "+OK\r\n" {
 		t.Fatalf("AUTH: %q", out)

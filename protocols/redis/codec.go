@@ -42,18 +42,13 @@ const (
 // literally). n is the number of bytes the command occupied.
 //
 // An incomplete command is not an error: ReadCommand returns n == 0 and a nil
-// error, and the caller waits for more bytes. A command that is (or declares
-// that it will be) longer than max bytes is errTooBig. An empty command
-// (a blank inline line, "*0\r\n") is consumed with len(args) == 0.
-func ReadCommand(in []byte, argsbuf [][]byte, max int) (args [][]byte, n int, err error) {
-	args, n, _, err = ReadCommandNeed(in, argsbuf, max)
-	return args, n, err
-}
-
-// ReadCommandNeed is ReadCommand that also says, for an incomplete command
-// whose last header announced a bulk argument, how many bytes the command
-// needs at least (through that argument's CRLF); need is 0 otherwise.
-func ReadCommandNeed(in []byte, argsbuf [][]byte, max int) (args [][]byte, n, need int, err error) {
+// error, and the caller waits for more bytes; when the last header of an
+// incomplete command announced a bulk argument, need says how many bytes the
+// command needs at least (through that argument's CRLF), and is 0 otherwise.
+// A command that is (or declares that it will be) longer than max bytes is
+// errTooBig. An empty command (a blank inline line, "*0\r\n") is consumed
+// with len(args) == 0.
+func ReadCommand(in []byte, argsbuf [][]byte, max int) (args [][]byte, n, need int, err error) {
 	args = argsbuf[:0]
 	if len(in) == 0 {
 		return args, 0, 0, nil

@@ -76,7 +76,7 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		if s.authed {
 			max = env.MaxMessage
 		}
-		args, n, need, err := ReadCommandNeed(in[consumed:], s.args, max)
+		args, n, need, err := ReadCommand(in[consumed:], s.args, max)
 		if err != nil {
 			return len(in), appendProtocolError(out, err, max, s.authed), netio.Close
 		}

@@ -306,7 +306,7 @@ func BenchmarkReadCommand(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for rest := in; len(rest) > 0; {
-			a, n, err := ReadCommand(rest, args, 1<<20)
+			a, n, _, err := ReadCommand(rest, args, 1<<20)
 			if err != nil || n == 0 {
 				b.Fatal(err)
 			}
