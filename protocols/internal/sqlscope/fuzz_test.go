@@ -37,6 +37,9 @@ func FuzzClassify(f *testing.F) {
 					t.Fatalf("statement text outside the input: %q", st.Text)
 				}
 			}
+			if rw := walk(d, q, 0, false); rw.Need != r.Need || rw.Refused != r.Refused || rw.Statements != r.Statements {
+				t.Fatalf("%q: the plain-text path and the walker disagree: %+v %+v", q, r, rw)
+			}
 			if _, denied := r.Deny(core.AllScopes); denied != (r.Refused != 0) {
 				t.Fatalf("%q: a full token denied without a refusal: %+v", q, r)
 			}

@@ -540,6 +540,9 @@ func TestClassifyTable(t *testing.T) {
 		c.d.each(func(d Dialect) {
 			n++
 			r := Classify(d, []byte(c.q))
+			if rw := walk(d, []byte(c.q), 0, false); rw.Need != r.Need || rw.Refused != r.Refused || rw.Statements != r.Statements {
+				t.Errorf("%s %q: the plain-text path and the walker disagree: %+v %+v", dialectName(d), c.q, r, rw)
+			}
 			if r.Refused != c.refused || c.refused == 0 && r.Need != c.need {
 				t.Errorf("%s %q: need %v refused %q; want %v refused %q", dialectName(d), c.q,
 					r.Need.Strings(), r.Refused, c.need.Strings(), c.refused)

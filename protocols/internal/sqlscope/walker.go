@@ -227,8 +227,26 @@ type use struct {
 func Classify(d Dialect, q []byte) Result { return classifyText(d, q, 0, false) }
 
 func classifyText(d Dialect, q []byte, depth int, proc bool) Result {
-	w := Walker{q: q, c: ctx{d: d, depth: depth, proc: proc}}
 	var r Result
+	if plain(q) {
+		// One statement, no quotes, comments or escapes: every reading is
+		// the default one, and the walker has nothing to split.
+		l := Lexer{q: q, m: mode{d: d}, partial: true}
+		st := classify(l, ctx{d: d, depth: depth, proc: proc, body: proc}, nil)
+		if st.verb == "" && st.need == 0 && st.refused == 0 {
+			return r // only whitespace
+		}
+		r.add(&Statement{Need: st.need, Refused: st.refused, Verb: st.verb, Database: st.database, Target: st.target})
+		r.Statements = 1
+		return r
+	}
+	return walk(d, q, depth, proc)
+}
+
+// walk classifies q statement by statement, under every reading.
+func walk(d Dialect, q []byte, depth int, proc bool) Result {
+	var r Result
+	w := Walker{q: q, c: ctx{d: d, depth: depth, proc: proc}}
 	for {
 		st, ok := w.Next()
 		if !ok {
@@ -302,4 +320,64 @@ func (r *Result) Deny(have core.ScopeSet) (Denial, bool) {
 	}
 	u := r.first[s]
 	return Denial{Err: core.ForbiddenError(s), Scope: s, Verb: u.verb, Database: u.database, Target: u.target}, true
+}
+
+// plainBytes are the bytes of a text that has no statement boundary,
+// quote, comment, escape, variable or multibyte character: letters,
+// digits, whitespace and operators other than - and / (which can start
+// comments).
+var plainBytes = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range []byte("0123456789 \t\n\r_,.()*=<>+!%^&|~:[]{}?") {
+		t[c] = true
+	}
+	return t
+}()
+
+// plain reports whether q is made of plain bytes only.
+func plain(q []byte) bool {
+	for _, c := range q {
+		if !plainBytes[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// Splitter cuts a text into its statements as the default reading sees
+// them (Walker's pass 0), without classifying them: for a front end's
+// built-in responder, after Classify has checked the whole text.
+type Splitter struct {
+	lx Lexer
+}
+
+// NewSplitter returns a splitter over q.
+func NewSplitter(d Dialect, q []byte) Splitter { return Splitter{lx: NewLexer(d, q)} }
+
+// Next returns the next statement that is not only whitespace and
+// comments (without its ';'), and false at the end or at text the default
+// reading cannot read (which Classify refuses).
+func (s *Splitter) Next() ([]byte, bool) {
+	for {
+		start := s.lx.pos
+		nonEmpty := false
+		var t Token
+		for {
+			t = s.lx.Next()
+			if t.Kind == KindEOF || t.Kind == KindError || isPunct(t, ';') {
+				break
+			}
+			nonEmpty = true
+		}
+		switch {
+		case t.Kind == KindError:
+			return nil, false
+		case nonEmpty:
+			return s.lx.q[start:t.Start], true
+		case t.Kind == KindEOF:
+			return nil, false
+		}
+	}
 }
