@@ -17,6 +17,15 @@
 // each needs database:read. Every other statement gets an ERROR saying no
 // upstream is configured.
 //
+// Before anything of a query runs, every statement in it is checked
+// against the token — the whole simple-query string, or a Parse message's
+// query — by package sqlscope, which the MySQL and REST front ends share: a
+// missing scope is ERROR 42501 "Token does not have required scope:
+// <scope>", a statement no token may run (SET ROLE, ALTER SYSTEM, COPY …
+// PROGRAM, text it cannot read …) ERROR 42501 "Statement not allowed
+// through the HeliosDB gateway: <reason>". Parse refuses more than one
+// command with 42601, as PostgreSQL does.
+//
 // The package must never panic on input, block, keep a byte slice it was
 // handed beyond the call, or log a token. It shares no state with another
 // protocol.
@@ -33,7 +42,8 @@
 //     Terminate, LimitError, RefuseLate and Awaiting.
 //   - codec.go: the wire format: startup codes, message decoders (Parse,
 //     Bind, Describe/Close, Execute) and append-style encoders.
-//   - classify.go: which scope a statement needs, and which built-in it is.
+//   - classify.go: the scope check of a query (sqlscope's answer as an
+//     ErrorResponse) and which built-in a statement is.
 //   - errors.go: token, scope, limit and protocol errors as ErrorResponse
 //     fields (SQLSTATEs).
 //   - responder.go: the dispatch of an authenticated session's messages

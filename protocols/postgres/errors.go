@@ -16,6 +16,7 @@ const (
 	codeQueryCanceled       = "57014"
 	codeIdleSessionTimeout  = "57P05"
 	codeProgramLimit        = "54000"
+	codeSyntaxError         = "42601"
 	codeUndefinedObject     = "42704"
 	codeUndefinedStatement  = "26000"
 	codeUndefinedCursor     = "34000"

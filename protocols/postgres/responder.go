@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/internal/sqlscope"
 )
 
 // maxPrepared bounds the named statements and portals a session keeps;
@@ -69,8 +70,16 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		if err := m.Decode(body); err != nil {
 			return s.fatal(out, protocolViolation("invalid Parse message"))
 		}
-		st := classify(m.Query)
-		if e, bad := s.check(env, st); bad {
+		commands, e, bad := s.allowed(env, m.Query)
+		if bad {
+			return s.extError(out, e), netio.Continue
+		}
+		st, multi := firstStatement(m.Query, commands)
+		if multi {
+			return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeSyntaxError,
+				Message: "cannot insert multiple commands into a prepared statement"}), netio.Continue
+		}
+		if e, bad := s.answerable(st); bad {
 			return s.extError(out, e), netio.Continue
 		}
 		if !s.store(string(m.Name), st, nil, true) {
@@ -165,19 +174,13 @@ func (s *Session) extError(out []byte, e ErrorFields) []byte {
 	return AppendErrorResponse(out, e)
 }
 
-// check applies the scope check and the "no upstream" rule to a statement.
-func (s *Session) check(env *netio.Env, st statement) (ErrorFields, bool) {
-	if st.kind == kindEmpty {
-		return ErrorFields{}, false
-	}
-	if err := s.claims.Require(st.scope); err != nil {
-		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-		return tokenError(err), true
-	}
-	if st.kind == kindOther {
+// answerable applies the "no upstream" rule to a statement that passed
+// the scope check: only the built-ins are answered.
+func (s *Session) answerable(st statement) (ErrorFields, bool) {
+	switch st.kind {
+	case kindOther:
 		return noUpstreamError, true
-	}
-	if st.kind == kindShow {
+	case kindShow:
 		if _, ok := s.show(st.name); !ok {
 			return ErrorFields{Severity: "ERROR", Code: codeUndefinedObject,
 				Message: "unrecognized configuration parameter \"" + st.name + "\""}, true
@@ -186,24 +189,43 @@ func (s *Session) check(env *netio.Env, st statement) (ErrorFields, bool) {
 	return ErrorFields{}, false
 }
 
-// simple runs a simple-query string: each statement's rows, stopping at the
-// first error; a string of nothing but whitespace and comments gets
-// EmptyQueryResponse.
+// firstStatement returns the built-in a Parse message's query is (kindEmpty
+// for none), and whether it holds more than one command (commands, from
+// allowed), which PostgreSQL refuses in a prepared statement.
+func firstStatement(q []byte, commands int) (statement, bool) {
+	sp := sqlscope.NewSplitter(sqlscope.PostgreSQL, q)
+	part, ok := sp.Next()
+	if !ok {
+		return statement{kind: kindEmpty}, false
+	}
+	return builtinOf(part), commands > 1
+}
+
+// simple runs a simple-query string. Every statement is checked first, as
+// one: a query with a statement the token may not run runs nothing. Then
+// each statement is answered in turn, stopping at the first error; a string
+// of nothing but whitespace and comments gets EmptyQueryResponse.
 func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
+	if _, e, bad := s.allowed(env, q); bad {
+		return AppendErrorResponse(out, e)
+	}
+	sp := sqlscope.NewSplitter(sqlscope.PostgreSQL, q)
 	ran := false
-	for i, more := 0, true; more; i++ {
+	for i := 0; ; i++ {
+		part, ok := sp.Next()
+		if !ok {
+			break
+		}
 		if i == maxStatements {
 			return AppendErrorResponse(out, ErrorFields{Severity: "ERROR", Code: codeProgramLimit,
 				Message: "too many statements in one query"})
 		}
-		var part []byte
-		part, q, more = cutStatement(q)
-		st := classify(part)
+		st := builtinOf(part)
 		if st.kind == kindEmpty {
 			continue
 		}
 		ran = true
-		if e, bad := s.check(env, st); bad {
+		if e, bad := s.answerable(st); bad {
 			return AppendErrorResponse(out, e)
 		}
 		out = s.describe(out, st, nil)
