@@ -2,9 +2,24 @@
 // connection state machine that takes a HeliosDB token through
 // caching_sha2_password (full authentication in cleartext inside TLS or
 // RSA-OAEP encrypted without TLS, and fast authentication against a cache
-// of recently verified tokens), the statement → scope classifier,
+// of recently verified tokens), the scope check of every statement,
 // MySQL-native errors, and the built-in responder used when no upstream
 // database is configured.
+//
+// # Statements
+//
+// Every statement of a COM_QUERY or COM_STMT_PREPARE text (all of a
+// multi-statement string, /*! … */ bodies included) is checked against the
+// token before anything of it runs, by package sqlscope, which the
+// PostgreSQL and REST front ends share. A missing scope is
+//
+//	ERROR 1142 (42000): DELETE command denied to user 'default'@'127.0.0.1': Token does not have required scope: database:write
+//
+// naming the statement that needs it (1044 "Access denied for user … to
+// database 'db'" for CREATE/DROP DATABASE and USE); a statement no token
+// may run (SET GLOBAL, SET ROLE, SET PASSWORD, PREPARE … FROM @variable,
+// SHUTDOWN, text the gateway cannot read …) is 1142 with "Statement not
+// allowed through the HeliosDB gateway: <reason>". An empty query is 1065.
 //
 // # Authentication
 //
@@ -168,7 +183,8 @@
 //     with LimitError and Awaiting.
 //   - codec.go: the wire format: packets, capability flags, the greeting,
 //     HandshakeResponse41, OK/ERR/EOF, AuthMoreData and result sets.
-//   - classify.go: which scope a statement needs.
+//   - classify.go: the scope check of a query (sqlscope's answer as 1142
+//     or 1044).
 //   - errors.go: MySQL error numbers and SQLSTATEs, token and scope errors
 //     in MySQL's words.
 //   - responder.go: the dispatch of the command phase (COM_*) and the

@@ -15,6 +15,7 @@ const (
 	erAccessDenied             = 1045 // ER_ACCESS_DENIED_ERROR, 28000
 	erNoDB                     = 1046 // ER_NO_DB_ERROR, 3D000: No database selected
 	erUnknownCom               = 1047 // ER_UNKNOWN_COM_ERROR, 08S01
+	erEmptyQuery               = 1065 // ER_EMPTY_QUERY, 42000: Query was empty
 	erTableAccessDenied        = 1142 // ER_TABLEACCESS_DENIED_ERROR, 42000
 	erNetPacketTooLarge        = 1153 // ER_NET_PACKET_TOO_LARGE, 08S01
 	erNetReadInterrupted       = 1159 // ER_NET_READ_INTERRUPTED, 08S01
@@ -99,23 +100,18 @@ func (s *Session) appendSessionEnded(dst []byte, seq byte, err error) []byte {
 	return endPacket(dst, start)
 }
 
-// appendCommandDenied appends error 1142 for a statement whose scope the
-// token lacks, naming the statement's verb and the scope.
-func (s *Session) appendCommandDenied(dst []byte, seq byte, verb string, sc core.Scope) []byte {
+// appendCommandDenied appends error 1142 for a statement the token may not
+// run, naming the statement's verb and why (the missing scope, or the
+// gateway's refusal).
+func (s *Session) appendCommandDenied(dst []byte, seq byte, verb string, reason *core.Error) []byte {
 	dst, start := beginPacket(dst, seq)
 	dst = appendERRHeader(dst, erTableAccessDenied, stateSyntaxOrAccessRule)
 	dst = append(dst, verb...)
 	dst = append(dst, " command denied to user "...)
 	dst = s.appendUserHost(dst)
 	dst = append(dst, ": "...)
-	dst = append(dst, core.ForbiddenError(sc).Message...)
+	dst = append(dst, reason.Message...)
 	return endPacket(dst, start)
-}
-
-// appendDBDenied appends error 1044 for a database-level operation whose
-// scope the token lacks.
-func (s *Session) appendDBDenied(dst []byte, seq byte, db []byte, sc core.Scope) []byte {
-	return s.appendDBRefused(dst, seq, db, core.ForbiddenError(sc))
 }
 
 // appendDBRefused appends error 1044 (42000) "Access denied for user … to

@@ -3,6 +3,7 @@ package mysql
 import (
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/internal/sqlscope"
 )
 
 // This file is what the gateway checks beyond the token itself: the token's
@@ -114,55 +115,45 @@ func (s *Session) allowUse(env *netio.Env, db, out []byte) ([]byte, bool) {
 	return out, true
 }
 
-// allowStatement checks the test-database rule for a statement that needs
-// a database (q is its text, for CREATE/DROP DATABASE's target): a test
-// token needs a test database selected (1046 without one, 1044 when the
-// selected one is no longer a test database). Other tokens always pass.
-func (s *Session) allowStatement(env *netio.Env, st Statement, q, out []byte) ([]byte, bool) {
-	if s.claims.Flags&core.FlagTestOnly == 0 || st.None {
+// allowStatements checks the test-database rule for a query (q: a
+// COM_QUERY or COM_STMT_PREPARE text, every statement of it under every
+// reading; nil for another command that needs a database): a test token
+// may name only test databases in USE and CREATE/DROP DATABASE (1044), and
+// needs a test database selected for anything else that needs a scope
+// (1046 without one, 1044 when the selected one is no longer a test
+// database) — a USE earlier in the same text does not count. Other tokens
+// always pass.
+func (s *Session) allowStatements(env *netio.Env, q, out []byte) ([]byte, bool) {
+	if s.claims.Flags&core.FlagTestOnly == 0 {
 		return out, true
 	}
-	if st.Database && st.Verb != "USE" {
-		return s.allowUse(env, databaseTarget(q), out)
+	needDB := q == nil
+	if q != nil {
+		w := sqlscope.NewWalker(sqlscope.MySQL, q)
+		for {
+			st, more := w.Next()
+			if !more {
+				break
+			}
+			switch {
+			case st.Need == 0:
+				// SET, transactions: no database
+			case st.Database:
+				var ok bool
+				if out, ok = s.allowUse(env, st.Target, out); !ok {
+					return out, false
+				}
+			default:
+				needDB = true
+			}
+		}
+	}
+	if !needDB {
+		return out, true
 	}
 	if len(s.db) == 0 {
 		env.Observer.Authenticated(s.info, &s.claims, core.ErrTestDatabaseOnly, env.Now)
-		return AppendERR(out, s.seq+1, erNoDB, "3D000", msgTestNoDB), false
+		return AppendERR(out, s.seq+1, erNoDB, stateInvalidCatalogName, msgTestNoDB), false
 	}
 	return s.allowUse(env, s.db, out)
-}
-
-// databaseTarget returns the database named by CREATE/DROP DATABASE|SCHEMA
-// [IF [NOT] EXISTS] name (backquotes removed; empty when there is none).
-func databaseTarget(q []byte) []byte {
-	var buf [16]byte
-	rest := q
-	for range 2 { // CREATE|DROP, DATABASE|SCHEMA
-		_, rest = keyword(rest, &buf)
-	}
-	if w, r := keyword(rest, &buf); string(w) == "if" {
-		rest = r
-		if w, r = keyword(rest, &buf); string(w) == "not" {
-			rest = r
-		}
-		_, rest = keyword(rest, &buf) // EXISTS
-	}
-	return nameAt(skipSpace(rest))
-}
-
-// nameAt returns the identifier at the start of q: up to whitespace or a
-// semicolon, with surrounding backquotes removed.
-func nameAt(q []byte) []byte {
-	end := len(q)
-	for i, c := range q {
-		if c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			end = i
-			break
-		}
-	}
-	q = q[:end]
-	if len(q) >= 2 && q[0] == '`' && q[len(q)-1] == '`' {
-		q = q[1 : len(q)-1]
-	}
-	return q
 }

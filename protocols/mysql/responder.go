@@ -51,43 +51,28 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	case comQuery:
 		return s.query(env, payload[1:], out), netio.Continue
 	case comStmtPrepare:
-		st := Classify(payload[1:])
-		if !st.None && !s.claims.Scopes.Has(st.Scope) {
-			return s.deny(env, out, st, nil), netio.Continue
+		if _, out, ok = s.checkSQL(env, payload[1:], out); !ok {
+			return out, netio.Continue
 		}
-		if out, ok = s.allowStatement(env, st, payload[1:], out); !ok {
+		if out, ok = s.allowStatements(env, payload[1:], out); !ok {
 			return out, netio.Continue
 		}
 		return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
 	case comStmtClose, comStmtSendLong:
 		return out, netio.Continue // these commands have no reply
 	}
-	if out, ok = s.allowStatement(env, Statement{Verb: "command"}, nil, out); !ok {
+	if out, ok = s.allowStatements(env, nil, out); !ok {
 		return out, netio.Continue
 	}
 	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
-}
-
-// deny appends 1142, or 1044 for a database-level statement, and records
-// the refusal (counted as forbidden).
-func (s *Session) deny(env *netio.Env, out []byte, st Statement, db []byte) []byte {
-	env.Observer.Authenticated(s.info, &s.claims, core.ForbiddenError(st.Scope), env.Now)
-	if st.Database {
-		if db == nil {
-			db = s.db
-		}
-		return s.appendDBDenied(out, s.seq+1, db, st.Scope)
-	}
-	return s.appendCommandDenied(out, s.seq+1, st.Verb, st.Scope)
 }
 
 // useDB runs COM_INIT_DB / USE db: it needs database:read, and a test
 // token may select only a test database (1044 otherwise; the selection
 // stays as it was).
 func (s *Session) useDB(env *netio.Env, db, out []byte) []byte {
-	st := verbs["use"]
-	if !s.claims.Scopes.Has(st.Scope) {
-		return s.deny(env, out, st, db)
+	if !s.claims.Scopes.Has(core.ScopeDatabaseRead) {
+		return s.deny(env, out, denyScope(core.ScopeDatabaseRead, "USE", true, db))
 	}
 	out, ok := s.allowUse(env, db, out)
 	if !ok {
@@ -116,8 +101,8 @@ func (s *Session) query(env *netio.Env, q, out []byte) []byte {
 	}
 	switch string(norm) {
 	case qSelect1:
-		if !s.claims.Scopes.Has(verbs["select"].Scope) {
-			return s.deny(env, out, verbs["select"], nil)
+		if !s.claims.Scopes.Has(core.ScopeDatabaseRead) {
+			return s.deny(env, out, denyScope(core.ScopeDatabaseRead, "SELECT", false, nil))
 		}
 		v := "1"
 		return one("1", columnTypeLongLong, &v)
@@ -151,47 +136,30 @@ func (s *Session) query(env *netio.Env, q, out []byte) []byte {
 		out, _ = AppendResultSet(out, seq, deprecateEOF, []Column{{"DATABASE()", columnTypeVarString}, {"USER()", columnTypeVarString}}, [][]*string{{db, &user}})
 		return out
 	}
-	st := Classify(q)
-	if !st.None && !s.claims.Scopes.Has(st.Scope) {
-		return s.deny(env, out, st, nil)
-	}
-	switch {
-	case st.Verb == "USE":
-		return s.useDB(env, useTarget(q), out)
-	case st.Verb == "SET" && sessionSet(norm):
-		// Session settings mean nothing without an upstream; accept them so
-		// that drivers that set their session up on connect work.
-		return AppendOK(out, seq)
-	case st.Verb == "BEGIN" || st.Verb == "START TRANSACTION" || st.Verb == "COMMIT" || st.Verb == "ROLLBACK":
-		return AppendOK(out, seq)
-	}
-	out, ok := s.allowStatement(env, st, q, out)
+	r, out, ok := s.checkSQL(env, q, out)
 	if !ok {
 		return out
 	}
-	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream)
-}
-
-// sessionSet reports whether a normalized SET statement only sets session
-// state (SET NAMES, SET autocommit=…, SET SESSION …), as opposed to SET
-// GLOBAL/PERSIST, SET PASSWORD or SET ROLE. A statement longer than the
-// normalization buffer is not a session SET.
-func sessionSet(norm []byte) bool {
-	if norm == nil {
-		return false
+	if r.Statements == 0 {
+		return AppendERR(out, seq, erEmptyQuery, stateSyntaxOrAccessRule, "Query was empty")
 	}
-	for _, p := range []string{"set global", "set persist", "set @@global", "set password", "set role", "set default role", "set resource"} {
-		if strings.HasPrefix(string(norm), p) {
-			return false
+	if r.Statements == 1 {
+		// Everything of it passed checkSQL: SET changes only this session
+		// (SET GLOBAL, PERSIST, ROLE, PASSWORD … are refused there).
+		// Session settings and transactions mean nothing without an
+		// upstream; accept them so that drivers that set their session
+		// up on connect work.
+		switch st := firstStatement(q); st.Verb {
+		case "USE":
+			return s.useDB(env, st.Target, out)
+		case "SET", "BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK":
+			return AppendOK(out, seq)
 		}
 	}
-	return strings.HasPrefix(string(norm), "set ")
-}
-
-// useTarget returns the database name of "USE db" (backquotes removed).
-func useTarget(q []byte) []byte {
-	_, rest := keyword(q, new([16]byte))
-	return nameAt(skipSpace(rest))
+	if out, ok = s.allowStatements(env, q, out); !ok {
+		return out
+	}
+	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream)
 }
 
 // normalize lower-cases q into buf, collapsing whitespace runs into one

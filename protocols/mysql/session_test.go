@@ -372,19 +372,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	cases := map[string]core.Scope{
-		"select 1": core.ScopeDatabaseRead, "  (SELECT 2)": core.ScopeDatabaseRead, "-- c\nSHOW TABLES": core.ScopeDatabaseRead,
-		"update t set a=1": core.ScopeDatabaseWrite, "drop table t": core.ScopeSchemaWrite, "DROP SCHEMA x": core.ScopeDatabaseDelete,
-		"frobnicate": core.ScopeDatabaseWrite, "": core.ScopeDatabaseWrite,
-	}
-	for q, want := range cases {
-		if st := Classify([]byte(q)); st.Scope != want || st.None {
-			t.Errorf("%q: %+v", q, st)
-		}
-	}
-}
-
 func TestKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	k1, err := LoadOrGenerateKey(dir)
