@@ -14,7 +14,8 @@ const NoScope core.Scope = 0xff
 func RouteScope(method, path string) core.Scope {
 	switch {
 	case path == "/api/v1/sql":
-		// The statement may need more (SQLScope); reading is the least.
+		// The statements may need more (SQLHandler checks them with
+		// sqlscope); reading is the least.
 		return core.ScopeDatabaseRead
 	case strings.HasPrefix(path, "/v1/databases"):
 		switch method {
@@ -26,50 +27,4 @@ func RouteScope(method, path string) core.Scope {
 		return core.ScopeDatabaseCreate
 	}
 	return NoScope
-}
-
-// SQLScope returns the scope a SQL statement needs, from its leading
-// keywords: reads need database:read, writes database:write, DDL
-// schema:write, CREATE/DROP DATABASE database:create/database:delete.
-// Anything unrecognised needs database:write, so a classifier miss never
-// lets a read-only token write.
-func SQLScope(q string) core.Scope {
-	w1, rest := firstWord(q)
-	w2, _ := firstWord(rest)
-	switch w1 {
-	case "select", "show", "explain", "values", "table":
-		return core.ScopeDatabaseRead
-	case "with":
-		// A data-modifying CTE (WITH … INSERT/UPDATE/DELETE) writes.
-		l := strings.ToLower(rest)
-		for _, kw := range []string{"insert", "update", "delete", "merge"} {
-			if strings.Contains(l, kw) {
-				return core.ScopeDatabaseWrite
-			}
-		}
-		return core.ScopeDatabaseRead
-	case "create":
-		if w2 == "database" {
-			return core.ScopeDatabaseCreate
-		}
-		return core.ScopeSchemaWrite
-	case "drop":
-		if w2 == "database" {
-			return core.ScopeDatabaseDelete
-		}
-		return core.ScopeSchemaWrite
-	case "alter", "comment":
-		return core.ScopeSchemaWrite
-	}
-	return core.ScopeDatabaseWrite
-}
-
-// firstWord returns q's first word in lower case and what follows it.
-func firstWord(q string) (string, string) {
-	q = strings.TrimLeft(q, " \t\r\n(")
-	i := strings.IndexFunc(q, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' || r == '(' || r == ';' })
-	if i < 0 {
-		i = len(q)
-	}
-	return strings.ToLower(q[:i]), q[i:]
 }

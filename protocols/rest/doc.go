@@ -18,8 +18,10 @@
 // whose revocation feed is stale answers 503 with Retry-After.
 //
 // Like every protocol folder it reads as session.go (the authenticator),
-// classify.go (which scope a route or SQL statement needs) and errors.go
-// (token errors as HTTP responses).
+// classify.go (which scope a route needs) and errors.go (token errors as
+// HTTP responses); sql.go is the SQL endpoint, whose statements' scopes
+// package sqlscope decides, as for the PostgreSQL and MySQL front ends
+// (the endpoint speaks PostgreSQL's dialect).
 //
 // Metrics are the wire protocols' (netio.Metrics) with protocol="rest":
 // helios_gateway_auth_total{protocol="rest",outcome=…} counts every

@@ -185,20 +185,6 @@ func TestSQLResponder(t *testing.T) {
 	}
 }
 
-func TestSQLScope(t *testing.T) {
-	for q, want := range map[string]core.Scope{
-		"SELECT 1": core.ScopeDatabaseRead, "  show search_path": core.ScopeDatabaseRead,
-		"WITH x AS (SELECT 1) SELECT * FROM x": core.ScopeDatabaseRead, "with x as (delete from t returning *) select 1": core.ScopeDatabaseWrite,
-		"insert into t values (1)": core.ScopeDatabaseWrite, "CREATE TABLE t (a int)": core.ScopeSchemaWrite,
-		"create database d": core.ScopeDatabaseCreate, "DROP DATABASE d": core.ScopeDatabaseDelete,
-		"vacuum": core.ScopeDatabaseWrite,
-	} {
-		if got := SQLScope(q); got != want {
-			t.Errorf("%q: %v, want %v", q, got, want)
-		}
-	}
-}
-
 // BenchmarkAuthenticatedRequest is the REST authentication path: header,
 // verify, scope, usage, route, handler.
 func BenchmarkAuthenticatedRequest(b *testing.B) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/protocols/internal/sqlscope"
 	"github.com/valyala/fasthttp"
 )
 
@@ -38,9 +39,13 @@ type sqlResult struct {
 // SQLHandler returns the handler of POST /api/v1/sql with the built-in
 // responder (no upstream database is configured): SELECT 1 and the identity
 // query. A test token may run only against a test database of p's registry
-// (the request's "database", default "main"); the statement's scope
-// (SQLScope) is checked next, so a read-only token gets FORBIDDEN for a
-// write whether or not an upstream would run it.
+// (the request's "database", default "main"); every statement of the query
+// is checked next (package sqlscope, PostgreSQL's dialect), so a read-only
+// token gets 403 FORBIDDEN "Token does not have required scope: <scope>"
+// for a write whether or not an upstream would run it, and any token gets
+// 403 FORBIDDEN "Statement not allowed through the HeliosDB gateway:
+// <reason>" for a statement the gateway refuses (SET ROLE, ALTER SYSTEM,
+// text it cannot read …).
 func SQLHandler(p core.Policy) Handler {
 	return func(ctx *fasthttp.RequestCtx, c *core.Claims) { handleSQL(ctx, c, p) }
 }
@@ -73,8 +78,16 @@ func handleSQL(ctx *fasthttp.RequestCtx, c *core.Claims, p core.Policy) {
 		WriteTokenError(ctx, err)
 		return
 	}
-	if err := c.Require(SQLScope(q)); err != nil {
-		WriteTokenError(ctx, err)
+	// Every statement of the query, as PostgreSQL reads it (the raw text:
+	// the normalized one has lost its line ends, and with them where --
+	// comments end).
+	r := sqlscope.Classify(sqlscope.PostgreSQL, []byte(req.Query))
+	if d, denied := r.Deny(c.Scopes); denied {
+		WriteTokenError(ctx, d.Err)
+		return
+	}
+	if r.Statements == 0 {
+		WriteError(ctx, http.StatusBadRequest, "INVALID_REQUEST", `query has no statement, only comments: send {"query": "SELECT 1"}`, "")
 		return
 	}
 	var res sqlResult
