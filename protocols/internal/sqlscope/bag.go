@@ -102,6 +102,10 @@ func bag(l Lexer, flags uint16, c ctx, st *stmt, cur string) {
 			if inSet {
 				st.refuse(RefusedServer)
 			}
+		case "role", "session_authorization", "authorization":
+			if pk := kw(prev); inSet && (isPunct(prev, ',') || pk == "set" || pk == "session" || pk == "local") {
+				st.refuse(RefusedRole) // SET SESSION AUTHORIZATION …, SET x = 1, ROLE …
+			}
 		case "soname":
 			if flags&bagSoname != 0 {
 				st.refuse(RefusedCode)

@@ -423,6 +423,10 @@ var cases = []struct {
 	{my, "SET PASSWORD = 'x'", none, rAcc},
 	{my, "SET PASSWORD FOR u = 'x'", none, rAcc},
 	{my, "SET RESOURCE GROUP g", none, rServer},
+	{my, "SET SESSION AUTHORIZATION postgres", none, rRole},
+	{my, "SET autocommit = 1, ROLE admin", none, rRole},
+	{my, "SET @role = 'admin', @x = @role", none, 0},
+	{my, "SET @r = (SELECT role FROM users LIMIT 1)", R, 0},
 	{my, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", none, 0},
 	{my, "SET GLOBAL TRANSACTION ISOLATION LEVEL READ COMMITTED", none, rServer},
 	// Other MySQL statements.
