@@ -38,6 +38,8 @@
 //     statements need;
 //   - CREATE DATABASE, DROP DATABASE (MySQL: SCHEMA too): database:create,
 //     database:delete;
+//   - MariaDB's EXECUTE IMMEDIATE 'stmt' and BEGIN NOT ATOMIC … END: what
+//     their statements need;
 //   - PREPARE x AS stmt and MySQL's PREPARE s FROM 'stmt': what stmt
 //     needs (the string is decoded and classified); PREPARE s FROM
 //     @variable is refused;
@@ -66,8 +68,17 @@
 // reading (Pass 0) meets one of these — a backslash in such a string, a
 // versioned comment, a possible lead byte before \ or ` — the text is read
 // again under each setting that could matter, and the result is the union.
-// A reading that ends in a syntax error runs nothing from there on; the
-// default reading ending in one is refused.
+// Another reading that meets text it cannot lex, or a statement the
+// gateway does not know (value text outside its quotes, typically), is a
+// syntax error there and runs nothing from that statement on; under the
+// default reading either is refused. The union costs false refusals where
+// the other reading shows words of a value as SQL — a read-only token's
+// SELECT with two backslash-escaped quotes (go-sql-driver's
+// interpolateParams, PHP's emulated prepares) around the word DELETE, or
+// a value that is an injection attempt under NO_BACKSLASH_ESCAPES —
+// until a proxy narrows the readings to the session's real settings
+// (PostgreSQL reports standard_conforming_strings and client_encoding in
+// ParameterStatus, MySQL NO_BACKSLASH_ESCAPES in its status flags).
 //
 // # What it must never do
 //

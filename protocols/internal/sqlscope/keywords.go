@@ -26,7 +26,7 @@ var keywordList = [...]string{
 	"system", "view", "index", "sequence", "type", "domain", "extension", "function", "procedure", "trigger",
 	"rule", "routine", "access", "cast", "collation", "conversion", "policy", "publication", "subscription",
 	"statistics", "text", "transform", "operator", "large", "privileges", "mapping", "reference", "logfile",
-	"package", "data", "wrapper", "method", "label", "object", "current_user",
+	"package", "data", "wrapper", "method", "label", "object", "current_user", "immediate",
 	// compound statements (routine bodies, DO blocks)
 	"then", "else", "elsif", "elseif", "loop", "repeat", "while", "until", "leave", "iterate", "return",
 	"case", "when", "exception", "perform", "raise", "exit", "continue", "foreach", "null", "assert",

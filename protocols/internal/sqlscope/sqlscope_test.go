@@ -400,6 +400,16 @@ var cases = []struct {
 	{my, "PREPARE s FROM @`v`", none, rDyn},
 	{my, "PREPARE s FROM 'SELECT 1' || @x", none, rDyn},
 	{my, "EXECUTE s USING @a", R, 0},
+	{my, "EXECUTE IMMEDIATE 'DELETE FROM t'", RW, 0},
+	{my, "EXECUTE IMMEDIATE CONCAT('DELETE ', 'FROM t')", none, rDyn},
+	{my, "EXECUTE IMMEDIATE @sql", none, rDyn},
+	{my, "BEGIN NOT ATOMIC DELETE FROM t; END", RW, 0},
+	{my, "BEGIN NOT ATOMIC SELECT 1; END; SET GLOBAL x = 1", none, rServer},
+	{my, "BEGIN WORK", none, 0},
+	// Another reading stops at what no server would run: go-sql-driver's
+	// and PHP's backslash escapes of values are not refused for it.
+	{my, "INSERT INTO t VALUES ('It\\'s; ok', 'b\\'c')", W, 0},
+	{my, "SELECT * FROM t WHERE a = 'x\\'; DELETE FROM t; -- '", RW, 0},
 	{my, "DEALLOCATE PREPARE s", none, 0},
 	{my, "DROP PREPARE s", none, 0},
 	// SET.

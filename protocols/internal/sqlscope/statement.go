@@ -229,7 +229,15 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 			st.refuse(RefusedRole) // DISCARD ALL runs SET SESSION AUTHORIZATION DEFAULT
 		}
 		return st, 0, k
-	case "begin", "commit", "rollback", "savepoint", "release", "deallocate", "close":
+	case "begin":
+		if !pg && h.k(i+1) == "not" {
+			// MariaDB's BEGIN NOT ATOMIC … END runs a compound statement
+			// now: its body is classified as a routine's is.
+			st.verb, st.routine = "statement", true
+			return st, bagBody(c), k
+		}
+		return st, 0, k
+	case "commit", "rollback", "savepoint", "release", "deallocate", "close":
 		return st, 0, k
 	case "end", "abort", "unlisten":
 		if !pg {
@@ -253,6 +261,17 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 	case "prepare":
 		return prepare(h, i, l, c, st), 0, k
 	case "execute":
+		if !pg && h.k(i+1) == "immediate" {
+			// MariaDB's EXECUTE IMMEDIATE runs the SQL of its argument.
+			if i+2 < h.n && h.t[i+2].Kind == KindString {
+				if body, ok := stringsAt(l.from(h.t[i+2]), l.m); ok {
+					st.add(classifyBody(c, body, false))
+					return st, 0, k
+				}
+			}
+			st.refuse(RefusedDynamic)
+			return st, 0, k
+		}
 		st.need = needRead // what it runs was checked when it was prepared
 		return st, bagExpr, k
 	case "declare":

@@ -190,6 +190,12 @@ func (w *Walker) piece() (Statement, bool) {
 		c := w.c
 		c.body = body
 		st := classify(pl, c, h)
+		if w.combo != 0 && st.refused == RefusedUnknown {
+			// Another reading met a statement no server knows either
+			// (value text outside its quotes, typically): a syntax error
+			// there, which runs nothing from here on.
+			return Statement{}, false
+		}
 		if st.routine || body {
 			w.block += st.block
 			if w.block < 0 {
