@@ -111,11 +111,14 @@ func bag(l Lexer, flags uint16, c ctx, st *stmt, cur string) {
 				st.refuse(RefusedCode)
 			}
 		}
+		if flags&bagUnicode != 0 && t.Kind == KindQuotedIdent && t.esc == escUnicode && !unicodePlain(l, t) {
+			st.refuse(RefusedDynamic) // U&"set\005fconfig", SET U&"rol\0065"
+		}
 		if pg && (k == "set_config" || t.Kind == KindQuotedIdent && kwq(t) == "set_config") {
 			setConfig(l, st)
 		}
-		if inSet && t.Kind == KindVar && globalVar(t.Text) {
-			st.refuse(RefusedServer)
+		if inSet && t.Kind == KindVar && (containsFold(t.Text, "global") || containsFold(t.Text, "persist")) {
+			st.refuse(RefusedServer) // @@global.x, @@GLOBAL.x, @@`global`.x
 		}
 		if flags&bagRoutine != 0 {
 			atStart = blocks(&l, k, pg && !c.proc, startHere, t, prev, st) || atStart
@@ -262,11 +265,6 @@ func dynamic(l Lexer, c ctx, st *stmt) {
 	st.add(classifyBody(c, body, false))
 }
 
-// globalVar: @@global.x and @@persist.x name server-wide settings.
-func globalVar(b []byte) bool {
-	return hasPrefixFold(b, "@@global") || hasPrefixFold(b, "@@persist")
-}
-
 func hasPrefixFold(b []byte, p string) bool {
 	if len(b) < len(p) {
 		return false
@@ -290,4 +288,15 @@ func containsFold(b []byte, sub string) bool {
 		}
 	}
 	return false
+}
+
+// unicodePlain reports whether a U&"…" identifier (l is after it) spells
+// its name plainly: no escape in it and no UESCAPE after it.
+func unicodePlain(l Lexer, t Token) bool {
+	for _, c := range t.Inner() {
+		if c == '\\' {
+			return false
+		}
+	}
+	return !l.Next().Is("uescape")
 }

@@ -53,7 +53,8 @@
 // SYSTEM, SET GLOBAL/PERSIST/@@global, tablespaces, replication, FLUSH,
 // SHUTDOWN, CHECKPOINT …), load code or run programs (LOAD, COPY …
 // PROGRAM, CREATE FUNCTION … SONAME, DO in a language other than
-// PL/pgSQL), whose SQL is computed at run time, that the gateway does not
+// PL/pgSQL), whose SQL is computed at run time (or whose names are spelled
+// with escapes, as U&"…" identifiers are), that the gateway does not
 // recognize, or that it cannot read to their end.
 //
 // # Readings

@@ -72,6 +72,8 @@ func kw(t Token) string {
 // insensitively: PostgreSQL's SET "ROLE" sets role).
 func kwq(t Token) string {
 	if t.Kind == KindQuotedIdent && t.clean {
+		// A U&"…" name with \ escapes spells something else: no keyword
+		// (the classifier refuses it, bagUnicode).
 		return lookup(t.Inner())
 	}
 	return kw(t)

@@ -402,7 +402,9 @@ func (l *Lexer) prefixed(i int) (Token, bool) {
 			t.esc = escUnicode
 			return t, true
 		case c == 'u' && n == '&' && i+2 < len(q) && q[i+2] == '"':
-			return l.quoted(i, i+2, KindQuotedIdent, escDouble, false), true
+			t := l.quoted(i, i+2, KindQuotedIdent, escDouble, false)
+			t.esc = escUnicode // its name is not what it spells: the classifier refuses one with escapes
+			return t, true
 		}
 		return Token{}, false
 	}

@@ -72,6 +72,7 @@ const (
 	bagIntoVar                       // INTO names a routine's variable
 	bagSoname                        // MySQL CREATE FUNCTION … SONAME loads a library
 	bagDynamic                       // PL/pgSQL EXECUTE runs the SQL in its string
+	bagUnicode                       // PostgreSQL U&"…" identifiers with escapes hide their names: refused
 )
 
 const bagExpr = bagDML | bagInto | bagLocking
@@ -138,6 +139,9 @@ func classify(l Lexer, c ctx, h *heads) stmt {
 		h.fill(l)
 	}
 	st, flags, cur := head(l, c, h)
+	if c.d == PostgreSQL && !c.headOnly {
+		flags |= bagUnicode
+	}
 	if c.body {
 		flags |= bagBody(c) // a statement of a routine body: scanned as one
 	}
