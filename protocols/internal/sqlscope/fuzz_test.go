@@ -99,7 +99,7 @@ func defaultReading(d Dialect, q []byte) reading {
 			r.refused = st.Refused
 		}
 	}
-	r.commands, r.others = w.Commands(), w.trig != 0
+	r.commands, r.others = w.commands, w.trig != 0
 	return r
 }
 

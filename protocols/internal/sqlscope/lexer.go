@@ -29,7 +29,7 @@ const (
 	KindParam                   // $1 (PostgreSQL)
 	KindVar                     // @name, @@name, @@global.name (MySQL)
 	KindPunct                   // one byte of anything else: ( ) ; , . = and operators
-	KindError                   // text the lexer cannot read (Lexer.Err says why)
+	KindError                   // text the lexer cannot read: an unterminated quote or comment, a NUL byte
 )
 
 // Token is one lexical token. Text points into the lexed text, so a token
@@ -133,9 +133,6 @@ type Lexer struct {
 // NewLexer returns a lexer over q under the dialect's default settings.
 func NewLexer(d Dialect, q []byte) Lexer { return Lexer{q: q, m: mode{d: d}} }
 
-// Err returns why Next returned KindError (RefusedUnreadable), else 0.
-func (l *Lexer) Err() Refusal { return l.err }
-
 // at returns the byte k past the current position, 0 past the end.
 func (l *Lexer) at(k int) byte {
 	if l.pos+k < len(l.q) {
@@ -160,7 +157,8 @@ func (l *Lexer) from(t Token) Lexer {
 }
 
 // Next returns the next token, skipping whitespace and comments. After the
-// end it returns KindEOF; after an error, KindError once and then KindEOF.
+// end it returns KindEOF; text it cannot read (an unterminated quote or
+// comment, a NUL byte) is KindError once, and then KindEOF.
 func (l *Lexer) Next() Token {
 	q := l.q
 	for l.pos < len(q) {

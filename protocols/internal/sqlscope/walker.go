@@ -84,11 +84,6 @@ func (w *Walker) Next() (Statement, bool) {
 	}
 }
 
-// Commands returns how many commands (statements separated by ';' outside
-// parentheses, not counting empty ones) the default reading found so far:
-// after Next returned false, all of them.
-func (w *Walker) Commands() int { return w.commands }
-
 // nextPass starts the next reading, or finishes; a refusal is returned
 // when the text is too large to read again.
 func (w *Walker) nextPass() (Statement, bool) {
