@@ -39,14 +39,6 @@ type command struct {
 // database:write, so that a classifier miss fails closed.
 var unknownCommand = command{id: cmdData, scope: core.ScopeDatabaseWrite}
 
-// Classify returns what the command named name (lower case) needs: its
-// scope, or none when authentication alone suffices. An administrative
-// command (adminCommands) is refused whatever the scopes.
-func Classify(name []byte) (scope core.Scope, none bool) {
-	c := lookup(name)
-	return c.scope, c.none
-}
-
 // adminRule says which forms of a command are administrative.
 type adminRule struct {
 	// all: every form of the command.

@@ -1,15 +1,16 @@
 package rest
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/heliosdb/auth/core"
-	"github.com/heliosdb/auth/protocols/internal/sqlscope"
 	"github.com/valyala/fasthttp"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/httpapi"
+	"github.com/heliosdb/auth/protocols/internal/sqlscope"
 )
 
 // WhoAmIQuery is the built-in identity query: it returns the calling token's
@@ -50,20 +51,11 @@ func SQLHandler(p core.Policy) Handler {
 	return func(ctx *fasthttp.RequestCtx, c *core.Claims) { handleSQL(ctx, c, p) }
 }
 
-// HandleSQL is SQLHandler without a policy (test tokens are refused).
-func HandleSQL(ctx *fasthttp.RequestCtx, c *core.Claims) { handleSQL(ctx, c, nil) }
-
 func handleSQL(ctx *fasthttp.RequestCtx, c *core.Claims, p core.Policy) {
-	body := ctx.PostBody()
-	if len(body) > MaxSQLBody {
-		WriteError(ctx, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "request body is too large: at most 1 MiB", "")
-		return
-	}
+	// The issuer's decoder: one strict object within MaxSQLBody, and text
+	// that is UTF-8 whose strings hold only characters.
 	var req sqlRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
-		WriteError(ctx, http.StatusBadRequest, "INVALID_JSON", `send a JSON object {"query": "SELECT 1"}`, errText(err))
+	if !httpapi.DecodeJSON(ctx, &req, MaxSQLBody, true) {
 		return
 	}
 	q := normalizeSQL(req.Query)
@@ -117,9 +109,3 @@ func normalizeSQL(q string) string {
 	return strings.ToLower(q)
 }
 
-func errText(err error) string {
-	if err == nil {
-		return "extra data after the JSON object"
-	}
-	return err.Error()
-}

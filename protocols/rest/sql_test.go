@@ -69,3 +69,28 @@ func jsonString(s string) string {
 	}
 	return string(append(b, '"'))
 }
+
+// TestSQLBodyIsCheckedText: the SQL endpoint decodes its body as the
+// issuer does — invalid UTF-8 and escaped lone surrogates are 400
+// INVALID_JSON before anything reads the query (encoding/json would fold
+// them to U+FFFD, and the statement checked would not be the one sent), as
+// are unknown fields, trailing data and an empty body; an oversized body
+// is 413.
+func TestSQLBodyIsCheckedText(t *testing.T) {
+	f := newFixture(t)
+	all, _ := f.mint(t, core.AllScopes, time.Hour)
+	for body, want := range map[string]int{
+		"{\"query\":\"SELECT 1 \xff\"}": 400,
+		`{"query":"SELECT 1 \udcff"}`:   400,
+		`{"query":"SELECT 1","x":1}`:    400,
+		`{"query":"SELECT 1"} {}`:       400,
+		``:                              400,
+		`{"query":"` + strings.Repeat("x", MaxSQLBody) + `"}`: 413,
+		`{"query":"SELECT 1"}`:                                200,
+	} {
+		ctx := f.do("POST", "/api/v1/sql", "Bearer "+all, body)
+		if ctx.Response.StatusCode() != want {
+			t.Errorf("%.40q: %d %s, want %d", body, ctx.Response.StatusCode(), ctx.Response.Body(), want)
+		}
+	}
+}
