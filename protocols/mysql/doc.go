@@ -180,7 +180,7 @@
 //     by SSLRequest after the greeting, no ALPN).
 //   - session.go: Session, the connection state machine (greeting,
 //     SSLRequest, HandshakeResponse41, fast and full authentication, RSA),
-//     with LimitError and Awaiting.
+//     with Claims, Terminate, LimitError and Awaiting.
 //   - codec.go: the wire format: packets, capability flags, the greeting,
 //     HandshakeResponse41, OK/ERR/EOF, AuthMoreData and result sets.
 //   - classify.go: the scope check of a query (sqlscope's answer as 1142
@@ -193,7 +193,7 @@
 // and, each with one job of its own:
 //
 //   - policy.go: the rules beyond the token (IP allowlist, test
-//     databases) at admission and per statement; Claims and Terminate.
+//     databases) at admission and per statement.
 //   - cache.go: the fast-authentication cache.
 //   - rsakey.go: the RSA key pair for full authentication without TLS.
 package mysql

@@ -26,30 +26,6 @@ import (
 // (SELECT … FROM prod.t) are not parsed here: this gateway has no upstream
 // to send them to, so every such statement ends in 1235 regardless.
 
-// Claims returns the claims of the token the session authenticated with,
-// nil before that (netio.Session: the transport re-checks them while the
-// client is silent). They never change once the session is admitted: MySQL's
-// COM_CHANGE_USER is not served.
-func (s *Session) Claims() *core.Claims {
-	if s.state == stCommand {
-		return &s.claims
-	}
-	return nil
-}
-
-// Terminate appends the ERR packet that ends the session from outside: its
-// token was revoked, its account logged out everywhere, its key retired, it
-// expired, or this node can no longer tell (netio.Session). The
-// transport writes it and closes. The packet is unsolicited, so it carries
-// sequence id 1, the id of the reply to the client's next command (sent
-// with 0): a client reads it as the answer to whatever it sends next, and
-// prints the reason. The token's fast-auth cache entry is evicted.
-func (s *Session) Terminate(err error, out []byte) []byte {
-	s.state = stClosed
-	s.forget()
-	return s.appendSessionEnded(out, 1, err)
-}
-
 // recheck re-checks the session's token before a command, as a fresh
 // verification would (netio.Env.Recheck: the key, the revocation view, and
 // expiry unless the gateway is configured to keep sessions past their

@@ -28,7 +28,7 @@ const (
 func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Action) {
 	seq := s.seq + 1
 	if len(payload) == 0 {
-		return AppendERR(out, seq, erUnknownCom, "08S01", "Unknown command"), netio.Close
+		return AppendERR(out, seq, erUnknownCom, stateCommunicationFailure, "Unknown command"), netio.Close
 	}
 	if payload[0] == comQuit {
 		return out, netio.Close
@@ -57,14 +57,14 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		if out, ok = s.allowStatements(env, payload[1:], out); !ok {
 			return out, netio.Continue
 		}
-		return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
+		return AppendERR(out, seq, erNotSupportedYet, stateSyntaxOrAccessRule, msgNoUpstream), netio.Continue
 	case comStmtClose, comStmtSendLong:
 		return out, netio.Continue // these commands have no reply
 	}
 	if out, ok = s.allowStatements(env, nil, out); !ok {
 		return out, netio.Continue
 	}
-	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream), netio.Continue
+	return AppendERR(out, seq, erNotSupportedYet, stateSyntaxOrAccessRule, msgNoUpstream), netio.Continue
 }
 
 // useDB runs COM_INIT_DB / USE db: it needs database:read, and a test
@@ -159,7 +159,7 @@ func (s *Session) query(env *netio.Env, q, out []byte) []byte {
 	if out, ok = s.allowStatements(env, q, out); !ok {
 		return out
 	}
-	return AppendERR(out, seq, erNotSupportedYet, "42000", msgNoUpstream)
+	return AppendERR(out, seq, erNotSupportedYet, stateSyntaxOrAccessRule, msgNoUpstream)
 }
 
 // normalize lower-cases q into buf, collapsing whitespace runs into one

@@ -108,4 +108,3 @@ func normalizeSQL(q string) string {
 	q = strings.TrimRight(q, "; ")
 	return strings.ToLower(q)
 }
-
