@@ -17,11 +17,9 @@
 // "database" field, "main" when absent (403 FORBIDDEN otherwise). A node
 // whose revocation feed is stale answers 503 with Retry-After.
 //
-// Like every protocol folder it reads as session.go (the authenticator),
-// classify.go (which scope a route needs) and errors.go (token errors as
-// HTTP responses); sql.go is the SQL endpoint, whose statements' scopes
-// package sqlscope decides, as for the PostgreSQL and MySQL front ends
-// (the endpoint speaks PostgreSQL's dialect).
+// The SQL endpoint's statements' scopes are decided by package sqlscope, as
+// for the PostgreSQL and MySQL front ends (the endpoint speaks PostgreSQL's
+// dialect).
 //
 // Metrics are the wire protocols' (netio.Metrics) with protocol="rest":
 // helios_gateway_auth_total{protocol="rest",outcome=…} counts every
@@ -40,4 +38,24 @@
 //
 // rest must never import the issuer or another protocol, and never log a
 // token (only its id, once its MAC has verified).
+//
+// # Files
+//
+// The same roles as every protocol package (see package protocols), for
+// HTTP: its wire format is internal/httpapi's, and it is not a
+// netio.Session, so there is no protocol.go or codec.go:
+//
+//   - session.go: Authenticator (AuthOptions, NewAuthenticator): the Bearer
+//     token's verification, policy and metrics for each request.
+//   - classify.go: the scope a route needs (RouteScope).
+//   - errors.go: token and request errors as HTTP responses (httpapi's
+//     short forms).
+//   - responder.go: POST /api/v1/sql: the statements' scope check and the
+//     built-in answers (SELECT 1, helios_whoami()).
+//
+// and, each with one job of its own:
+//
+//   - router.go: the routes, public and protected.
+//   - listen.go: the listener that takes TLS, or plaintext from allowed
+//     networks, on one port.
 package rest
