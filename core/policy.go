@@ -53,3 +53,19 @@ func AllowDatabase(p Policy, c *Claims, database []byte) error {
 	}
 	return nil
 }
+
+// Registry is implemented by a Policy that knows the registered databases
+// (policyset.Set), so that front ends can answer a name that is not one with
+// their protocol's "does not exist" error.
+type Registry interface {
+	// IsDatabase reports whether name is a registered database.
+	IsDatabase(name []byte) bool
+}
+
+// KnownDatabase reports whether name is a registered database of p. A nil
+// p, or one that does not implement Registry, knows no registry: every
+// name is taken as known (only the test-database rule applies then).
+func KnownDatabase(p Policy, name []byte) bool {
+	r, ok := p.(Registry)
+	return !ok || r.IsDatabase(name)
+}

@@ -57,6 +57,12 @@ func (s *Set) AllowedFrom(id core.TokenID, addr netip.Addr) bool {
 // IsTestDatabase implements core.Policy.
 func (s *Set) IsTestDatabase(name []byte) bool { return s.cur.Load().databases[string(name)] }
 
+// IsDatabase implements core.Registry: name is registered.
+func (s *Set) IsDatabase(name []byte) bool {
+	_, ok := s.cur.Load().databases[string(name)]
+	return ok
+}
+
 // Database reports whether name is registered and whether it is a test database.
 func (s *Set) Database(name string) (exists, test bool) {
 	test, exists = s.cur.Load().databases[name]

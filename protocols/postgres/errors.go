@@ -21,6 +21,7 @@ const (
 	codeUndefinedStatement  = "26000"
 	codeUndefinedCursor     = "34000"
 	codeCannotConnectNow    = "57P03" // revocation status unavailable: try again
+	codeInvalidCatalogName  = "3D000" // invalid_catalog_name: the database is not registered
 )
 
 // MsgInsecure is the refusal of a plaintext StartupMessage from a client
@@ -87,4 +88,20 @@ func limitError(l netio.Limit) ErrorFields {
 		return ErrorFields{Severity: "FATAL", Code: codeProgramLimit, Message: "message too large"}
 	}
 	return ErrorFields{Severity: "FATAL", Code: codeProtocolViolation, Message: "connection limit reached"}
+}
+
+// errWrongUser is the error observed for a user name other than default.
+var errWrongUser = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
+	Detail: "HeliosDB tokens authenticate the user default"}
+
+// wrongUserError is the FATAL 28P01 for a startup user name other than
+// default, sent before the password is asked for.
+func wrongUserError(user []byte) ErrorFields {
+	if len(user) > maxIdentifierLen {
+		user = user[:maxIdentifierLen]
+	}
+	return ErrorFields{Severity: "FATAL", Code: codeInvalidPassword,
+		Message: "password authentication failed for user \"" + string(user) + "\"",
+		Detail:  "HeliosDB tokens authenticate the user default",
+		Hint:    "connect as user default with the token as the password (postgresql://default:$HELIOS_TOKEN@host/main)"}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ func policyLogin(t *testing.T, pol core.Policy, usage core.UsageRecorder, addr s
 
 func TestPolicyIPAllowlist(t *testing.T) {
 	pol := policyset.New()
+	pol.SetDatabase("main", false)
 	usage := &usageLog{}
 	ms, obs := policyLogin(t, pol, usage, "10.1.2.3:5000", core.FlagIPPolicy, "main")
 	if ms[len(ms)-1].typ != 'Z' || len(usage.ids) != 1 || obs.outcomes[0] != netio.OutcomeOK {
@@ -72,5 +74,37 @@ func TestPolicyTestDatabases(t *testing.T) {
 	}
 	if ms, _ := policyLogin(t, pol, nil, "127.0.0.1:5000", 0, "main"); ms[len(ms)-1].typ != 'Z' {
 		t.Fatal("a live token was refused on main")
+	}
+}
+
+// TestNamesChecked: a database that is not registered gets FATAL 3D000
+// after authentication (the implied name "default" and a registered name
+// pass), and a user other than default gets FATAL 28P01 right after the
+// StartupMessage, before the password is asked for.
+func TestNamesChecked(t *testing.T) {
+	pol := policyset.New()
+	pol.SetDatabase("main", false)
+	for db, want := range map[string]string{"main": "", "": "", "default": "", "nope": "3D000"} {
+		ms, _ := policyLogin(t, pol, nil, "127.0.0.1:5000", 0, db)
+		last := ms[len(ms)-1]
+		if want == "" && last.typ != 'Z' {
+			t.Fatalf("database %q refused: %q", db, ms)
+		}
+		if want != "" && (last.typ != 'E' || errField(last.body, 'C') != want || errField(last.body, 'S') != "FATAL" ||
+			errField(last.body, 'M') != `database "nope" does not exist`) {
+			t.Fatalf("database %q: %q", db, ms)
+		}
+	}
+	r := newRig(t, netio.ConnInfo{Remote: netip.MustParseAddrPort("127.0.0.1:5000"), TLS: true, PlaintextOK: true})
+	r.sess = New(Options{Policy: pol}).NewSession(r.info).(*Session)
+	out, act := r.feed(startup("user", "alice", "database", "main"))
+	ms := parseBackend(t, out)
+	if act != netio.Close || len(ms) != 1 || ms[0].typ != 'E' || errField(ms[0].body, 'C') != "28P01" ||
+		errField(ms[0].body, 'M') != `password authentication failed for user "alice"` ||
+		!strings.Contains(errField(ms[0].body, 'H'), "connect as user default with the token as the password") {
+		t.Fatalf("user alice: %v %q", act, ms)
+	}
+	if len(r.obs.outcomes) != 1 || r.obs.outcomes[0] != netio.OutcomeInvalid {
+		t.Fatalf("outcomes %v", r.obs.outcomes)
 	}
 }

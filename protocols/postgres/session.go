@@ -187,8 +187,12 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 		}
 		rest = r
 		switch {
-		case string(k) == "user" && string(v) != "default" && len(v) > 0 && len(v) <= maxIdentifierLen:
-			s.user = string(v)
+		case string(k) == "user" && string(v) != "default":
+			// The only user is default: refused before the client sends
+			// the token as a password it would have sent for nothing.
+			env.Observer.Authenticated(s.info, nil, errWrongUser, env.Now)
+			o, _ := s.fatal(out, wrongUserError(v))
+			return o, netio.Close
 		case string(k) == "database" && len(v) > 0 && len(v) <= maxIdentifierLen:
 			s.database = append(s.database[:0], v...)
 		case len(k) > 4 && string(k[:4]) == "_pq_":
@@ -259,6 +263,13 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 	}
 	if err := env.Admit(&s.p.adm, s.info, &s.claims, tok, s.database); err != nil {
 		return s.fatal(out, tokenError(err))
+	}
+	// As PostgreSQL does, the database is checked after authentication, so
+	// the registry is not shown to whoever connects. The implied name (the
+	// user name, "default") names no database: the default one.
+	if string(s.database) != "default" && !core.KnownDatabase(s.p.adm.Policy, s.database) {
+		return s.fatal(out, ErrorFields{Severity: "FATAL", Code: codeInvalidCatalogName,
+			Message: "database \"" + string(s.database) + "\" does not exist"})
 	}
 	s.phase = phaseReady
 	out = AppendAuthentication(out, AuthenticationOk)
