@@ -108,20 +108,38 @@ func (a *app) login(email string) error {
 	return nil
 }
 
-// printToken prints the current token: HELIOS_TOKEN or the saved one.
+// printToken prints the current token: HELIOS_TOKEN or the saved one. An
+// expired token is an error: printing it would only move the failure to
+// whatever uses it next.
 func (a *app) printToken() error {
-	tok, _, creds, err := currentToken()
+	tok, source, creds, err := currentToken()
 	if err != nil {
 		return err
 	}
-	if creds != nil && tok == creds.Token && !creds.ExpiresAt.IsZero() && time.Now().After(creds.ExpiresAt) {
-		fmt.Fprintf(a.stderr, "Warning: this token expired %s: run helios auth login\n", when(creds.ExpiresAt))
+	if exp, ok := tokenExpiry(tok, creds); ok && !time.Now().Before(exp) {
+		if source == "HELIOS_TOKEN" {
+			return &hinted{err: fmt.Errorf("the token in HELIOS_TOKEN expired %s", when(exp)),
+				hint: "log in again: helios auth login, then export HELIOS_TOKEN=$(helios auth token), or unset HELIOS_TOKEN."}
+		}
+		return fmt.Errorf("the saved token expired %s: log in again: helios auth login", when(exp))
 	}
 	if a.output == "json" {
 		return json.NewEncoder(a.stdout).Encode(map[string]string{"token": tok})
 	}
 	_, err = fmt.Fprintln(a.stdout, tok)
 	return err
+}
+
+// tokenExpiry is when tok expires, read from the token itself (no key
+// needed), else from the saved credentials when tok is the saved token.
+func tokenExpiry(tok string, creds *credentials) (time.Time, bool) {
+	if u, err := core.DecodeUnverified(tok); err == nil && u.ChecksumOK {
+		return u.Claims.Expires(), true
+	}
+	if creds != nil && tok == creds.Token && !creds.ExpiresAt.IsZero() {
+		return creds.ExpiresAt, true
+	}
+	return time.Time{}, false
 }
 
 // whoami is the server's description of a token (the identity query).
@@ -219,6 +237,10 @@ func (a *app) refresh() error {
 	}
 	cl, tok, source, creds := ss.cl, ss.tok, ss.source, ss.creds
 	out, err := cl.do("POST", "/v1/auth/refresh", tok, nil)
+	if ae, ok := err.(*apiError); ok && ae.Code == "FORBIDDEN" && typeFromPrefix(tok) == "service" {
+		return &hinted{err: err, hint: "rotate a service token instead: helios token create --name NAME --type service --scopes …, " +
+			"switch to the new token, then helios token revoke OLD-NAME-OR-ID."}
+	}
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -72,36 +73,104 @@ type usageError string
 // Error returns the mistake as the user should read it.
 func (e usageError) Error() string { return string(e) }
 
+// hinted is an error with the hint that fits the state it was met in,
+// replacing the table's hint for its code.
+type hinted struct {
+	err  error
+	hint string
+}
+
+// Error returns the wrapped error's text.
+func (h *hinted) Error() string { return h.err.Error() }
+
+// Unwrap returns the wrapped error.
+func (h *hinted) Unwrap() error { return h.err }
+
+// restToCLI rewrites the REST endpoints a server message names into the
+// helios commands that call them: the CLI's user types commands, not
+// requests. Longer endpoints come first (logout-all before logout).
+var restToCLI = strings.NewReplacer(
+	"POST /v1/auth/signup", "helios auth signup",
+	"POST /v1/auth/login", "helios auth login",
+	"POST /v1/auth/logout-all", "helios auth logout --all",
+	"POST /v1/auth/logout", "helios auth logout",
+	"POST /v1/auth/refresh", "helios auth refresh",
+	"GET /v1/auth/tokens", "helios token list",
+	"POST /v1/auth/tokens", "helios token create",
+	"DELETE /v1/auth/tokens", "helios token revoke",
+)
+
 // printError writes err for the user: an API error as its code and message
-// (with what to do for authentication errors), anything else as is.
+// (with what to do next, naming a helios command that can succeed in the
+// state the error reports), anything else as is.
 func (a *app) printError(err error) {
+	hint := ""
+	var h *hinted
+	if errors.As(err, &h) {
+		hint = h.hint
+	}
 	var ae *apiError
-	if errors.As(err, &ae) {
-		fmt.Fprintf(a.stderr, "Error: %s: %s\n", ae.Code, ae.Message)
-		switch ae.Code {
-		case "AUTH_REQUIRED":
-			fmt.Fprintln(a.stderr, "Hint: check the token (helios auth status) or log in again (helios auth login).")
-		case "AUTH_EXPIRED":
-			fmt.Fprintln(a.stderr, "Hint: helios auth refresh, or log in again: helios auth login.")
-		case "FORBIDDEN":
-			switch {
-			case ae.Scope == "*" && os.Getenv("HELIOS_TOKEN") != "":
-				// The saved token (from helios auth login) has every scope,
-				// but HELIOS_TOKEN overrides it, so logging in alone would
-				// not help.
-				fmt.Fprintln(a.stderr, "Hint: this needs a full-access token (scope *), and HELIOS_TOKEN holds another one: "+
-					"unset HELIOS_TOKEN to use the token saved by helios auth login (log in again if you have none).")
-			case ae.Scope == "*":
-				fmt.Fprintln(a.stderr, "Hint: this needs a full-access token (scope *): log in again: helios auth login.")
-			default:
-				fmt.Fprintln(a.stderr, "Hint: create a token with the required scope, or use a full-access token.")
-			}
-		case "STORAGE_FULL":
-			fmt.Fprintln(a.stderr, "Hint: the server's disk is full; tokens you already have keep working. Retry once its operator frees space.")
-		case "STORAGE_FAILED":
-			fmt.Fprintln(a.stderr, "Hint: the server's storage failed; tokens you already have keep working. Its operator must restart heliosd.")
+	if !errors.As(err, &ae) {
+		fmt.Fprintln(a.stderr, "Error:", err)
+		if hint != "" {
+			fmt.Fprintln(a.stderr, "Hint: "+hint)
 		}
 		return
 	}
-	fmt.Fprintln(a.stderr, "Error:", err)
+	fmt.Fprintf(a.stderr, "Error: %s: %s\n", ae.Code, restToCLI.Replace(ae.Message))
+	if hint == "" {
+		hint = apiHint(ae)
+	}
+	if hint != "" {
+		fmt.Fprintln(a.stderr, "Hint: "+hint)
+	}
+}
+
+// apiHint is what to do after an API error, by code.
+func apiHint(ae *apiError) string {
+	env := os.Getenv("HELIOS_TOKEN") != ""
+	switch ae.Code {
+	case "AUTH_REQUIRED":
+		if env {
+			return "HELIOS_TOKEN holds a token the server refuses: unset it to use the token saved by helios auth login, or set it to a valid one."
+		}
+		return "log in again: helios auth login."
+	case "AUTH_EXPIRED":
+		if env {
+			return "HELIOS_TOKEN holds an expired token: log in again (helios auth login), then export HELIOS_TOKEN=$(helios auth token), or unset HELIOS_TOKEN."
+		}
+		return "the token expired: log in again: helios auth login."
+	case "EMAIL_TAKEN":
+		return "log in with it: helios auth login."
+	case "INVALID_CREDENTIALS":
+		return "check the email and password; no account yet? helios auth signup."
+	case "ALREADY_REFRESHED", "TOKEN_NOT_FOUND":
+		if ae.Code == "TOKEN_NOT_FOUND" && !strings.Contains(ae.Message, "log in") {
+			return "see your tokens' ids and names: helios token list."
+		}
+		return "log in again: helios auth login."
+	case "UNKNOWN_SCOPE":
+		return "see the scopes: helios token create --help."
+	case "FORBIDDEN":
+		switch {
+		case ae.Scope == "*" && env:
+			// The saved token (from helios auth login) has every scope,
+			// but HELIOS_TOKEN overrides it, so logging in alone would
+			// not help.
+			return "this needs a full-access token (scope *), and HELIOS_TOKEN holds another one: " +
+				"unset HELIOS_TOKEN to use the token saved by helios auth login (log in again if you have none)."
+		case ae.Scope == "*":
+			return "this needs a full-access token (scope *): log in again: helios auth login."
+		case ae.Scope != "":
+			return "this needs scope " + ae.Scope + ": create a token that holds it (helios token create --name NAME --scopes " + ae.Scope + ") and use it."
+		}
+		return "create a token with the scope it needs (helios token create --scopes …) and use it."
+	case "RATE_LIMITED":
+		return "wait a minute and try again."
+	case "STORAGE_FULL":
+		return "the server's disk is full; tokens you already have keep working. Retry once its operator frees space."
+	case "STORAGE_FAILED":
+		return "the server's storage failed; tokens you already have keep working. Its operator must restart heliosd."
+	}
+	return ""
 }

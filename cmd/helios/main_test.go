@@ -136,8 +136,8 @@ func TestHuman(t *testing.T) {
 // TestForbiddenHints: a 403 whose challenge names scope "*" (an account
 // endpoint called with a narrower token) gets a hint that can succeed:
 // logging in, and unsetting HELIOS_TOKEN when that is where the token came
-// from (HELIOS_TOKEN overrides the saved login); another 403 keeps the
-// general hint.
+// from (HELIOS_TOKEN overrides the saved login); refreshing a service
+// token is answered with how to rotate it.
 func TestForbiddenHints(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/auth/tokens", func(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +170,7 @@ func TestForbiddenHints(t *testing.T) {
 	}
 	t.Setenv("HELIOS_TOKEN", "hdb_svc_x")
 	_, errs, _ = runCLI(t, "", "auth", "refresh")
-	if !strings.Contains(errs, "Hint: create a token with the required scope, or use a full-access token.") {
-		t.Fatalf("other 403: %q", errs)
+	if !strings.Contains(errs, "Hint: rotate a service token instead: helios token create") || strings.Contains(errs, "required scope") {
+		t.Fatalf("service token refresh: %q", errs)
 	}
 }
