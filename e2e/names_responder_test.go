@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"database/sql"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // TestNamesPostgres: through the real heliosd, psql to a database that is
@@ -30,5 +35,56 @@ func TestNamesPostgres(t *testing.T) {
 	if err == nil || !strings.Contains(out, `password authentication failed for user "alice"`) ||
 		!strings.Contains(out, "connect as user default with the token as the password") {
 		t.Fatalf("user alice: %v\n%s", err, out)
+	}
+}
+
+// TestNamesMySQL: through the real heliosd, the mariadb CLI and
+// go-sql-driver/mysql with a schema that is not registered get 1049, USE
+// and COM_INIT_DB (mariadb's "use" command) of one get 1049 and keep the
+// selection, and a user other than default gets 1045 naming the fix; no
+// schema and "main" still connect.
+func TestNamesMySQL(t *testing.T) {
+	d := startDaemon(t)
+	tok := scopedToken(t, d)
+	tlsArgs := []string{"--ssl", "--skip-ssl-verify-server-cert"}
+	out, err := mariadbCLI(t, d.MySQL, tok, append(tlsArgs, "nope", "-e", "SELECT 1")...)
+	if err == nil || !strings.Contains(out, "ERROR 1049 (42000)") || !strings.Contains(out, "Unknown database 'nope'") {
+		t.Fatalf("mariadb nope: %v %q", err, out)
+	}
+	out, err = mariadbCLI(t, d.MySQL, tok, append(tlsArgs, "-N", "-e", "SELECT 1")...)
+	if err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("mariadb without a schema: %v %q", err, out)
+	}
+	out, err = mariadbCLI(t, d.MySQL, tok, append(tlsArgs, "main", "-N", "-e", "use nope")...)
+	if err == nil || !strings.Contains(out, "ERROR 1049 (42000)") {
+		t.Fatalf("mariadb use nope: %v %q", err, out)
+	}
+	host, port, _ := net.SplitHostPort(d.MySQL)
+	alice, _ := exec.Command("mariadb", "-h", host, "-P", port, "-u", "alice", "-p"+tok, "--ssl", "--skip-ssl-verify-server-cert",
+		"--connect-timeout=10", "-e", "SELECT 1").CombinedOutput()
+	if !strings.Contains(string(alice), "ERROR 1045 (28000)") || !strings.Contains(string(alice), "connect with -u default and the token as the password") {
+		t.Fatalf("mariadb -u alice: %q", alice)
+	}
+
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName, cfg.TLSConfig = "default", tok, "tcp", d.MySQL, "nope", "skip-verify"
+	cfg.Timeout = 10 * time.Second
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nope := sql.OpenDB(conn)
+	defer nope.Close()
+	if err := nope.Ping(); mysqlErrNumber(err) != 1049 {
+		t.Fatalf("go-sql-driver /nope: %v", err)
+	}
+	db := mysqlDB(t, d, tok, "skip-verify")
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("USE nope"); mysqlErrNumber(err) != 1049 {
+		t.Fatalf("USE nope: %v", err)
+	}
+	var name string
+	if err := db.QueryRow("SELECT DATABASE()").Scan(&name); err != nil || name != "main" {
+		t.Fatalf("DATABASE() after a refused USE: %v %q", err, name)
 	}
 }

@@ -15,6 +15,7 @@ const (
 	erAccessDenied             = 1045 // ER_ACCESS_DENIED_ERROR, 28000
 	erNoDB                     = 1046 // ER_NO_DB_ERROR, 3D000: No database selected
 	erUnknownCom               = 1047 // ER_UNKNOWN_COM_ERROR, 08S01
+	erBadDB                    = 1049 // ER_BAD_DB_ERROR, 42000: Unknown database
 	erEmptyQuery               = 1065 // ER_EMPTY_QUERY, 42000: Query was empty
 	erTableAccessDenied        = 1142 // ER_TABLEACCESS_DENIED_ERROR, 42000
 	erNetPacketTooLarge        = 1153 // ER_NET_PACKET_TOO_LARGE, 08S01
@@ -126,6 +127,17 @@ func (s *Session) appendDBRefused(dst []byte, seq byte, db []byte, reason error)
 	dst = appendClean(dst, db)
 	dst = append(dst, "': "...)
 	dst = core.AppendError(dst, reason)
+	return endPacket(dst, start)
+}
+
+// appendUnknownDB appends error 1049 (42000) "Unknown database 'db'" for a
+// database that is not registered.
+func appendUnknownDB(dst []byte, seq byte, db []byte) []byte {
+	dst, start := beginPacket(dst, seq)
+	dst = appendERRHeader(dst, erBadDB, stateSyntaxOrAccessRule)
+	dst = append(dst, "Unknown database '"...)
+	dst = appendClean(dst, db)
+	dst = append(dst, '\'')
 	return endPacket(dst, start)
 }
 

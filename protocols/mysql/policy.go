@@ -77,6 +77,13 @@ func (s *Session) refused(out []byte, seq byte, err error) []byte {
 	return s.appendAccessDenied(out, seq, err)
 }
 
+// knownDB reports whether db, a schema named at the handshake or by USE /
+// COM_INIT_DB, is a registered database (none named passes: MySQL
+// without a schema selects none).
+func (s *Session) knownDB(db []byte) bool {
+	return len(db) == 0 || core.KnownDatabase(s.p.policy, db)
+}
+
 // fastAuthOK is AuthMoreData's payload for a fast-auth success.
 var fastAuthOK = [1]byte{fastAuthSuccess}
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/netio"
 )
 
@@ -378,6 +379,49 @@ func TestObservedClaimsOnlyWhenVerified(t *testing.T) {
 		}
 		if len(f.obs.outcomes) != 1 || f.obs.outcomes[0] != tc.outcome || f.obs.verified[0] != tc.verified {
 			t.Fatalf("%s: observed %v, verified %v", tc.name, f.obs.outcomes, f.obs.verified)
+		}
+	}
+}
+
+// TestNamesChecked: a schema that is not registered gets 1049 "Unknown
+// database" after authentication, full or fast, and on USE / COM_INIT_DB
+// (the selection stays as it was); no schema, and registered ones, pass.
+func TestNamesChecked(t *testing.T) {
+	f, _ := fastFixture(t, CacheConfig{})
+	reg := policyset.New()
+	reg.SetDatabase("main", false)
+	p, err := New(Options{Key: key(t), TLS: true, Policy: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p = p
+	tok, _ := f.mintFlags(t, core.TypeLive, 0)
+	pk, act, _ := login(t, f, from("192.0.2.7:40000"), "nope", tok)
+	if code, msg := errCode(pk[0]); code != 1049 || act != netio.Close || msg != "#42000Unknown database 'nope'" {
+		t.Fatalf("schema nope: %d %q %v", code, msg, act)
+	}
+	if pk, _, _ = login(t, f, from("192.0.2.7:40001"), "main", tok); !isOK(pk) {
+		t.Fatalf("schema main: %q", pk)
+	}
+	pk, act, _ = fastLogin(t, f, from("192.0.2.7:40002"), "nope", tok)
+	if code, msg := errCode(pk[0]); len(pk) != 1 || code != 1049 || act != netio.Close || msg != "#42000Unknown database 'nope'" {
+		t.Fatalf("fast auth, schema nope: %q", pk)
+	}
+	pk, _, c := login(t, f, from("192.0.2.8:40003"), "", tok)
+	if !isOK(pk) {
+		t.Fatalf("no schema: %q", pk)
+	}
+	for _, q := range []string{"\x02nope", "USE nope", "USE `nope`"} {
+		if code, msg := query(t, c, q); code != 1049 || msg != "#42000Unknown database 'nope'" {
+			t.Fatalf("%q: %d %q", q, code, msg)
+		}
+	}
+	if c.s.db != nil && len(c.s.db) != 0 {
+		t.Fatalf("a refused USE selected %q", c.s.db)
+	}
+	for _, q := range []string{"\x02main", "USE main"} {
+		if code, msg := query(t, c, q); code != 0 || string(c.s.db) != "main" {
+			t.Fatalf("%q: %d %q", q, code, msg)
 		}
 	}
 }

@@ -67,9 +67,9 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	return AppendERR(out, seq, erNotSupportedYet, stateSyntaxOrAccessRule, msgNoUpstream), netio.Continue
 }
 
-// useDB runs COM_INIT_DB / USE db: it needs database:read, and a test
-// token may select only a test database (1044 otherwise; the selection
-// stays as it was).
+// useDB runs COM_INIT_DB / USE db: it needs database:read, a test token
+// may select only a test database (1044 otherwise), and db must be
+// registered (1049 otherwise); on refusal the selection stays as it was.
 func (s *Session) useDB(env *netio.Env, db, out []byte) []byte {
 	if !s.claims.Scopes.Has(core.ScopeDatabaseRead) {
 		return s.deny(env, out, denyScope(core.ScopeDatabaseRead, "USE", true, db))
@@ -77,6 +77,9 @@ func (s *Session) useDB(env *netio.Env, db, out []byte) []byte {
 	out, ok := s.allowUse(env, db, out)
 	if !ok {
 		return out
+	}
+	if !s.knownDB(db) {
+		return appendUnknownDB(out, s.seq+1, db)
 	}
 	s.db = append(s.db[:0], clip(db)...)
 	return AppendOK(out, s.seq+1)

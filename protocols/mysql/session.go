@@ -256,6 +256,9 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 			if err != nil {
 				return s.refused(out, s.seq+1, err), netio.Close
 			}
+			if !s.knownDB(s.db) {
+				return appendUnknownDB(out, s.seq+1, s.db), netio.Close
+			}
 			s.stage2, s.cached = key, true
 			return s.admitted(out, s.seq+1, true), netio.Continue
 		}
@@ -271,6 +274,11 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action) {
 	if err := env.Admit(&s.p.adm, s.info, &s.claims, tok, s.db); err != nil {
 		return s.refused(out, s.seq+1, err), netio.Close
+	}
+	// As MySQL does, the schema is checked after authentication, so the
+	// registry is not shown to whoever connects.
+	if !s.knownDB(s.db) {
+		return appendUnknownDB(out, s.seq+1, s.db), netio.Close
 	}
 	out = s.admitted(out, s.seq+1, false)
 	if s.p.cache != nil {
