@@ -3,12 +3,14 @@ package e2e
 import (
 	"database/sql"
 	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestNamesPostgres: through the real heliosd, psql to a database that is
@@ -86,5 +88,47 @@ func TestNamesMySQL(t *testing.T) {
 	var name string
 	if err := db.QueryRow("SELECT DATABASE()").Scan(&name); err != nil || name != "main" {
 		t.Fatalf("DATABASE() after a refused USE: %v %q", err, name)
+	}
+}
+
+// TestNamesRedis: through the real heliosd, go-redis on logical database 2
+// ("db2" is not registered) gets -ERR DB index is out of range from the
+// SELECT it sends on connect, and once "db2" is registered the same client
+// works; database 0 works without registration; AUTH as another user is
+// WRONGPASS naming the fix.
+func TestNamesRedis(t *testing.T) {
+	d := startDaemon(t)
+	ctx := mongoCtx(t)
+	bearer := d.NewUser(t)
+	tok, _ := d.CreateToken(t, bearer, map[string]any{"name": "app"})
+	r0 := redisFrom(d, tok, 0, nil)
+	defer r0.Close()
+	if err := r0.Ping(ctx).Err(); err != nil {
+		t.Fatalf("database 0: %v", err)
+	}
+	if err := r0.Do(ctx, "SELECT", "2").Err(); err == nil || err.Error() != "ERR DB index is out of range" {
+		t.Fatalf("SELECT 2: %v", err)
+	}
+	r2 := redisFrom(d, tok, 2, nil)
+	defer r2.Close()
+	if err := r2.Ping(ctx).Err(); err == nil || err.Error() != "ERR DB index is out of range" {
+		t.Fatalf("go-redis DB 2: %v", err)
+	}
+	d.MustJSON(t, http.StatusCreated, "POST", "/v1/databases", bearer, map[string]any{"name": "db2"}, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := r2.Ping(ctx).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("go-redis DB 2 after registering db2: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ra := redis.NewClient(&redis.Options{Addr: d.Redis, Username: "alice", Password: tok, DialTimeout: 5 * time.Second, MaxRetries: -1})
+	defer ra.Close()
+	if err := ra.Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") || !strings.Contains(err.Error(), "AUTH default <token>") {
+		t.Fatalf("user alice: %v", err)
 	}
 }

@@ -129,5 +129,8 @@ func (s *Session) crossIndex(env *netio.Env, name, arg, out []byte, notInt strin
 		env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
 		return appendTestOnly(out, name, int(v)), true
 	}
+	if !s.knownDB(int(v)) {
+		return AppendError(out, "ERR DB index is out of range"), true
+	}
 	return out, false
 }

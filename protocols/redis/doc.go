@@ -20,7 +20,12 @@
 // a name must start with a letter. So logical database n is the registered
 // database "db<n>" ("db0" by default) — the name Redis itself gives it in
 // INFO keyspace. A test token (hdb_test_) may therefore use a Redis
-// connection only where "db<n>" is registered with "test": true.
+// connection only where "db<n>" is registered with "test": true. SELECT n
+// (and MOVE, COPY … DB, SWAPDB naming n) of a database n ≥ 1 whose "db<n>"
+// is not registered gets -ERR DB index is out of range, Redis's answer for
+// a database it does not have; database 0 is where every connection starts
+// and always exists (the registry's default database is "main", which no
+// index names), so SELECT 0 and clients that never SELECT work as before.
 //
 // The check is made where the database is used, not at AUTH: clients
 // authenticate first and SELECT afterwards (go-redis sends HELLO … AUTH,

@@ -114,11 +114,35 @@ func TestTestTokenDatabases(t *testing.T) {
 		t.Fatalf("after the test flag is removed: %q", out)
 	}
 
-	// A live token is not limited.
+	// A live token is not limited by the test flags.
+	pol.SetDatabase("db5", false)
 	s2 := New(Options{Policy: pol}).NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
 	out, _ = run(t, f, s2, cmd("AUTH", f.live(t, core.AllScopes))+cmd("SELECT", "5")+cmd("GET", "k"))
 	if !strings.HasPrefix(out, "+OK\r\n+OK\r\n-ERR no upstream database is configured") {
 		t.Fatalf("live token: %q", out)
+	}
+}
+
+// TestNamesChecked: SELECT, MOVE and COPY … DB of a logical database n ≥ 1
+// whose "db<n>" is not registered get -ERR DB index is out of range and
+// leave the selection; database 0 always exists; AUTH with a user other
+// than default is WRONGPASS naming the fix.
+func TestNamesChecked(t *testing.T) {
+	f := newFixture(t)
+	pol := policyset.New()
+	pol.SetDatabase("main", false)
+	pol.SetDatabase("db2", false)
+	s := New(Options{Policy: pol}).NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
+	tok := f.live(t, core.AllScopes)
+	out, _ := run(t, f, s, cmd("AUTH", "alice", tok))
+	if !strings.HasPrefix(out, "-WRONGPASS") || !strings.Contains(out, "AUTH default <token>") || s.Authenticated() {
+		t.Fatalf("AUTH alice: %q", out)
+	}
+	out, _ = run(t, f, s, cmd("AUTH", tok)+cmd("SELECT", "0")+cmd("SELECT", "2")+cmd("SELECT", "1")+cmd("MOVE", "k", "1")+
+		cmd("COPY", "a", "b", "DB", "7"))
+	want := "+OK\r\n+OK\r\n+OK\r\n" + strings.Repeat("-ERR DB index is out of range\r\n", 3)
+	if out != want || s.db != 2 {
+		t.Fatalf("got %q, database %d", out, s.db)
 	}
 }
 

@@ -198,8 +198,16 @@ var databaseNames = func() (t [numDatabases][]byte) {
 // db (a shared slice: callers must not change it).
 func databaseName(db int) []byte { return databaseNames[db] }
 
+// knownDB reports whether logical database db exists: 0, where every
+// connection starts, always does; another only when "db<n>" is registered.
+func (s *Session) knownDB(db int) bool {
+	return db == 0 || core.KnownDatabase(s.p.policy, databaseName(db))
+}
+
 // selectDB runs SELECT db: databases 0 to 15, each checked against the
-// token's test-only rule.
+// token's test-only rule, then against the registry (-ERR DB index is out
+// of range for one that is not registered, as Redis answers an index past
+// its "databases").
 func (s *Session) selectDB(env *netio.Env, args [][]byte, out []byte) []byte {
 	if len(args) != 2 {
 		return appendArgCount(out, []byte("select"))
@@ -216,6 +224,9 @@ func (s *Session) selectDB(env *netio.Env, args [][]byte, out []byte) []byte {
 		out = append(out, "-NOPERM User default has no permissions to select database "...)
 		out = strconv.AppendInt(out, v, 10)
 		return appendTestOnlyReason(out, int(v))
+	}
+	if !s.knownDB(int(v)) {
+		return AppendError(out, "ERR DB index is out of range")
 	}
 	s.db = int(v)
 	return AppendOK(out)
