@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heliosdb/auth/core"
 )
 
 // storeCredentials writes tok as the CLI's saved login (the format of
@@ -69,5 +71,94 @@ func TestCLIHintsLeadSomewhere(t *testing.T) {
 	errs = c.fails("FORBIDDEN", "", []string{"HELIOS_TOKEN=" + svc}, "token", "list")
 	if strings.Contains(errs, "/v1/") || !strings.Contains(errs, "helios auth login") {
 		t.Errorf("token list with a scoped token: %s", errs)
+	}
+}
+
+// savedToken reads the token in the CLI's credentials file and checks the
+// file's mode.
+func (c *cli) savedToken() string {
+	c.t.Helper()
+	p := filepath.Join(c.conf, "helios", "credentials.json")
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		c.t.Fatalf("credentials file: %v %v", err, st)
+	}
+	b, _ := os.ReadFile(p)
+	var cr struct{ Token string }
+	if err := json.Unmarshal(b, &cr); err != nil || cr.Token == "" {
+		c.t.Fatalf("credentials file: %s %v", b, err)
+	}
+	return cr.Token
+}
+
+// sleepUntil sleeps until t (plus a second of margin for whole-second
+// token times).
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t) + time.Second) }
+
+// TestCLIAutoRefresh: with one-minute login tokens, helios auth token
+// --min-valid refreshes the saved token when it has less left, and any
+// command that uses the saved token refreshes it in the last quarter of its
+// lifetime, saying so once on stderr; the new token works.
+func TestCLIAutoRefresh(t *testing.T) {
+	d := startDaemon(t, withArgs("--live-token-lifetime=1m"))
+	c := newCLI(t, d)
+	email := "refresh-" + time.Now().Format("150405.000000") + "@example.com"
+	const pw = "correct-horse-battery-staple"
+	c.ok(pw+"\n", nil, "auth", "signup", "--email", email)
+	c.ok(pw+"\n", nil, "auth", "login", "--email", email)
+	first := c.savedToken()
+	u, err := core.DecodeUnverified(first)
+	if err != nil || u.Claims.Expires().Sub(u.Claims.Issued()) != time.Minute {
+		t.Fatalf("login token: %+v %v", u, err)
+	}
+
+	// Fresh: printed as is.
+	out, errs, ok := c.run("", nil, "auth", "token", "--min-valid", "0")
+	if !ok || strings.TrimSpace(out) != first || errs != "" {
+		t.Fatalf("auth token --min-valid 0: ok=%v %q %q", ok, out, errs)
+	}
+	// A minimum longer than the token's whole lifetime cannot be met.
+	if _, errs, ok := c.run("", nil, "auth", "token"); ok || !strings.Contains(errs, "--min-valid") {
+		t.Fatalf("auth token (1h) with a 1m token: ok=%v %s", ok, errs)
+	}
+	if c.savedToken() != first {
+		t.Fatal("an unmeetable --min-valid refreshed the token")
+	}
+
+	// Less than --min-valid left (but not yet the last quarter): refreshed.
+	sleepUntil(u.Claims.Expires().Add(-50 * time.Second))
+	out, errs, ok = c.run("", nil, "auth", "token", "--min-valid", "50s")
+	second := strings.TrimSpace(out)
+	if !ok || second == first || !tokenRE.MatchString(second) || strings.Count(errs, "Refreshed the saved token") != 1 {
+		t.Fatalf("auth token --min-valid 50s: ok=%v %q %q", ok, out, errs)
+	}
+	if c.savedToken() != second {
+		t.Fatal("the refreshed token was not saved")
+	}
+	u2, _ := core.DecodeUnverified(second)
+	if left := time.Until(u2.Claims.Expires()); left < 50*time.Second {
+		t.Fatalf("refreshed token has %s left", left)
+	}
+
+	// The last quarter: token list refreshes first, once.
+	sleepUntil(u2.Claims.Expires().Add(-15 * time.Second))
+	out, errs, ok = c.run("", nil, "token", "list")
+	if !ok || !strings.Contains(out, "login") || strings.Count(errs, "Refreshed the saved token") != 1 {
+		t.Fatalf("token list in the last quarter: ok=%v %q %q", ok, out, errs)
+	}
+	third := c.savedToken()
+	if third == second {
+		t.Fatal("token list did not refresh the saved token")
+	}
+	out, errs, ok = c.run("", nil, "auth", "status")
+	if !ok || strings.Contains(errs, "Refreshed") || !strings.Contains(out, "Time left:") {
+		t.Fatalf("status after the refresh: ok=%v %q %q", ok, out, errs)
+	}
+	if c.savedToken() != third {
+		t.Fatal("a fresh token was refreshed again")
+	}
+	// HELIOS_TOKEN is never refreshed behind the user's back.
+	if _, errs, _ := c.run("", []string{"HELIOS_TOKEN=" + third}, "auth", "status"); strings.Contains(errs, "Refreshed") {
+		t.Fatalf("HELIOS_TOKEN refreshed: %s", errs)
 	}
 }

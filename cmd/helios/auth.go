@@ -37,9 +37,15 @@ func (a *app) authCommand() *cobra.Command {
 		RunE:  func(*cobra.Command, []string) error { return a.logout(all) },
 	}
 	logout.Flags().BoolVar(&all, "all", false, "log out everywhere: invalidate every token of the account")
+	var minValid time.Duration
+	tokenCmd := &cobra.Command{Use: "token", Short: "Print the current token (for export HELIOS_TOKEN=$(helios auth token))",
+		Long: "Print the current token: HELIOS_TOKEN, or the one saved by helios auth login, refreshed first\n" +
+			"when it has less than --min-valid left or is in the last quarter of its lifetime.",
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return a.printToken(minValid) }}
+	tokenCmd.Flags().DurationVar(&minValid, "min-valid", time.Hour, "print a token valid for at least this long (refreshing the saved one when needed)")
 	c.AddCommand(signup, login, logout,
-		&cobra.Command{Use: "token", Short: "Print the current token (for export HELIOS_TOKEN=$(helios auth token))", Args: cobra.NoArgs,
-			RunE: func(*cobra.Command, []string) error { return a.printToken() }},
+		tokenCmd,
 		&cobra.Command{Use: "status", Short: "Show who you are, the token's type, scopes, expiry and time left", Args: cobra.NoArgs,
 			RunE: func(*cobra.Command, []string) error { return a.status() }},
 		&cobra.Command{Use: "refresh", Short: "Exchange the token for a new one before it expires", Args: cobra.NoArgs,
@@ -108,20 +114,38 @@ func (a *app) login(email string) error {
 	return nil
 }
 
-// printToken prints the current token: HELIOS_TOKEN or the saved one. An
-// expired token is an error: printing it would only move the failure to
-// whatever uses it next.
-func (a *app) printToken() error {
-	tok, source, creds, err := currentToken()
+// printToken prints the current token: HELIOS_TOKEN or the saved one,
+// valid for at least minValid; the saved token is refreshed first when it
+// has less left (or is in the last quarter of its lifetime). An expired
+// token is an error: printing it would only move the failure to whatever
+// uses it next.
+func (a *app) printToken(minValid time.Duration) error {
+	ss, err := a.session()
 	if err != nil {
 		return err
 	}
+	tok, source, creds := ss.tok, ss.source, ss.creds
 	if exp, ok := tokenExpiry(tok, creds); ok && !time.Now().Before(exp) {
 		if source == "HELIOS_TOKEN" {
 			return &hinted{err: fmt.Errorf("the token in HELIOS_TOKEN expired %s", when(exp)),
 				hint: "log in again: helios auth login, then export HELIOS_TOKEN=$(helios auth token), or unset HELIOS_TOKEN."}
 		}
 		return fmt.Errorf("the saved token expired %s: log in again: helios auth login", when(exp))
+	}
+	if u, err := core.DecodeUnverified(tok); err == nil && u.ChecksumOK && source != "HELIOS_TOKEN" {
+		if life := u.Claims.Expires().Sub(u.Claims.Issued()); life < minValid {
+			// Refreshing keeps the lifetime: it cannot help.
+			return fmt.Errorf("the saved token lives %s in all, less than --min-valid %s: ask for less (--min-valid 0 prints it as is)", human(life), minValid)
+		}
+		a.autoRefresh(&ss, minValid)
+		tok = ss.tok
+	}
+	if exp, ok := tokenExpiry(tok, ss.creds); ok && time.Until(exp) < minValid {
+		if source == "HELIOS_TOKEN" {
+			return &hinted{err: fmt.Errorf("the token in HELIOS_TOKEN expires %s, sooner than --min-valid %s", when(exp), minValid),
+				hint: "helios auth refresh prints its successor; or ask for less with --min-valid."}
+		}
+		return fmt.Errorf("the saved token expires %s, sooner than --min-valid %s, and could not be refreshed: log in again: helios auth login", when(exp), minValid)
 	}
 	if a.output == "json" {
 		return json.NewEncoder(a.stdout).Encode(map[string]string{"token": tok})
@@ -184,7 +208,7 @@ func identify(cl *client, tok string) (*whoami, error) {
 // status shows who the token belongs to, its type, scopes, expiry and
 // time left, as the server sees it.
 func (a *app) status() error {
-	ss, err := a.session()
+	ss, err := a.freshSession(0)
 	if err != nil {
 		return err
 	}

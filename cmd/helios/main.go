@@ -3,8 +3,12 @@
 // creates, lists and revokes tokens through the issuer's /v1/auth REST API,
 // exactly as the authentication guide shows.
 //
-// helios holds no token logic of its own: the server decides, the CLI
-// reports the server's code and message and exits non-zero on any error. It
+// The server decides whether a token is valid; the CLI reports the
+// server's code and message and exits non-zero on any error. It reads a
+// token's public fields (type, id, expiry, scopes: core.DecodeUnverified,
+// no key) only to show them and to refresh the saved token before it
+// expires: in the last quarter of its lifetime, any command that uses it
+// replaces it with its successor (POST /v1/auth/refresh) and says so. It
 // prints a token only when asked to (auth token, token create) and never
 // logs one.
 package main

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/heliosdb/auth/core"
 	"github.com/spf13/cobra"
 )
 
@@ -98,10 +99,67 @@ func (a *app) session() (session, error) {
 	return session{cl: cl, tok: tok, source: source, creds: creds}, err
 }
 
+// freshSession is session, with the saved token refreshed first when it
+// is in the last quarter of its lifetime or has less than minValid left.
+func (a *app) freshSession(minValid time.Duration) (session, error) {
+	ss, err := a.session()
+	if err != nil {
+		return ss, err
+	}
+	a.autoRefresh(&ss, minValid)
+	return ss, nil
+}
+
+// autoRefresh replaces the saved token with its successor (POST
+// /v1/auth/refresh, saved atomically with mode 0600) when it is in the last
+// quarter of its lifetime — for the default 7-day login that is the last
+// 42 hours, so always before its last day — or has less than minValid
+// left, and says so on stderr. A token from HELIOS_TOKEN is left alone (the
+// CLI cannot change the environment), as is an expired one (the server
+// refuses to refresh it: the command's own request reports that). A failed
+// refresh is a warning: the token still works until it expires.
+func (a *app) autoRefresh(ss *session, minValid time.Duration) {
+	if ss.creds == nil || ss.tok != ss.creds.Token {
+		return
+	}
+	u, err := core.DecodeUnverified(ss.tok)
+	if err != nil || !u.ChecksumOK || u.Claims.Type == core.TypeService {
+		return
+	}
+	exp := u.Claims.Expires()
+	life, left := exp.Sub(u.Claims.Issued()), time.Until(exp)
+	if left <= 0 || (left >= life/4 && left >= minValid) {
+		return
+	}
+	out, err := ss.cl.do("POST", "/v1/auth/refresh", ss.tok, nil)
+	if ae, ok := err.(*apiError); ok && ae.Code == "ALREADY_REFRESHED" {
+		// Another helios refreshed it a moment ago: use what it saved.
+		if c, lerr := loadCredentials(); lerr == nil && c != nil && c.Token != "" && c.Token != ss.tok {
+			ss.tok, ss.creds = c.Token, c
+			return
+		}
+	}
+	var r loginResponse
+	if err == nil && (json.Unmarshal(out, &r) != nil || r.Token == "") {
+		err = fmt.Errorf("unexpected refresh response from %s", ss.cl.base)
+	}
+	if err == nil {
+		ss.creds.Token, ss.creds.ExpiresAt = r.Token, r.ExpiresAt
+		_, err = ss.creds.save()
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "Warning: could not refresh the saved token, which expires %s: %s\n", when(exp), restToCLI.Replace(err.Error()))
+		ss.creds.Token = ss.tok
+		return
+	}
+	ss.tok = r.Token
+	fmt.Fprintf(a.stderr, "Refreshed the saved token (%s left); the new one expires %s.\n", human(left), when(r.ExpiresAt))
+}
+
 // createToken creates a token (POST /v1/auth/tokens): the token on stdout,
 // its description on stderr.
 func (a *app) createToken(body map[string]any) error {
-	ss, err := a.session()
+	ss, err := a.freshSession(0)
 	if err != nil {
 		return err
 	}
@@ -142,7 +200,7 @@ func (a *app) list(cl *client, tok string) (list []tokenInfo, raw []byte, err er
 
 // listTokens prints the caller's tokens as a table.
 func (a *app) listTokens() error {
-	ss, err := a.session()
+	ss, err := a.freshSession(0)
 	if err != nil {
 		return err
 	}
@@ -175,7 +233,7 @@ func (a *app) listTokens() error {
 // revokeToken revokes a token by id, or by name after looking the name up
 // in the token list (an ambiguous name is an error).
 func (a *app) revokeToken(ref string) error {
-	ss, err := a.session()
+	ss, err := a.freshSession(0)
 	if err != nil {
 		return err
 	}
