@@ -162,3 +162,51 @@ func TestCLIAutoRefresh(t *testing.T) {
 		t.Fatalf("HELIOS_TOKEN refreshed: %s", errs)
 	}
 }
+
+// TestCLILoginNamesAndReplacesItsToken: helios auth login keeps a token
+// named "CLI Token (<hostname>)" (the guide's "CLI Token"), leaves no
+// "login" session token behind, and logging in again revokes the token
+// the previous login saved, so logins don't pile up tokens.
+func TestCLILoginNamesAndReplacesItsToken(t *testing.T) {
+	d := startDaemon(t)
+	c := newCLI(t, d)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "CLI Token (" + host + ")"
+	email := "login-" + time.Now().Format("150405.000000") + "@example.com"
+	const pw = "correct-horse-battery-staple"
+	c.ok(pw+"\n", nil, "auth", "signup", "--email", email)
+	if out := c.ok(pw+"\n", nil, "auth", "login", "--email", email); !strings.Contains(out, name) {
+		t.Errorf("login output lacks %q: %s", name, out)
+	}
+	first := c.savedToken()
+	if !strings.HasPrefix(first, "hdb_live_") {
+		t.Fatalf("saved %q", first)
+	}
+	c.ok(pw+"\n", nil, "auth", "login", "--email", email)
+	second := c.savedToken()
+	if second == first {
+		t.Fatal("the second login kept the first token")
+	}
+	// The first login's token no longer works; the second's does, with
+	// every scope.
+	c.fails("AUTH_REQUIRED", "", []string{"HELIOS_TOKEN=" + first}, "auth", "status")
+	if st := c.ok("", nil, "auth", "status"); !strings.Contains(st, "Scopes:     *") {
+		t.Errorf("status: %s", st)
+	}
+	var list struct {
+		Tokens []struct{ ID, Name string }
+	}
+	if err := json.Unmarshal([]byte(c.ok("", nil, "token", "list", "--output=json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Tokens) != 1 || list.Tokens[0].Name != name {
+		t.Fatalf("after two logins the account holds %+v, want one %q", list.Tokens, name)
+	}
+	u, _ := core.DecodeUnverified(second)
+	if list.Tokens[0].ID != u.Claims.ID.String() {
+		t.Fatalf("listed %s, saved %s", list.Tokens[0].ID, u.Claims.ID)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -83,7 +84,23 @@ type loginResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// login gets a session token (POST /v1/auth/login) and saves it.
+// cliTokenName is the name of the token helios auth login keeps: the
+// guide's "CLI Token", with the machine's name so that logins from several
+// machines tell apart in helios token list.
+func cliTokenName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return "CLI Token (" + h + ")"
+	}
+	return "CLI Token"
+}
+
+// login logs in (POST /v1/auth/login), and with that session token creates
+// the CLI's own full-access token named "CLI Token (<hostname>)" (POST
+// /v1/auth/tokens: same type, scopes and lifetime) and logs the session
+// token out, so the token list names what the CLI holds. The token saved
+// by a previous login is logged out (a token may always revoke itself),
+// so logging in again does not pile up tokens. The new token is saved
+// (0600) before anything is revoked.
 func (a *app) login(email string) error {
 	email, pw, err := a.askCredentials(email, false)
 	if err != nil {
@@ -101,17 +118,65 @@ func (a *app) login(email string) error {
 	if err := json.Unmarshal(out, &r); err != nil || r.Token == "" {
 		return fmt.Errorf("unexpected login response from %s", cl.base)
 	}
-	path, err := (&credentials{APIURL: cl.base, Email: email, Token: r.Token, ExpiresAt: r.ExpiresAt}).save()
+	tok, expires, name := r.Token, r.ExpiresAt, "login"
+	var t tokenInfo
+	cout, cerr := cl.do("POST", "/v1/auth/tokens", r.Token, map[string]any{"name": cliTokenName()})
+	if cerr == nil && (json.Unmarshal(cout, &t) != nil || t.Token == "") {
+		cerr = fmt.Errorf("unexpected response from %s", cl.base)
+	}
+	if cerr != nil {
+		fmt.Fprintf(a.stderr, "Warning: could not create the CLI's own token (%s); keeping the login token.\n", restToCLI.Replace(cerr.Error()))
+	} else {
+		tok, expires, name = t.Token, t.ExpiresAt, t.Name
+	}
+	old, _ := loadCredentials()
+	path, err := (&credentials{APIURL: cl.base, Email: email, Token: tok, ExpiresAt: expires}).save()
 	if err != nil {
 		return err
 	}
+	if tok != r.Token {
+		if _, err := cl.do("POST", "/v1/auth/logout", r.Token, nil); err != nil {
+			fmt.Fprintf(a.stderr, "Warning: could not log out the login's session token: %s\n", restToCLI.Replace(err.Error()))
+		}
+	}
+	if old != nil && old.Token != "" && old.Token != tok {
+		a.retire(old)
+	}
 	if a.output == "json" {
+		// The API's response for the saved token: the created token's
+		// record, or the login's when creating it failed.
+		if cerr == nil {
+			out = cout
+		}
 		_, err = a.stdout.Write(out)
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Logged in as %s. Token saved in %s; it expires %s.\n", email, path, when(r.ExpiresAt))
+	fmt.Fprintf(a.stdout, "Logged in as %s. Token %q saved in %s; it expires %s.\n", email, name, path, when(expires))
 	fmt.Fprintln(a.stdout, "Use it: export HELIOS_TOKEN=$(helios auth token)")
 	return nil
+}
+
+// retire logs out the token a previous login saved, on the API it was
+// saved for. An expired or already revoked token needs nothing; any other
+// failure is a warning naming the token's id.
+func (a *app) retire(old *credentials) {
+	if exp, ok := tokenExpiry(old.Token, old); ok && !time.Now().Before(exp) {
+		return
+	}
+	cl, err := a.client(old.APIURL)
+	if err == nil {
+		_, err = cl.do("POST", "/v1/auth/logout", old.Token, nil)
+	}
+	if ae, ok := err.(*apiError); ok && (ae.Code == "AUTH_REQUIRED" || ae.Code == "AUTH_EXPIRED") {
+		return
+	}
+	if err != nil {
+		id := "the previous token"
+		if u, derr := core.DecodeUnverified(old.Token); derr == nil {
+			id = u.Claims.ID.String()
+		}
+		fmt.Fprintf(a.stderr, "Warning: could not log out %s saved by the previous login: %s (revoke it with helios token revoke)\n", id, restToCLI.Replace(err.Error()))
+	}
 }
 
 // printToken prints the current token: HELIOS_TOKEN or the saved one,
