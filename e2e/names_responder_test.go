@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"errors"
 	"net"
 	"net/http"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // TestNamesPostgres: through the real heliosd, psql to a database that is
@@ -130,5 +133,30 @@ func TestNamesRedis(t *testing.T) {
 	defer ra.Close()
 	if err := ra.Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") || !strings.Contains(err.Error(), "AUTH default <token>") {
 		t.Fatalf("user alice: %v", err)
+	}
+}
+
+// TestNamesMongo: through the real heliosd, mongo-driver v2 connecting as
+// alice is refused with 18 naming the fix, and a find on a database that
+// is not registered gets 13 saying it does not exist, while main gets the
+// "no upstream" error (115).
+func TestNamesMongo(t *testing.T) {
+	d := startDaemon(t)
+	ctx := mongoCtx(t)
+	tok := d.NewUser(t)
+	var ce mongo.CommandError
+	alice := mongoConnect(t, strings.Replace(mongoURI(d, tok, ""), "mongodb://default:", "mongodb://alice:", 1))
+	err := alice.Ping(ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), `unknown user "alice"`) || !strings.Contains(err.Error(), "connect as default with the token as the password") {
+		t.Fatalf("user alice: %v", err)
+	}
+	c := mongoConnect(t, mongoURI(d, tok, ""))
+	err = c.Database("nope").Collection("orders").FindOne(ctx, bson.D{}).Err()
+	if !errors.As(err, &ce) || ce.Code != 13 || !strings.Contains(ce.Message, `database "nope" does not exist`) {
+		t.Fatalf("find on nope: %v", err)
+	}
+	err = c.Database("main").Collection("orders").FindOne(ctx, bson.D{}).Err()
+	if !errors.As(err, &ce) || ce.Code != 115 {
+		t.Fatalf("find on main: %v", err)
 	}
 }

@@ -176,3 +176,28 @@ func printable(name []byte) string {
 	}
 	return strings.ToValidUTF8(string(name), "\uFFFD")
 }
+
+// errWrongUser is the error observed for a SASL PLAIN user other than
+// default.
+var errWrongUser = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
+	Detail: "HeliosDB tokens authenticate the user default"}
+
+// wrongUserMessage words error 18 for a SASL PLAIN user other than default.
+func wrongUserMessage(user []byte) string {
+	if len(user) > 64 {
+		user = user[:64]
+	}
+	msg := "Authentication failed: unknown user " + strconv.Quote(printable(user)) +
+		". HeliosDB tokens authenticate the user default: connect as default with the token as the password, e.g. " +
+		"mongodb://default:$HELIOS_TOKEN@host:27017/main?authMechanism=PLAIN&tls=true"
+	return strings.ToValidUTF8(msg, "\uFFFD")
+}
+
+// unknownDBMessage words error 13 for a command on a database that is not
+// registered.
+func unknownDBMessage(db []byte, cmd bsoncore.Document) string {
+	msg := "not authorized on " + printable(db) + " to execute command " + describeCommand(cmd, db) +
+		": database " + strconv.Quote(printable(db)) + " does not exist (it is not a registered HeliosDB database; " +
+		"GET /v1/databases lists them)"
+	return strings.ToValidUTF8(msg, "\uFFFD")
+}

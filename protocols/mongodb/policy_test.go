@@ -251,3 +251,43 @@ func TestObservedClaimsOnlyWhenVerified(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesChecked: saslStart PLAIN with a user other than default is
+// refused with 18 naming the fix, before the token is looked at; a scoped
+// command on a database that is not registered gets 13 saying it does not
+// exist, while registered databases, admin, and commands that need no
+// database pass.
+func TestNamesChecked(t *testing.T) {
+	pol := policyset.New()
+	pol.SetDatabase("main", false)
+	p := New(Options{Policy: pol})
+	tok, _ := mintClaims(t, core.Claims{Scopes: core.AllScopes})
+	s := p.NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
+	alice := plainStart(tok)
+	alice[2].Value = bson.Binary{Data: []byte("\x00alice\x00" + tok)}
+	rec := &recorder{}
+	doc, act := roundTrip(t, s, newEnv(nil, rec), opMsg(t, 1, 0, alice))
+	if code(doc) != CodeAuthenticationFailed || act != netio.Close || s.Claims() != nil ||
+		!strings.Contains(errmsg(doc), `unknown user "alice"`) || !strings.Contains(errmsg(doc), "connect as default with the token as the password") ||
+		len(rec.auths) != 1 || netio.OutcomeOf(rec.auths[0]) != netio.OutcomeInvalid {
+		t.Fatalf("user alice: %v %v", doc, act)
+	}
+	s = p.NewSession(&netio.ConnInfo{PlaintextOK: true}).(*Session)
+	env := newEnv(nil, &recorder{})
+	if doc, _ := roundTrip(t, s, env, opMsg(t, 1, 0, plainStart(tok))); code(doc) != 0 {
+		t.Fatalf("saslStart: %v", doc)
+	}
+	doc, _ = roundTrip(t, s, env, opMsg(t, 2, 0, cmdOn("find", "orders", "nope")))
+	want := `not authorized on nope to execute command { find: "orders", $db: "nope" }: database "nope" does not exist`
+	if code(doc) != CodeUnauthorized || !strings.HasPrefix(errmsg(doc), want) {
+		t.Fatalf("find on nope: %v", doc)
+	}
+	for _, db := range []string{"main", "admin"} {
+		if doc, _ := roundTrip(t, s, env, opMsg(t, 3, 0, cmdOn("find", "orders", db))); code(doc) != CodeCommandNotSupported {
+			t.Fatalf("find on %s: %v", db, doc)
+		}
+	}
+	if doc, _ := roundTrip(t, s, env, opMsg(t, 4, 0, cmdOn("ping", 1, "nope"))); code(doc) != 0 {
+		t.Fatalf("ping on nope: %v", doc)
+	}
+}

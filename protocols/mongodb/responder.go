@@ -27,6 +27,24 @@ const (
 	connectionStatusTokenDocument = "heliosdbToken"
 )
 
+// knownDB reports whether a scoped command may run on db: a registered
+// database, or one of the databases every MongoDB server has (admin,
+// local, config), which drivers and shells use for server-wide commands.
+// A database that is not registered is answered with error 13
+// (Unauthorized), not 26 (NamespaceNotFound): MongoDB creates databases on
+// first use and answers reads of a missing one with nothing, so 26 is no
+// "unknown database" error there, and drivers treat it as success in
+// places (mongo-driver's Collection.Drop ignores it), where a refusal must
+// stay a refusal; 13 is what MongoDB answers a user on a database they
+// have no role on.
+func knownDB(p core.Policy, db []byte) bool {
+	switch string(db) {
+	case "admin", "local", "config":
+		return true
+	}
+	return core.KnownDatabase(p, db)
+}
+
 // command runs one decoded request.
 func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio.Action) {
 	first, err := m.Command.IndexErr(0)
@@ -73,6 +91,9 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 		if err := core.AllowDatabase(s.p.policy, &s.claims, m.DB); err != nil {
 			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
 			return s.errorReply(out, m, CodeUnauthorized, testOnlyMessage(m.DB, m.Command)), netio.Continue
+		}
+		if !knownDB(s.p.policy, m.DB) {
+			return s.errorReply(out, m, CodeUnauthorized, unknownDBMessage(m.DB, m.Command)), netio.Continue
 		}
 		if !s.claims.Scopes.Has(scope) {
 			return s.errorReply(out, m, CodeUnauthorized, forbiddenMessage(m.DB, m.Command, scope)), netio.Continue

@@ -145,6 +145,12 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 	if !ok {
 		token = nil // Verify reports it missing
 	}
+	if ok && string(user) != "default" {
+		// The only user is default; the token is not looked at.
+		s.authed = false
+		env.Observer.Authenticated(s.info, nil, errWrongUser, env.Now)
+		return s.errorReply(out, m, CodeAuthenticationFailed, wrongUserMessage(user)), netio.Close
+	}
 	// The token, its IP allowlist against the client's address, and the
 	// binding of the connection to its first token (netio.Env.Admit).
 	if verr := env.Admit(&s.p.adm, s.info, &s.claims, token, nil); verr != nil {
