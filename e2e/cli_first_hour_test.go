@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,7 +144,7 @@ func TestCLIAutoRefresh(t *testing.T) {
 	// The last quarter: token list refreshes first, once.
 	sleepUntil(u2.Claims.Expires().Add(-15 * time.Second))
 	out, errs, ok = c.run("", nil, "token", "list")
-	if !ok || !strings.Contains(out, "login") || strings.Count(errs, "Refreshed the saved token") != 1 {
+	if !ok || !strings.Contains(out, "CLI Token") || strings.Count(errs, "Refreshed the saved token") != 1 {
 		t.Fatalf("token list in the last quarter: ok=%v %q %q", ok, out, errs)
 	}
 	third := c.savedToken()
@@ -208,5 +209,68 @@ func TestCLILoginNamesAndReplacesItsToken(t *testing.T) {
 	u, _ := core.DecodeUnverified(second)
 	if list.Tokens[0].ID != u.Claims.ID.String() {
 		t.Fatalf("listed %s, saved %s", list.Tokens[0].ID, u.Claims.ID)
+	}
+}
+
+// TestCLITokenInspect: helios token inspect decodes a token with no key and
+// no network (the API URL points nowhere) and checks its public checksum;
+// helios auth status shows the id, expiry and scopes of tokens the identity
+// query cannot describe.
+func TestCLITokenInspect(t *testing.T) {
+	d := startDaemon(t)
+	c := newCLI(t, d)
+	now := time.Now().Unix()
+	minted := d.Mint(t, core.Claims{Type: core.TypeService, Account: 77, IssuedAt: now, ExpiresAt: now + 90*86400,
+		Scopes: core.ScopeSet(0).With(core.ScopeDatabaseRead), Flags: core.FlagIPPolicy})
+	u, err := core.DecodeUnverified(minted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere := []string{"HELIOS_API_URL=http://127.0.0.1:1"}
+	want := []string{"Type:       service", "ID:         " + u.Claims.ID.String(), "Account:    77",
+		"Expires:    " + u.Claims.Expires().Format(time.RFC3339), "Scopes:     database:read",
+		"Key ID:     " + strconv.Itoa(int(u.Claims.KeyID)), "Flags:      ip-policy", "Checksum:   valid"}
+	for _, args := range [][]string{{"token", "inspect", minted}, {"token", "inspect", "-"}} {
+		out, errs, ok := c.run(minted+"\n", nowhere, args...)
+		if !ok || strings.Contains(out+errs, minted) {
+			t.Fatalf("%v: ok=%v\n%s%s", args, ok, out, errs)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v lacks %q:\n%s", args, w, out)
+			}
+		}
+	}
+	var js map[string]any
+	if err := json.Unmarshal([]byte(c.ok("", nowhere, "token", "inspect", minted, "--output=json")), &js); err != nil ||
+		js["id"] != u.Claims.ID.String() || js["checksum_ok"] != true {
+		t.Errorf("inspect json: %v %v", js, err)
+	}
+	// One character changed: the checksum (or the encoding) says so.
+	bad := []byte(minted)
+	bad[40] = map[bool]byte{true: 'b', false: 'a'}[bad[40] == 'a']
+	out, errs, ok := c.run("", nowhere, "token", "inspect", string(bad))
+	if ok || !strings.Contains(errs, "not a") {
+		t.Errorf("inspect of a changed token: ok=%v\n%s%s", ok, out, errs)
+	}
+
+	// auth status with tokens the identity query does not describe.
+	email := "inspect-" + time.Now().Format("150405.000000") + "@example.com"
+	const pw = "correct-horse-battery-staple"
+	c.ok(pw+"\n", nil, "auth", "signup", "--email", email)
+	c.ok(pw+"\n", nil, "auth", "login", "--email", email)
+	for _, args := range [][]string{
+		{"--name", "ci", "--type", "service", "--scopes", "branch:*"},
+		{"--name", "tests", "--type", "test"},
+	} {
+		tok := strings.TrimSpace(c.ok("", nil, append([]string{"token", "create"}, args...)...))
+		tu, _ := core.DecodeUnverified(tok)
+		st := c.ok("", []string{"HELIOS_TOKEN=" + tok}, "auth", "status")
+		for _, w := range []string{tu.Claims.ID.String(), "Scopes:     " + strings.Join(tu.Claims.Scopes.Strings(), ", "),
+			"Expires:    " + tu.Claims.Expires().Format(time.RFC3339)} {
+			if !strings.Contains(st, w) {
+				t.Errorf("status of %v lacks %q:\n%s", args, w, st)
+			}
+		}
 	}
 }
