@@ -283,14 +283,29 @@ func (a *app) status() error {
 	}
 	w, err := identify(cl, tok)
 	if ae, ok := err.(*apiError); ok && ae.Code == "FORBIDDEN" {
-		// Valid, but without database:read the identity query is refused.
-		w, err = &whoami{Type: typeFromPrefix(tok), Scopes: []string{"(not shown: the token lacks database:read)"}}, nil
-		if creds != nil && tok == creds.Token {
-			w.ExpiresAt = creds.ExpiresAt
-		}
+		// Valid (the server checked it before refusing the query), but
+		// without database:read the identity query is refused: the rest
+		// comes from the token itself.
+		w, err = &whoami{}, nil
 	}
 	if err != nil {
 		return err
+	}
+	// Whatever the server did not say, the token says (decoded offline;
+	// the server has just accepted it).
+	if u, derr := core.DecodeUnverified(tok); derr == nil && u.ChecksumOK {
+		if w.TokenID == "" {
+			w.TokenID = u.Claims.ID.String()
+		}
+		if w.Type == "" {
+			w.Type = u.PrefixType.String()
+		}
+		if len(w.Scopes) == 0 || (len(w.Scopes) == 1 && w.Scopes[0] == "") {
+			w.Scopes = u.Claims.Scopes.Strings()
+		}
+		if w.ExpiresAt.IsZero() {
+			w.ExpiresAt = u.Claims.Expires()
+		}
 	}
 	email := ""
 	if creds != nil && tok == creds.Token {

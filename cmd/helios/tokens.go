@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -68,6 +69,15 @@ func (a *app) tokenCommand() *cobra.Command {
 	c.AddCommand(create,
 		&cobra.Command{Use: "list", Short: "List your tokens", Args: cobra.NoArgs,
 			RunE: func(*cobra.Command, []string) error { return a.listTokens() }},
+		&cobra.Command{Use: "inspect [TOKEN|-]", Short: "Decode a token offline: type, id, account, times, scopes, key id, checksum",
+			Long: "Decode a token with no key and no network: its type, id (tok_…), account, issue and expiry times,\n" +
+				"scopes, key id, and whether its public CRC-32C checksum holds (a secret scanner's test: a real\n" +
+				"token as minted, not a typo or a look-alike). Only the server can tell whether it is genuine,\n" +
+				"unexpired and unrevoked: helios auth status asks it.\n\n" +
+				"TOKEN is the token, - reads it from stdin; with neither, the current token (HELIOS_TOKEN or the saved one).\n" +
+				"Exits non-zero when the string is not a well-formed token with a valid checksum.",
+			Args: cobra.MaximumNArgs(1),
+			RunE: func(_ *cobra.Command, args []string) error { return a.inspectToken(args) }},
 		&cobra.Command{Use: "revoke <id|name>", Short: "Revoke a token by id (tok_…) or by name", Args: cobra.ExactArgs(1),
 			RunE: func(_ *cobra.Command, args []string) error { return a.revokeToken(args[0]) }},
 	)
@@ -273,4 +283,78 @@ func (a *app) revokeToken(ref string) error {
 		fmt.Fprintf(a.stdout, "Revoked token %s.\n", id)
 	}
 	return nil
+}
+
+// inspectToken decodes a token offline (core.DecodeUnverified) and prints
+// its fields; it never prints the token.
+func (a *app) inspectToken(args []string) error {
+	var tok string
+	switch {
+	case len(args) == 1 && args[0] == "-":
+		b, err := io.ReadAll(io.LimitReader(a.stdin, 4096))
+		if err != nil {
+			return fmt.Errorf("read the token from stdin: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	case len(args) == 1:
+		tok = args[0]
+	default:
+		t, _, _, err := currentToken()
+		if err != nil {
+			return err
+		}
+		tok = t
+	}
+	u, err := core.DecodeUnverified(tok)
+	if err != nil {
+		return err
+	}
+	c := u.Claims
+	problem := ""
+	switch {
+	case !u.ChecksumOK:
+		problem = "the checksum does not hold: not a token as minted (a typo, a truncation or a look-alike)"
+	case c.Version != core.FormatVersion:
+		problem = fmt.Sprintf("format version %d, not %d", c.Version, core.FormatVersion)
+	case c.Type != u.PrefixType:
+		problem = fmt.Sprintf("the prefix says %s but the body says type %d", u.PrefixType, c.Type)
+	}
+	var flags []string
+	if c.Flags&core.FlagIPPolicy != 0 {
+		flags = append(flags, "ip-policy")
+	}
+	if c.Flags&core.FlagTestOnly != 0 {
+		flags = append(flags, "test-only")
+	}
+	if a.output == "json" {
+		if err := json.NewEncoder(a.stdout).Encode(map[string]any{"type": u.PrefixType.String(), "id": c.ID.String(),
+			"account": c.Account, "issued_at": c.Issued(), "expires_at": c.Expires(), "scopes": c.Scopes.Strings(),
+			"key_id": c.KeyID, "flags": flags, "checksum_ok": u.ChecksumOK, "well_formed": problem == ""}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(a.stdout, "Type:       %s\nID:         %s\nAccount:    %d\nIssued:     %s\nExpires:    %s\nScopes:     %s\nKey ID:     %d\n",
+			u.PrefixType, c.ID, c.Account, c.Issued().Format(time.RFC3339), expiresText(c.Expires()),
+			strings.Join(c.Scopes.Strings(), ", "), c.KeyID)
+		if len(flags) > 0 {
+			fmt.Fprintf(a.stdout, "Flags:      %s\n", strings.Join(flags, ", "))
+		}
+		if problem == "" {
+			fmt.Fprintln(a.stdout, "Checksum:   valid (CRC-32C); offline check only: helios auth status asks the server whether it is genuine and unrevoked")
+		} else {
+			fmt.Fprintln(a.stdout, "Checksum:   INVALID")
+		}
+	}
+	if problem != "" {
+		return &hinted{err: fmt.Errorf("not a valid HeliosDB token: %s", problem), hint: "copy the whole token again (hdb_…, 87 or 88 characters)."}
+	}
+	return nil
+}
+
+// expiresText is an expiry with the time left or since.
+func expiresText(t time.Time) string {
+	if d := time.Until(t); d <= 0 {
+		return t.UTC().Format(time.RFC3339) + " (expired " + human(-d) + " ago)"
+	}
+	return t.UTC().Format(time.RFC3339) + " (in " + human(time.Until(t)) + ")"
 }
