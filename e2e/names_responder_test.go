@@ -160,3 +160,22 @@ func TestNamesMongo(t *testing.T) {
 		t.Fatalf("find on main: %v", err)
 	}
 }
+
+// TestResponderRedis: through the real heliosd, go-redis's Info and
+// Info("server") get the gateway's sections: redis_version, loading:0 (the
+// fields ioredis's ready check reads on connect).
+func TestResponderRedis(t *testing.T) {
+	d := startDaemon(t)
+	ctx := mongoCtx(t)
+	tok := d.NewUser(t)
+	rdb := redisFrom(d, tok, 0, nil)
+	defer rdb.Close()
+	all, err := rdb.Info(ctx).Result()
+	if err != nil || !strings.Contains(all, "# Server\r\nredis_version:") || !strings.Contains(all, "\r\nloading:0\r\n") {
+		t.Fatalf("INFO: %v %q", err, all)
+	}
+	server, err := rdb.Info(ctx, "server").Result()
+	if err != nil || !strings.HasPrefix(server, "# Server\r\nredis_version:") || strings.Contains(server, "loading:") {
+		t.Fatalf("INFO server: %v %q", err, server)
+	}
+}

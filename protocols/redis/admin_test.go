@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestAdminCommands(t *testing.T) {
 		{[]string{"MEMORY", "USAGE", "k"}, noUpstream, noUpstream, noUpstream},
 		{[]string{"CLUSTER", "INFO"}, noUpstream, noUpstream, noUpstream},
 		{[]string{"cluster", "keyslot", "k"}, noUpstream, noUpstream, noUpstream},
-		{[]string{"INFO", "server"}, noUpstream, noUpstream, noUpstream},
+		{[]string{"INFO", "server"}, infoServer, infoServer, infoServer}, // the gateway's own section, for every token
 		{[]string{"FLUSHALL"}, noUpstream, noScope("flushall", "database:delete"), noUpstream},
 	}
 	pol := policyset.New()
@@ -190,5 +191,40 @@ func TestAdminCommandAllocs(t *testing.T) {
 	}
 	if strings.Count(string(out), "-NOPERM") != 4 || !strings.Contains(string(out), "default") {
 		t.Fatalf("got %q", out)
+	}
+}
+
+// infoServer is the INFO server reply.
+const infoServer = "$68\r\n# Server\r\nredis_version:" + serverVersion + "\r\nredis_mode:standalone\r\narch_bits:64\r\n\r\n"
+
+// TestInfo: INFO answers the gateway's sections — all of them for none,
+// default, all or everything, the named ones otherwise (several, any case;
+// an unknown one adds nothing) — with redis_version and loading:0, which
+// ioredis's ready check reads; before AUTH it is NOAUTH.
+func TestInfo(t *testing.T) {
+	f := newFixture(t)
+	s := newSession(true)
+	if out, _ := run(t, f, s, cmd("INFO")); !strings.HasPrefix(out, "-NOAUTH") {
+		t.Fatalf("INFO before AUTH: %q", out)
+	}
+	run(t, f, s, cmd("AUTH", f.live(t, core.ScopeSet(0).With(core.ScopeSchemaWrite))))
+	all := "# Server\r\nredis_version:" + serverVersion + "\r\nredis_mode:standalone\r\narch_bits:64\r\n\r\n" +
+		"# Persistence\r\nloading:0\r\nasync_loading:0\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n# Keyspace\r\n"
+	bulk := func(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"INFO"}, bulk(all)},
+		{[]string{"INFO", "default"}, bulk(all)},
+		{[]string{"info", "EVERYTHING"}, bulk(all)},
+		{[]string{"INFO", "server"}, infoServer},
+		{[]string{"INFO", "Persistence", "server"}, bulk("# Server\r\nredis_version:" + serverVersion +
+			"\r\nredis_mode:standalone\r\narch_bits:64\r\n\r\n# Persistence\r\nloading:0\r\nasync_loading:0\r\n")},
+		{[]string{"INFO", "nosuch"}, "$0\r\n\r\n"},
+	} {
+		if out, _ := run(t, f, s, cmd(c.args...)); out != c.want {
+			t.Errorf("%q:\n got  %q\n want %q", c.args, out, c.want)
+		}
 	}
 }

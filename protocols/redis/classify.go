@@ -18,6 +18,7 @@ const (
 	cmdQuit                 // QUIT
 	cmdReset                // RESET
 	cmdWhoami               // HELIOS.WHOAMI: the token's identity
+	cmdInfo                 // INFO [section …]: the gateway's own sections
 )
 
 // command is one row of the classification table.
@@ -175,7 +176,7 @@ var (
 		"geopos", "geodist", "geohash", "geosearch", "georadius_ro", "georadiusbymember_ro",
 		"pfcount", "bitcount", "bitpos", "getbit", "bitfield_ro", "dump", "object", "memory", "touch",
 		"sort_ro", "eval_ro", "evalsha_ro", "fcall_ro",
-		"info", "time", "lastsave", "lolwut", "wait", "waitaof", "readonly", "readwrite",
+		"time", "lastsave", "lolwut", "wait", "waitaof", "readonly", "readwrite",
 		"latency", "slowlog", "cluster", // their administrative forms: adminCommands
 		"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "pubsub",
 		"multi", "exec", "discard", "watch", "unwatch", "tracking",
@@ -232,6 +233,9 @@ var commands = func() map[string]command {
 		"quit":          {id: cmdQuit, none: true},
 		"reset":         {id: cmdReset, none: true},
 		"helios.whoami": {id: cmdWhoami, none: true},
+		// INFO describes this gateway (its version, no data), which
+		// clients read on connect (ioredis's ready check): no scope.
+		"info": {id: cmdInfo, none: true},
 	}
 	add := func(names []string, s core.Scope) {
 		for _, n := range names {

@@ -104,6 +104,8 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 		return s.command(args, out), netio.Continue
 	case cmdWhoami:
 		return s.whoami(out), netio.Continue
+	case cmdInfo:
+		return appendServerInfo(out, args[1:]), netio.Continue
 	}
 	return appendNoUpstream(out, name), netio.Continue
 }
@@ -263,4 +265,61 @@ func (s *Session) whoami(out []byte) []byte {
 	}
 	out = AppendBulkString(out, "expires_at")
 	return AppendBulkString(out, c.Expires().Format(time.RFC3339))
+}
+
+// infoSections are the INFO sections the gateway answers, in Redis's
+// order: what clients read on connect (redis_version; loading:0, which
+// ioredis's ready check waits for; role). There is no keyspace without an
+// upstream, so "# Keyspace" is empty.
+var infoSections = [...]struct{ name, text string }{
+	{"server", "# Server\r\nredis_version:" + serverVersion + "\r\nredis_mode:standalone\r\narch_bits:64\r\n"},
+	{"persistence", "# Persistence\r\nloading:0\r\nasync_loading:0\r\n"},
+	{"replication", "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"},
+	{"keyspace", "# Keyspace\r\n"},
+}
+
+// appendServerInfo answers INFO [section …]: every section for none,
+// "default", "all" or "everything"; otherwise the named ones (case
+// insensitive; an unknown name adds nothing, as in Redis), separated by
+// an empty line, as one bulk string.
+func appendServerInfo(out []byte, sections [][]byte) []byte {
+	all := len(sections) == 0
+	for _, a := range sections {
+		if bytes.EqualFold(a, []byte("default")) || bytes.EqualFold(a, []byte("all")) || bytes.EqualFold(a, []byte("everything")) {
+			all = true
+		}
+	}
+	n := 0
+	for _, sec := range infoSections {
+		if all || hasSection(sections, sec.name) {
+			n += len(sec.text) + 2
+		}
+	}
+	if n > 0 {
+		n -= 2 // no empty line after the last one
+	}
+	out = append(out, '$')
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, '\r', '\n')
+	first := true
+	for _, sec := range infoSections {
+		if all || hasSection(sections, sec.name) {
+			if !first {
+				out = append(out, '\r', '\n')
+			}
+			first = false
+			out = append(out, sec.text...)
+		}
+	}
+	return append(out, '\r', '\n')
+}
+
+// hasSection reports whether name is among the requested sections.
+func hasSection(sections [][]byte, name string) bool {
+	for _, a := range sections {
+		if bytes.EqualFold(a, []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
