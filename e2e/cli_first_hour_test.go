@@ -274,3 +274,51 @@ func TestCLITokenInspect(t *testing.T) {
 		}
 	}
 }
+
+// TestCLICommandLine: unknown subcommands fail, --version answers, token
+// list shows allowed IPs, and shell completion offers token types, scopes
+// and (from the API) the names and ids of the tokens to revoke.
+func TestCLICommandLine(t *testing.T) {
+	d := startDaemon(t)
+	c := newCLI(t, d)
+	for _, args := range [][]string{{"auth", "whoami"}, {"token", "lst"}, {"nosuch"}} {
+		if out, errs, ok := c.run("", nil, args...); ok || !strings.Contains(errs, "unknown command") {
+			t.Errorf("helios %v: ok=%v\n%s%s", args, ok, out, errs)
+		}
+	}
+	if out := c.ok("", nil, "--version"); !strings.HasPrefix(out, "helios ") || !strings.Contains(out, "go1.") {
+		t.Errorf("--version: %q", out)
+	}
+
+	email := "cmdline-" + time.Now().Format("150405.000000") + "@example.com"
+	const pw = "correct-horse-battery-staple"
+	c.ok(pw+"\n", nil, "auth", "signup", "--email", email)
+	c.ok(pw+"\n", nil, "auth", "login", "--email", email)
+	tok := strings.TrimSpace(c.ok("", nil, "token", "create", "--name", "office", "--allowed-ips", "127.0.0.1,10.0.0.0/8"))
+	u, _ := core.DecodeUnverified(tok)
+	list := c.ok("", nil, "token", "list")
+	if !strings.Contains(list, "ALLOWED IPS") || !strings.Contains(list, "127.0.0.1") || !strings.Contains(list, "10.0.0.0/8") {
+		t.Errorf("token list lacks the allowed IPs:\n%s", list)
+	}
+
+	complete := func(args ...string) string {
+		t.Helper()
+		return c.ok("", nil, append([]string{"__complete"}, args...)...)
+	}
+	if out := complete("token", "revoke", ""); !strings.Contains(out, u.Claims.ID.String()+"\toffice") || !strings.Contains(out, "office\t") {
+		t.Errorf("revoke completion:\n%s", out)
+	}
+	if out := complete("token", "create", "--type", ""); !strings.Contains(out, "live\t") || !strings.Contains(out, "service\t") {
+		t.Errorf("--type completion:\n%s", out)
+	}
+	out := complete("token", "create", "--scopes", "database:read,")
+	if !strings.Contains(out, "database:read,database:write\n") || !strings.Contains(out, "database:read,branch:*\n") ||
+		strings.Contains(out, "database:read,database:read\n") {
+		t.Errorf("--scopes completion:\n%s", out)
+	}
+	// Without credentials, revoke completes nothing (and fails nothing).
+	c.ok("", nil, "auth", "logout")
+	if out := complete("token", "revoke", ""); strings.Contains(out, "tok_") {
+		t.Errorf("revoke completion without credentials:\n%s", out)
+	}
+}

@@ -65,6 +65,10 @@ func (a *app) tokenCommand() *cobra.Command {
 	f.IntVar(&days, "expires-in-days", 0, "lifetime in days (default: the type's lifetime)")
 	f.StringSliceVar(&allowedIPs, "allowed-ips", nil, "comma-separated client addresses allowed to use the token")
 	_ = create.MarkFlagRequired("name")
+	_ = create.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(
+		[]string{"live\ta user's token", "test\ttest databases only, at most 24 hours", "service\tautomation; needs --scopes"},
+		cobra.ShellCompDirectiveNoFileComp))
+	_ = create.RegisterFlagCompletionFunc("scopes", completeScopes)
 
 	c.AddCommand(create,
 		&cobra.Command{Use: "list", Short: "List your tokens", Args: cobra.NoArgs,
@@ -79,7 +83,8 @@ func (a *app) tokenCommand() *cobra.Command {
 			Args: cobra.MaximumNArgs(1),
 			RunE: func(_ *cobra.Command, args []string) error { return a.inspectToken(args) }},
 		&cobra.Command{Use: "revoke <id|name>", Short: "Revoke a token by id (tok_…) or by name", Args: cobra.ExactArgs(1),
-			RunE: func(_ *cobra.Command, args []string) error { return a.revokeToken(args[0]) }},
+			ValidArgsFunction: a.completeTokens,
+			RunE:              func(_ *cobra.Command, args []string) error { return a.revokeToken(args[0]) }},
 	)
 	return c
 }
@@ -228,13 +233,17 @@ func (a *app) listTokens() error {
 		return nil
 	}
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tTYPE\tSCOPES\tEXPIRES\tLAST USED")
+	fmt.Fprintln(w, "ID\tNAME\tTYPE\tSCOPES\tALLOWED IPS\tEXPIRES\tLAST USED")
 	for _, t := range list {
 		last := "never"
 		if t.LastUsed != nil {
 			last = t.LastUsed.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Type, strings.Join(t.Scopes, ","),
+		ips := "any"
+		if len(t.AllowedIPs) > 0 {
+			ips = strings.Join(t.AllowedIPs, ",")
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Type, strings.Join(t.Scopes, ","), ips,
 			t.ExpiresAt.UTC().Format(time.RFC3339), last)
 	}
 	return w.Flush()
@@ -357,4 +366,61 @@ func expiresText(t time.Time) string {
 		return t.UTC().Format(time.RFC3339) + " (expired " + human(-d) + " ago)"
 	}
 	return t.UTC().Format(time.RFC3339) + " (in " + human(time.Until(t)) + ")"
+}
+
+// completeScopes completes the comma-separated --scopes value: each scope
+// of the guide, each family's wildcard (branch:*) and "*", after the scopes
+// already typed.
+func completeScopes(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	done := ""
+	if i := strings.LastIndexByte(toComplete, ','); i >= 0 {
+		done = toComplete[:i+1]
+	}
+	names := []string{"*"}
+	seen := map[string]bool{}
+	for s := core.Scope(0); int(s) < core.NumScopes; s++ {
+		fam, _, _ := strings.Cut(s.String(), ":")
+		if !seen[fam] {
+			seen[fam] = true
+			names = append(names, fam+":*")
+		}
+		names = append(names, s.String())
+	}
+	var out []string
+	for _, n := range names {
+		if !strings.Contains(","+done, ","+n+",") {
+			out = append(out, done+n)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeTokens completes helios token revoke's argument with the names
+// and ids of the caller's tokens, asked of the API when there is a token to
+// ask with (nothing otherwise; completion never prompts or refreshes).
+func (a *app) completeTokens(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ss, err := a.session()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ss.cl.http.Timeout = 5 * time.Second
+	list, _, err := a.list(ss.cl, ss.tok)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := map[string]int{}
+	for _, t := range list {
+		names[t.Name]++
+	}
+	var out []string
+	for _, t := range list {
+		out = append(out, t.ID+"\t"+t.Name)
+		if names[t.Name] == 1 && t.Name != "" && !strings.HasPrefix(t.Name, "tok_") {
+			out = append(out, t.Name+"\t"+t.ID)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
