@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -177,5 +178,62 @@ func TestResponderRedis(t *testing.T) {
 	server, err := rdb.Info(ctx, "server").Result()
 	if err != nil || !strings.HasPrefix(server, "# Server\r\nredis_version:") || strings.Contains(server, "loading:") {
 		t.Fatalf("INFO server: %v %q", err, server)
+	}
+}
+
+// TestResponderPostgres: through the real heliosd with no upstream, pgx's
+// Begin / Commit and Begin / Rollback work (BEGIN answered with its tag and
+// ReadyForQuery 'T'), SELECT 1 AS one scans column one, SET
+// application_name is shown back, and psql runs BEGIN; SELECT 1; COMMIT.
+func TestResponderPostgres(t *testing.T) {
+	requirePsql(t)
+	d := startDaemon(t)
+	ctx := mongoCtx(t)
+	tok := pgToken(t, d)
+	conn, err := pgx.Connect(ctx, pgURL(d.PG, tok, "require"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	if st := conn.PgConn().TxStatus(); st != 'T' {
+		t.Fatalf("status after BEGIN %q", st)
+	}
+	rows, err := tx.Query(ctx, "SELECT 1 AS one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToMap)
+	if err != nil || len(got) != 1 || got[0]["one"] != int32(1) {
+		t.Fatalf("SELECT 1 AS one: %v %v", err, got)
+	}
+	if err := tx.Commit(ctx); err != nil || conn.PgConn().TxStatus() != 'I' {
+		t.Fatalf("Commit: %v %q", err, conn.PgConn().TxStatus())
+	}
+	tx, err = conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM t"); err == nil {
+		t.Fatal("DELETE answered without an upstream")
+	}
+	if conn.PgConn().TxStatus() != 'E' {
+		t.Fatalf("status after an error in the block %q", conn.PgConn().TxStatus())
+	}
+	if err := tx.Rollback(ctx); err != nil || conn.PgConn().TxStatus() != 'I' {
+		t.Fatalf("Rollback: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "SET application_name = 'helios-e2e'"); err != nil {
+		t.Fatal(err)
+	}
+	if v := conn.PgConn().ParameterStatus("application_name"); v != "helios-e2e" {
+		t.Fatalf("ParameterStatus application_name %q", v)
+	}
+	out, err := psql(t, pgURL(d.PG, tok, "require"), "BEGIN; SELECT 1; COMMIT")
+	if err != nil || !strings.Contains(out, "BEGIN\n1\nCOMMIT") {
+		t.Fatalf("psql: %v\n%s", err, out)
 	}
 }

@@ -113,8 +113,13 @@ func TestSQLScope(t *testing.T) {
 				t.Errorf("simple %q: %v %d", q, err, one)
 			}
 		}
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			if _, err := conn.Exec(ctx, "SET search_path = public", mode); err != nil { // a session setting: accepted
+				t.Errorf("%v SET search_path: %v", mode, err)
+			}
+		}
 		for _, q := range []string{"WITH x AS (SELECT 1) SELECT * FROM x", "EXPLAIN SELECT * FROM t", "SELECT 'DELETE FROM t'",
-			"SET search_path = public", "SELECT $$;$$", "VALUES (1)"} {
+			"SELECT $$;$$", "VALUES (1)"} {
 			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 				var pe *pgconn.PgError
 				if _, err := conn.Exec(ctx, q, mode); !errors.As(err, &pe) || pe.Code != "0A000" {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/sqlscope"
@@ -22,14 +23,20 @@ const (
 	kindVersion                 // SELECT version()
 	kindShow                    // SHOW <parameter>
 	kindWhoami                  // SELECT * FROM helios_whoami()
+	kindBegin                   // BEGIN, START TRANSACTION [modes]
+	kindCommit                  // COMMIT, END [WORK | TRANSACTION]
+	kindRollback                // ROLLBACK, ABORT [WORK | TRANSACTION]
+	kindSet                     // SET [SESSION | LOCAL] name {TO | =} value, RESET name | ALL
 	kindOther                   // anything else: needs an upstream
 )
 
 // statement is one statement as the built-in responder sees it.
 type statement struct {
-	kind kind
-	num  int64  // kindSelectInt: the value
-	name string // kindShow: the parameter, lower case; kindCurrentUser: the column name
+	kind  kind
+	num   int64  // kindSelectInt: the value
+	name  string // kindShow, kindSet: the parameter, lower case; kindCurrentUser, kindSelectInt: the column name
+	value string // kindSet: the new value (RESET: the default, "")
+	tag   string // kindSet: SET or RESET
 }
 
 // allowed checks a query (every statement of it) against the session's
@@ -63,8 +70,8 @@ func builtinOf(q []byte) statement {
 		if t.Kind == sqlscope.KindEOF {
 			break
 		}
-		if t.Kind == sqlscope.KindError || t.Kind == sqlscope.KindString {
-			return statement{kind: kindOther} // no built-in has a string literal
+		if t.Kind == sqlscope.KindError || t.Kind == sqlscope.KindString && (n == 0 || !is(buf[0], "set")) {
+			return statement{kind: kindOther} // no built-in but SET has a string literal
 		}
 		buf[n] = t
 		n++
@@ -131,6 +138,29 @@ func builtin(t []sqlscope.Token) (statement, bool) {
 			n = -n
 		}
 		return statement{kind: kindSelectInt, num: n}, true
+	case len(t) == 4 && is(t[0], "select") && isInt(t[1]) && is(t[2], "as") &&
+		(t[3].Kind == sqlscope.KindWord || t[3].Kind == sqlscope.KindQuotedIdent):
+		n, err := strconv.ParseInt(string(t[1].Text), 10, 64)
+		if err != nil {
+			return statement{}, false
+		}
+		name := string(t[3].Inner())
+		if t[3].Kind == sqlscope.KindWord {
+			name = lower(t[3].Text)
+		}
+		return statement{kind: kindSelectInt, num: n, name: name}, true
+	case is(t[0], "begin") && (len(t) == 1 || is(t[1], "work") || is(t[1], "transaction") || is(t[1], "isolation") ||
+		is(t[1], "read") || is(t[1], "deferrable") || is(t[1], "not")),
+		len(t) >= 2 && is(t[0], "start") && is(t[1], "transaction"):
+		return statement{kind: kindBegin}, true
+	case match("commit"), match("commit", "work"), match("commit", "transaction"),
+		match("end"), match("end", "work"), match("end", "transaction"):
+		return statement{kind: kindCommit}, true
+	case match("rollback"), match("rollback", "work"), match("rollback", "transaction"),
+		match("abort"), match("abort", "work"), match("abort", "transaction"):
+		return statement{kind: kindRollback}, true
+	case is(t[0], "set") || is(t[0], "reset"):
+		return setOf(t)
 	case match("select", "current_user"), match("select", "current_user", "(", ")"), match("select", "user"):
 		return statement{kind: kindCurrentUser, name: "current_user"}, true
 	case match("select", "session_user"):
@@ -160,4 +190,45 @@ func lower(b []byte) string {
 		s[i] = c
 	}
 	return string(s)
+}
+
+// returnsRows reports whether the statement's result has rows (a
+// RowDescription); transaction control and SET have none.
+func (st statement) returnsRows() bool {
+	switch st.kind {
+	case kindSelectInt, kindCurrentUser, kindVersion, kindShow, kindWhoami:
+		return true
+	}
+	return false
+}
+
+// setOf reads SET [SESSION | LOCAL] name {TO | =} value | DEFAULT and
+// RESET name | ALL (the statement scope check has refused SET ROLE and
+// SET SESSION AUTHORIZATION already). Only a plain parameter name with
+// one value is a built-in.
+func setOf(t []sqlscope.Token) (statement, bool) {
+	if is(t[0], "reset") {
+		if len(t) != 2 || t[1].Kind != sqlscope.KindWord {
+			return statement{}, false
+		}
+		return statement{kind: kindSet, name: lower(t[1].Text), tag: "RESET"}, true
+	}
+	t = t[1:]
+	if len(t) > 0 && (is(t[0], "session") || is(t[0], "local")) {
+		t = t[1:]
+	}
+	if len(t) != 3 || t[0].Kind != sqlscope.KindWord || !is(t[1], "to") && !is(t[1], "=") {
+		return statement{}, false
+	}
+	st := statement{kind: kindSet, name: lower(t[0].Text), tag: "SET"}
+	switch v := t[2]; {
+	case v.Kind == sqlscope.KindString && v.Text[0] == '\'':
+		st.value = strings.ReplaceAll(string(v.Inner()), "''", "'")
+	case v.Is("default"):
+	case v.Kind == sqlscope.KindWord || v.Kind == sqlscope.KindNumber || v.Kind == sqlscope.KindQuotedIdent:
+		st.value = string(v.Inner())
+	default:
+		return statement{}, false
+	}
+	return st, true
 }

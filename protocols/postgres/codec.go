@@ -275,6 +275,12 @@ func AppendBackendKeyData(dst []byte, pid, key uint32) []byte {
 // AppendReadyForQuery appends ReadyForQuery ('Z') with status 'I' (idle).
 func AppendReadyForQuery(dst []byte) []byte { return append(dst, 'Z', 0, 0, 0, 5, 'I') }
 
+// AppendReadyForQueryStatus appends ReadyForQuery ('Z') with a transaction
+// status: 'I' idle, 'T' in a transaction block, 'E' in a failed one.
+func AppendReadyForQueryStatus(dst []byte, status byte) []byte {
+	return append(dst, 'Z', 0, 0, 0, 5, status)
+}
+
 // AppendNegotiateProtocolVersion appends NegotiateProtocolVersion ('v'):
 // the newest minor version supported and the options not recognized.
 func AppendNegotiateProtocolVersion(dst []byte, minor int32, unknown [][]byte) []byte {

@@ -22,6 +22,7 @@ const (
 	codeUndefinedCursor     = "34000"
 	codeCannotConnectNow    = "57P03" // revocation status unavailable: try again
 	codeInvalidCatalogName  = "3D000" // invalid_catalog_name: the database is not registered
+	codeInFailedTransaction = "25P02" // in_failed_sql_transaction
 )
 
 // MsgInsecure is the refusal of a plaintext StartupMessage from a client

@@ -61,10 +61,11 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 			// Bytes behind the query's NUL: PostgreSQL runs nothing and
 			// answers ERROR 08P01 (pq_getmsgend), so neither does the
 			// gateway, whatever the string before the NUL says.
-			return AppendReadyForQuery(AppendErrorResponse(out, ErrorFields{Severity: "ERROR",
+			s.failTx()
+			return s.ready(AppendErrorResponse(out, ErrorFields{Severity: "ERROR",
 				Code: codeProtocolViolation, Message: "invalid message format"})), netio.Continue
 		}
-		return AppendReadyForQuery(s.simple(env, q, out)), netio.Continue
+		return s.ready(s.simple(env, q, out)), netio.Continue
 	case 'P':
 		var m Parse
 		if err := m.Decode(body); err != nil {
@@ -79,7 +80,11 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 			return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeSyntaxError,
 				Message: "cannot insert multiple commands into a prepared statement"}), netio.Continue
 		}
-		if e, bad := s.answerable(st); bad {
+		e, bad = s.aborted(st)
+		if !bad {
+			e, bad = s.answerable(st)
+		}
+		if bad {
 			return s.extError(out, e), netio.Continue
 		}
 		if !s.store(string(m.Name), st, nil, true) {
@@ -132,14 +137,18 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		if !ok {
 			return s.extError(out, noPortal(m.Portal)), netio.Continue
 		}
+		if e, bad := s.aborted(pt.st); bad {
+			return s.extError(out, e), netio.Continue
+		}
 		o, ok := s.rows(out, pt.st, pt.formats())
 		if !ok {
 			s.skipSync = true
+			s.failTx()
 		}
 		return o, netio.Continue
 	case 'S':
 		s.skipSync = false
-		return AppendReadyForQuery(out), netio.Continue
+		return s.ready(out), netio.Continue
 	case 'H', 'd', 'c', 'f':
 		return out, netio.Continue // Flush (output is never held back); stray COPY data
 	case 'C':
@@ -171,7 +180,38 @@ func noPortal(name []byte) ErrorFields {
 // messages that follow until Sync.
 func (s *Session) extError(out []byte, e ErrorFields) []byte {
 	s.skipSync = true
+	s.failTx()
 	return AppendErrorResponse(out, e)
+}
+
+// ready appends ReadyForQuery with the session's transaction status.
+func (s *Session) ready(out []byte) []byte {
+	if s.tx == 0 {
+		return AppendReadyForQuery(out)
+	}
+	return AppendReadyForQueryStatus(out, s.tx)
+}
+
+// failTx marks an open transaction block failed after an error, as
+// PostgreSQL does: until COMMIT or ROLLBACK, statements are refused.
+func (s *Session) failTx() {
+	if s.tx == 'T' {
+		s.tx = 'E'
+	}
+}
+
+// abortedError is PostgreSQL's answer to a statement in a failed
+// transaction block.
+var abortedError = ErrorFields{Severity: "ERROR", Code: codeInFailedTransaction,
+	Message: "current transaction is aborted, commands ignored until end of transaction block"}
+
+// aborted refuses a statement other than COMMIT or ROLLBACK inside a failed
+// transaction block.
+func (s *Session) aborted(st statement) (ErrorFields, bool) {
+	if s.tx == 'E' && st.kind != kindCommit && st.kind != kindRollback && st.kind != kindEmpty {
+		return abortedError, true
+	}
+	return ErrorFields{}, false
 }
 
 // answerable applies the "no upstream" rule to a statement that passed
@@ -207,6 +247,7 @@ func firstStatement(q []byte, commands int) (statement, bool) {
 // of nothing but whitespace and comments gets EmptyQueryResponse.
 func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
 	if _, e, bad := s.allowed(env, q); bad {
+		s.failTx()
 		return AppendErrorResponse(out, e)
 	}
 	sp := sqlscope.NewSplitter(sqlscope.PostgreSQL, q)
@@ -217,6 +258,7 @@ func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
 			break
 		}
 		if i == maxStatements {
+			s.failTx()
 			return AppendErrorResponse(out, ErrorFields{Severity: "ERROR", Code: codeProgramLimit,
 				Message: "too many statements in one query"})
 		}
@@ -225,11 +267,21 @@ func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
 			continue
 		}
 		ran = true
-		if e, bad := s.answerable(st); bad {
+		e, bad := s.aborted(st)
+		if !bad {
+			e, bad = s.answerable(st)
+		}
+		if bad {
+			s.failTx()
 			return AppendErrorResponse(out, e)
 		}
-		out = s.describe(out, st, nil)
-		out, _ = s.rows(out, st, nil)
+		if st.returnsRows() { // the simple protocol sends no NoData
+			out = s.describe(out, st, nil)
+		}
+		if out, ok = s.rows(out, st, nil); !ok {
+			s.failTx()
+			return out
+		}
 	}
 	if !ran {
 		out = AppendEmptyQueryResponse(out)
@@ -307,7 +359,11 @@ func (s *Session) describe(out []byte, st statement, formats []byte) []byte {
 		if int64(int32(st.num)) != st.num {
 			oid, size = oidInt8, typlenInt8
 		}
-		return AppendRowDescription(out, []Field{{Name: "?column?", OID: oid, Size: size, Format: format(formats, 0)}})
+		name := st.name
+		if name == "" {
+			name = "?column?"
+		}
+		return AppendRowDescription(out, []Field{{Name: name, OID: oid, Size: size, Format: format(formats, 0)}})
 	case kindCurrentUser:
 		name := st.name
 		if name == "user" {
@@ -360,6 +416,29 @@ func (s *Session) rows(out []byte, st statement, formats []byte) ([]byte, bool) 
 				Message: "unrecognized configuration parameter \"" + st.name + "\""}), false
 		}
 		return AppendCommandComplete(appendTextRow(out, v), "SHOW"), true
+	case kindBegin:
+		if s.tx == 0 || s.tx == 'I' {
+			s.tx = 'T'
+		}
+		return AppendCommandComplete(out, "BEGIN"), true
+	case kindCommit:
+		tag := "COMMIT"
+		if s.tx == 'E' {
+			tag = "ROLLBACK" // PostgreSQL's tag for COMMIT of a failed transaction
+		}
+		s.tx = 'I'
+		return AppendCommandComplete(out, tag), true
+	case kindRollback:
+		s.tx = 'I'
+		return AppendCommandComplete(out, "ROLLBACK"), true
+	case kindSet:
+		if st.name == "application_name" || st.name == "all" {
+			// application_name is reported (GUC_REPORT): PostgreSQL sends
+			// its new value in a ParameterStatus.
+			s.appName = st.value
+			out = AppendParameterStatus(out, "application_name", s.appName)
+		}
+		return AppendCommandComplete(out, st.tag), true
 	case kindWhoami:
 		c := &s.claims
 		scopes := strings.Join(c.Scopes.Strings(), ",")
@@ -384,7 +463,7 @@ func appendTextRow(out []byte, values ...string) []byte {
 func (s *Session) show(name string) (string, bool) {
 	switch name {
 	case "application_name":
-		return "", true
+		return s.appName, true
 	case "session_authorization":
 		return s.user, true
 	case "server_version_num":

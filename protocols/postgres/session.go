@@ -33,6 +33,8 @@ type Session struct {
 	claims   core.Claims
 	ext      *extended
 	refuse   bool // the transport refuses the connection (RefuseLate)
+	tx       byte // transaction status: 0 or 'I' idle, 'T' in a block, 'E' failed
+	appName  string
 }
 
 var (
@@ -276,7 +278,7 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 	for _, p := range s.p.params {
 		out = AppendParameterStatus(out, p[0], p[1])
 	}
-	out = AppendParameterStatus(out, "application_name", "")
+	out = AppendParameterStatus(out, "application_name", s.appName)
 	out = AppendParameterStatus(out, "session_authorization", s.user)
 	out = AppendBackendKeyData(out, s.info.ID, rand.Uint32())
 	return AppendReadyForQuery(out), netio.Continue
