@@ -81,6 +81,11 @@ func run() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	warnOpenDataDir(cfg.DataDir, log)
 	tlsCfg, certPath, generated, err := tlsfile.LoadOrGenerate(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, certHosts(&cfg))
 	if err != nil {

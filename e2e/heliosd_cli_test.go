@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runHeliosd runs the heliosd binary with args until it exits (at most 30s)
+// and returns its exit code and combined output.
+func runHeliosd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildBinary(t, "heliosd"), args...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("heliosd %v did not exit within 30s:\n%s", args, out)
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("heliosd %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// TestHeliosdSecondOnSameDataDir: a second heliosd on a data directory a
+// running one holds exits non-zero naming the first one's pid.
+func TestHeliosdSecondOnSameDataDir(t *testing.T) {
+	d := startDaemon(t)
+	code, out := runHeliosd(t, "--data-dir", d.DataDir, "--http-listen", freeAddr(t, "127.0.0.1"),
+		"--pg-listen", "", "--mysql-listen", "", "--redis-listen", "", "--mongo-listen", "")
+	if code == 0 {
+		t.Fatalf("second heliosd exited 0:\n%s", out)
+	}
+	want := "another heliosd (pid " + strconv.Itoa(d.PID()) + ")"
+	if !strings.Contains(out, want) || strings.Contains(out, "resource temporarily unavailable") {
+		t.Fatalf("second heliosd said %q, want it to contain %q", out, want)
+	}
+}
