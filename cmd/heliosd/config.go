@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,7 +24,9 @@ import (
 //
 // Every field has a flag of the same name in kebab case (data_dir is
 // --data-dir) and an environment variable HELIOS_ + the name in upper case
-// (HELIOS_DATA_DIR). Lists are comma-separated in flags and variables,
+// (HELIOS_DATA_DIR). TOML keys and variables may also be spelled with
+// dashes like the flag (data-dir, HELIOS_DATA-DIR); an unknown TOML key is
+// an error naming the nearest known one. Lists are comma-separated in flags and variables,
 // arrays in TOML; durations are Go durations ("10s", "168h").
 type Config struct {
 	// Role is "all" (the issuer and a gateway in one process, the default)
@@ -225,6 +231,16 @@ func envName(flagName string) string {
 	return "HELIOS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// lookupEnv returns the environment variable of flag name: HELIOS_DATA_DIR
+// or, spelled like the flag, HELIOS_DATA-DIR (which a shell cannot set but
+// env(1) and service managers can).
+func lookupEnv(getenv func(string) (string, bool), name string) (string, bool) {
+	if v, ok := getenv(envName(name)); ok {
+		return v, true
+	}
+	return getenv("HELIOS_" + strings.ToUpper(name))
+}
+
 // loadConfig builds the configuration from defaults, the TOML file named by
 // --config or HELIOS_CONFIG, HELIOS_* variables and flags, in increasing
 // precedence.
@@ -259,7 +275,7 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 	bindFlags(final, &cfg)
 	var errs []error
 	final.VisitAll(func(f *flag.Flag) {
-		if v, ok := getenv(envName(f.Name)); ok {
+		if v, ok := lookupEnv(getenv, f.Name); ok {
 			if err := final.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
 			}
@@ -281,18 +297,36 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 
 // decodeFile reads the TOML file at path into c: the listeners' addresses
 // (one key each, listeners.Listener.TOMLKey) into c.Listen, every other key
-// into its field. A key that is neither is an error.
+// into its field. A key may be spelled with underscores (data_dir) or
+// dashes like its flag (data-dir). A key that is neither a field nor a
+// listener is an error naming the nearest known key.
 func decodeFile(path string, c *Config) error {
 	text, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	md, err := toml.Decode(string(text), c)
-	if err != nil {
-		return err
-	}
 	var top map[string]any
 	if _, err := toml.Decode(string(text), &top); err != nil {
+		return err
+	}
+	src, spelled := string(text), map[string]string{}
+	if dashed := slices.ContainsFunc(slices.Collect(maps.Keys(top)), func(k string) bool { return strings.Contains(k, "-") }); dashed {
+		norm := make(map[string]any, len(top))
+		for k, v := range top {
+			n := strings.ReplaceAll(k, "-", "_")
+			if _, dup := norm[n]; dup {
+				return fmt.Errorf("setting %q given twice (spelled with dashes and with underscores)", n)
+			}
+			norm[n], spelled[n] = v, k
+		}
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(norm); err != nil {
+			return err
+		}
+		src, top = buf.String(), norm
+	}
+	md, err := toml.Decode(src, c)
+	if err != nil {
 		return err
 	}
 	for _, l := range listeners.All {
@@ -308,10 +342,68 @@ func decodeFile(path string, c *Config) error {
 	}
 	for _, k := range md.Undecoded() {
 		if _, ok := listenerKey(k); !ok {
-			return fmt.Errorf("unknown setting %q", k.String())
+			name := k.String()
+			if len(k) == 1 && spelled[k[0]] != "" {
+				name = spelled[k[0]] // as the file spells it
+			}
+			if s := nearestKey(name); s != "" {
+				return fmt.Errorf("unknown setting %q: did you mean %q?", name, s)
+			}
+			return fmt.Errorf("unknown setting %q", name)
 		}
 	}
 	return nil
+}
+
+// knownKeys returns every TOML key of the configuration: Config's fields
+// and the listeners' addresses.
+func knownKeys() []string {
+	var keys []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if k := t.Field(i).Tag.Get("toml"); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	for _, l := range listeners.All {
+		keys = append(keys, l.TOMLKey())
+	}
+	return keys
+}
+
+// nearestKey returns the known key closest to name by edit distance
+// (dashes read as underscores), or "" when none is close enough to be a
+// likely typo: at most a third of the name's length, and at least 2.
+func nearestKey(name string) string {
+	n := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
+	best, bestD := "", max(2, len(n)/3)+1
+	for _, k := range knownKeys() {
+		if d := levenshtein(n, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// levenshtein is the edit distance between a and b (bytes).
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // listenerKey returns the listener whose TOML key k is.

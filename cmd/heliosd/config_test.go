@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,5 +108,79 @@ func TestEnsureDefaultsKeepsSettings(t *testing.T) {
 	c.EnsureDefaults()
 	if c.Listen["postgres"] != "" || c.Listen["redis"] != "127.0.0.1:6379" || c.MaxConns != 5 || c.LogLevel != "debug" || c.MaxConnsPerIP != 1000 {
 		t.Fatalf("%+v", c)
+	}
+}
+
+// TestConfigKeySpellings: a TOML key and a HELIOS_* variable may be spelled
+// like the flag (data-dir) or with underscores (data_dir).
+func TestConfigKeySpellings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heliosd.toml")
+	if err := os.WriteFile(path, []byte("data-dir = \"/dashed\"\npg-listen = \"127.0.0.1:2\"\nhandshake-timeout = \"3s\"\nmax_conns = 7\nstorage-reserve = \"1MiB\"\nplaintext-allow = [\"10.0.0.0/8\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HELIOS_CONFIG": path, "HELIOS_MAX-CONNS-PER-IP": "9"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := loadConfig(nil, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct{ got, want any }{
+		"data-dir":                {cfg.DataDir, "/dashed"},
+		"pg-listen":               {cfg.Listen["postgres"], "127.0.0.1:2"},
+		"handshake-timeout":       {cfg.HandshakeTimeout, 3 * time.Second},
+		"max_conns":               {cfg.MaxConns, 7},
+		"storage-reserve":         {cfg.StorageReserve, byteSize(1 << 20)},
+		"plaintext-allow":         {cfg.PlaintextAllow, []string{"10.0.0.0/8"}},
+		"HELIOS_MAX-CONNS-PER-IP": {cfg.MaxConnsPerIP, 9},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: %v, want %v", name, c.got, c.want)
+		}
+	}
+
+	if err := os.WriteFile(path, []byte("data-dir = \"/a\"\ndata_dir = \"/b\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(nil, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("data-dir and data_dir both: %v, want a 'given twice' error", err)
+	}
+}
+
+// TestConfigUnknownKeySuggests: an unknown TOML key names the nearest known
+// one when it is a likely typo, and only then.
+func TestConfigUnknownKeySuggests(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heliosd.toml")
+	getenv := func(k string) (string, bool) {
+		if k == "HELIOS_CONFIG" {
+			return path, true
+		}
+		return "", false
+	}
+	for key, want := range map[string]string{
+		"data-dri":      `unknown setting "data-dri": did you mean "data_dir"?`,
+		"data_dri":      `unknown setting "data_dri": did you mean "data_dir"?`,
+		"max_con":       `unknown setting "max_con": did you mean "max_conns"?`,
+		"pg_listne":     `unknown setting "pg_listne": did you mean "pg_listen"?`,
+		"zebra":         `unknown setting "zebra"`,
+		"totally_wrong": `unknown setting "totally_wrong"`,
+	} {
+		if err := os.WriteFile(path, []byte(key+" = \"x\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadConfig(nil, getenv, io.Discard)
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s: %v, want it to end with %s", key, err, want)
+		}
+	}
+}
+
+func TestLevenshtein(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "", 3}, {"", "ab", 2}, {"data_dri", "data_dir", 2}, {"kitten", "sitting", 3}, {"max_con", "max_conns", 2}} {
+		if got := levenshtein(c.a, c.b); got != c.d {
+			t.Errorf("levenshtein(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		}
 	}
 }
