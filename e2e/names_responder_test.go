@@ -237,3 +237,49 @@ func TestResponderPostgres(t *testing.T) {
 		t.Fatalf("psql: %v\n%s", err, out)
 	}
 }
+
+// TestResponderMySQL: through the real heliosd, go-sql-driver's prepared
+// statements (COM_STMT_PREPARE / EXECUTE / CLOSE) of the built-ins answer
+// like their text-protocol forms: SELECT 1, DATABASE(), @@version_comment,
+// helios_whoami(); one with a parameter still hears there is no upstream.
+func TestResponderMySQL(t *testing.T) {
+	d := startDaemon(t)
+	tok := scopedToken(t, d)
+	for _, mode := range []string{"skip-verify", "false"} {
+		db := mysqlDB(t, d, tok, mode)
+		one, err := db.Prepare("SELECT 1")
+		if err != nil {
+			t.Fatalf("%s Prepare SELECT 1: %v", mode, err)
+		}
+		var n int
+		for range 2 {
+			if err := one.QueryRow().Scan(&n); err != nil || n != 1 {
+				t.Fatalf("%s prepared SELECT 1: %v %d", mode, err, n)
+			}
+		}
+		one.Close()
+		var name, comment, id, typ, scopes, exp string
+		if err := prepared(db, "SELECT DATABASE()", &name); err != nil || name != "main" {
+			t.Fatalf("%s prepared DATABASE(): %v %q", mode, err, name)
+		}
+		if err := prepared(db, "select @@version_comment limit 1", &comment); err != nil || !strings.Contains(comment, "HeliosDB") {
+			t.Fatalf("%s prepared @@version_comment: %v %q", mode, err, comment)
+		}
+		if err := prepared(db, "SELECT * FROM helios_whoami()", &id, &typ, &scopes, &exp); err != nil || !strings.HasPrefix(id, "tok_") || typ != "live" {
+			t.Fatalf("%s prepared whoami: %v %q %q", mode, err, id, typ)
+		}
+		if err := db.QueryRow("SELECT ?", 1).Scan(&n); mysqlErrNumber(err) != 1235 {
+			t.Fatalf("%s SELECT ? with an argument: %v", mode, err)
+		}
+	}
+}
+
+// prepared runs q as a prepared statement and scans its one row.
+func prepared(db *sql.DB, q string, dest ...any) error {
+	st, err := db.Prepare(q)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.QueryRow().Scan(dest...)
+}

@@ -16,6 +16,9 @@ const (
 	erNoDB                     = 1046 // ER_NO_DB_ERROR, 3D000: No database selected
 	erUnknownCom               = 1047 // ER_UNKNOWN_COM_ERROR, 08S01
 	erBadDB                    = 1049 // ER_BAD_DB_ERROR, 42000: Unknown database
+	erMalformedPacket          = 1835 // ER_MALFORMED_PACKET, HY000
+	erUnknownStmtHandler       = 1243 // ER_UNKNOWN_STMT_HANDLER, HY000
+	erMaxPreparedStmt          = 1461 // ER_MAX_PREPARED_STMT_COUNT_REACHED, 42000
 	erEmptyQuery               = 1065 // ER_EMPTY_QUERY, 42000: Query was empty
 	erTableAccessDenied        = 1142 // ER_TABLEACCESS_DENIED_ERROR, 42000
 	erNetPacketTooLarge        = 1153 // ER_NET_PACKET_TOO_LARGE, 08S01

@@ -57,9 +57,14 @@ func (s *Session) command(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		if out, ok = s.allowStatements(env, payload[1:], out); !ok {
 			return out, netio.Continue
 		}
+		if o, ok := s.prepare(payload[1:], out); ok {
+			return o, netio.Continue
+		}
 		return AppendERR(out, seq, erNotSupportedYet, stateSyntaxOrAccessRule, msgNoUpstream), netio.Continue
-	case comStmtClose, comStmtSendLong:
-		return out, netio.Continue // these commands have no reply
+	case comStmtSendLong:
+		return out, netio.Continue // no reply
+	case comStmtExecute, comStmtReset, comStmtClose:
+		return s.stmtCommand(payload, out)
 	}
 	if out, ok = s.allowStatements(env, nil, out); !ok {
 		return out, netio.Continue

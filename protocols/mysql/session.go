@@ -35,6 +35,10 @@ type Session struct {
 	// holding during the session is evicted.
 	stage2 stage2
 	cached bool
+	// stmts holds the prepared built-ins by statement id (prepared.go),
+	// allocated on first use.
+	stmts    map[uint32]string
+	nextStmt uint32
 }
 
 var _ netio.Session = (*Session)(nil)
