@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -40,5 +42,28 @@ func TestHeliosdSecondOnSameDataDir(t *testing.T) {
 	want := "another heliosd (pid " + strconv.Itoa(d.PID()) + ")"
 	if !strings.Contains(out, want) || strings.Contains(out, "resource temporarily unavailable") {
 		t.Fatalf("second heliosd said %q, want it to contain %q", out, want)
+	}
+}
+
+// TestHeliosdJSONNotHTMLEscaped: an error body's hint reaches the client
+// as written ("Bearer <token>"), not HTML-escaped (\u003ctoken\u003e).
+func TestHeliosdJSONNotHTMLEscaped(t *testing.T) {
+	d := startDaemon(t)
+	req, err := http.NewRequest("GET", d.URL("/v1/auth/tokens"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `Authorization: Bearer <token>`) || strings.Contains(string(body), `\u003c`) {
+		t.Fatalf("%d %s, want 401 with the hint Authorization: Bearer <token> unescaped", resp.StatusCode, body)
 	}
 }

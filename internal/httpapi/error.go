@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -111,8 +112,9 @@ func AppendErrorJSON(dst []byte, code, message, detail string) []byte {
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json
-// does: quotes, backslashes, control characters, <, > and &, U+2028 and
-// U+2029; invalid UTF-8 becomes U+FFFD.
+// does with SetEscapeHTML(false): quotes, backslashes, control characters,
+// U+2028 and U+2029; invalid UTF-8 becomes U+FFFD. <, > and & stay as they
+// are (messages such as "Authorization: Bearer <token>" read as written).
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
@@ -128,7 +130,7 @@ func appendJSONString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case c == '\t':
 				b = append(b, '\\', 't')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
+			case c < 0x20:
 				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
 			default:
 				b = append(b, c)
@@ -151,17 +153,30 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // WriteJSON writes v as the JSON response body with status and
-// Cache-Control: no-store.
+// Cache-Control: no-store. <, > and & are not escaped (MarshalJSON).
 func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	b, err := json.Marshal(v)
+	b, err := MarshalJSON(v)
 	if err != nil {
 		ctx.SetStatusCode(http.StatusInternalServerError)
 		b = AppendErrorJSON(nil, CodeInternal, "response encoding failed", "")
 	}
 	ctx.SetBody(append(b, '\n'))
+}
+
+// MarshalJSON is json.Marshal without HTML escaping: <, > and & are
+// written as themselves rather than \u003c, \u003e and \u0026, which only
+// matter when JSON is embedded in HTML, never in an API body.
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // ErrorHandler is the fasthttp.Server ErrorHandler: a request fasthttp

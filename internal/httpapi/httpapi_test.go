@@ -155,7 +155,7 @@ func TestWriteError(t *testing.T) {
 			`Bearer realm="heliosdb", error="insufficient_scope"`, ""},
 		{Error{Status: 429, Code: "RATE_LIMITED", Message: "slow", RetryAfter: 17}, `{"error":{"code":"RATE_LIMITED","message":"slow"}}`, "", "17"},
 		{Error{Status: 400, Code: "X", Message: "a \"q\" <b> & \\ \n\x01 \u2028 \xff é", Detail: "d"},
-			`{"error":{"code":"X","message":"a \"q\" \u003cb\u003e \u0026 \\ \n\u0001 \u2028 \ufffd é","detail":"d"}}`, "", ""},
+			`{"error":{"code":"X","message":"a \"q\" <b> & \\ \n\u0001 \u2028 \ufffd é","detail":"d"}}`, "", ""},
 	} {
 		ctx := newCtx(loopback, "")
 		WriteError(ctx, &tc.e)
@@ -180,6 +180,10 @@ func TestWriteJSON(t *testing.T) {
 	WriteJSON(ctx, 201, map[string]any{"id": "x"})
 	if ctx.Response.StatusCode() != 201 || string(ctx.Response.Body()) != `{"id":"x"}`+"\n" || string(ctx.Response.Header.Peek("Cache-Control")) != "no-store" {
 		t.Fatalf("%d %q", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	WriteJSON(ctx, 200, map[string]any{"hint": "Authorization: Bearer <token> & more"})
+	if string(ctx.Response.Body()) != `{"hint":"Authorization: Bearer <token> & more"}`+"\n" {
+		t.Fatalf("HTML-escaped: %q", ctx.Response.Body())
 	}
 	WriteJSON(ctx, 200, map[string]any{"f": func() {}})
 	if code, _, _ := decodeErrorBody(t, ctx.Response.Body()); ctx.Response.StatusCode() != 500 || code != CodeInternal {
