@@ -232,6 +232,35 @@ func TestResponderPostgres(t *testing.T) {
 	if v := conn.PgConn().ParameterStatus("application_name"); v != "helios-e2e" {
 		t.Fatalf("ParameterStatus application_name %q", v)
 	}
+	// SELECT $1 with no type named: text, as PostgreSQL infers (so pgx
+	// encodes a Go int for it only in QueryExecModeExec, as text).
+	var seven string
+	if err := conn.QueryRow(ctx, "SELECT $1", pgx.QueryExecModeExec, 7).Scan(&seven); err != nil || seven != "7" {
+		t.Fatalf("SELECT $1 with 7: %v %q", err, seven)
+	}
+	// With the type named in Parse: int4, sent and answered in binary, or
+	// converted from text.
+	for _, arg := range [][]byte{{0, 0, 0, 7}, []byte("7")} {
+		format := int16(1)
+		if len(arg) == 1 {
+			format = 0
+		}
+		res := conn.PgConn().ExecParams(ctx, "SELECT $1", [][]byte{arg}, []uint32{23}, []int16{format}, []int16{1}).Read()
+		if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "\x00\x00\x00\x07" || res.FieldDescriptions[0].DataTypeOID != 23 {
+			t.Fatalf("SELECT $1::int4 with %q: %v %q", arg, res.Err, res.Rows)
+		}
+	}
+	var word string
+	if err := conn.QueryRow(ctx, "SELECT $1", "héllo").Scan(&word); err != nil || word != "héllo" {
+		t.Fatalf("SELECT $1 with a string: %v %q", err, word)
+	}
+	var null *string
+	if err := conn.QueryRow(ctx, "SELECT $1", nil).Scan(&null); err != nil || null != nil {
+		t.Fatalf("SELECT $1 with NULL: %v %v", err, null)
+	}
+	if err := conn.QueryRow(ctx, "SELECT $1::int", 7).Scan(&seven); err == nil {
+		t.Fatal("SELECT $1::int answered without an upstream")
+	}
 	out, err := psql(t, pgURL(d.PG, tok, "require"), "BEGIN; SELECT 1; COMMIT")
 	if err != nil || !strings.Contains(out, "BEGIN\n1\nCOMMIT") {
 		t.Fatalf("psql: %v\n%s", err, out)

@@ -27,6 +27,7 @@ const (
 	kindCommit                  // COMMIT, END [WORK | TRANSACTION]
 	kindRollback                // ROLLBACK, ABORT [WORK | TRANSACTION]
 	kindSet                     // SET [SESSION | LOCAL] name {TO | =} value, RESET name | ALL
+	kindParam                   // SELECT $1 (extended protocol): the bound value
 	kindOther                   // anything else: needs an upstream
 )
 
@@ -37,6 +38,7 @@ type statement struct {
 	name  string // kindShow, kindSet: the parameter, lower case; kindCurrentUser, kindSelectInt: the column name
 	value string // kindSet: the new value (RESET: the default, "")
 	tag   string // kindSet: SET or RESET
+	oid   uint32 // kindParam: the parameter's type (Parse's, text by default)
 }
 
 // allowed checks a query (every statement of it) against the session's
@@ -159,6 +161,8 @@ func builtin(t []sqlscope.Token) (statement, bool) {
 	case match("rollback"), match("rollback", "work"), match("rollback", "transaction"),
 		match("abort"), match("abort", "work"), match("abort", "transaction"):
 		return statement{kind: kindRollback}, true
+	case len(t) == 2 && is(t[0], "select") && t[1].Kind == sqlscope.KindParam && string(t[1].Text) == "$1":
+		return statement{kind: kindParam, oid: oidText}, true
 	case is(t[0], "set") || is(t[0], "reset"):
 		return setOf(t)
 	case match("select", "current_user"), match("select", "current_user", "(", ")"), match("select", "user"):
@@ -196,7 +200,7 @@ func lower(b []byte) string {
 // RowDescription); transaction control and SET have none.
 func (st statement) returnsRows() bool {
 	switch st.kind {
-	case kindSelectInt, kindCurrentUser, kindVersion, kindShow, kindWhoami:
+	case kindSelectInt, kindCurrentUser, kindVersion, kindShow, kindWhoami, kindParam:
 		return true
 	}
 	return false

@@ -52,10 +52,13 @@ const (
 // OIDs of the types the built-in responder returns (pg_type.oid), and
 // their typlen as RowDescription reports it (-1: variable length).
 const (
-	oidName = 19
-	oidInt8 = 20
-	oidInt4 = 23
-	oidText = 25
+	oidName    = 19
+	oidInt8    = 20
+	oidInt4    = 23
+	oidText    = 25
+	oidInt2    = 21
+	oidVarchar = 1043
+	oidUnknown = 705
 
 	typlenName    = 64 // NAMEDATALEN
 	typlenInt8    = 8
@@ -157,7 +160,8 @@ func (r *reader) bytes(n int) []byte {
 // Parse is the extended protocol's Parse ('P').
 type Parse struct {
 	Name, Query []byte
-	ParamOIDs   int // how many parameter types the client named
+	ParamOIDs   int    // how many parameter types the client named
+	FirstOID    uint32 // the first one's type (0: unspecified)
 }
 
 // Decode parses a Parse body.
@@ -165,7 +169,11 @@ func (m *Parse) Decode(body []byte) error {
 	r := reader{b: body}
 	m.Name, m.Query = r.cstr(), r.cstr()
 	m.ParamOIDs = r.int16()
-	r.bytes(4 * max(m.ParamOIDs, 0))
+	oids := r.bytes(4 * max(m.ParamOIDs, 0))
+	m.FirstOID = 0
+	if len(oids) >= 4 {
+		m.FirstOID = binary.BigEndian.Uint32(oids)
+	}
 	return r.err
 }
 
@@ -175,6 +183,8 @@ func (m *Parse) Decode(body []byte) error {
 type Bind struct {
 	Portal, Statement []byte
 	Params            int
+	First             []byte // the first parameter's value (nil: NULL or none)
+	FirstFormat       byte   // its format code
 	ResultFormats     []byte // one byte per code (0 text, 1 binary), at most 64
 }
 
@@ -183,11 +193,22 @@ func (m *Bind) Decode(body []byte) error {
 	r := reader{b: body}
 	m.Portal, m.Statement = r.cstr(), r.cstr()
 	n := r.int16()
-	r.bytes(2 * max(n, 0))
+	pf := r.bytes(2 * max(n, 0))
+	m.FirstFormat = formatText
+	if len(pf) >= 2 && pf[1] == formatBinary { // one code for all, or the first's
+		m.FirstFormat = formatBinary
+	}
 	m.Params = r.int16()
+	m.First = nil
 	for i := 0; i < m.Params && r.err == nil; i++ {
-		if l := r.int32(); l > 0 {
-			r.bytes(int(l))
+		if l := r.int32(); l >= 0 {
+			v := r.bytes(int(l))
+			if i == 0 {
+				m.First = v
+				if m.First == nil {
+					m.First = []byte{}
+				}
+			}
 		}
 	}
 	n = r.int16()
@@ -341,6 +362,12 @@ func AppendNoData(dst []byte) []byte { return append(dst, 'n', 0, 0, 0, 4) }
 // AppendParameterDescription appends ParameterDescription ('t') with no
 // parameters (no built-in statement takes any).
 func AppendParameterDescription(dst []byte) []byte { return append(dst, 't', 0, 0, 0, 6, 0, 0) }
+
+// AppendParameterDescription1 appends ParameterDescription ('t') of one
+// parameter of type oid.
+func AppendParameterDescription1(dst []byte, oid uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(dst, 't', 0, 0, 0, 10, 0, 1), oid)
+}
 
 // ErrorFields are the fields of an ErrorResponse this server sends.
 type ErrorFields struct {

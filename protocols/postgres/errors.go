@@ -7,22 +7,24 @@ import (
 
 // SQLSTATE codes this front end sends.
 const (
-	codeInvalidPassword     = "28P01" // invalid_password: bad, expired or revoked token
-	codeInvalidAuthSpec     = "28000" // invalid_authorization_specification: TLS required
-	codeInsufficientPriv    = "42501" // insufficient_privilege: missing scope
-	codeProtocolViolation   = "08P01"
-	codeFeatureNotSupported = "0A000"
-	codeTooManyConnections  = "53300"
-	codeQueryCanceled       = "57014"
-	codeIdleSessionTimeout  = "57P05"
-	codeProgramLimit        = "54000"
-	codeSyntaxError         = "42601"
-	codeUndefinedObject     = "42704"
-	codeUndefinedStatement  = "26000"
-	codeUndefinedCursor     = "34000"
-	codeCannotConnectNow    = "57P03" // revocation status unavailable: try again
-	codeInvalidCatalogName  = "3D000" // invalid_catalog_name: the database is not registered
-	codeInFailedTransaction = "25P02" // in_failed_sql_transaction
+	codeInvalidPassword             = "28P01" // invalid_password: bad, expired or revoked token
+	codeInvalidAuthSpec             = "28000" // invalid_authorization_specification: TLS required
+	codeInsufficientPriv            = "42501" // insufficient_privilege: missing scope
+	codeProtocolViolation           = "08P01"
+	codeFeatureNotSupported         = "0A000"
+	codeTooManyConnections          = "53300"
+	codeQueryCanceled               = "57014"
+	codeIdleSessionTimeout          = "57P05"
+	codeProgramLimit                = "54000"
+	codeSyntaxError                 = "42601"
+	codeUndefinedObject             = "42704"
+	codeUndefinedStatement          = "26000"
+	codeUndefinedCursor             = "34000"
+	codeCannotConnectNow            = "57P03" // revocation status unavailable: try again
+	codeInvalidCatalogName          = "3D000" // invalid_catalog_name: the database is not registered
+	codeInFailedTransaction         = "25P02" // in_failed_sql_transaction
+	codeUndefinedParameter          = "42P02" // undefined_parameter: $1 in the simple protocol
+	codeInvalidBinaryRepresentation = "22P03"
 )
 
 // MsgInsecure is the refusal of a plaintext StartupMessage from a client

@@ -25,10 +25,13 @@ type extended struct {
 }
 
 type portal struct {
-	st     statement
-	n      uint8   // result format codes held in inline
-	inline [8]byte // short lists of format codes, without an allocation
-	extra  []byte  // longer lists
+	st        statement
+	val       []byte  // SELECT $1: the bound value
+	null      bool    // … which is NULL
+	valFormat byte    // … in this format
+	n         uint8   // result format codes held in inline
+	inline    [8]byte // short lists of format codes, without an allocation
+	extra     []byte  // longer lists
 }
 
 // formats returns the portal's result format codes.
@@ -87,6 +90,9 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		if bad {
 			return s.extError(out, e), netio.Continue
 		}
+		if st.kind == kindParam && m.FirstOID != 0 {
+			st.oid = m.FirstOID
+		}
 		if !s.store(string(m.Name), st, nil, true) {
 			return s.extError(out, tooMany), netio.Continue
 		}
@@ -102,12 +108,23 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 			return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeUndefinedStatement,
 				Message: "prepared statement \"" + string(m.Statement) + "\" does not exist"}), netio.Continue
 		}
-		if m.Params > 0 {
+		want := 0
+		if st.kind == kindParam {
+			want = 1
+		}
+		if m.Params != want {
 			return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeProtocolViolation,
-				Message: "bind message supplies parameters, but the statement requires 0"}), netio.Continue
+				Message: "bind message supplies " + strconv.Itoa(m.Params) + " parameters, but prepared statement \"" +
+					string(m.Statement) + "\" requires " + strconv.Itoa(want)}), netio.Continue
 		}
 		if !s.store(string(m.Portal), st, m.ResultFormats, false) {
 			return s.extError(out, tooMany), netio.Continue
+		}
+		if want == 1 {
+			pt := s.ext.portals[string(m.Portal)]
+			pt.null, pt.valFormat = m.First == nil, m.FirstFormat
+			pt.val = append([]byte(nil), m.First...)
+			s.ext.portals[string(m.Portal)] = pt
 		}
 		return AppendBindComplete(out), netio.Continue
 	case 'D':
@@ -120,6 +137,9 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 			if !ok {
 				return s.extError(out, ErrorFields{Severity: "ERROR", Code: codeUndefinedStatement,
 					Message: "prepared statement \"" + string(m.Name) + "\" does not exist"}), netio.Continue
+			}
+			if st.kind == kindParam {
+				return s.describe(AppendParameterDescription1(out, st.oid), st, nil), netio.Continue
 			}
 			return s.describe(AppendParameterDescription(out), st, nil), netio.Continue
 		}
@@ -140,7 +160,12 @@ func (s *Session) query(env *netio.Env, typ byte, body, out []byte) ([]byte, net
 		if e, bad := s.aborted(pt.st); bad {
 			return s.extError(out, e), netio.Continue
 		}
-		o, ok := s.rows(out, pt.st, pt.formats())
+		var o []byte
+		if pt.st.kind == kindParam {
+			o, ok = paramRow(out, &pt)
+		} else {
+			o, ok = s.rows(out, pt.st, pt.formats())
+		}
 		if !ok {
 			s.skipSync = true
 			s.failTx()
@@ -271,6 +296,9 @@ func (s *Session) simple(env *netio.Env, q, out []byte) []byte {
 		if !bad {
 			e, bad = s.answerable(st)
 		}
+		if !bad && st.kind == kindParam {
+			e, bad = ErrorFields{Severity: "ERROR", Code: codeUndefinedParameter, Message: "there is no parameter $1"}, true
+		}
 		if bad {
 			s.failTx()
 			return AppendErrorResponse(out, e)
@@ -364,6 +392,17 @@ func (s *Session) describe(out []byte, st statement, formats []byte) []byte {
 			name = "?column?"
 		}
 		return AppendRowDescription(out, []Field{{Name: name, OID: oid, Size: size, Format: format(formats, 0)}})
+	case kindParam:
+		size := int16(typlenVarlena)
+		switch st.oid {
+		case oidInt2:
+			size = 2
+		case oidInt4:
+			size = typlenInt4
+		case oidInt8:
+			size = typlenInt8
+		}
+		return AppendRowDescription(out, []Field{{Name: "?column?", OID: st.oid, Size: size, Format: format(formats, 0)}})
 	case kindCurrentUser:
 		name := st.name
 		if name == "user" {
@@ -481,4 +520,66 @@ func (s *Session) show(name string) (string, bool) {
 func (s *Session) version() string {
 	v, _ := s.p.param("server_version")
 	return "PostgreSQL " + v + " (HeliosDB Auth gateway, built-in responder; no upstream database)"
+}
+
+// paramRow appends SELECT $1's DataRow and CommandComplete: the bound
+// value, as sent when the result format is the parameter's, else
+// converted between text and binary (integers; text types are the same
+// bytes in both); false when it appended an error instead.
+func paramRow(out []byte, pt *portal) ([]byte, bool) {
+	v := pt.val
+	if want := format(pt.formats(), 0); !pt.null && want != pt.valFormat {
+		var ok bool
+		if v, ok = convertParam(pt.st.oid, v, want); !ok {
+			return AppendErrorResponse(out, ErrorFields{Severity: "ERROR", Code: codeInvalidBinaryRepresentation,
+				Message: "cannot convert the parameter of type " + strconv.FormatUint(uint64(pt.st.oid), 10) +
+					" between text and binary format"}), false
+		}
+	}
+	out, at := begin(out, 'D')
+	out = appendInt16(out, 1)
+	if pt.null {
+		out = appendInt32(out, -1)
+	} else {
+		out = append(appendInt32(out, int32(len(v))), v...)
+	}
+	return AppendCommandComplete(finish(out, at), "SELECT 1"), true
+}
+
+// convertParam converts v of type oid to format to.
+func convertParam(oid uint32, v []byte, to byte) ([]byte, bool) {
+	switch oid {
+	case oidText, oidVarchar, oidName, oidUnknown:
+		return v, true
+	case oidInt2, oidInt4, oidInt8:
+	default:
+		return nil, false
+	}
+	size := 8
+	switch oid {
+	case oidInt2:
+		size = 2
+	case oidInt4:
+		size = 4
+	}
+	if to == formatText {
+		var n int64
+		switch {
+		case len(v) == 2 && size == 2:
+			n = int64(int16(binary.BigEndian.Uint16(v)))
+		case len(v) == 4 && size == 4:
+			n = int64(int32(binary.BigEndian.Uint32(v)))
+		case len(v) == 8 && size == 8:
+			n = int64(binary.BigEndian.Uint64(v))
+		default:
+			return nil, false
+		}
+		return strconv.AppendInt(nil, n, 10), true
+	}
+	n, err := strconv.ParseInt(string(v), 10, size*8)
+	if err != nil {
+		return nil, false
+	}
+	b := binary.BigEndian.AppendUint64(nil, uint64(n))
+	return b[8-size:], true
 }

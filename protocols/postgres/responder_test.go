@@ -91,3 +91,58 @@ func TestTransactionsAndSet(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectParam: SELECT $1 in the extended protocol returns the bound
+// value with the parameter's type (Parse's, text when unnamed), converted
+// between text and binary for integers; NULL stays NULL; Bind with another
+// number of parameters is 08P01; in the simple protocol it is 42P02.
+func TestSelectParam(t *testing.T) {
+	r := newRig(t, netio.ConnInfo{PlaintextOK: true})
+	r.login()
+	out, _ := r.feed(frontend('Q', cstr("SELECT $1")))
+	if got := summary(parseBackend(t, out)); got != "E[42P02] Z[I]" {
+		t.Fatalf("simple SELECT $1: %s", got)
+	}
+	run := func(oid []byte, param []byte, paramFormat, resultFormat byte) []msg {
+		parse := frontend('P', cstr("s"), cstr("SELECT $1"), append([]byte{0, byte(len(oid) / 4)}, oid...))
+		bind := []byte{0, 1, 0, paramFormat, 0, 1}
+		if param == nil {
+			bind = append(bind, 0xff, 0xff, 0xff, 0xff)
+		} else {
+			bind = append(append(bind, 0, 0, 0, byte(len(param))), param...)
+		}
+		bind = append(bind, 0, 1, 0, resultFormat)
+		in := append(parse, frontend('D', []byte{'S'}, cstr("s"))...)
+		in = append(in, frontend('B', cstr(""), cstr("s"), bind)...)
+		in = append(in, frontend('E', cstr(""), []byte{0, 0, 0, 0})...)
+		out, _ := r.feed(append(in, frontend('S')...))
+		return parseBackend(t, out)
+	}
+	int4 := []byte{0, 0, 0, 23}
+	for _, c := range []struct {
+		oid, param    []byte
+		pf, rf        byte
+		wantOID, want string
+	}{
+		{nil, []byte("héllo"), 0, 0, "\x00\x00\x00\x19", "héllo"},
+		{int4, []byte{0, 0, 0, 7}, 1, 1, "\x00\x00\x00\x17", "\x00\x00\x00\x07"},
+		{int4, []byte("7"), 0, 1, "\x00\x00\x00\x17", "\x00\x00\x00\x07"},
+		{int4, []byte{0xff, 0xff, 0xff, 0xf9}, 1, 0, "\x00\x00\x00\x17", "-7"},
+	} {
+		ms := run(c.oid, c.param, c.pf, c.rf)
+		if got := types(ms); got != "1tT2DCZ" || string(ms[1].body[2:]) != c.wantOID {
+			t.Fatalf("%q: %s %q", c.param, got, ms)
+		}
+		if row := ms[4].body; string(row[6:]) != c.want {
+			t.Fatalf("%q: row %q, want %q", c.param, row, c.want)
+		}
+	}
+	if ms := run(nil, nil, 0, 0); types(ms) != "1tT2DCZ" || string(ms[4].body) != "\x00\x01\xff\xff\xff\xff" {
+		t.Fatalf("NULL: %q", ms)
+	}
+	in := append(frontend('P', cstr("s"), cstr("SELECT $1"), []byte{0, 0}), frontend('B', cstr(""), cstr("s"), []byte{0, 0, 0, 0, 0, 0})...)
+	out, _ = r.feed(append(in, frontend('S')...))
+	if ms := parseBackend(t, out); types(ms) != "1EZ" || errField(ms[1].body, 'C') != "08P01" {
+		t.Fatalf("Bind without the parameter: %q", ms)
+	}
+}
