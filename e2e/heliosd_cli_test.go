@@ -67,3 +67,39 @@ func TestHeliosdJSONNotHTMLEscaped(t *testing.T) {
 		t.Fatalf("%d %s, want 401 with the hint Authorization: Bearer <token> unescaped", resp.StatusCode, body)
 	}
 }
+
+// TestHeliosdMetricsAccess: /metrics has # HELP and # TYPE lines and needs
+// no token from loopback by default; with --metrics-allow naming a network
+// the scraper (127.0.0.1) is not in, it needs a metrics:read token.
+func TestHeliosdMetricsAccess(t *testing.T) {
+	d := startDaemon(t)
+	status, body := d.Do(t, "GET", "/metrics", "", nil)
+	if status != http.StatusOK || !strings.Contains(string(body), "# HELP helios_gateway_connections_total") ||
+		!strings.Contains(string(body), "# TYPE helios_gateway_connections_total counter") {
+		t.Fatalf("loopback, default allow: %d, want 200 with # HELP and # TYPE lines:\n%.2000s", status, body)
+	}
+
+	d = startDaemon(t, withArgs("--metrics-allow", "10.0.0.0/8"))
+	bearer := d.NewUser(t)
+	reader, _ := d.CreateToken(t, bearer, map[string]any{"name": "scraper", "scopes": []string{"metrics:read"}})
+	dbRead, _ := d.CreateToken(t, bearer, map[string]any{"name": "db", "scopes": []string{"database:read"}})
+	for _, c := range []struct {
+		name, token, code string
+		status            int
+	}{
+		{"no token", "", "AUTH_REQUIRED", http.StatusUnauthorized},
+		{"database:read token", dbRead, "FORBIDDEN", http.StatusForbidden},
+		{"metrics:read token", reader, "", http.StatusOK},
+	} {
+		status, body := d.Do(t, "GET", "/metrics", c.token, nil)
+		if status != c.status {
+			t.Fatalf("%s: %d %.500s, want %d", c.name, status, body, c.status)
+		}
+		if c.code != "" && !strings.Contains(string(body), `"code":"`+c.code+`"`) {
+			t.Fatalf("%s: %s, want the error body with code %s", c.name, body, c.code)
+		}
+		if c.status == http.StatusOK && !strings.Contains(string(body), "# HELP ") {
+			t.Fatalf("%s: no # HELP lines", c.name)
+		}
+	}
+}

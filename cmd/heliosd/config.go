@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -51,6 +52,10 @@ type Config struct {
 	// them the header is required and names the client's address (for IP
 	// allowlists, limits and the plaintext rule). Default: none.
 	ProxyFrom []string `toml:"proxy_from"`
+	// MetricsAllow lists the networks (CIDR, or single addresses) whose
+	// scrapers read GET /metrics without a token; from anywhere else it
+	// needs a Bearer token with metrics:read. Default: loopback.
+	MetricsAllow []string `toml:"metrics_allow"`
 	// SessionExpiry is what happens to an open session whose token expires:
 	// "end" (default) ends it with the protocol's "expired" error; "keep"
 	// lets it run until it is idle, closed or revoked.
@@ -132,6 +137,9 @@ func (c *Config) EnsureDefaults() *Config {
 	if c.PlaintextAllow == nil {
 		c.PlaintextAllow = []string{"127.0.0.0/8", "::1/128"}
 	}
+	if c.MetricsAllow == nil {
+		c.MetricsAllow = []string{"127.0.0.0/8", "::1/128"}
+	}
 	if c.SessionExpiry == "" {
 		c.SessionExpiry = "end"
 	}
@@ -181,6 +189,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")
 	fs.Var((*listValue)(&c.PlaintextAllow), "plaintext-allow", "comma-separated networks (CIDR) allowed to send tokens without TLS")
 	fs.Var((*listValue)(&c.ProxyFrom), "proxy-from", "comma-separated load-balancer networks (CIDR) that send a PROXY protocol v2 header")
+	fs.Var((*listValue)(&c.MetricsAllow), "metrics-allow", "comma-separated networks (CIDR) whose scrapers read /metrics without a token (others need metrics:read)")
 	fs.StringVar(&c.SessionExpiry, "session-expiry", c.SessionExpiry, "an open session whose token expires: end (default) or keep")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum gateway connections")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "maximum gateway connections per source address")
@@ -418,6 +427,24 @@ func listenerKey(k toml.Key) (listeners.Listener, bool) {
 	return listeners.Listener{}, false
 }
 
+// parseNets parses the setting name's networks: CIDRs, or single
+// addresses meaning that one host.
+func parseNets(name string, list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a network (CIDR such as 10.0.0.0/8) or an address", name, s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
 // validate checks values that the flag types do not.
 func (c *Config) validate() error {
 	switch strings.ToLower(c.LogLevel) {
@@ -430,6 +457,9 @@ func (c *Config) validate() error {
 	}
 	if c.UsageFlush <= 0 {
 		return errors.New("usage_flush must be positive")
+	}
+	if _, err := parseNets("metrics_allow", c.MetricsAllow); err != nil {
+		return err
 	}
 	switch c.SessionExpiry {
 	case "end", "keep":

@@ -184,3 +184,40 @@ func TestLevenshtein(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigMetricsAllow: metrics_allow defaults to loopback, is set by
+// flag, variable and file like every list, and refuses what is not a
+// network.
+func TestConfigMetricsAllow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heliosd.toml")
+	if err := os.WriteFile(path, []byte("metrics-allow = [\"192.168.0.0/16\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"default", nil, nil, []string{"127.0.0.0/8", "::1/128"}},
+		{"file", nil, map[string]string{"HELIOS_CONFIG": path}, []string{"192.168.0.0/16"}},
+		{"env", nil, map[string]string{"HELIOS_CONFIG": path, "HELIOS_METRICS_ALLOW": "10.0.0.0/8,10.1.2.3"}, []string{"10.0.0.0/8", "10.1.2.3"}},
+		{"flag", []string{"--metrics-allow=172.16.0.0/12"}, map[string]string{"HELIOS_METRICS_ALLOW": "10.0.0.0/8"}, []string{"172.16.0.0/12"}},
+		{"empty", []string{"--metrics-allow="}, nil, nil},
+	} {
+		env = c.env
+		cfg, err := loadConfig(c.args, getenv, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !reflect.DeepEqual(cfg.MetricsAllow, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, cfg.MetricsAllow, c.want)
+		}
+	}
+	env = nil
+	if _, err := loadConfig([]string{"--metrics-allow=10.0.0.0/33"}, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), `metrics_allow: "10.0.0.0/33" is not a network`) {
+		t.Errorf("bad network: %v", err)
+	}
+}

@@ -206,12 +206,18 @@ func followLocal(ctx context.Context, src *issuer.FeedSource, hub *revocationHub
 }
 
 // serveHTTP serves router on --http-listen: one port taking TLS or, from
-// the plaintext_allow networks, plain HTTP.
+// the plaintext_allow networks, plain HTTP. GET /metrics needs a
+// metrics:read token except from the metrics_allow networks.
 func serveHTTP(cfg *Config, router *rest.Router, tlsCfg *tls.Config, log *slog.Logger) (*fasthttp.Server, error) {
 	allow, err := netio.ParsePrefixes(cfg.PlaintextAllow)
 	if err != nil {
 		return nil, fmt.Errorf("plaintext_allow: %w", err)
 	}
+	metricsAllow, err := parseNets("metrics_allow", cfg.MetricsAllow)
+	if err != nil {
+		return nil, err
+	}
+	router.SetMetricsAllow(metricsAllow)
 	srv := &fasthttp.Server{
 		Handler:            router.Handler,
 		ErrorHandler:       rest.ErrorHandler,
@@ -229,7 +235,7 @@ func serveHTTP(cfg *Config, router *rest.Router, tlsCfg *tls.Config, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
-	log.Info("listening", "protocol", "http", "addr", ln.Addr().String(), "tls", "self-detected", "plaintext_allow", strings.Join(cfg.PlaintextAllow, ","))
+	log.Info("listening", "protocol", "http", "addr", ln.Addr().String(), "tls", "self-detected", "plaintext_allow", strings.Join(cfg.PlaintextAllow, ","), "metrics_allow", strings.Join(cfg.MetricsAllow, ","))
 	go func() {
 		if err := srv.Serve(rest.NewListener(ln, tlsCfg, allow, log)); err != nil {
 			log.Error("http server", "err", err)

@@ -1,8 +1,9 @@
 // Package rest is the gateway's HTTP front end: Bearer token authentication
 // as a fasthttp middleware for every protected route (the issuer's /v1/*
 // routes included: Router.Mount takes httpapi.Routes), the SQL endpoint
-// POST /api/v1/sql with its built-in responder, /healthz and /metrics, and
-// the listener that takes TLS or, from allowed networks only, plaintext on
+// POST /api/v1/sql with its built-in responder, /healthz, /metrics (free
+// to the Router.SetMetricsAllow networks, loopback by default; a
+// metrics:read token from anywhere else), and the listener that takes TLS or, from allowed networks only, plaintext on
 // one port.
 //
 // The HTTP plumbing it shares with the issuer — the handler and route types,

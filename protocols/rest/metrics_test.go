@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,40 @@ func flipLast(tok string) string {
 		c = 'y'
 	}
 	return tok[:len(tok)-1] + string(c)
+}
+
+// TestMetricsEndpointAccess: GET /metrics carries # HELP and # TYPE lines;
+// from a metrics-allow network it needs no token, from elsewhere it needs a
+// metrics:read token (401 without one, 403 with a token lacking the scope,
+// in the error body of every endpoint).
+func TestMetricsEndpointAccess(t *testing.T) {
+	f := newFixture(t)
+	metrics.GetOrCreateCounter(`helios_test_metrics_access_total`).Inc()
+	ro, _ := f.mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead), time.Hour)
+	reader, _ := f.mint(t, core.ScopeSet(0).With(core.ScopeMetricsRead), time.Hour)
+	check := func(name, auth string, want int) {
+		t.Helper()
+		ctx := f.do("GET", "/metrics", auth, "")
+		body := string(ctx.Response.Body())
+		if got := ctx.Response.StatusCode(); got != want {
+			t.Fatalf("%s: %d %s, want %d", name, got, body, want)
+		}
+		if want == 200 {
+			if !strings.Contains(body, "# HELP helios_test_metrics_access_total") || !strings.Contains(body, "# TYPE helios_test_metrics_access_total counter") {
+				t.Fatalf("%s: no # HELP / # TYPE lines:\n%s", name, body)
+			}
+			return
+		}
+		code := decodeErr(t, ctx).Error.Code
+		if wantCode := map[int]string{401: core.CodeAuthRequired, 403: core.CodeForbidden}[want]; code != wantCode {
+			t.Fatalf("%s: code %s, want %s: %s", name, code, wantCode, body)
+		}
+	}
+	check("loopback, default allow, no token", "", 200)
+	f.router.SetMetricsAllow([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	check("outside the allow list, no token", "", 401)
+	check("outside the allow list, database:read", "Bearer "+ro, 403)
+	check("outside the allow list, metrics:read", "Bearer "+reader, 200)
+	f.router.SetMetricsAllow([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	check("single allowed host, no token", "", 200)
 }

@@ -2,9 +2,11 @@ package rest
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/internal/httpapi"
 	"github.com/valyala/fasthttp"
 )
@@ -15,7 +17,15 @@ import (
 type Router struct {
 	auth   *Authenticator
 	routes []route
+	// metricsAllow are the scrapers' networks that need no token for
+	// GET /metrics (SetMetricsAllow); metricsAuthed serves everyone else.
+	metricsAllow  []netip.Prefix
+	metricsAuthed fasthttp.RequestHandler
 }
+
+// DefaultMetricsAllow is the networks from which GET /metrics needs no
+// token unless SetMetricsAllow says otherwise: loopback.
+var DefaultMetricsAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 type route struct {
 	method, path string
@@ -24,19 +34,46 @@ type route struct {
 }
 
 // NewRouter returns a router whose protected routes use auth, with
-// GET /healthz and GET /metrics (public) and POST /api/v1/sql (protected).
+// GET /healthz (public), GET /metrics (see SetMetricsAllow) and
+// POST /api/v1/sql (protected). The metrics carry # HELP and # TYPE lines
+// (metrics.ExposeMetadata, process-wide).
 func NewRouter(auth *Authenticator) *Router {
-	r := &Router{auth: auth}
+	metrics.ExposeMetadata(true)
+	r := &Router{auth: auth, metricsAllow: DefaultMetricsAllow}
+	r.metricsAuthed = auth.Wrap(core.ScopeMetricsRead, func(ctx *fasthttp.RequestCtx, _ *core.Claims) { writeMetrics(ctx) })
 	r.Public("GET", "/healthz", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}` + "\n")
 	})
-	r.Public("GET", "/metrics", func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("text/plain; version=0.0.4")
-		metrics.WritePrometheus(ctx, true)
-	})
+	r.Public("GET", "/metrics", r.serveMetrics)
 	r.Protected("POST", "/api/v1/sql", SQLHandler(auth.Policy()))
 	return r
+}
+
+// SetMetricsAllow sets the networks whose scrapers read GET /metrics
+// without a token (default DefaultMetricsAllow; empty: none). From any other
+// address /metrics needs a Bearer token with metrics:read and answers 401
+// or 403 like every protected route. Call it before serving.
+func (r *Router) SetMetricsAllow(allow []netip.Prefix) { r.metricsAllow = allow }
+
+// serveMetrics serves GET /metrics: the Prometheus text format, freely to
+// the allowed networks and to others with a metrics:read token.
+func (r *Router) serveMetrics(ctx *fasthttp.RequestCtx) {
+	addr := httpapi.RemoteAddr(ctx).Unmap()
+	for _, p := range r.metricsAllow {
+		if p.Contains(addr) {
+			writeMetrics(ctx)
+			return
+		}
+	}
+	r.metricsAuthed(ctx)
+}
+
+// writeMetrics writes every series of the default set and the process's.
+func writeMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain; version=0.0.4")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	metrics.WritePrometheus(ctx, true)
 }
 
 // Replace swaps the handler of an existing route (method and path exactly
