@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -101,5 +102,20 @@ func TestHeliosdMetricsAccess(t *testing.T) {
 		if c.status == http.StatusOK && !strings.Contains(string(body), "# HELP ") {
 			t.Fatalf("%s: no # HELP lines", c.name)
 		}
+	}
+}
+
+// TestHeliosdVersion: heliosd --version prints "heliosd <version>" and exits
+// 0 without touching a data directory. (GOFLAGS=-buildvcs=false on the test
+// machine leaves out the revision, so only the prefix and Go version are
+// checked.)
+func TestHeliosdVersion(t *testing.T) {
+	dir := t.TempDir()
+	code, out := runHeliosd(t, "--data-dir", dir+"/never", "--version")
+	if code != 0 || !strings.HasPrefix(out, "heliosd ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("heliosd --version: exit %d, %q", code, out)
+	}
+	if _, err := os.Stat(dir + "/never"); !os.IsNotExist(err) {
+		t.Fatalf("--version created the data directory (%v)", err)
 	}
 }

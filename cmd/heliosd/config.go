@@ -260,9 +260,13 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 	fs := flag.NewFlagSet("heliosd", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	configPath := fs.String("config", "", "TOML configuration file (also HELIOS_CONFIG)")
+	showVersion := fs.Bool("version", false, "print the version (module version, VCS revision, Go version) and exit")
 	bindFlags(fs, &given)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	if *showVersion {
+		return Config{}, errShowVersion
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q: every setting is a --flag", fs.Arg(0))

@@ -72,6 +72,10 @@ func run() error {
 		return runKeys(os.Args[2:], os.Stdout)
 	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
+	if errors.Is(err, errShowVersion) {
+		fmt.Println("heliosd", version())
+		return nil
+	}
 	if err != nil {
 		return err
 	}
