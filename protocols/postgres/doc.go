@@ -10,12 +10,26 @@
 // password is asked for, so libpq's sslmode=prefer never retries in
 // cleartext with the token.
 //
+// Names. The only user is default: a StartupMessage naming another gets
+// FATAL 28P01 at once, before the password (the token) is asked for. The
+// database must be registered (core.KnownDatabase): one that is not gets
+// FATAL 3D000 "database \"x\" does not exist" after authentication, as
+// PostgreSQL checks it, so the registry is not shown to whoever connects.
+// No database named — libpq then sends the user name, "default" — means
+// the default database and is not checked.
+//
 // Without an upstream database the responder answers SELECT 1 (int4),
-// SELECT current_user, SELECT version(), SHOW <parameter>, the empty query
-// and the identity query SELECT * FROM helios_whoami() (token_id, type,
-// scopes, expires_at, all text), in the simple and the extended protocol;
-// each needs database:read. Every other statement gets an ERROR saying no
-// upstream is configured.
+// SELECT 1 AS name, SELECT current_user, SELECT version(), SHOW
+// <parameter>, the empty query and the identity query SELECT * FROM
+// helios_whoami() (token_id, type, scopes, expires_at, all text), in the
+// simple and the extended protocol; each needs database:read. It also
+// answers transaction control (BEGIN / START TRANSACTION, COMMIT / END,
+// ROLLBACK / ABORT) with ReadyForQuery's status ('T' in a block, 'E' after
+// an error in one, when everything but COMMIT and ROLLBACK gets 25P02),
+// SET / RESET of session parameters (application_name with a
+// ParameterStatus), and, in the extended protocol, SELECT $1 with the bound
+// value. Every other statement gets an ERROR saying no upstream is
+// configured.
 //
 // Before anything of a query runs, every statement in it is checked
 // against the token — the whole simple-query string, or a Parse message's
