@@ -21,6 +21,15 @@
 // SHUTDOWN, text the gateway cannot read …) is 1142 with "Statement not
 // allowed through the HeliosDB gateway: <reason>". An empty query is 1065.
 //
+// # Names
+//
+// The only user is default: another gets 1045 before the token is looked
+// at. A schema must be registered (core.KnownDatabase): one named at the
+// handshake that is not gets 1049 "Unknown database 'x'" after
+// authentication (full or fast), and so does USE or COM_INIT_DB of one,
+// which keeps the selection as it was. No schema selects none, as MySQL
+// does.
+//
 // # Authentication
 //
 // The greeting offers caching_sha2_password with a 20-byte nonce. The
