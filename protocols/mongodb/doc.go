@@ -26,6 +26,17 @@
 // privilege, naming the database and "Test tokens can only access test
 // databases".
 //
+// Names: the SASL PLAIN user must be default (another gets 18 naming the
+// fix before the token is looked at), and a data command's $db must be a
+// registered database (core.KnownDatabase) or admin, local or config, which
+// every MongoDB server has. One that is not gets 13 (Unauthorized) saying
+// the database does not exist: MongoDB creates databases on first use, so
+// it has no "unknown database" error, and 26 (NamespaceNotFound) is what
+// drivers treat as success in places (Collection.Drop), where a refusal
+// must stay one. Commands that need no database (ping, hello, …) are not
+// checked. Databases named inside a command ($out, $lookup …) are checked
+// by the test-token rule only.
+//
 // A command can name databases besides its $db, and each one is checked the
 // same way, after the scope check and before anything answers the command:
 // the stages of an aggregation pipeline that read or write another database
