@@ -2,7 +2,10 @@
 // per-connection state machine that takes a HeliosDB token through AUTH or
 // HELLO … AUTH, the command → scope classifier, and Redis-native errors.
 // With no upstream configured it answers the connection and identity
-// commands itself (see Session) and refuses the rest with a clear error.
+// commands itself (see Session), and INFO [section …] with the gateway's
+// Server, Persistence, Replication and Keyspace sections (redis_version,
+// loading:0, which ioredis's ready check reads on connect) for any
+// authenticated token, and refuses the rest with a clear error.
 //
 // # Policy after a token verifies
 //

@@ -17,7 +17,7 @@ const (
 	// msgTLSRequired mirrors Redis's protected-mode refusal (-DENIED, then
 	// a close).
 	msgTLSRequired = "DENIED HeliosDB accepts tokens only over TLS from your address: reconnect with TLS (redis-cli --tls, a rediss:// URL) and use a new token if you sent this one in plaintext"
-	msgNoUpstream  = "ERR no upstream database is configured: this HeliosDB gateway authenticates tokens and answers PING, ECHO, HELLO, CLIENT, SELECT 0, ACL WHOAMI, COMMAND and HELIOS.WHOAMI by itself; the command '"
+	msgNoUpstream  = "ERR no upstream database is configured: this HeliosDB gateway authenticates tokens and answers PING, ECHO, HELLO, CLIENT, SELECT, INFO, ACL WHOAMI, COMMAND and HELIOS.WHOAMI by itself; the command '"
 	msgNoUpstream2 = "' needs an upstream Redis server, and none is configured for this gateway"
 )
 
