@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/spf13/pflag"
 
 	"github.com/heliosdb/auth/internal/listeners"
 )
@@ -173,7 +173,7 @@ func ensure[T comparable](v *T, def T) {
 }
 
 // bindFlags registers a flag for every Config field, writing into c.
-func bindFlags(fs *flag.FlagSet, c *Config) {
+func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Role, "role", c.Role, "all (issuer and gateway) or gateway (a node following --issuer-url)")
 	fs.StringVar(&c.IssuerURL, "issuer-url", c.IssuerURL, "gateway nodes: the issuer's base URL")
 	fs.StringVar(&c.ClusterKeyFile, "cluster-key-file", c.ClusterKeyFile, "gateway nodes: the issuer's cluster.key (mode 0600)")
@@ -220,8 +220,14 @@ func (v listenValue) Set(s string) error {
 	return nil
 }
 
+// Type names the value in --help.
+func (listenValue) Type() string { return "address" }
+
 // listValue is a comma-separated list flag.
 type listValue []string
+
+// Type names the value in --help.
+func (*listValue) Type() string { return "networks" }
 
 func (l *listValue) String() string { return strings.Join(*l, ",") }
 
@@ -257,13 +263,15 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 	// Parse the flags once to learn which were given and where the file is.
 	var given Config
 	given.EnsureDefaults()
-	fs := flag.NewFlagSet("heliosd", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("heliosd", pflag.ContinueOnError)
 	fs.SetOutput(usage)
-	configPath := fs.String("config", "", "TOML configuration file (also HELIOS_CONFIG)")
+	fs.SortFlags = false
+	configPath := fs.String("config", "", "TOML configuration `file` (also HELIOS_CONFIG)")
 	showVersion := fs.Bool("version", false, "print the version (module version, VCS revision, Go version) and exit")
 	bindFlags(fs, &given)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+	fs.Usage = func() { printUsage(usage, fs) }
+	if err := fs.Parse(longDashes(fs, args)); err != nil {
+		return Config{}, suggestFlag(fs, err)
 	}
 	if *showVersion {
 		return Config{}, errShowVersion
@@ -283,19 +291,19 @@ func loadConfig(args []string, getenv func(string) (string, bool), usage io.Writ
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
-	final := flag.NewFlagSet("heliosd", flag.ContinueOnError)
+	final := pflag.NewFlagSet("heliosd", pflag.ContinueOnError)
 	final.SetOutput(io.Discard)
 	bindFlags(final, &cfg)
 	var errs []error
-	final.VisitAll(func(f *flag.Flag) {
+	final.VisitAll(func(f *pflag.Flag) {
 		if v, ok := lookupEnv(getenv, f.Name); ok {
 			if err := final.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
 			}
 		}
 	})
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "config" {
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name == "config" || f.Name == "version" {
 			return
 		}
 		if err := final.Set(f.Name, f.Value.String()); err != nil {

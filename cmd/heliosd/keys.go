@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/heliosdb/auth/issuer/feed"
 )
@@ -23,8 +24,9 @@ import (
 //	heliosd keys rotate --issuer-url http://127.0.0.1:8080 --cluster-key-file data/cluster.key
 //	heliosd keys retire 1 --issuer-url http://127.0.0.1:8080 --cluster-key-file data/cluster.key
 func runKeys(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("heliosd keys", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("heliosd keys", pflag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.SortFlags = false
 	url := fs.String("issuer-url", "http://127.0.0.1:8080", "the issuer's base URL")
 	keyFile := fs.String("cluster-key-file", "./data/"+feed.ClusterKeyFile, "the issuer's cluster key")
 	ca := fs.String("issuer-ca", "", "PEM certificate to trust for the issuer")
@@ -37,6 +39,10 @@ func runKeys(args []string, out io.Writer) error {
 		return errors.New("keys: name an action: rotate or retire ID")
 	}
 	action, rest := args[0], args[1:]
+	if action == "-h" || action == "--help" || action == "-help" {
+		fs.Usage()
+		return pflag.ErrHelp
+	}
 	var body string
 	switch action {
 	case "rotate":
@@ -53,8 +59,8 @@ func runKeys(args []string, out io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("keys: unknown action %q: use rotate or retire ID", action)
 	}
-	if err := fs.Parse(rest); err != nil {
-		return err
+	if err := fs.Parse(longDashes(fs, rest)); err != nil {
+		return suggestFlag(fs, err)
 	}
 	key, err := feed.ReadClusterKey(*keyFile)
 	if err != nil {

@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/heliosdb/auth/internal/listeners"
 )
@@ -58,7 +59,7 @@ func TestListenersMatchProtocols(t *testing.T) {
 func TestEveryListenerIsConfigured(t *testing.T) {
 	def := (&Config{}).EnsureDefaults()
 	var help bytes.Buffer
-	if _, err := loadConfig([]string{"-h"}, func(string) (string, bool) { return "", false }, &help); !errors.Is(err, flag.ErrHelp) {
+	if _, err := loadConfig([]string{"-h"}, func(string) (string, bool) { return "", false }, &help); !errors.Is(err, pflag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
 	var file strings.Builder

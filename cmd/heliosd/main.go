@@ -18,7 +18,10 @@
 //	curl -X POST -H "Authorization: HeliosCluster $(cat data/cluster.key)" -d '{"id":1}' http://127.0.0.1:8080/v1/cluster/keys/retire
 //
 // Configuration: flags, HELIOS_* environment variables and a TOML file
-// (--config), in that order of precedence (see Config). At start it logs the
+// (--config), in that order of precedence (see Config). Flags are in the
+// style of the helios CLI (pflag: --name value or --name=value, --help
+// grouped by topic, --version); the single-dash -name of Go's flag package
+// is still accepted (heliosd has no one-letter flags for it to clash with). At start it logs the
 // CA certificate clients should trust and one "listening" line per listener
 // (protocol, addr). Everything heliosd creates is mode 0600 (directories
 // 0700; the process umask is 0077), and it warns when the data directory
@@ -33,7 +36,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -53,12 +55,13 @@ import (
 	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/rest"
+	"github.com/spf13/pflag"
 	"github.com/valyala/fasthttp"
 )
 
 func main() {
 	if err := run(); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, pflag.ErrHelp) {
 			return
 		}
 		fmt.Fprintln(os.Stderr, "heliosd:", err)
