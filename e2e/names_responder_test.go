@@ -270,7 +270,8 @@ func TestResponderPostgres(t *testing.T) {
 // TestResponderMySQL: through the real heliosd, go-sql-driver's prepared
 // statements (COM_STMT_PREPARE / EXECUTE / CLOSE) of the built-ins answer
 // like their text-protocol forms: SELECT 1, DATABASE(), @@version_comment,
-// helios_whoami(); one with a parameter still hears there is no upstream.
+// helios_whoami(), and SELECT ? with an argument; other text with a
+// parameter still hears there is no upstream.
 func TestResponderMySQL(t *testing.T) {
 	d := startDaemon(t)
 	tok := scopedToken(t, d)
@@ -297,8 +298,21 @@ func TestResponderMySQL(t *testing.T) {
 		if err := prepared(db, "SELECT * FROM helios_whoami()", &id, &typ, &scopes, &exp); err != nil || !strings.HasPrefix(id, "tok_") || typ != "live" {
 			t.Fatalf("%s prepared whoami: %v %q %q", mode, err, id, typ)
 		}
-		if err := db.QueryRow("SELECT ?", 1).Scan(&n); mysqlErrNumber(err) != 1235 {
-			t.Fatalf("%s SELECT ? with an argument: %v", mode, err)
+		// go-sql-driver (interpolateParams off) prepares a query with
+		// arguments: SELECT ? returns the argument with its type.
+		if err := db.QueryRow("SELECT ?", 7).Scan(&n); err != nil || n != 7 {
+			t.Fatalf("%s SELECT ? with 7: %v %d", mode, err, n)
+		}
+		var word string
+		if err := db.QueryRow("SELECT ?", "héllo").Scan(&word); err != nil || word != "héllo" {
+			t.Fatalf("%s SELECT ? with a string: %v %q", mode, err, word)
+		}
+		var null sql.NullString
+		if err := db.QueryRow("SELECT ?", nil).Scan(&null); err != nil || null.Valid {
+			t.Fatalf("%s SELECT ? with NULL: %v %v", mode, err, null)
+		}
+		if err := db.QueryRow("SELECT ? + 1", 7).Scan(&n); mysqlErrNumber(err) != 1235 {
+			t.Fatalf("%s SELECT ? + 1: %v", mode, err)
 		}
 	}
 }

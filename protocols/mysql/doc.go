@@ -205,6 +205,7 @@
 //     databases) at admission and per statement.
 //   - cache.go: the fast-authentication cache.
 //   - rsakey.go: the RSA key pair for full authentication without TLS.
-//   - prepared.go: the built-in queries as prepared statements
-//     (COM_STMT_PREPARE, EXECUTE, RESET, CLOSE; binary result sets).
+//   - prepared.go: the built-in queries, and SELECT ?, as prepared
+//     statements (COM_STMT_PREPARE, EXECUTE, RESET, CLOSE; binary result
+//     sets).
 package mysql

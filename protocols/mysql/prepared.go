@@ -11,9 +11,23 @@ import (
 // This file is the binary protocol's side of the built-in responder:
 // COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_RESET and COM_STMT_CLOSE of
 // the built-in queries (SELECT 1, @@version_comment, VERSION(),
-// DATABASE(), USER(), helios_whoami() …), which drivers send as prepared
-// statements (go-sql-driver's db.Prepare, Node's mysql2 execute()). A
-// statement with parameters, or any other text, still needs an upstream.
+// DATABASE(), USER(), helios_whoami() …) and of SELECT ?, which returns
+// its parameter with the type and bytes it was sent with; drivers send
+// these as prepared statements (go-sql-driver's db.Prepare and queries with
+// arguments, Node's mysql2 execute()). Any other text still needs an
+// upstream.
+
+// prepStmt is a prepared built-in: its normalized text, and for SELECT ?
+// the parameter's type as last bound (COM_STMT_EXECUTE sends the types
+// only when they change).
+type prepStmt struct {
+	norm   string
+	params int
+	ptype  byte
+}
+
+// qSelectParam is SELECT ? in the normalized form of normalize.
+const qSelectParam = "select ?"
 
 // Commands of the binary protocol handled here.
 const (
@@ -66,7 +80,12 @@ func (s *Session) builtinRow(norm string) (cols []Column, row []*string, ok bool
 func (s *Session) prepare(q, out []byte) ([]byte, bool) {
 	var buf [64]byte
 	norm := string(normalize(q, &buf))
+	st := prepStmt{norm: norm}
 	cols, _, ok := s.builtinRow(norm)
+	if norm == qSelectParam {
+		st.params, st.ptype, ok = 1, columnTypeVarString, true
+		cols = []Column{{"?", columnTypeVarString}}
+	}
 	if !ok {
 		return out, false
 	}
@@ -75,20 +94,28 @@ func (s *Session) prepare(q, out []byte) ([]byte, bool) {
 			"Can't create more than max_prepared_stmt_count statements (current value: 256)"), true
 	}
 	if s.stmts == nil {
-		s.stmts = make(map[uint32]string, 1)
+		s.stmts = make(map[uint32]prepStmt, 1)
 	}
 	s.nextStmt++
 	id := s.nextStmt
-	s.stmts[id] = norm
+	s.stmts[id] = st
 	seq := s.seq + 1
 	o, start := beginPacket(out, seq)
 	o = append(o, headerOK)
 	o = binary.LittleEndian.AppendUint32(o, id)
 	o = binary.LittleEndian.AppendUint16(o, uint16(len(cols)))
-	o = binary.LittleEndian.AppendUint16(o, 0) // parameters
-	o = append(o, 0, 0, 0)                     // filler, warnings
+	o = binary.LittleEndian.AppendUint16(o, uint16(st.params))
+	o = append(o, 0, 0, 0) // filler, warnings
 	o = endPacket(o, start)
 	seq++
+	if st.params > 0 {
+		o = appendColumnDefinition(o, seq, Column{"?", columnTypeVarString})
+		seq++
+		if s.caps&ClientDeprecateEOF == 0 {
+			o = appendEnd(o, seq, false)
+			seq++
+		}
+	}
 	for _, c := range cols {
 		o = appendColumnDefinition(o, seq, c)
 		seq++
@@ -107,11 +134,15 @@ func (s *Session) execute(payload, out []byte) []byte {
 	if len(payload) < 4 {
 		return AppendERR(out, seq, erMalformedPacket, stateGeneralError, "Malformed communication packet.")
 	}
-	norm, ok := s.stmts[binary.LittleEndian.Uint32(payload)]
+	id := binary.LittleEndian.Uint32(payload)
+	st, ok := s.stmts[id]
 	if !ok {
 		return AppendERR(out, seq, erUnknownStmtHandler, stateGeneralError, "Unknown prepared statement handler given to mysqld_stmt_execute")
 	}
-	cols, row, _ := s.builtinRow(norm)
+	if st.params == 1 {
+		return s.executeParam(out, id, st, payload[4:])
+	}
+	cols, row, _ := s.builtinRow(st.norm)
 	deprecateEOF := s.caps&ClientDeprecateEOF != 0
 	out, start := beginPacket(out, seq)
 	out = appendLenenc(out, uint64(len(cols)))
@@ -171,4 +202,85 @@ func (s *Session) stmtCommand(payload, out []byte) ([]byte, netio.Action) {
 		delete(s.stmts, binary.LittleEndian.Uint32(payload[1:]))
 	}
 	return out, netio.Continue
+}
+
+// executeParam answers COM_STMT_EXECUTE of SELECT ?: p is the payload
+// after the statement id (flags, iteration count, NULL bitmap, the
+// new-params-bound flag, the types when bound, the value). The result is
+// one column of the parameter's type holding the bytes sent.
+func (s *Session) executeParam(out []byte, id uint32, st prepStmt, p []byte) []byte {
+	seq := s.seq + 1
+	malformed := AppendERR(out, seq, erMalformedPacket, stateGeneralError, "Malformed communication packet.")
+	if len(p) < 7 { // flags, iteration count, NULL bitmap, bound flag
+		return malformed
+	}
+	null, bound := p[5]&1 != 0, p[6] == 1
+	p = p[7:]
+	if bound {
+		if len(p) < 2 {
+			return malformed
+		}
+		st.ptype, p = p[0], p[2:]
+		s.stmts[id] = st
+	}
+	var v []byte
+	if !null {
+		n, ok := binaryValueLen(st.ptype, p)
+		if !ok {
+			return malformed
+		}
+		v = p[:n]
+	}
+	out = malformed[:len(out)]
+	deprecateEOF := s.caps&ClientDeprecateEOF != 0
+	out, start := beginPacket(out, seq)
+	out = appendLenenc(out, 1)
+	out = endPacket(out, start)
+	seq++
+	out = appendColumnDefinition(out, seq, Column{"?", st.ptype})
+	seq++
+	if !deprecateEOF {
+		out = appendEnd(out, seq, false)
+		seq++
+	}
+	out, start = beginPacket(out, seq)
+	out = append(out, headerOK)
+	if null {
+		out = append(out, 1<<2)
+	} else {
+		out = append(append(out, 0), v...)
+	}
+	out = endPacket(out, start)
+	seq++
+	return appendEnd(out, seq, deprecateEOF)
+}
+
+// binaryValueLen returns the length of a binary-protocol value of type t at
+// the start of p (the length prefix included).
+func binaryValueLen(t byte, p []byte) (int, bool) {
+	n := 0
+	switch t {
+	case 0x01: // TINY
+		n = 1
+	case 0x02, 0x0d: // SHORT, YEAR
+		n = 2
+	case 0x03, 0x09, 0x04: // LONG, INT24, FLOAT
+		n = 4
+	case 0x08, 0x05: // LONGLONG, DOUBLE
+		n = 8
+	case 0x06: // NULL
+		n = 0
+	case 0x07, 0x0a, 0x0b, 0x0c: // TIMESTAMP, DATE, TIME, DATETIME: a length byte
+		if len(p) < 1 {
+			return 0, false
+		}
+		n = 1 + int(p[0])
+	default: // strings, blobs, DECIMAL, JSON …: length-encoded
+		l, k, ok := readLenenc(p)
+		if !ok || l > uint64(len(p)) {
+			return 0, false
+		}
+		n = k + int(l)
+	}
+	return n, n <= len(p)
 }

@@ -13,7 +13,7 @@ import (
 // its columns and no parameters, COM_STMT_EXECUTE a binary result set with
 // the value computed then (SELECT 1 as an 8-byte integer, DATABASE() NULL
 // until USE), COM_STMT_RESET OK, COM_STMT_CLOSE nothing, after which the id
-// is unknown; other text, and text with parameters, still needs an
+// is unknown; SELECT ? echoes its parameter; other text still needs an
 // upstream (1235).
 func TestPreparedBuiltins(t *testing.T) {
 	f, _, _, _ := policyFixture(t)
@@ -78,7 +78,33 @@ func TestPreparedBuiltins(t *testing.T) {
 	if code, _ := errCode(execute(id)[0]); code != erUnknownStmtHandler {
 		t.Fatalf("execute after close: %d", code)
 	}
-	for _, q := range []string{"SELECT ?", "SELECT * FROM t"} {
+	// SELECT ?: one parameter, answered with its type and bytes; the type
+	// is kept for executions that do not send it again.
+	pid, pk := prepare("SELECT ?")
+	if pid == 0 || binary.LittleEndian.Uint16(pk[0][5:]) != 1 || binary.LittleEndian.Uint16(pk[0][7:]) != 1 || len(pk) != 3+2*eof {
+		t.Fatalf("prepare SELECT ?: %q", pk)
+	}
+	exec := func(tail string) [][]byte {
+		t.Helper()
+		p := binary.LittleEndian.AppendUint32([]byte{comStmtExecute}, pid)
+		pk, _ := c.send(pkt(0, append(append(p, 0, 1, 0, 0, 0), tail...)))
+		return pk
+	}
+	for _, x := range []struct{ tail, typ, row string }{
+		{"\x00\x01\x08\x00\x07\x00\x00\x00\x00\x00\x00\x00", "\x08", "\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00"},
+		{"\x00\x01\xfd\x00\x05hello", "\xfd", "\x00\x00\x05hello"},
+		{"\x00\x00\x02hi", "\xfd", "\x00\x00\x02hi"}, // the type as last bound
+		{"\x01\x00", "\xfd", "\x00\x04"},             // NULL
+	} {
+		pk := exec(x.tail)
+		if len(pk) != 4+eof || !strings.Contains(string(pk[1]), x.typ) || string(pk[2+eof]) != x.row {
+			t.Fatalf("execute SELECT ? with %q: %q", x.tail, pk)
+		}
+	}
+	if code, _ := errCode(exec("\x00\x01\xfd\x00\x09hi")[0]); code != erMalformedPacket {
+		t.Fatal("a value longer than the packet was accepted")
+	}
+	for _, q := range []string{"SELECT ?, ?", "SELECT * FROM t"} {
 		if _, pk := prepare(q); len(pk) != 1 {
 			t.Fatalf("prepare %q: %q", q, pk)
 		} else if code, _ := errCode(pk[0]); code != erNotSupportedYet {

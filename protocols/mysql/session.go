@@ -37,7 +37,7 @@ type Session struct {
 	cached bool
 	// stmts holds the prepared built-ins by statement id (prepared.go),
 	// allocated on first use.
-	stmts    map[uint32]string
+	stmts    map[uint32]prepStmt
 	nextStmt uint32
 }
 
