@@ -18,10 +18,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/heliosdb/auth/internal/buildinfo"
 )
 
 // defaultAPIURL is where `make run` serves the API.
@@ -68,7 +69,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVar(&a.apiURL, "api-url", "", "HeliosDB API URL (env HELIOS_API_URL; default "+defaultAPIURL+")")
 	pf.StringVar(&a.caCert, "ca-cert", "", "PEM file of a CA to trust for https, e.g. heliosd's self-signed tls-cert.pem (env HELIOS_CA_CERT)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json (json prints the API's response as is)")
-	root.Version = version()
+	root.Version = buildinfo.Version()
 	root.SetVersionTemplate("helios {{.Version}}\n")
 	for _, group := range []*cobra.Command{a.authCommand(), a.tokenCommand()} {
 		group.RunE = unknownSubcommand
@@ -89,44 +90,6 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 		msg += "; did you mean " + strings.Join(s, " or ") + "?"
 	}
 	return usageError(msg + "\nRun '" + cmd.CommandPath() + " --help' for its commands.")
-}
-
-// version is the module version and VCS revision the binary was built
-// from (runtime/debug.ReadBuildInfo): "v1.2.0 (rev 0123abcd, 2026-01-02T…)",
-// "(devel)" for a build inside the repository, "-dirty" when the tree had
-// uncommitted changes.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown version)"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	var rev, at, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			at = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if rev == "" {
-		return v + " " + bi.GoVersion
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if at != "" {
-		at = ", " + at
-	}
-	return fmt.Sprintf("%s (rev %s%s%s, %s)", v, rev, dirty, at, bi.GoVersion)
 }
 
 // usageError is a mistake on the command line.

@@ -47,16 +47,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+	"github.com/valyala/fasthttp"
+
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/core/keyfile"
 	"github.com/heliosdb/auth/core/tlsfile"
+	"github.com/heliosdb/auth/internal/buildinfo"
 	"github.com/heliosdb/auth/internal/listeners"
 	"github.com/heliosdb/auth/issuer"
 	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/rest"
-	"github.com/spf13/pflag"
-	"github.com/valyala/fasthttp"
 )
 
 func main() {
@@ -76,7 +78,7 @@ func run() error {
 	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, errShowVersion) {
-		fmt.Println("heliosd", version())
+		fmt.Println("heliosd", buildinfo.Version())
 		return nil
 	}
 	if err != nil {
