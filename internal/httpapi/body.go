@@ -98,13 +98,13 @@ func CheckText(body []byte) *Error {
 				continue
 			}
 			return badRequest(CodeInvalidJSON, "a string escapes a lone UTF-16 surrogate (byte %d), which is no character: "+
-				"escape a character as one \\uXXXX or a surrogate pair, or send it as UTF-8", i)
+				"escape a character as one \\uHHHH (four hex digits) or a surrogate pair, or send it as UTF-8", i)
 		}
 	}
 	return nil
 }
 
-// escapedUnit parses the \uXXXX escape at body[i:], if there is one.
+// escapedUnit parses the \uHHHH escape (four hex digits) at body[i:], if there is one.
 func escapedUnit(body []byte, i int) (uint16, bool) {
 	if i < 0 || i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
 		return 0, false

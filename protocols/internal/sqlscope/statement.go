@@ -178,25 +178,15 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 		}
 		return st, bagBody(c), k
 	}
-	switch k {
-	case "select", "values", "table", "with", "show":
-		st.need = needRead
-		return st, bagExpr, k
-	case "insert", "upsert":
-		st.need = needWrite
-		return st, bagExpr | bagInsertRead, k
-	case "replace":
-		if pg {
+	if p, ok := plainStatements[k]; ok {
+		if p.in&dialectOf(c.d) == 0 {
 			return unknown, 0, k
 		}
-		st.need = needWrite
-		return st, bagExpr | bagInsertRead, k
-	case "update", "delete", "merge":
-		st.need = needWrite | needRead
-		return st, bagExpr, k
-	case "call":
-		st.need = needWrite | needRead
-		return st, bagExpr, k
+		st.need = p.need
+		st.refuse(p.refused)
+		return st, p.bag, k
+	}
+	switch k {
 	case "explain":
 		return explain(h, i, l, c, st, false), 0, k
 	case "describe", "desc":
@@ -241,18 +231,6 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 			return st, bagBody(c), k
 		}
 		return st, 0, k
-	case "commit", "rollback", "savepoint", "release", "deallocate", "close":
-		return st, 0, k
-	case "end", "abort", "unlisten":
-		if !pg {
-			return unknown, 0, k
-		}
-		return st, 0, k
-	case "xa", "help", "signal", "resignal", "get":
-		if pg {
-			return unknown, 0, k
-		}
-		return st, 0, k
 	case "start":
 		switch {
 		case h.k(i+1) == "transaction":
@@ -290,38 +268,11 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 		st.need = needRead
 		st.add(classify(after, c.inner(), nil))
 		return st, 0, k
-	case "fetch", "move":
-		st.need = needRead
-		return st, 0, k
-	case "listen":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.need = needRead
-		return st, 0, k
-	case "notify", "vacuum":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.need = needWrite
-		return st, 0, k
 	case "copy":
 		if !pg {
 			return unknown, 0, k
 		}
 		return copyStmt(h, i, l, c, st), bagExpr, k
-	case "truncate", "kill", "optimize", "repair", "cache":
-		if pg && k != "truncate" {
-			return unknown, 0, k
-		}
-		st.need = needWrite
-		return st, 0, k
-	case "cluster", "reindex":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.need = needSchema
-		return st, 0, k
 	case "lock":
 		switch {
 		case pg, h.k(i+1) == "table" || h.k(i+1) == "tables":
@@ -348,12 +299,6 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 		}
 		st.need = needWrite
 		return st, bagExpr, k
-	case "checkpoint":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.refuse(RefusedServer)
-		return st, 0, k
 	case "load":
 		if pg {
 			st.refuse(RefusedCode) // LOAD 'library'
@@ -361,12 +306,6 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 		}
 		st.need = needWrite // LOAD DATA, LOAD XML, LOAD INDEX INTO CACHE
 		return st, bagExpr, k
-	case "refresh":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.need = needWrite | needRead
-		return st, 0, k
 	case "create", "alter", "drop":
 		st, f := ddl(h, i, c, st)
 		return st, f, k
@@ -382,27 +321,12 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 			return unknown, 0, k
 		}
 		return st, 0, k
-	case "comment", "security":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.need = needSchema
-		return st, 0, k
-	case "grant", "revoke":
-		st.need = needSchema
-		return st, 0, k
 	case "import":
 		if !pg {
 			st.refuse(RefusedServer) // IMPORT TABLE reads the server's files
 			return st, 0, k
 		}
 		st.need = needSchema // IMPORT FOREIGN SCHEMA
-		return st, 0, k
-	case "reassign":
-		if !pg {
-			return unknown, 0, k
-		}
-		st.refuse(RefusedAccounts)
 		return st, 0, k
 	case "use":
 		if pg {
@@ -413,460 +337,104 @@ func head(l Lexer, c ctx, h *heads) (stmt, uint16, string) {
 			st.target = name(h.t[i+1], l.m)
 		}
 		return st, 0, k
-	case "handler", "check", "checksum":
-		if pg {
-			return unknown, 0, k
-		}
-		st.need = needRead
-		return st, 0, k
-	case "flush", "purge", "change", "stop", "shutdown", "restart", "install", "uninstall", "clone", "binlog":
-		if pg {
-			return unknown, 0, k
-		}
-		st.refuse(RefusedServer)
-		return st, 0, k
 	}
 	return unknown, 0, k
 }
 
-// compound reports whether k starts a statement only a routine body or a
-// DO block has.
-func compound(k string) bool {
-	switch k {
-	case "begin", "end", "if", "elsif", "elseif", "else", "while", "loop", "repeat", "until", "declare",
-		"leave", "iterate", "return", "open", "fetch", "close", "case", "when", "exception", "perform",
-		"raise", "exit", "continue", "foreach", "for", "null", "assert", "get":
-		return true
+// dialectSet is the dialects a statement exists in.
+type dialectSet uint8
+
+const (
+	inPostgreSQL dialectSet = 1 << iota
+	inMySQL
+	inBoth = inPostgreSQL | inMySQL
+)
+
+// dialectOf is the set holding d alone.
+func dialectOf(d Dialect) dialectSet {
+	if d == PostgreSQL {
+		return inPostgreSQL
 	}
-	return false
+	return inMySQL
 }
 
-// inner is the context of a statement inside a statement.
-func (c ctx) inner() ctx {
-	c.depth++
-	return c
+// plainStmt is a statement its first keyword decides alone: the dialectSet that
+// have it (in another it is unknown, and refused), what it needs or why it
+// is refused for every token, and what its other tokens are scanned for.
+type plainStmt struct {
+	in      dialectSet
+	need    core.ScopeSet
+	refused Refusal
+	bag     uint16
 }
 
-// roleTarget reports whether the words at i name the session's role:
-// role, session_authorization, SESSION AUTHORIZATION (quoted or not).
-func roleTarget(h *heads, i int) bool {
-	switch h.kq(i) {
-	case "role", "session_authorization":
-		return true
-	case "session":
-		return h.kq(i+1) == "authorization"
-	}
-	return false
-}
+// plainStatements are the statements head classifies by their first
+// keyword alone; head decides the others itself.
+var plainStatements = map[string]plainStmt{
+	"select": {in: inBoth, need: needRead, bag: bagExpr},
+	"values": {in: inBoth, need: needRead, bag: bagExpr},
+	"table":  {in: inBoth, need: needRead, bag: bagExpr},
+	"with":   {in: inBoth, need: needRead, bag: bagExpr},
+	"show":   {in: inBoth, need: needRead, bag: bagExpr},
 
-// set classifies a SET statement's leading words. Session settings need no
-// scope; the role, the password and the server's settings are refused.
-func set(h *heads, i int, c ctx, st stmt) stmt {
-	if c.d == PostgreSQL {
-		j := i + 1
-		if k := h.k(j); k == "session" || k == "local" {
-			j++
-		}
-		switch h.kq(j) {
-		case "role", "session_authorization", "authorization":
-			st.refuse(RefusedRole)
-		}
-		return st
-	}
-	switch h.k(i + 1) {
-	case "role":
-		st.refuse(RefusedRole)
-	case "password":
-		st.refuse(RefusedAccounts)
-	case "resource":
-		st.refuse(RefusedServer)
-	case "default":
-		if h.k(i+2) == "role" {
-			st.refuse(RefusedRole)
-		}
-	}
-	return st // GLOBAL, PERSIST and @@global anywhere in the list: the bag (bagSet)
-}
+	"insert":  {in: inBoth, need: needWrite, bag: bagExpr | bagInsertRead},
+	"upsert":  {in: inBoth, need: needWrite, bag: bagExpr | bagInsertRead},
+	"replace": {in: inMySQL, need: needWrite, bag: bagExpr | bagInsertRead},
+	"update":  {in: inBoth, need: needWrite | needRead, bag: bagExpr},
+	"delete":  {in: inBoth, need: needWrite | needRead, bag: bagExpr},
+	"merge":   {in: inBoth, need: needWrite | needRead, bag: bagExpr},
+	"call":    {in: inBoth, need: needWrite | needRead, bag: bagExpr},
 
-// seek scans from l (at the statement's first token) for the first of
-// words at parenthesis depth 0 after that token, and returns it and a
-// lexer after it. Inside a routine body it gives up after headScan tokens.
-func seek(l Lexer, c ctx, words ...string) (Token, Lexer, bool) {
-	l.Next()
-	depth := 0
-	for n := 0; ; n++ {
-		if c.headOnly && n > headScan {
-			return Token{}, l, false
-		}
-		t := l.Next()
-		switch {
-		case t.Kind == KindEOF || t.Kind == KindError:
-			return t, l, false
-		case isPunct(t, '('):
-			depth++
-		case isPunct(t, ')'):
-			depth--
-		case depth == 0:
-			k := kw(t)
-			for _, w := range words {
-				if k == w {
-					return t, l, true
-				}
-			}
-		}
-	}
-}
+	// Transaction control and statements that touch no data.
+	"commit":     {in: inBoth},
+	"rollback":   {in: inBoth},
+	"savepoint":  {in: inBoth},
+	"release":    {in: inBoth},
+	"deallocate": {in: inBoth},
+	"close":      {in: inBoth},
+	"end":        {in: inPostgreSQL},
+	"abort":      {in: inPostgreSQL},
+	"unlisten":   {in: inPostgreSQL},
+	"xa":         {in: inMySQL},
+	"help":       {in: inMySQL},
+	"signal":     {in: inMySQL},
+	"resignal":   {in: inMySQL},
+	"get":        {in: inMySQL},
 
-// startsStatement: an explainable statement starts with k.
-func startsStatement(k string) bool {
-	switch k {
-	case "select", "insert", "update", "delete", "merge", "replace", "upsert", "with", "values", "table",
-		"execute", "declare", "create":
-		return true
-	}
-	return false
-}
+	"fetch":    {in: inBoth, need: needRead},
+	"move":     {in: inBoth, need: needRead},
+	"listen":   {in: inPostgreSQL, need: needRead},
+	"handler":  {in: inMySQL, need: needRead},
+	"check":    {in: inMySQL, need: needRead},
+	"checksum": {in: inMySQL, need: needRead},
 
-// explain classifies EXPLAIN [options] statement (MySQL: also DESCRIBE,
-// and MariaDB's ANALYZE statement). Without ANALYZE it only plans, which
-// reads; with ANALYZE it runs the statement, which needs what the
-// statement needs. A refused statement is refused either way.
-func explain(h *heads, i int, l Lexer, c ctx, st stmt, analyze bool) stmt {
-	st.need = needRead
-	ll := l.from(h.t[i])
-	ll.Next()
-	depth := 0
-	for n := 0; ; n++ {
-		if c.headOnly && n > headScan {
-			return st
-		}
-		before := ll
-		t := ll.Next()
-		if t.Kind == KindEOF || t.Kind == KindError {
-			return st
-		}
-		k := kw(t)
-		switch {
-		case isPunct(t, '('):
-			if depth == 0 {
-				nx := ll
-				if startsStatement(kw(nx.Next())) {
-					return explained(st, classify(before, c.inner(), nil), analyze)
-				}
-			}
-			depth++
-		case isPunct(t, ')'):
-			depth--
-		case k == "analyze" || k == "analyse":
-			analyze = true
-		case depth == 0 && startsStatement(k):
-			return explained(st, classify(before, c.inner(), nil), analyze)
-		case depth == 0 && k == "for":
-			return st // MySQL EXPLAIN FOR CONNECTION n
-		}
-	}
-}
+	"notify":   {in: inPostgreSQL, need: needWrite},
+	"vacuum":   {in: inPostgreSQL, need: needWrite},
+	"truncate": {in: inBoth, need: needWrite},
+	"kill":     {in: inMySQL, need: needWrite},
+	"optimize": {in: inMySQL, need: needWrite},
+	"repair":   {in: inMySQL, need: needWrite},
+	"cache":    {in: inMySQL, need: needWrite},
+	"refresh":  {in: inPostgreSQL, need: needWrite | needRead},
 
-func explained(st, inner stmt, analyze bool) stmt {
-	if analyze {
-		st.add(inner)
-	}
-	st.refuse(inner.refused)
-	return st
-}
+	"cluster":  {in: inPostgreSQL, need: needSchema},
+	"reindex":  {in: inPostgreSQL, need: needSchema},
+	"comment":  {in: inPostgreSQL, need: needSchema},
+	"security": {in: inPostgreSQL, need: needSchema},
+	"grant":    {in: inBoth, need: needSchema},
+	"revoke":   {in: inBoth, need: needSchema},
 
-// prepare classifies PREPARE: PostgreSQL's PREPARE name AS statement and
-// MySQL's PREPARE name FROM 'statement' need what their statement needs;
-// MySQL's PREPARE name FROM @variable cannot be checked and is refused.
-func prepare(h *heads, i int, l Lexer, c ctx, st stmt) stmt {
-	unknown := stmt{refused: RefusedUnknown, verb: "statement"}
-	if c.d == PostgreSQL {
-		if h.k(i+1) == "transaction" {
-			return st // two-phase commit
-		}
-		t, after, ok := seek(l.from(h.t[i]), c, "as")
-		if !ok || t.Kind == KindEOF {
-			return unknown
-		}
-		st.add(classify(after, c.inner(), nil))
-		return st
-	}
-	if h.k(i+2) != "from" || i+3 >= h.n {
-		return unknown
-	}
-	switch h.t[i+3].Kind {
-	case KindVar:
-		st.refuse(RefusedDynamic)
-		return st
-	case KindString:
-		body, ok := stringsAt(l.from(h.t[i+3]), l.m)
-		if !ok {
-			st.refuse(RefusedDynamic)
-			return st
-		}
-		st.add(classifyBody(c, body, false))
-		return st
-	}
-	return unknown
-}
-
-// stringsAt decodes the string literals at l, one after the other (MySQL
-// and PostgreSQL join adjacent literals); false when a literal cannot be
-// decoded or something other than a word or the end follows them.
-func stringsAt(l Lexer, m mode) ([]byte, bool) {
-	var out []byte
-	n := 0
-	for {
-		t := l.Next()
-		if t.Kind != KindString {
-			if n == 0 || t.Kind != KindEOF && t.Kind != KindWord && !isPunct(t, ')') && !isPunct(t, ',') {
-				return nil, false
-			}
-			return out, true
-		}
-		b, ok := decode(t, m)
-		if !ok {
-			return nil, false
-		}
-		if n == 0 {
-			out = b
-		} else {
-			out = append(append([]byte(nil), out...), b...)
-		}
-		n++
-	}
-}
-
-// classifyBody classifies SQL text found inside a statement (a PREPARE
-// string, a DO block, a PL/pgSQL EXECUTE string) as one statement of the
-// outer one.
-func classifyBody(c ctx, body []byte, proc bool) stmt {
-	if c.depth+1 > maxDepth {
-		return stmt{refused: RefusedTooComplex, verb: "statement"}
-	}
-	r := classifyText(c.d, body, c.depth+1, proc)
-	return stmt{need: r.Need, refused: r.Refused, verb: r.mainVerb()}
-}
-
-// copyStmt classifies PostgreSQL's COPY: FROM writes, TO reads; COPY …
-// PROGRAM runs a shell command on the server and is refused.
-func copyStmt(h *heads, i int, l Lexer, c ctx, st stmt) stmt {
-	ll := l.from(h.t[i])
-	ll.Next()
-	depth := 0
-	dir := ""
-	for n := 0; ; n++ {
-		if c.headOnly && n > headScan {
-			break
-		}
-		t := ll.Next()
-		if t.Kind == KindEOF || t.Kind == KindError {
-			break
-		}
-		switch k := kw(t); {
-		case isPunct(t, '('):
-			depth++
-		case isPunct(t, ')'):
-			depth--
-		case depth == 0 && (k == "from" || k == "to") && dir == "":
-			dir = k
-		case depth == 0 && k == "program":
-			st.refuse(RefusedCode)
-		}
-	}
-	switch dir {
-	case "to":
-		st.need = needRead
-	case "from":
-		st.need = needWrite
-	default:
-		if !c.headOnly {
-			return stmt{refused: RefusedUnknown, verb: "statement"}
-		}
-		st.need = needWrite | needRead
-	}
-	return st
-}
-
-// doBlock classifies PostgreSQL's DO: it runs PL/pgSQL now, so it needs
-// database:write and database:read, and what the block's statements need
-// (its body is classified as procedural code). Other languages are
-// refused: the gateway cannot read them.
-func doBlock(h *heads, i int, l Lexer, c ctx, st stmt) stmt {
-	st.need = needWrite | needRead
-	ll := l.from(h.t[i])
-	ll.Next()
-	var body Token
-	for {
-		t := ll.Next()
-		if t.Kind == KindEOF || t.Kind == KindError {
-			break
-		}
-		switch {
-		case t.Kind == KindString && body.Kind == KindEOF:
-			body = t
-		case kw(t) == "language":
-			lt := ll.Next()
-			lang := kwq(lt)
-			if lt.Kind == KindString {
-				if b, ok := decode(lt, l.m); ok {
-					lang = lookup(b)
-				}
-			}
-			if lang != "plpgsql" {
-				st.refuse(RefusedCode)
-			}
-		}
-	}
-	if body.Kind != KindString {
-		return stmt{refused: RefusedUnknown, verb: "statement"}
-	}
-	code, ok := decode(body, l.m)
-	if !ok {
-		st.refuse(RefusedDynamic)
-		return st
-	}
-	st.add(classifyBody(c, code, true))
-	return st
-}
-
-// ddl classifies CREATE, ALTER and DROP by the kind of object.
-func ddl(h *heads, i int, c ctx, st stmt) (stmt, uint16) {
-	pg := c.d == PostgreSQL
-	verb := h.k(i)
-	unknown := stmt{refused: RefusedUnknown, verb: st.verb}
-	j := i + 1
-	matview := false
-skip:
-	for j < h.n {
-		switch h.k(j) {
-		case "or", "global", "local", "temp", "temporary", "unlogged", "unique", "recursive", "trusted",
-			"procedural", "constraint", "fulltext", "spatial", "undo", "online", "offline", "default", "foreign":
-			j++
-		case "replace":
-			if h.k(j-1) != "or" {
-				break skip
-			}
-			j++
-		case "aggregate":
-			if h.k(j+1) != "function" {
-				break skip // PostgreSQL's CREATE AGGREGATE
-			}
-			j++
-		case "materialized":
-			matview = true
-			j++
-		case "definer", "algorithm":
-			// DEFINER = user | 'user'@'host' | CURRENT_USER[()]; ALGORITHM = x
-			j++
-			if h.punct(j, '=') {
-				j++
-			}
-			j++
-			for j < h.n && (h.t[j].Kind == KindVar || h.punct(j, '(') || h.punct(j, ')')) {
-				j++
-			}
-			if h.punct(j, '@') { // 'user' @ 'host' with a space
-				j += 2
-			}
-		case "sql":
-			j += 3 // SQL SECURITY DEFINER|INVOKER
-		default:
-			break skip
-		}
-	}
-	st.need = needSchema
-	obj := h.k(j)
-	switch obj {
-	case "database", "schema", "databases":
-		if obj == "schema" && pg {
-			break // PostgreSQL schemas are namespaces
-		}
-		switch verb {
-		case "create":
-			st.need, st.database = needCreate, true
-		case "drop":
-			st.need, st.database = needDelete, true
-		default:
-			if pg {
-				return st, bagSet // ALTER DATABASE … SET role = … sets a role for later sessions
-			}
-			return st, 0
-		}
-		k := j + 1
-		if h.k(k) == "if" {
-			k++
-			if h.k(k) == "not" {
-				k++
-			}
-			k++
-		}
-		if k < h.n {
-			st.target = name(h.t[k], mode{d: c.d})
-		}
-		return st, 0
-	case "user":
-		if pg && h.k(j+1) == "mapping" {
-			break
-		}
-		st.need = 0
-		st.refuse(RefusedAccounts)
-		return st, 0
-	case "role", "group":
-		st.need = 0
-		st.refuse(RefusedAccounts)
-		return st, 0
-	case "tablespace", "logfile", "resource", "instance", "system":
-		st.need = 0
-		st.refuse(RefusedServer)
-		return st, 0
-	case "server":
-		if !pg {
-			st.need = 0
-			st.refuse(RefusedServer) // FEDERATED connection definitions
-			return st, 0
-		}
-	case "prepare":
-		if pg || verb != "drop" {
-			return unknown, 0
-		}
-		st.need, st.verb = 0, "DEALLOCATE"
-		return st, 0
-	case "table", "view":
-		if verb == "create" && (obj == "table" || matview) {
-			if pg {
-				return st, bagCreateAs | bagSet
-			}
-			return st, bagCreateAs
-		}
-	case "function", "procedure", "routine", "trigger", "event", "rule":
-		if pg && (obj == "trigger" || obj == "event") || verb == "drop" {
-			break // PostgreSQL triggers call functions; EVENT TRIGGER likewise
-		}
-		st.routine = true
-		return st, bagBody(c) &^ bagDynamic
-	case "index", "sequence", "type", "domain", "extension", "access", "cast", "collation", "conversion",
-		"policy", "publication", "subscription", "statistics", "text", "transform", "operator", "large",
-		"privileges", "mapping", "reference", "package", "data", "owned", "language", "aggregate":
-	default:
-		return unknown, 0
-	}
-	if pg {
-		return st, bagSet // ALTER … SET role = … sets a role for later sessions
-	}
-	return st, 0
-}
-
-// name returns the identifier a database-level statement names, quotes
-// removed.
-func name(t Token, m mode) []byte {
-	switch t.Kind {
-	case KindWord:
-		return t.Text
-	case KindQuotedIdent, KindString:
-		if b, ok := decode(t, m); ok {
-			return b
-		}
-	}
-	return nil
+	// Refused for every token.
+	"checkpoint": {in: inPostgreSQL, refused: RefusedServer},
+	"reassign":   {in: inPostgreSQL, refused: RefusedAccounts},
+	"flush":      {in: inMySQL, refused: RefusedServer},
+	"purge":      {in: inMySQL, refused: RefusedServer},
+	"change":     {in: inMySQL, refused: RefusedServer},
+	"stop":       {in: inMySQL, refused: RefusedServer},
+	"shutdown":   {in: inMySQL, refused: RefusedServer},
+	"restart":    {in: inMySQL, refused: RefusedServer},
+	"install":    {in: inMySQL, refused: RefusedServer},
+	"uninstall":  {in: inMySQL, refused: RefusedServer},
+	"clone":      {in: inMySQL, refused: RefusedServer},
+	"binlog":     {in: inMySQL, refused: RefusedServer},
 }
