@@ -404,11 +404,11 @@ func appendColumnDefinition(dst []byte, seq byte, c Column) []byte {
 	return endPacket(dst, start)
 }
 
-// AppendResultSet appends a text-protocol result set: the column count, the
-// column definitions, an EOF (unless deprecateEOF), the rows (a nil value is
-// NULL), and the closing EOF or OK. seq is the first packet's sequence id;
-// it returns the next one.
-func AppendResultSet(dst []byte, seq byte, deprecateEOF bool, cols []Column, rows [][]*string) ([]byte, byte) {
+// appendResultHeader appends what opens a result set, in the text and the
+// binary protocol alike: the column count, the column definitions and, unless
+// deprecateEOF, an EOF. seq is the first packet's sequence id; it returns
+// the next one.
+func appendResultHeader(dst []byte, seq byte, deprecateEOF bool, cols ...Column) ([]byte, byte) {
 	dst, start := beginPacket(dst, seq)
 	dst = appendLenenc(dst, uint64(len(cols)))
 	dst = endPacket(dst, start)
@@ -421,6 +421,16 @@ func AppendResultSet(dst []byte, seq byte, deprecateEOF bool, cols []Column, row
 		dst = appendEnd(dst, seq, false)
 		seq++
 	}
+	return dst, seq
+}
+
+// AppendResultSet appends a text-protocol result set: the column count, the
+// column definitions, an EOF (unless deprecateEOF), the rows (a nil value is
+// NULL), and the closing EOF or OK. seq is the first packet's sequence id;
+// it returns the next one.
+func AppendResultSet(dst []byte, seq byte, deprecateEOF bool, cols []Column, rows [][]*string) ([]byte, byte) {
+	dst, seq = appendResultHeader(dst, seq, deprecateEOF, cols...)
+	var start int
 	for _, row := range rows {
 		dst, start = beginPacket(dst, seq)
 		for _, v := range row {

@@ -144,20 +144,9 @@ func (s *Session) execute(payload, out []byte) []byte {
 	}
 	cols, row, _ := s.builtinRow(st.norm)
 	deprecateEOF := s.caps&ClientDeprecateEOF != 0
-	out, start := beginPacket(out, seq)
-	out = appendLenenc(out, uint64(len(cols)))
-	out = endPacket(out, start)
-	seq++
-	for _, c := range cols {
-		out = appendColumnDefinition(out, seq, c)
-		seq++
-	}
-	if !deprecateEOF {
-		out = appendEnd(out, seq, false)
-		seq++
-	}
+	out, seq = appendResultHeader(out, seq, deprecateEOF, cols...)
 	// A binary row: header 0x00, the NULL bitmap (offset 2), the values.
-	out, start = beginPacket(out, seq)
+	out, start := beginPacket(out, seq)
 	out = append(out, headerOK)
 	bitmap := len(out)
 	for range (len(cols) + 7 + 2) / 8 {
@@ -233,17 +222,8 @@ func (s *Session) executeParam(out []byte, id uint32, st prepStmt, p []byte) []b
 	}
 	out = malformed[:len(out)]
 	deprecateEOF := s.caps&ClientDeprecateEOF != 0
+	out, seq = appendResultHeader(out, seq, deprecateEOF, Column{"?", st.ptype})
 	out, start := beginPacket(out, seq)
-	out = appendLenenc(out, 1)
-	out = endPacket(out, start)
-	seq++
-	out = appendColumnDefinition(out, seq, Column{"?", st.ptype})
-	seq++
-	if !deprecateEOF {
-		out = appendEnd(out, seq, false)
-		seq++
-	}
-	out, start = beginPacket(out, seq)
 	out = append(out, headerOK)
 	if null {
 		out = append(out, 1<<2)

@@ -207,24 +207,10 @@ func setContext(l Lexer, c ctx, st *stmt) {
 		if k := kw(n); k == "session" || k == "local" {
 			n = l.Next()
 		}
-		switch kwq(n) {
-		case "role", "session_authorization", "authorization":
-			st.refuse(RefusedRole)
-		}
+		st.refuse(setRefusal(c.d, kwq(n), ""))
 		return
 	}
-	switch kw(n) {
-	case "role":
-		st.refuse(RefusedRole)
-	case "password":
-		st.refuse(RefusedAccounts)
-	case "resource":
-		st.refuse(RefusedServer)
-	case "default":
-		if kw(l.Next()) == "role" {
-			st.refuse(RefusedRole)
-		}
-	}
+	st.refuse(setRefusal(c.d, kw(n), kw(l.Next())))
 }
 
 // setConfig checks a call of PostgreSQL's set_config (l is after its

@@ -38,25 +38,36 @@ func set(h *heads, i int, c ctx, st stmt) stmt {
 		if k := h.k(j); k == "session" || k == "local" {
 			j++
 		}
-		switch h.kq(j) {
-		case "role", "session_authorization", "authorization":
-			st.refuse(RefusedRole)
-		}
+		st.refuse(setRefusal(c.d, h.kq(j), ""))
 		return st
 	}
-	switch h.k(i + 1) {
-	case "role":
-		st.refuse(RefusedRole)
-	case "password":
-		st.refuse(RefusedAccounts)
-	case "resource":
-		st.refuse(RefusedServer)
-	case "default":
-		if h.k(i+2) == "role" {
-			st.refuse(RefusedRole)
-		}
-	}
+	st.refuse(setRefusal(c.d, h.k(i+1), h.k(i+2)))
 	return st // GLOBAL, PERSIST and @@global anywhere in the list: the bag (bagSet)
+}
+
+// setRefusal is why a SET whose first two words are w1 and w2 is refused,
+// or 0 when it is not (for PostgreSQL w1 is the word after SESSION or
+// LOCAL, and only w1 counts): SET ROLE and SET SESSION AUTHORIZATION change
+// the role the session runs as, and MySQL's SET PASSWORD, SET RESOURCE
+// GROUP and SET DEFAULT ROLE change accounts or the server. A statement
+// wherever it stands (set) and one inside another (setContext) share it.
+func setRefusal(d Dialect, w1, w2 string) Refusal {
+	if d == PostgreSQL {
+		switch w1 {
+		case "role", "session_authorization", "authorization":
+			return RefusedRole
+		}
+		return 0
+	}
+	switch {
+	case w1 == "role", w1 == "default" && w2 == "role":
+		return RefusedRole
+	case w1 == "password":
+		return RefusedAccounts
+	case w1 == "resource":
+		return RefusedServer
+	}
+	return 0
 }
 
 // seek scans from l (at the statement's first token) for the first of
