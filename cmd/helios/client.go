@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -98,6 +99,9 @@ func (c *client) do(method, path, bearer string, body any) ([]byte, error) {
 	req.Header.Set("User-Agent", "helios-cli")
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if h := tlsHint(err); h != "" {
+			return nil, &hinted{err: fmt.Errorf("TLS to the HeliosDB API at %s failed: %w", c.base, unwrapURLError(err)), hint: h}
+		}
 		return nil, fmt.Errorf("cannot reach the HeliosDB API at %s (is heliosd running? set --api-url or HELIOS_API_URL): %w", c.base, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
@@ -148,4 +152,24 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// tlsHint is what to do about a failed verification of the server's
+// certificate ("" when err is not one): name --ca-cert, the flag that fixes
+// it for heliosd's self-signed default.
+func tlsHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknown):
+		return "trust heliosd's CA certificate with --ca-cert FILE or HELIOS_CA_CERT=FILE " +
+			"(the self-signed default is <data-dir>/tls-cert.pem; heliosd prints its path when it starts)."
+	case errors.As(err, &host):
+		return "the certificate does not name this host: use a host name it holds in --api-url (localhost or 127.0.0.1 for the self-signed default), " +
+			"or give heliosd a certificate for it with --tls-cert/--tls-key."
+	case errors.As(err, &invalid):
+		return "the server's certificate is not valid (" + invalid.Error() + "); check it, and --ca-cert FILE for the CA to trust."
+	}
+	return ""
 }

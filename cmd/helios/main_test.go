@@ -174,3 +174,21 @@ func TestForbiddenHints(t *testing.T) {
 		t.Fatalf("service token refresh: %q", errs)
 	}
 }
+
+// TestReadLinesLeavesTheRest: commands chained in one script (helios auth
+// signup && helios auth login) read their credentials from one stdin, so
+// each must consume only its own lines.
+func TestReadLinesLeavesTheRest(t *testing.T) {
+	r := strings.NewReader("a@example.com\r\nsecret one\nb@example.com\nsecret two")
+	first, err := readLines(r, 2)
+	if err != nil || len(first) != 2 || first[0] != "a@example.com" || first[1] != "secret one" {
+		t.Fatalf("first: %q %v", first, err)
+	}
+	second, err := readLines(r, 2)
+	if err != nil || len(second) != 2 || second[0] != "b@example.com" || second[1] != "secret two" {
+		t.Fatalf("second (the last line has no newline): %q %v", second, err)
+	}
+	if rest, err := readLines(r, 2); err != nil || len(rest) != 0 {
+		t.Fatalf("after the end: %q %v", rest, err)
+	}
+}

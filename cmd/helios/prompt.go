@@ -71,12 +71,32 @@ func readHidden(w io.Writer, prompt string) (string, error) {
 	return string(b), nil
 }
 
-// readLines reads up to n lines (without their line endings) from r.
+// readLines reads up to n lines (without their line endings) from r, one
+// byte at a time so that nothing past the n-th line is consumed: commands
+// chained in a script (signup && login) read their lines from one stdin.
 func readLines(r io.Reader, n int) ([]string, error) {
-	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
 	var lines []string
-	for len(lines) < n && sc.Scan() {
-		lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
+	var line []byte
+	var b [1]byte
+	for total := 0; len(lines) < n && total < 64<<10; total++ {
+		k, err := r.Read(b[:])
+		if k == 1 {
+			if b[0] == '\n' {
+				lines = append(lines, strings.TrimRight(string(line), "\r"))
+				line = line[:0]
+			} else {
+				line = append(line, b[0])
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return lines, err
+		}
 	}
-	return lines, sc.Err()
+	if len(line) > 0 && len(lines) < n {
+		lines = append(lines, strings.TrimRight(string(line), "\r"))
+	}
+	return lines, nil
 }

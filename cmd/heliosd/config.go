@@ -44,6 +44,11 @@ type Config struct {
 	// self-signed one generated in the data directory.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// caFile is the absolute path of the certificate clients must trust when
+	// the one served is self-signed, "" when another CA issued it: set at
+	// start (caFileFor), printed in the connection guide and in MongoDB's
+	// authentication advice. Not a setting.
+	caFile string
 	// PlaintextAllow lists the networks (CIDR) from which a token may be
 	// sent without TLS. Default: loopback.
 	PlaintextAllow []string `toml:"plaintext_allow"`

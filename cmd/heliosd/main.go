@@ -103,14 +103,17 @@ func run() error {
 	log.Info("TLS certificate", "ca", certPath, "generated", generated)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
+	cfg.caFile = caFileFor(tlsCfg, certPath)
+	ready := func(issuer bool) { fmt.Fprint(os.Stderr, guideFor(&cfg, issuer)) }
 	if cfg.Role == "gateway" {
-		return runNode(ctx, &cfg, tlsCfg, log)
+		return runNode(ctx, &cfg, tlsCfg, log, ready)
 	}
-	return runAll(ctx, &cfg, tlsCfg, log)
+	return runAll(ctx, &cfg, tlsCfg, log, ready)
 }
 
-// runAll runs the issuer and a gateway in one process until ctx ends.
-func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger) error {
+// runAll runs the issuer and a gateway in one process until ctx ends,
+// calling ready once every listener is up.
+func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger, ready func(issuer bool)) error {
 	ringPath := filepath.Join(cfg.DataDir, "keyring.json")
 	ring, created, err := keyfile.LoadOrGenerate(ringPath, time.Now())
 	if err != nil {
@@ -170,6 +173,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 			return err
 		}
 	}
+	ready(true)
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdownHTTP(srv, log)

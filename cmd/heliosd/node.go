@@ -23,8 +23,8 @@ import (
 // node has no issuer store and does not serve /v1/*. It keeps a copy of the
 // keyring (data-dir/node-keyring.json, 0600) beside its revocation state, so
 // that it can restart while the issuer is unreachable and verify until its
-// state is older than --stale-after.
-func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger) error {
+// state is older than --stale-after. It calls ready once every listener is up.
+func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logger, ready func(issuer bool)) error {
 	key, err := feed.ReadClusterKey(cfg.ClusterKeyFile)
 	if err != nil {
 		return err
@@ -81,6 +81,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 			return err
 		}
 	}
+	ready(false)
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdownHTTP(srv, log)

@@ -4,6 +4,7 @@
 package tlsfile
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -101,4 +102,20 @@ func generate(certFile, keyFile string, hosts []string) error {
 		return fmt.Errorf("write TLS certificate: %w", err)
 	}
 	return nil
+}
+
+// SelfSigned reports whether the certificate cfg serves signs itself: then
+// it is the CA clients must be told to trust (the generated default, or an
+// operator's own self-signed one). A certificate issued by another CA is
+// verified with that CA, which heliosd does not hold.
+func SelfSigned(cfg *tls.Config) bool {
+	if cfg == nil || len(cfg.Certificates) == 0 {
+		return false
+	}
+	c := cfg.Certificates[0]
+	leaf := c.Leaf
+	if leaf == nil && len(c.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(c.Certificate[0])
+	}
+	return leaf != nil && bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 }

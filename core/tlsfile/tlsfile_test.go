@@ -1,11 +1,17 @@
 package tlsfile
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestGenerateOnceAndReuse(t *testing.T) {
@@ -35,5 +41,39 @@ func TestGenerateOnceAndReuse(t *testing.T) {
 	}
 	if _, _, _, err := LoadOrGenerate(dir, filepath.Join(dir, "missing.pem"), filepath.Join(dir, "missing-key.pem"), nil); err == nil {
 		t.Fatal("a configured but missing certificate was accepted")
+	}
+}
+
+// TestSelfSigned tells the generated certificate (its own CA) from one an
+// operator's CA issued (verified with that CA, which heliosd never holds).
+func TestSelfSigned(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, _, err := LoadOrGenerate(dir, "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !SelfSigned(cfg) {
+		t.Fatal("the generated certificate is its own CA")
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "operator CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "db.example.com"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"db.example.com"}}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if SelfSigned(&tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}}}}) {
+		t.Fatal("a certificate issued by another CA was taken for a self-signed one")
+	}
+	if SelfSigned(nil) || SelfSigned(&tls.Config{}) {
+		t.Fatal("no certificate is not self-signed")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/connstr"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
@@ -84,19 +85,35 @@ var (
 	errBSONDepth    = &WireError{CodeInvalidBSON, "invalid BSON: documents nested too deeply"}
 )
 
+// workingURI is the connection string that authenticates on this
+// connection's address (connstr.MongoURI): SASL PLAIN with the token as the
+// password, plus TLS and the CA file to trust unless the client may send
+// its token in cleartext and is doing so. db is the database of the refused
+// command; admin and $external hold no data, so the default database stands
+// in for them.
+func (s *Session) workingURI(db []byte) string {
+	host := "host:27017"
+	if s.info.Local.IsValid() {
+		host = s.info.Local.String()
+	}
+	name := printable(db)
+	if name == "" || name == "admin" || name == "$external" {
+		name = connstr.Database
+	}
+	return connstr.MongoURI(host, name, s.p.caFile, s.info.TLS || !s.info.PlaintextOK)
+}
+
 func tooLargeMsg(n, limit int) string {
 	return "message of " + strconv.Itoa(n) + " bytes exceeds the limit of " + strconv.Itoa(limit) + " bytes"
 }
 
 // Authentication errors in the user's terms.
 const (
-	// msgUsePlain teaches the one thing the seed's MongoDB snippet lacks.
+	// msgUsePlain teaches the one thing the seed's MongoDB snippet lacks;
+	// workingURI follows it with the connection string that works.
 	msgUsePlain = "HeliosDB authenticates MongoDB clients with a HeliosDB token sent as the password over SASL PLAIN, " +
-		"so SCRAM cannot work (the server holds no password verifier). " +
-		"Add ?authMechanism=PLAIN&tls=true to the connection string, e.g. " +
-		"mongodb://default:$HELIOS_TOKEN@host:27017/main?authMechanism=PLAIN&tls=true"
-	msgTLSRequired = "TLS is required to authenticate from this address: the token would travel in cleartext. " +
-		"Add tls=true to the connection string (and tlsCAFile=<ca.pem>, or tlsAllowInvalidCertificates=true for the self-signed development certificate)"
+		"so SCRAM cannot work (the server holds no password verifier). Connect with authMechanism=PLAIN: "
+	msgTLSRequired  = "TLS is required to authenticate from this address: the token would travel in cleartext. Connect with TLS: "
 	msgPlainPayload = "SASL PLAIN payload must be \"\\0<user>\\0<token>\" (authzid may be empty): set the password to your HeliosDB token"
 	msgNoSASL       = "no SASL conversation is in progress: PLAIN completes in one saslStart"
 	msgNoUpstream   = "no upstream database is configured: this HeliosDB gateway runs its built-in responder, " +

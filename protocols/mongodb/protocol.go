@@ -23,6 +23,10 @@ type Options struct {
 	// Usage records each successful authentication for last_used (nil: not
 	// recorded).
 	Usage core.UsageRecorder
+	// CAFile is the certificate clients must trust for TLS (heliosd's
+	// self-signed one), named in the connection string that authentication
+	// errors give; "" when clients verify with their system trust store.
+	CAFile string
 }
 
 // Protocol is the MongoDB front end: it makes one Session per connection.
@@ -31,6 +35,7 @@ type Protocol struct {
 	versionArray [4]int32
 	policy       core.Policy     // Options.Policy, for the rules applied per command
 	adm          netio.Admission // Options.Policy and Options.Usage, for saslStart
+	caFile       string          // Options.CAFile
 }
 
 // EnsureDefaults gives every unset field of o its default and returns o.
@@ -45,7 +50,7 @@ func (o *Options) EnsureDefaults() *Options {
 func New(opts Options) *Protocol {
 	opts.EnsureDefaults()
 	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy,
-		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
+		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}, caFile: opts.CAFile}
 	parts := bytes.SplitN([]byte(p.version), []byte("."), 4)
 	for i, part := range parts {
 		n := int32(0)

@@ -44,7 +44,7 @@ func TestRefuseLatePlaintextFromRemote(t *testing.T) {
 	s, env := newSession(false), newEnv(nil, nil)
 	s.RefuseLate()
 	doc, act := roundTrip(t, s, env, opMsg(t, 1, 0, bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}}))
-	if code(doc) != CodeAuthenticationFailed || errmsg(doc) != msgTLSRequired || act != netio.Close {
+	if code(doc) != CodeAuthenticationFailed || !strings.HasPrefix(errmsg(doc), msgTLSRequired+"mongodb://default:$HELIOS_TOKEN@") || act != netio.Close {
 		t.Fatalf("%v %v", doc, act)
 	}
 }

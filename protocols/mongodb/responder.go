@@ -57,7 +57,7 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 			s.refused = true
 			env.Observer.Refused(s.info, netio.OutcomeTLSRequired)
 		}
-		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired), netio.Close
+		return s.errorReply(out, m, CodeAuthenticationFailed, msgTLSRequired+s.workingURI(m.DB)), netio.Close
 	}
 	if s.refuseConn { // after the TLS check: its reply tells to replace a token sent in plaintext
 		return s.errorReply(out, m, CodeResourceExhausted, msgTooManyConnections), netio.Close

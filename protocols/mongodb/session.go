@@ -124,13 +124,13 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 	case "getnonce":
 		return s.errorReply(out, m, CodeCommandNotFound, "no such command: 'getnonce'"), netio.Continue
 	default: // authenticate: MONGODB-X509 or the removed MONGODB-CR
-		return s.errorReply(out, m, CodeAuthenticationFailed, msgUsePlain), netio.Continue
+		return s.errorReply(out, m, CodeAuthenticationFailed, msgUsePlain+s.workingURI(m.DB)), netio.Continue
 	}
 	mech, _ := m.Command.Lookup("mechanism").StringValueOK()
 	if mech != "PLAIN" {
-		msg := msgUsePlain
+		msg := msgUsePlain + s.workingURI(m.DB)
 		if mech != "SCRAM-SHA-1" && mech != "SCRAM-SHA-256" {
-			msg = "authentication mechanism " + quoteMech(mech) + " is not supported. " + msgUsePlain
+			msg = "authentication mechanism " + quoteMech(mech) + " is not supported. " + msg
 		}
 		return s.errorReply(out, m, CodeAuthenticationFailed, msg), netio.Continue
 	}

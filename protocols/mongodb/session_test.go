@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -125,13 +126,38 @@ func TestPlainAuthThenCommands(t *testing.T) {
 	}
 }
 
+// TestScramRefusedWithAdvice: SCRAM (the drivers' default) and other
+// mechanisms are refused with the exact connection string that works on
+// this connection: PLAIN alone where the client may and does send its token
+// in cleartext, PLAIN with TLS and the CA file everywhere else.
 func TestScramRefusedWithAdvice(t *testing.T) {
-	for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "MONGODB-OIDC"} {
-		s, env := newSession(true), newEnv(nil, nil)
-		doc, act := roundTrip(t, s, env, opMsg(t, 1, 0, bson.D{{Key: "saslStart", Value: 1}, {Key: "mechanism", Value: mech},
-			{Key: "payload", Value: bson.Binary{Data: []byte("n,,n=default,r=abc")}}, {Key: "$db", Value: "main"}}))
-		if code(doc) != 18 || !strings.Contains(errmsg(doc), "?authMechanism=PLAIN&tls=true") || act != netio.Continue {
-			t.Errorf("%s: %v", mech, doc)
+	const ca = "/var/lib/heliosd/tls-cert.pem"
+	for _, c := range []struct {
+		name             string
+		plaintextOK, tls bool
+		db, want         string
+	}{
+		{"loopback plaintext", true, false, "main", "mongodb://default:$HELIOS_TOKEN@127.0.0.1:27017/main?authMechanism=PLAIN"},
+		{"loopback TLS", true, true, "main", "mongodb://default:$HELIOS_TOKEN@127.0.0.1:27017/main?authMechanism=PLAIN&tls=true&tlsCAFile=" + ca},
+		{"remote plaintext", false, false, "admin", "mongodb://default:$HELIOS_TOKEN@127.0.0.1:27017/main?authMechanism=PLAIN&tls=true&tlsCAFile=" + ca},
+		{"remote TLS", false, true, "orders", "mongodb://default:$HELIOS_TOKEN@127.0.0.1:27017/orders?authMechanism=PLAIN&tls=true&tlsCAFile=" + ca},
+	} {
+		for _, mech := range []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "MONGODB-OIDC"} {
+			info := &netio.ConnInfo{Remote: netip.MustParseAddrPort("10.1.2.3:5555"), Local: netip.MustParseAddrPort("127.0.0.1:27017"),
+				PlaintextOK: c.plaintextOK, TLS: c.tls, ID: 42}
+			s, env := New(Options{CAFile: ca}).NewSession(info).(*Session), newEnv(nil, nil)
+			doc, act := roundTrip(t, s, env, opMsg(t, 1, 0, bson.D{{Key: "saslStart", Value: 1}, {Key: "mechanism", Value: mech},
+				{Key: "payload", Value: bson.Binary{Data: []byte("n,,n=default,r=abc")}}, {Key: "$db", Value: c.db}}))
+			if !c.tls && !c.plaintextOK {
+				// Refused before any mechanism is looked at, with the TLS advice.
+				if code(doc) != 18 || errmsg(doc) != msgTLSRequired+c.want || act != netio.Close {
+					t.Errorf("%s %s: %v", c.name, mech, doc)
+				}
+				continue
+			}
+			if code(doc) != 18 || !strings.HasSuffix(errmsg(doc), "Connect with authMechanism=PLAIN: "+c.want) || act != netio.Continue {
+				t.Errorf("%s %s: %v", c.name, mech, doc)
+			}
 		}
 	}
 }
