@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -62,6 +63,27 @@ func (s *Service) ListDatabases(c *core.Claims) []DatabaseInfo {
 	return out
 }
 
+// Upstreams is what the registry tells the upstream databases behind the
+// gateway. Both calls are idempotent: creating a database that exists there,
+// or dropping one that does not, succeeds.
+type Upstreams interface {
+	// CreateDatabase creates name on every upstream and grants it to the
+	// roles that may reach it (test databases: the test roles too).
+	CreateDatabase(ctx context.Context, name string, test bool) error
+	// DropDatabase drops name on every upstream.
+	DropDatabase(ctx context.Context, name string) error
+}
+
+// CodeUpstreamFailed is the error code of a registry change an upstream
+// database could not apply (502): nothing was registered or deleted.
+const CodeUpstreamFailed = "UPSTREAM_FAILED"
+
+// upstreamFailed words an upstream's refusal to apply a registry change.
+func upstreamFailed(what string, err error) *APIError {
+	return &APIError{Status: http.StatusBadGateway, Code: CodeUpstreamFailed,
+		Message: what + " failed on an upstream database, so the registry is unchanged: " + err.Error()}
+}
+
 // CreateDatabaseRequest is the body of POST /v1/databases.
 type CreateDatabaseRequest struct {
 	Name string `json:"name"`
@@ -76,6 +98,14 @@ func (s *Service) CreateDatabase(c *core.Claims, req *CreateDatabaseRequest) (*D
 	}
 	if c.Flags&core.FlagTestOnly != 0 && !req.Test {
 		return nil, forbidden("test tokens can create test databases only: send \"test\": true")
+	}
+	if _, exists := s.store.pol.db(req.Name); !exists && s.opts.Upstreams != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.opts.Upstreams.CreateDatabase(ctx, req.Name, req.Test)
+		cancel()
+		if err != nil {
+			return nil, upstreamFailed("creating database "+req.Name, err)
+		}
 	}
 	res, err := s.store.Submit(&Command{Op: OpCreateDatabase, At: s.opts.Now().Unix(), Database: req.Name, Test: req.Test})
 	if errors.Is(err, ErrDatabaseExists) {
@@ -103,6 +133,14 @@ func (s *Service) DeleteDatabase(c *core.Claims, name string) (*Database, error)
 	}
 	if c.Flags&core.FlagTestOnly != 0 && !d.Test {
 		return nil, forbidden("test tokens can delete test databases only")
+	}
+	if s.opts.Upstreams != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.opts.Upstreams.DropDatabase(ctx, name)
+		cancel()
+		if err != nil {
+			return nil, upstreamFailed("dropping database "+name, err)
+		}
 	}
 	res, err := s.store.Submit(&Command{Op: OpDeleteDatabase, At: s.opts.Now().Unix(), Database: name})
 	if errors.Is(err, ErrNoDatabase) {

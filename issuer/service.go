@@ -52,6 +52,10 @@ type Options struct {
 	// Now is the clock (time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Upstreams are the databases behind the gateway (proxy mode): a
+	// database registered with POST /v1/databases is created there first,
+	// one deleted is dropped there first. nil: the registry alone.
+	Upstreams Upstreams
 }
 
 // DefaultOptions returns the recommended options: the refresh grace and the

@@ -321,6 +321,9 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	}
 	cs.releaseSlots(s.g.limiter)
 	s.obs.Closed()
+	if cl, ok := cs.sess.(Closer); ok {
+		cl.Closed()
+	}
 	return gnet.None
 }
 

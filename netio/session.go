@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"io"
 	"net/netip"
 	"time"
 
@@ -97,6 +98,15 @@ type ConnInfo struct {
 	ID uint32
 	// Accepted is when the connection was accepted.
 	Accepted time.Time
+	// Client writes to the client from another goroutine than the one
+	// running the session: a proxy's server-to-client pump. Its writes are
+	// serialized with the transport's own (each Write is written whole,
+	// never interleaved with the output of a Handle or Terminate), so a
+	// session writes whole protocol messages with it. It blocks while the
+	// client reads slowly, which is what stops a pump from reading its
+	// server faster than the client takes the result. Set on the goroutine
+	// path only (Offloaded); nil on an event loop.
+	Client io.Writer
 }
 
 // Env is what a Session may use while it handles bytes. There is one Env per
@@ -199,6 +209,14 @@ type Observer interface {
 	Refused(info *ConnInfo, o Outcome)
 	// Limit records a limit the transport, or a session, enforced.
 	Limit(l Limit)
+}
+
+// Closer is implemented by a Session that holds something beyond its
+// connection (a proxy's server connection). Closed is called once, when the
+// connection has ended for any reason, on the goroutine that ran the
+// session last; the session must not use ConnInfo.Client after it.
+type Closer interface {
+	Closed()
 }
 
 // Awaiter is implemented by a Session that can tell how large the message

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/heliosdb/auth/core"
@@ -75,6 +76,9 @@ func (o *GoroutineOptions) EnsureDefaults() *GoroutineOptions {
 // ServeConn closes conn.
 func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env, pending []byte, opts GoroutineOptions) {
 	opts.EnsureDefaults()
+	if cl, ok := sess.(Closer); ok {
+		defer cl.Closed() // after the close below: a pump blocked writing to the client wakes
+	}
 	defer func() { _ = conn.Close() }() // conn may become the TLS conn
 	raw := conn                         // its read deadline is the TLS conn's
 	var gs *goSession
@@ -85,23 +89,25 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 	}()
 	in := append(make([]byte, 0, max(4096, len(pending))), pending...)
 	out := make([]byte, 0, 4096)
+	// cw serializes this goroutine's writes with a proxy pump's
+	// (ConnInfo.Client); it follows conn into TLS.
+	cw := &clientWriter{conn: conn}
 	write := func(b []byte) bool {
 		if len(b) == 0 {
 			return true
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := conn.Write(b)
+		_, err := cw.write(b, 30*time.Second)
 		return err == nil
 	}
 	limit := func(l Limit) {
 		env.Observer.Limit(l)
-		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = conn.Write(sess.LimitError(l, out[:0]))
+		_, _ = cw.write(sess.LimitError(l, out[:0]), time.Second)
 	}
 	if !opts.Started {
 		info.TLSAvailable = opts.TLS != nil
 	}
 	info.Offloaded = true
+	info.Client = cw
 	handshakeBy := time.Now().Add(opts.HandshakeTimeout)
 	sniff := !opts.Started && !info.TLS && p.TLSFirstByte()
 	upgradeNow := opts.UpgradeFirst
@@ -117,8 +123,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 	var claims *core.Claims
 	end := func(err error, now time.Time) {
 		env.Observer.Authenticated(info, claims, err, now)
-		_ = conn.SetWriteDeadline(now.Add(time.Second))
-		_, _ = conn.Write(sess.Terminate(err, out[:0]))
+		_, _ = cw.write(sess.Terminate(err, out[:0]), time.Second)
 	}
 	for {
 		if upgradeNow {
@@ -128,6 +133,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 				return
 			}
 			conn, in = c, in[:0]
+			cw.set(conn)
 		}
 		for len(in) > 0 {
 			if sniff {
@@ -222,8 +228,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 			now := time.Now()
 			if !now.Before(deadline) {
 				if opts.refusing {
-					_ = conn.SetWriteDeadline(now.Add(time.Second))
-					_, _ = conn.Write(sess.LimitError(LimitConnections, out[:0]))
+					_, _ = cw.write(sess.LimitError(LimitConnections, out[:0]), time.Second)
 					return
 				}
 				limit(lim)
@@ -247,6 +252,38 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		}
 	}
 }
+
+// clientWriter is ConnInfo.Client on the goroutine path: one lock around
+// every write to the client, so that a proxy pump's messages and the
+// session's own output never interleave.
+type clientWriter struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+// set switches to the connection's TLS layer after an upgrade (before
+// ConnInfo.Client can be in use by anyone else).
+func (w *clientWriter) set(c net.Conn) {
+	w.mu.Lock()
+	w.conn = c
+	w.mu.Unlock()
+}
+
+// write writes b whole within timeout.
+func (w *clientWriter) write(b []byte, timeout time.Duration) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.conn.SetWriteDeadline(time.Now().Add(timeout))
+	return w.conn.Write(b)
+}
+
+// pumpWriteTimeout bounds how long a pump's write may wait for a client
+// that has stopped reading: long, because a slow reader of a large result
+// is not a fault, but not forever.
+const pumpWriteTimeout = 5 * time.Minute
+
+// Write writes b whole (io.Writer, for a proxy pump).
+func (w *clientWriter) Write(b []byte) (int, error) { return w.write(b, pumpWriteTimeout) }
 
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {

@@ -115,6 +115,18 @@ type Config struct {
 	// node sends them to the issuer, the issuer writes them.
 	UsageFlush time.Duration `toml:"usage_flush"`
 
+	// Upstreams (proxy mode). PGUpstream is an administrator URL of the
+	// PostgreSQL server behind the gateway (postgres://postgres:pw@host:5433/postgres);
+	// PGUpstreamFile names a 0600 file holding it instead (kept out of ps and
+	// the environment). Empty: the built-in responder.
+	PGUpstream     string `toml:"pg_upstream"`
+	PGUpstreamFile string `toml:"pg_upstream_file"`
+	// PGPoolSize bounds the server connections of one role and database;
+	// PGPoolWait is how long a client waits for one when all are in use
+	// (then 53300).
+	PGPoolSize int           `toml:"pg_pool_size"`
+	PGPoolWait time.Duration `toml:"pg_pool_wait"`
+
 	LogLevel string `toml:"log_level"`
 }
 
@@ -163,6 +175,8 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.SignupPerIP, 20)
 	ensure(&c.StaleAfter, 30*time.Second)
 	ensure(&c.UsageFlush, 5*time.Second)
+	ensure(&c.PGPoolSize, 20)
+	ensure(&c.PGPoolWait, 5*time.Second)
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
@@ -209,6 +223,10 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.SignupPerEmail, "signup-per-email", c.SignupPerEmail, "failed signups (email taken) allowed per minute per email (0: unlimited)")
 	fs.IntVar(&c.SignupPerIP, "signup-per-ip", c.SignupPerIP, "failed signups (email taken) allowed per minute per source address (0: unlimited)")
 	fs.Var(&c.StorageReserve, "storage-reserve", "free space kept on the issuer store's file system, e.g. 64MiB: below it writes other than revocations are refused (0: no check)")
+	fs.StringVar(&c.PGUpstream, "pg-upstream", c.PGUpstream, "PostgreSQL administrator URL to proxy to (postgres://user:pw@host:port/db); empty: built-in responder")
+	fs.StringVar(&c.PGUpstreamFile, "pg-upstream-file", c.PGUpstreamFile, "file (mode 0600) holding the --pg-upstream URL")
+	fs.IntVar(&c.PGPoolSize, "pg-pool-size", c.PGPoolSize, "PostgreSQL server connections per role and database")
+	fs.DurationVar(&c.PGPoolWait, "pg-pool-wait", c.PGPoolWait, "how long a client waits for a PostgreSQL server connection when all are in use")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
 

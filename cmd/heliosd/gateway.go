@@ -38,6 +38,9 @@ type gatewayDeps struct {
 	TLS     *tls.Config
 	DataDir string
 	Logger  *slog.Logger
+	// Upstreams are the databases behind the gateway (proxy mode); its
+	// fields are nil for a protocol that runs its built-in responder.
+	Upstreams *upstreams
 }
 
 // revocationHub fans applied revocations out to subscribers (the gateway's

@@ -24,7 +24,7 @@ func TestListenersMatchProtocols(t *testing.T) {
 	if len(protocolFactories) == 0 {
 		t.Fatal("no protocol registered")
 	}
-	deps := &gatewayDeps{Config: &Config{}, DataDir: t.TempDir()}
+	deps := &gatewayDeps{Config: &Config{}, DataDir: t.TempDir(), Upstreams: &upstreams{}}
 	seen := map[string]bool{}
 	for _, f := range protocolFactories {
 		if seen[f.name] {

@@ -135,7 +135,13 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 			log.Error("close issuer store", "err", err)
 		}
 	}()
+	ups, err := openUpstreams(cfg, store.Policy(), log)
+	if err != nil {
+		return err
+	}
+	defer ups.Close()
 	opts := issuer.DefaultOptions()
+	opts.Upstreams = ups
 	opts.Lifetimes.Live = cfg.LiveTokenLifetime
 	opts.RefreshGrace = cfg.RefreshGrace
 	opts.LoginPerEmail, opts.LoginPerIP = cfg.LoginPerEmail, cfg.LoginPerIP
@@ -152,7 +158,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		"cluster_key", filepath.Join(cfg.DataDir, feed.ClusterKeyFile))
 
 	hub := &revocationHub{}
-	deps := &gatewayDeps{Config: cfg, Keyring: ring, Revocations: store.Revocations(), Policy: store.Policy(),
+	deps := &gatewayDeps{Config: cfg, Keyring: ring, Revocations: store.Revocations(), Policy: store.Policy(), Upstreams: ups,
 		Usage: svc, Revoked: hub, TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log}
 	stopGateway, err := startGateway(ctx, deps)
 	if err != nil {

@@ -61,7 +61,12 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	defer usage.Close()
 	log.Info("gateway node following the issuer", "issuer", cfg.IssuerURL, "stale_after", cfg.StaleAfter, "state", state)
 
-	deps := &gatewayDeps{Config: cfg, Keyring: follower.Keyring(), Revocations: follower, Policy: pol.set,
+	ups, err := openUpstreams(cfg, pol.set, log)
+	if err != nil {
+		return err
+	}
+	defer ups.Close()
+	deps := &gatewayDeps{Config: cfg, Keyring: follower.Keyring(), Revocations: follower, Policy: pol.set, Upstreams: ups,
 		Usage: usage, Revoked: hub, TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log}
 	stopGateway, err := startGateway(ctx, deps)
 	if err != nil {

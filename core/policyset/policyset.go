@@ -78,6 +78,16 @@ func (s *Set) update(fn func(next *snapshot)) {
 	s.cur.Store(next)
 }
 
+// Databases returns the registered databases: name → test database.
+func (s *Set) Databases() map[string]bool {
+	cur := s.cur.Load().databases
+	m := make(map[string]bool, len(cur))
+	for k, v := range cur {
+		m[k] = v
+	}
+	return m
+}
+
 // SetIPs records a token's allowlist until the token expires.
 func (s *Set) SetIPs(id core.TokenID, prefixes []netip.Prefix, expires int64) {
 	p := make([]netip.Prefix, len(prefixes))

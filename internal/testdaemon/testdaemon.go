@@ -64,7 +64,15 @@ type buildResult struct {
 // Build builds ./cmd/<name> once per process and returns its path.
 func Build(t testing.TB, name string) string {
 	t.Helper()
-	v, _ := buildOnce.LoadOrStore(name, &buildResult{})
+	return BuildWithTags(t, name, "")
+}
+
+// BuildWithTags builds ./cmd/<name> with the build tags (comma-separated)
+// once per process and returns its path: test builds such as
+// helios_bypass_classifier, which no release is built with.
+func BuildWithTags(t testing.TB, name, tags string) string {
+	t.Helper()
+	v, _ := buildOnce.LoadOrStore(name+"|"+tags, &buildResult{})
 	br := v.(*buildResult)
 	br.once.Do(func() {
 		binDirOnce.Do(func() { binDir, binDirErr = os.MkdirTemp("", "helios-test-bin-") })
@@ -73,7 +81,12 @@ func Build(t testing.TB, name string) string {
 			return
 		}
 		br.path = filepath.Join(binDir, name)
-		cmd := exec.Command("go", "build", "-o", br.path, "./cmd/"+name)
+		args := []string{"build", "-o", br.path}
+		if tags != "" {
+			br.path += "-" + strings.ReplaceAll(tags, ",", "-")
+			args = []string{"build", "-tags", tags, "-o", br.path}
+		}
+		cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			br.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
@@ -124,11 +137,13 @@ type Daemon struct {
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	exited chan struct{}
+	tags   string // build tags of the heliosd binary
 }
 
 type Option func(*config)
 
 type config struct {
+	tags      string
 	args      []string
 	host      string
 	dir       string
@@ -139,6 +154,9 @@ type config struct {
 func WithArgs(args ...string) Option {
 	return func(c *config) { c.args = append(c.args, args...) }
 }
+
+// WithBuildTags runs a heliosd built with these build tags (BuildWithTags).
+func WithBuildTags(tags string) Option { return func(c *config) { c.tags = tags } }
 
 // WithHost makes every listener bind to host instead of 127.0.0.1.
 func WithHost(host string) Option { return func(c *config) { c.host = host } }
@@ -170,7 +188,7 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	if cfg.dir == "" {
 		cfg.dir = t.TempDir()
 	}
-	d := &Daemon{DataDir: cfg.dir}
+	d := &Daemon{DataDir: cfg.dir, tags: cfg.tags}
 	if !cfg.noCleanup {
 		t.Cleanup(d.Stop)
 	}
@@ -236,7 +254,7 @@ func (d *Daemon) StartAgain(t testing.TB) {
 // true, startWith returns quietly so the caller can try other ports.
 func (d *Daemon) startWith(t testing.TB, retry func(logs string) bool) {
 	t.Helper()
-	bin := Build(t, "heliosd")
+	bin := BuildWithTags(t, "heliosd", d.tags)
 	d.logs = &syncBuffer{}
 	d.cmd = exec.Command(bin, d.args...)
 	d.cmd.Stdout = d.logs

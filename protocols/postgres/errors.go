@@ -21,6 +21,7 @@ const (
 	codeUndefinedStatement          = "26000"
 	codeUndefinedCursor             = "34000"
 	codeCannotConnectNow            = "57P03" // revocation status unavailable: try again
+	codeAdminShutdown               = "57P01" // admin_shutdown: the upstream server closed the connection
 	codeInvalidCatalogName          = "3D000" // invalid_catalog_name: the database is not registered
 	codeInFailedTransaction         = "25P02" // in_failed_sql_transaction
 	codeUndefinedParameter          = "42P02" // undefined_parameter: $1 in the simple protocol

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"sync"
+
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 )
@@ -9,6 +11,10 @@ import (
 type Protocol struct {
 	params [][2]string
 	adm    netio.Admission // Options.Policy and Options.Usage
+	up     *Upstream       // Options.Upstream: proxy mode when set
+	// cancels maps the BackendKeyData process ids given to proxied
+	// sessions (ConnInfo.ID) to their *proxy, for CancelRequest.
+	cancels sync.Map
 }
 
 // Options configure the front end; New fills unset fields (EnsureDefaults).
@@ -21,6 +27,9 @@ type Options struct {
 	Policy core.Policy
 	// Usage records each accepted token for last_used (nil: not recorded).
 	Usage core.UsageRecorder
+	// Upstream is the PostgreSQL server to proxy to; nil runs the built-in
+	// responder.
+	Upstream *Upstream
 }
 
 // EnsureDefaults gives every unset field of o its default and returns o.
@@ -34,7 +43,7 @@ func (o *Options) EnsureDefaults() *Options {
 // New returns the PostgreSQL front end.
 func New(o Options) *Protocol {
 	o.EnsureDefaults()
-	return &Protocol{adm: netio.Admission{Policy: o.Policy, Usage: o.Usage}, params: [][2]string{
+	return &Protocol{adm: netio.Admission{Policy: o.Policy, Usage: o.Usage}, up: o.Upstream, params: [][2]string{
 		{"server_version", o.ServerVersion},
 		{"server_encoding", "UTF8"},
 		{"client_encoding", "UTF8"},

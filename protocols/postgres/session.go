@@ -35,12 +35,22 @@ type Session struct {
 	refuse   bool // the transport refuses the connection (RefuseLate)
 	tx       byte // transaction status: 0 or 'I' idle, 'T' in a block, 'E' failed
 	appName  string
+	// startupParams holds the StartupMessage's other parameters
+	// (application_name, client_encoding, …), set on the server connection
+	// in proxy mode.
+	startupParams [][2]string
+	px            *proxy // proxy mode: the server side, once authenticated
 }
 
 var (
 	_ netio.Session     = (*Session)(nil)
 	_ netio.LateRefuser = (*Session)(nil)
+	_ netio.Closer      = (*Session)(nil)
 )
+
+// Closed ends the server side of a proxied session (netio.Closer): its
+// connection goes back to the pool when the client left cleanly.
+func (s *Session) Closed() { s.closeProxy() }
 
 // Start sends nothing: the PostgreSQL client speaks first.
 func (s *Session) Start(_ *netio.Env, out []byte) []byte { return out }
@@ -62,6 +72,9 @@ func (s *Session) Claims() *core.Claims {
 // key retired, expired (netio.Session.Terminate).
 func (s *Session) Terminate(err error, out []byte) []byte {
 	s.phase = phaseClosed
+	if s.px != nil {
+		s.px.revoked = true
+	}
 	return AppendErrorResponse(out, tokenError(err))
 }
 
@@ -141,8 +154,16 @@ func (s *Session) startup(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 		}
 		return size, append(out, 'N'), netio.Continue
 	case code == cancelRequestCode:
-		// No statement ever runs long enough to cancel: hang up, as a
-		// server does after reading a cancel request.
+		// The built-in responder runs nothing long enough to cancel; a
+		// proxied session's statement is cancelled on its server, with the
+		// server's key, when the key matches. Either way the connection is
+		// closed, as a server does after reading a cancel request.
+		if s.p.up != nil && size >= startupHeaderLen+8 {
+			if !s.info.Offloaded {
+				return 0, out, netio.Offload // dialling the server blocks
+			}
+			s.p.cancelFor(binary.BigEndian.Uint32(body), binary.BigEndian.Uint32(body[4:]))
+		}
 		s.phase = phaseClosed
 		return size, out, netio.Close
 	case code&^protocolMinorMask == protocolVersion3: // 3.0, or 3.x negotiated down
@@ -199,6 +220,8 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 			s.database = append(s.database[:0], v...)
 		case len(k) > 4 && string(k[:4]) == "_pq_":
 			unknown = append(unknown, k)
+		case s.p.up != nil && string(k) != "user" && string(k) != "database" && string(k) != "options" && string(k) != "replication":
+			s.startupParams = append(s.startupParams, [2]string{string(k), string(v)})
 		}
 	}
 	if len(s.database) == 0 {
@@ -239,7 +262,19 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 	body := in[messageHeaderLen : size+1]
 	if typ == 'X' {
 		s.phase = phaseClosed
+		if s.px != nil {
+			s.px.clean = true
+		}
 		return size + 1, out, netio.Close
+	}
+	if s.px != nil {
+		o, a := s.forward(env, in[:size+1], out)
+		return size + 1, o, a
+	}
+	if s.phase == phasePassword && s.p.up != nil && !s.info.Offloaded {
+		// Proxy mode: taking a server connection blocks, so the session
+		// moves to a goroutine of its own first, with this message unread.
+		return 0, out, netio.Offload
 	}
 	if s.phase == phasePassword {
 		o, a := s.password(env, typ, body, out)
@@ -272,6 +307,9 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 	if string(s.database) != "default" && !core.KnownDatabase(s.p.adm.Policy, s.database) {
 		return s.fatal(out, ErrorFields{Severity: "FATAL", Code: codeInvalidCatalogName,
 			Message: "database \"" + string(s.database) + "\" does not exist"})
+	}
+	if s.p.up != nil {
+		return s.startProxy(env, out)
 	}
 	s.phase = phaseReady
 	out = AppendAuthentication(out, AuthenticationOk)

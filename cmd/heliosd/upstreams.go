@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/heliosdb/auth/protocols/postgres"
+)
+
+// upstreams are the real databases behind the gateway (proxy mode), opened
+// once per process and shared by the protocol front ends and the issuer's
+// database registry (issuer.Upstreams).
+type upstreams struct {
+	PG *postgres.Upstream
+}
+
+// registry lists the registered databases (policyset.Set).
+type registry interface {
+	Databases() map[string]bool
+}
+
+// openUpstreams reads the upstream settings and provisions each upstream's
+// roles and registered databases. An upstream that cannot be reached does
+// not stop heliosd: it is logged, and provisioning runs again on the first
+// connection that needs it.
+func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, error) {
+	u := &upstreams{}
+	url, err := secretSetting("pg-upstream", cfg.PGUpstream, cfg.PGUpstreamFile)
+	if err != nil {
+		return nil, err
+	}
+	if url != "" {
+		pg, err := postgres.NewUpstream(postgres.UpstreamOptions{AdminURL: url,
+			PasswordsFile: filepath.Join(cfg.DataDir, "upstream-postgres.json"),
+			PoolSize:      cfg.PGPoolSize, PoolWait: cfg.PGPoolWait, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		u.PG = pg
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		dbs := reg.Databases()
+		names := make([]string, 0, len(dbs))
+		for n := range dbs {
+			names = append(names, n)
+		}
+		if err := pg.Provision(ctx, names, func(n string) bool { return dbs[n] }); err != nil {
+			log.Warn("PostgreSQL upstream not provisioned yet: connections will retry", "upstream", pg.Address(), "err", err)
+		} else {
+			log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address(), "databases", len(names))
+		}
+	}
+	return u, nil
+}
+
+// secretSetting returns a credential given inline or in a file that only
+// its owner may read (the file wins when both are given: it is the safer).
+func secretSetting(name, inline, file string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(inline), nil
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return "", fmt.Errorf("--%s-file: %w", name, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("--%s-file %s is readable by group or others (mode %v): run chmod 600 on it", name, file, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--%s-file: %w", name, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", errors.New("--" + name + "-file " + file + " is empty")
+	}
+	return v, nil
+}
+
+// CreateDatabase creates a newly registered database on every upstream
+// (issuer.Upstreams).
+func (u *upstreams) CreateDatabase(ctx context.Context, name string, test bool) error {
+	if u.PG != nil {
+		if err := u.PG.CreateDatabase(ctx, name, test); err != nil {
+			return fmt.Errorf("PostgreSQL upstream: %w", err)
+		}
+	}
+	return nil
+}
+
+// DropDatabase drops a database being deleted from the registry on every
+// upstream (issuer.Upstreams).
+func (u *upstreams) DropDatabase(ctx context.Context, name string) error {
+	if u.PG != nil {
+		if err := u.PG.DropDatabase(ctx, name); err != nil {
+			return fmt.Errorf("PostgreSQL upstream: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the upstreams' idle connections.
+func (u *upstreams) Close() {
+	if u.PG != nil {
+		u.PG.Close()
+	}
+}

@@ -1,0 +1,209 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Key names a pool of interchangeable server connections: one role logged
+// in to one database.
+type Key struct {
+	Role     Role
+	Database string
+}
+
+// Conn is a pooled server connection.
+type Conn interface {
+	// Close closes the connection (it is not returned).
+	Close() error
+}
+
+// PoolOptions size a Pool.
+type PoolOptions struct {
+	// Size is how many server connections one key may have open, idle and
+	// in use together (default 20).
+	Size int
+	// Wait is how long Get waits for one when all Size are in use (default
+	// 5s); then it returns ErrExhausted, never a hang.
+	Wait time.Duration
+}
+
+// EnsureDefaults gives every unset field of o its default and returns o.
+func (o *PoolOptions) EnsureDefaults() *PoolOptions {
+	if o.Size <= 0 {
+		o.Size = 20
+	}
+	if o.Wait <= 0 {
+		o.Wait = 5 * time.Second
+	}
+	return o
+}
+
+// ErrExhausted is Get's error when every connection of a key stayed in use
+// for PoolOptions.Wait (PostgreSQL 53300, MySQL 1040 to the client).
+var ErrExhausted = errors.New("upstream pool exhausted: every server connection stayed in use")
+
+// ErrClosed is Get's error after Close.
+var ErrClosed = errors.New("upstream pool closed")
+
+// Pool keeps authenticated server connections per Key: Get hands out an
+// idle one (checked with the protocol's healthy function) or dials a new
+// one while fewer than Size are open; Put returns a clean one; Discard
+// closes a dirty one and frees its place. It is safe for concurrent use.
+type Pool[C Conn] struct {
+	opts    PoolOptions
+	dial    func(ctx context.Context, k Key) (C, error)
+	healthy func(C) bool
+	mu      sync.Mutex
+	buckets map[Key]*bucket[C]
+	closed  bool
+	done    chan struct{}
+}
+
+// bucket is one key's connections: slots holds a token per open
+// connection (its capacity is Size), idle the ones waiting for a client.
+type bucket[C Conn] struct {
+	slots chan struct{}
+	idle  chan C
+}
+
+// NewPool returns a pool that dials with dial and checks an idle
+// connection with healthy before handing it out (nil: always healthy).
+func NewPool[C Conn](opts PoolOptions, dial func(ctx context.Context, k Key) (C, error), healthy func(C) bool) *Pool[C] {
+	opts.EnsureDefaults()
+	return &Pool[C]{opts: opts, dial: dial, healthy: healthy, buckets: map[Key]*bucket[C]{}, done: make(chan struct{})}
+}
+
+func (p *Pool[C]) bucket(k Key) (*bucket[C], error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	b := p.buckets[k]
+	if b == nil {
+		b = &bucket[C]{slots: make(chan struct{}, p.opts.Size), idle: make(chan C, p.opts.Size)}
+		p.buckets[k] = b
+	}
+	return b, nil
+}
+
+// Get returns a server connection for k: an idle one, a new one, or one
+// released within the wait; ErrExhausted after it, the dialer's error when
+// a new one cannot be made.
+func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
+	var zero C
+	b, err := p.bucket(k)
+	if err != nil {
+		return zero, err
+	}
+	for {
+		select {
+		case c := <-b.idle:
+			if p.healthy == nil || p.healthy(c) {
+				return c, nil
+			}
+			p.discard(b, c)
+			continue
+		default:
+		}
+		break
+	}
+	timer := time.NewTimer(p.opts.Wait)
+	defer timer.Stop()
+	for {
+		select {
+		case c := <-b.idle:
+			if p.healthy == nil || p.healthy(c) {
+				return c, nil
+			}
+			p.discard(b, c)
+		case b.slots <- struct{}{}:
+			c, err := p.dial(ctx, k)
+			if err != nil {
+				<-b.slots
+				return zero, err
+			}
+			return c, nil
+		case <-timer.C:
+			return zero, ErrExhausted
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		case <-p.done:
+			return zero, ErrClosed
+		}
+	}
+}
+
+// Put returns a clean connection of k for the next client.
+func (p *Pool[C]) Put(k Key, c C) {
+	b, err := p.bucket(k)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	select {
+	case b.idle <- c:
+	default: // cannot happen while every connection holds a slot
+		p.discard(b, c)
+	}
+}
+
+// Discard closes a connection of k that must not be reused (it ended in an
+// error, a revocation or mid-transaction) and frees its place.
+func (p *Pool[C]) Discard(k Key, c C) {
+	p.mu.Lock()
+	b := p.buckets[k]
+	p.mu.Unlock()
+	if b == nil {
+		_ = c.Close()
+		return
+	}
+	p.discard(b, c)
+}
+
+func (p *Pool[C]) discard(b *bucket[C], c C) {
+	_ = c.Close()
+	select {
+	case <-b.slots:
+	default:
+	}
+}
+
+// Stats reports, per key, the open and idle connections.
+func (p *Pool[C]) Stats() map[Key][2]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[Key][2]int, len(p.buckets))
+	for k, b := range p.buckets {
+		m[k] = [2]int{len(b.slots), len(b.idle)}
+	}
+	return m
+}
+
+// Close closes every idle connection and makes Get fail; connections in
+// use are closed by their sessions (Put closes them from now on).
+func (p *Pool[C]) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.done)
+	buckets := p.buckets
+	p.mu.Unlock()
+	for _, b := range buckets {
+		for {
+			select {
+			case c := <-b.idle:
+				p.discard(b, c)
+				continue
+			default:
+			}
+			break
+		}
+	}
+}

@@ -1,0 +1,547 @@
+package postgres
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/connstr"
+	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/internal/upstream"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Proxy mode: once the token is admitted, the session is paired with a
+// pooled server connection logged in as the role its scopes allow
+// (upstream.RoleFor) and the bytes flow through. Client to server, on the
+// session's goroutine: every Query and Parse is classified first (wall 1);
+// a refused one never leaves, and its error is written once everything sent
+// before it has been answered, so replies stay in order. Server to client,
+// on the pump goroutine: whole messages, forwarded as they come; the write
+// blocks while the client reads slowly, which stops the pump reading the
+// server (bounded memory). The role is wall 2.
+
+// maxServerMessage bounds one message from the server (a DataRow): the pump
+// forwards whole messages only, so that the gateway's own errors never land
+// inside one.
+const maxServerMessage = 64 << 20
+
+// proxy is a session's server side.
+type proxy struct {
+	up     *Upstream
+	key    upstream.Key
+	sc     *serverConn
+	secret uint32 // the BackendKeyData secret the client was given
+
+	mu   sync.Mutex
+	cond sync.Cond
+	// syncs holds one entry per Query, Sync or FunctionCall sent whose
+	// ReadyForQuery has not come back: true for a Sync the gateway sent
+	// itself, whose ReadyForQuery the client must not see.
+	syncs    []bool
+	status   byte // the last ReadyForQuery's transaction status
+	dead     bool // the pump has stopped (server gone, protocol error)
+	done     chan struct{}
+	unsynced bool // extended-protocol messages forwarded since the last Sync
+	clean    bool // the client said Terminate
+	revoked  bool // the session was ended from outside
+}
+
+// startProxy is password's proxy-mode ending: take a server connection for
+// the token's role and database, apply the client's startup parameters,
+// and answer the client with the server's ParameterStatus set.
+func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) {
+	up := s.p.up
+	role, err := upstream.RoleFor(&s.claims)
+	if err != nil {
+		f := tokenError(err)
+		f.Severity = "FATAL"
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+		return s.fatal(out, f)
+	}
+	db := string(s.database)
+	if db == "default" {
+		db = connstr.Database
+	}
+	key := upstream.Key{Role: role, Database: db}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sc, err := up.get(ctx, key, s.p.adm.Policy != nil && s.p.adm.Policy.IsTestDatabase([]byte(db)))
+	if err != nil {
+		return s.fatal(out, upstreamConnectError(up, err))
+	}
+	px := &proxy{up: up, key: key, sc: sc, secret: rand.Uint32(), status: 'I', done: make(chan struct{})}
+	px.cond.L = &px.mu
+	if len(s.startupParams) > 0 {
+		if err := px.applyStartup(s.startupParams); err != nil {
+			up.pool.Discard(key, sc)
+			return s.fatal(out, upstreamError(err))
+		}
+	}
+	s.px = px
+	s.p.cancels.Store(s.info.ID, px)
+	s.phase = phaseReady
+	out = AppendAuthentication(out, AuthenticationOk)
+	for k, v := range sc.params {
+		out = AppendParameterStatus(out, k, v)
+	}
+	out = AppendBackendKeyData(out, s.info.ID, px.secret)
+	out = AppendReadyForQuery(out)
+	go px.pump(s.info.Client)
+	return out, netio.Continue
+}
+
+// applyStartup sets the client's startup parameters (application_name,
+// client_encoding, DateStyle, …) on the server connection, as a server would
+// have taken them from the StartupMessage, and keeps the ParameterStatus
+// values they change.
+func (px *proxy) applyStartup(params [][2]string) error {
+	var q []byte
+	for _, kv := range params {
+		q = append(q, "SET "...)
+		q = appendIdent(q, kv[0])
+		q = append(q, " = "...)
+		q = append(q, quoteLiteral(kv[1])...)
+		q = append(q, "; "...)
+	}
+	msg, at := begin(nil, 'Q')
+	msg = finish(appendCString(msg, string(q)), at)
+	return px.roundTrip(msg, 10*time.Second)
+}
+
+// roundTrip sends msg (a Query) while no pump runs and reads up to its
+// ReadyForQuery, keeping ParameterStatus values; an ErrorResponse is
+// returned as a *pgconn.PgError.
+func (px *proxy) roundTrip(msg []byte, timeout time.Duration) error {
+	sc := px.sc
+	_ = sc.SetDeadline(time.Now().Add(timeout))
+	defer sc.SetDeadline(time.Time{})
+	if _, err := sc.Write(msg); err != nil {
+		return err
+	}
+	var firstErr error
+	hdr := make([]byte, 5)
+	for {
+		if _, err := io.ReadFull(sc, hdr); err != nil {
+			return err
+		}
+		size := int(binary.BigEndian.Uint32(hdr[1:]))
+		if size < 4 || size > maxServerMessage {
+			return errors.New("upstream sent an invalid message length")
+		}
+		body := make([]byte, size-4)
+		if _, err := io.ReadFull(sc, body); err != nil {
+			return err
+		}
+		switch hdr[0] {
+		case 'S':
+			sc.setParam(body)
+		case 'E':
+			if firstErr == nil {
+				firstErr = parseServerError(body)
+			}
+		case 'Z':
+			if len(body) == 1 {
+				px.status = body[0]
+			}
+			return firstErr
+		}
+	}
+}
+
+// setParam records a ParameterStatus body (name NUL value NUL).
+func (sc *serverConn) setParam(body []byte) {
+	k, rest, ok := cstring(body)
+	if !ok {
+		return
+	}
+	v, _, ok := cstring(rest)
+	if ok {
+		sc.params[string(k)] = string(v)
+	}
+}
+
+// parseServerError reads an ErrorResponse body into a *pgconn.PgError.
+func parseServerError(body []byte) *pgconn.PgError {
+	e := &pgconn.PgError{}
+	for len(body) > 1 {
+		f := body[0]
+		v, rest, ok := cstring(body[1:])
+		if !ok {
+			break
+		}
+		switch f {
+		case 'S':
+			e.Severity = string(v)
+		case 'C':
+			e.Code = string(v)
+		case 'M':
+			e.Message = string(v)
+		case 'D':
+			e.Detail = string(v)
+		case 'H':
+			e.Hint = string(v)
+		}
+		body = rest
+	}
+	return e
+}
+
+// forward handles one client message in proxy mode (msg is the whole
+// message: type, length, body).
+func (s *Session) forward(env *netio.Env, msg, out []byte) ([]byte, netio.Action) {
+	px := s.px
+	if err := env.Recheck(&s.claims); err != nil {
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
+		px.revoked = true
+		return s.fatal(out, tokenError(err))
+	}
+	typ, body := msg[0], msg[messageHeaderLen:]
+	if s.skipSync {
+		if typ != 'S' {
+			return out, netio.Continue // after a refusal, discard until Sync
+		}
+		s.skipSync = false
+		st, ok := px.waitIdle()
+		if !ok {
+			return s.fatal(out, upstreamLostError)
+		}
+		return AppendReadyForQueryStatus(out, st), netio.Continue
+	}
+	switch typ {
+	case 'Q':
+		q, rest, ok := cstring(body)
+		if !ok || len(rest) > 0 {
+			return s.refuseMessage(out, ErrorFields{Severity: "ERROR", Code: codeProtocolViolation, Message: "invalid message format"}, true)
+		}
+		if _, e, bad := s.allowed(env, q); bad && !bypassClassifier {
+			return s.refuseMessage(out, e, true)
+		}
+		return s.send(out, msg, true, false)
+	case 'P':
+		var m Parse
+		if err := m.Decode(body); err != nil {
+			return s.fatal(out, protocolViolation("invalid Parse message"))
+		}
+		if _, e, bad := s.allowed(env, m.Query); bad && !bypassClassifier {
+			return s.refuseMessage(out, e, false)
+		}
+		return s.send(out, msg, false, true)
+	case 'S':
+		return s.send(out, msg, true, false)
+	case 'F':
+		// A function called by OID: no statement to classify. Only a token
+		// that may change data may call one; its role is the wall.
+		if !s.claims.Scopes.Has(core.ScopeDatabaseWrite) {
+			e := tokenError(core.ForbiddenError(core.ScopeDatabaseWrite))
+			env.Observer.Authenticated(s.info, &s.claims, core.ForbiddenError(core.ScopeDatabaseWrite), env.Now)
+			return s.refuseMessage(out, e, true)
+		}
+		return s.send(out, msg, true, false)
+	case 'B', 'E', 'D', 'C', 'H':
+		return s.send(out, msg, false, true)
+	case 'd', 'c', 'f':
+		return s.send(out, msg, false, false)
+	}
+	return s.fatal(out, protocolViolation("invalid frontend message type "+string(rune(typ))))
+}
+
+// send writes a client message to the server. sync is true for a message
+// answered by a ReadyForQuery (Query, Sync, FunctionCall).
+func (s *Session) send(out, msg []byte, sync, ext bool) ([]byte, netio.Action) {
+	px := s.px
+	px.mu.Lock()
+	if px.dead {
+		px.mu.Unlock()
+		return s.fatal(out, upstreamLostError)
+	}
+	if sync {
+		px.syncs = append(px.syncs, false)
+		px.unsynced = false
+	} else if ext {
+		px.unsynced = true
+	}
+	px.mu.Unlock()
+	_ = px.sc.SetWriteDeadline(time.Now().Add(time.Minute))
+	if _, err := px.sc.Write(msg); err != nil {
+		px.kill()
+		return s.fatal(out, upstreamLostError)
+	}
+	return out, netio.Continue
+}
+
+// refuseMessage answers a refused message once everything sent before it has been
+// answered. A Query gets the error and ReadyForQuery; an extended-protocol
+// message gets the error, and the messages up to Sync are discarded, as a
+// server does. Extended messages already forwarded without a Sync are
+// closed with a Sync of the gateway's own whose ReadyForQuery is dropped.
+func (s *Session) refuseMessage(out []byte, e ErrorFields, query bool) ([]byte, netio.Action) {
+	px := s.px
+	px.mu.Lock()
+	if px.unsynced {
+		px.syncs = append(px.syncs, true)
+		px.unsynced = false
+		px.mu.Unlock()
+		if _, err := px.sc.Write([]byte{'S', 0, 0, 0, 4}); err != nil {
+			px.kill()
+			return s.fatal(out, upstreamLostError)
+		}
+	} else {
+		px.mu.Unlock()
+	}
+	st, ok := px.waitIdle()
+	if !ok {
+		return s.fatal(out, upstreamLostError)
+	}
+	out = AppendErrorResponse(out, e)
+	if query {
+		return AppendReadyForQueryStatus(out, st), netio.Continue
+	}
+	s.skipSync = true
+	return out, netio.Continue
+}
+
+// waitIdle waits until every Query and Sync sent has been answered and
+// returns the transaction status; false when the server is gone.
+func (px *proxy) waitIdle() (byte, bool) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for len(px.syncs) > 0 && !px.dead {
+		px.cond.Wait()
+	}
+	return px.status, !px.dead
+}
+
+// kill marks the server side lost and wakes whoever waits for it.
+func (px *proxy) kill() {
+	px.mu.Lock()
+	px.dead = true
+	px.cond.Broadcast()
+	px.mu.Unlock()
+	_ = px.sc.SetReadDeadline(time.Now())
+}
+
+// pump forwards the server's messages to the client, whole, until the
+// server connection fails or is stopped (a read deadline in the past).
+func (px *proxy) pump(client io.Writer) {
+	defer close(px.done)
+	buf := make([]byte, 0, 64<<10)
+	rd := make([]byte, 32<<10)
+	for {
+		n, rerr := px.sc.Read(rd)
+		buf = append(buf, rd[:n]...)
+		i, start, answered := 0, 0, 0
+		var status byte
+		for len(buf)-i >= 5 {
+			size := int(binary.BigEndian.Uint32(buf[i+1:]))
+			if size < 4 || size > maxServerMessage {
+				px.kill()
+				return
+			}
+			if len(buf)-i < 1+size {
+				break
+			}
+			switch buf[i] {
+			case 'Z':
+				if size == 5 {
+					status = buf[i+5]
+				}
+				px.mu.Lock()
+				own := answered < len(px.syncs) && px.syncs[answered]
+				px.mu.Unlock()
+				answered++
+				if own { // the gateway's own Sync: the client never sees it
+					if _, err := client.Write(buf[start:i]); err != nil {
+						px.kill()
+						return
+					}
+					start = i + 1 + size
+				}
+			case 'S':
+				px.mu.Lock()
+				px.sc.setParam(buf[i+5 : i+1+size])
+				px.mu.Unlock()
+			case 'E':
+				// The role refused what the classifier let through (wall 2):
+				// the client reads which scope would have allowed it.
+				if msg := annotatePermissionError(buf[i:i+1+size], px.key.Role); msg != nil {
+					if _, err := client.Write(buf[start:i]); err != nil {
+						px.kill()
+						return
+					}
+					if _, err := client.Write(msg); err != nil {
+						px.kill()
+						return
+					}
+					start = i + 1 + size
+				}
+			}
+			i += 1 + size
+		}
+		if start < i {
+			if _, err := client.Write(buf[start:i]); err != nil {
+				px.kill()
+				return
+			}
+		}
+		if answered > 0 {
+			px.mu.Lock()
+			px.syncs = px.syncs[:copy(px.syncs, px.syncs[min(answered, len(px.syncs)):])]
+			px.status = status
+			px.cond.Broadcast()
+			px.mu.Unlock()
+		}
+		buf = buf[:copy(buf, buf[i:])]
+		if rerr != nil {
+			px.mu.Lock()
+			px.dead = true
+			px.cond.Broadcast()
+			px.mu.Unlock()
+			return
+		}
+	}
+}
+
+// annotatePermissionError returns a server ErrorResponse (msg: the whole
+// message) for insufficient_privilege (42501) or a write in a read-only
+// transaction (25006) with the guide's scope message added to its text, as
+// the gateway's own refusals word it; nil for any other error, or when no
+// scope would have helped (the owner role).
+func annotatePermissionError(msg []byte, role upstream.Role) []byte {
+	var scope core.Scope
+	switch role.Level() {
+	case upstream.Read:
+		scope = core.ScopeDatabaseWrite
+	case upstream.Write:
+		scope = core.ScopeSchemaWrite
+	default:
+		return nil
+	}
+	body := msg[messageHeaderLen:]
+	code := ""
+	for rest := body; len(rest) > 1; {
+		v, r, ok := cstring(rest[1:])
+		if !ok {
+			return nil
+		}
+		if rest[0] == 'C' {
+			code = string(v)
+		}
+		rest = r
+	}
+	if code != "42501" && code != "25006" {
+		return nil
+	}
+	out, at := begin(make([]byte, 0, len(msg)+64), 'E')
+	for rest := body; len(rest) > 1; {
+		v, r, _ := cstring(rest[1:])
+		out = append(out, rest[0])
+		out = append(out, v...)
+		if rest[0] == 'M' {
+			out = append(out, " ("+core.ForbiddenError(scope).Message+")"...)
+		}
+		out = append(out, 0)
+		rest = r
+	}
+	return finish(append(out, 0), at)
+}
+
+// closeProxy ends the server side when the client connection ends: the
+// server connection goes back to the pool, reset with DISCARD ALL, when the
+// client left cleanly (Terminate, nothing outstanding, not in a
+// transaction, not revoked); otherwise it is closed.
+func (s *Session) closeProxy() {
+	px := s.px
+	if px == nil {
+		return
+	}
+	s.p.cancels.CompareAndDelete(s.info.ID, px)
+	_ = px.sc.SetReadDeadline(time.Now()) // stop the pump
+	<-px.done
+	px.mu.Lock()
+	reusable := px.clean && !px.revoked && len(px.syncs) == 0 && px.status == 'I' && !px.unsynced
+	px.dead = true
+	px.mu.Unlock()
+	if !reusable {
+		px.up.pool.Discard(px.key, px.sc)
+		return
+	}
+	go func() {
+		_ = px.sc.SetReadDeadline(time.Time{})
+		msg, at := begin(nil, 'Q')
+		msg = finish(appendCString(msg, "DISCARD ALL"), at)
+		if err := px.roundTrip(msg, 5*time.Second); err != nil || px.status != 'I' {
+			px.up.pool.Discard(px.key, px.sc)
+			return
+		}
+		px.up.pool.Put(px.key, px.sc)
+	}()
+}
+
+// cancelFor forwards a CancelRequest from a client that holds the key the
+// gateway gave one of its sessions.
+func (p *Protocol) cancelFor(pid, secret uint32) {
+	v, ok := p.cancels.Load(pid)
+	if !ok {
+		return
+	}
+	px := v.(*proxy)
+	var a, b [4]byte
+	binary.BigEndian.PutUint32(a[:], secret)
+	binary.BigEndian.PutUint32(b[:], px.secret)
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		return
+	}
+	_ = px.sc.cancel()
+}
+
+// upstreamLostError ends a session whose server connection failed.
+var upstreamLostError = ErrorFields{Severity: "FATAL", Code: codeAdminShutdown,
+	Message: "terminating connection: the upstream PostgreSQL server closed the connection", Hint: "Reconnect."}
+
+// upstreamConnectError words a failure to get a server connection.
+func upstreamConnectError(up *Upstream, err error) ErrorFields {
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, upstream.ErrExhausted):
+		return ErrorFields{Severity: "FATAL", Code: codeTooManyConnections, Message: "sorry, too many clients already",
+			Detail: "Every upstream connection of this role and database stayed in use; try again, or raise --pg-pool-size."}
+	case errors.As(err, &pe):
+		return upstreamError(pe)
+	}
+	var ne net.Error
+	msg := "the upstream PostgreSQL server is not available"
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		msg = "the upstream PostgreSQL server did not answer in time"
+	}
+	return ErrorFields{Severity: "FATAL", Code: codeCannotConnectNow, Message: msg,
+		Detail: "HeliosDB could not open a connection to " + up.Address() + "; it retries on the next connection.", Hint: "Try again shortly."}
+}
+
+// upstreamError passes a server's error on as FATAL.
+func upstreamError(err error) ErrorFields {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return ErrorFields{Severity: "FATAL", Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint}
+	}
+	return upstreamLostError
+}
+
+// appendIdent appends a double-quoted identifier.
+func appendIdent(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
+}
