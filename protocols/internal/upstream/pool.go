@@ -8,10 +8,13 @@ import (
 )
 
 // Key names a pool of interchangeable server connections: one role logged
-// in to one database.
+// in to one database, with what else a protocol needs identical between
+// two clients to hand one's server connection to the other (Variant: MySQL's
+// capability flags, which shape every result the server sends).
 type Key struct {
 	Role     Role
 	Database string
+	Variant  uint64
 }
 
 // Conn is a pooled server connection.
