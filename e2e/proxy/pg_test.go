@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/testdaemon"
+)
+
+// pgURL is the connection string of a client of d with token tok.
+func pgURL(d *testdaemon.Daemon, tok, db string) string {
+	return "postgres://default:" + tok + "@" + d.PG + "/" + db + "?sslmode=disable"
+}
+
+func pgConnect(t *testing.T, d *testdaemon.Daemon, tok, db string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, pgURL(d, tok, db))
+	if err != nil {
+		t.Fatalf("connect to %s as a %s token: %v", db, tok[:9], err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// pgAdmin connects to the upstream PostgreSQL directly, as its superuser.
+func pgAdmin(t *testing.T, db string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = db
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// pgCode returns the SQLSTATE and message of err ("" when it is not a
+// server error).
+func pgCode(err error) (string, string) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code, pe.Message
+	}
+	return "", ""
+}
+
+func scopes(ss ...core.Scope) core.ScopeSet {
+	var set core.ScopeSet
+	for _, s := range ss {
+		set = set.With(s)
+	}
+	return set
+}
+
+// TestPGProxyFullAccess: a full-access token reaches the real PostgreSQL as
+// the owner role: DDL, writes and reads with psql and pgx (transactions, $1
+// parameters, CopyFrom), the server's own ParameterStatus (server_version
+// 15.x, not the built-in responder's).
+func TestPGProxyFullAccess(t *testing.T) {
+	d := daemonWith(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	out, err := exec.Command("psql", pgURL(d, tok, "main"), "-Atq", "-v", "ON_ERROR_STOP=1",
+		"-c", "CREATE TABLE full_access(a int PRIMARY KEY, b text)",
+		"-c", "INSERT INTO full_access VALUES (1, 'one'), (2, 'two')",
+		"-c", "SELECT b FROM full_access ORDER BY a",
+		"-c", "SELECT current_user").CombinedOutput()
+	if err != nil || string(out) != "one\ntwo\nhelios_owner\n" {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	c := pgConnect(t, d, tok, "main")
+	if v := c.PgConn().ParameterStatus("server_version"); !strings.HasPrefix(v, "15.") {
+		t.Errorf("server_version %q: the client does not see the real server's parameters", v)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT $1::int + 1", 41).Scan(&n); err != nil || n != 42 {
+		t.Fatalf("$1: %d %v", n, err)
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO full_access VALUES ($1, $2)", 3, "three"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := make([][]any, 1000)
+	for i := range rows {
+		rows[i] = []any{int32(100 + i), "copied"}
+	}
+	if n, err := c.CopyFrom(ctx, pgx.Identifier{"full_access"}, []string{"a", "b"}, pgx.CopyFromRows(rows)); err != nil || n != 1000 {
+		t.Fatalf("CopyFrom: %d %v", n, err)
+	}
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM full_access").Scan(&n); err != nil || n != 1002 {
+		t.Fatalf("count after rollback and COPY: %d %v", n, err)
+	}
+	// Checked by the owner of the table on the server itself.
+	if err := pgAdmin(t, "main").QueryRow(ctx, "SELECT count(*) FROM full_access WHERE b = 'copied'").Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("the rows are not on the upstream: %d %v", n, err)
+	}
+}
+
+// TestPGProxyReadToken: a read token reads, and a write is refused by the
+// gateway's classifier with the guide's message before it leaves; what the
+// classifier lets through but writes (nextval) is refused by the read role
+// on the server, with the scope named too.
+func TestPGProxyReadToken(t *testing.T) {
+	d := daemonWith(t)
+	ctx := context.Background()
+	owner := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes}), "main")
+	if _, err := owner.Exec(ctx, "CREATE TABLE IF NOT EXISTS read_token(a int); CREATE SEQUENCE IF NOT EXISTS read_token_seq; INSERT INTO read_token VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	c := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
+	var n, user = 0, ""
+	if err := c.QueryRow(ctx, "SELECT count(*), current_user FROM read_token").Scan(&n, &user); err != nil || n < 1 || user != "helios_read" {
+		t.Fatalf("read: %d %s %v", n, user, err)
+	}
+	_, err := c.Exec(ctx, "INSERT INTO read_token VALUES (8)")
+	if code, msg := pgCode(err); code != "42501" || msg != "Token does not have required scope: database:write" {
+		t.Fatalf("insert with a read token: %v", err)
+	}
+	err = c.QueryRow(ctx, "SELECT nextval('read_token_seq')").Scan(&n)
+	// pg_read_all_data has no right on sequences (42501); were it granted,
+	// the read-only transaction would refuse (25006).
+	if code, msg := pgCode(err); (code != "42501" && code != "25006") || !strings.Contains(msg, "read_token_seq") ||
+		!strings.Contains(msg, "Token does not have required scope: database:write") {
+		t.Fatalf("nextval with a read token (the role's wall): %v", err)
+	}
+	// The session goes on after both refusals.
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the refusals: %v", err)
+	}
+}
+
+// TestPGProxyRoleWall runs a heliosd built without the classifier
+// (helios_bypass_classifier, a test build): the upstream roles alone still
+// refuse what the scopes do not allow.
+func TestPGProxyRoleWall(t *testing.T) {
+	d := daemonWith(t, testdaemon.WithBuildTags("helios_bypass_classifier"))
+	ctx := context.Background()
+	owner := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes}), "main")
+	if _, err := owner.Exec(ctx, "CREATE TABLE IF NOT EXISTS role_wall(a int)"); err != nil {
+		t.Fatal(err)
+	}
+	read := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
+	_, err := read.Exec(ctx, "INSERT INTO role_wall VALUES (1)")
+	if code, msg := pgCode(err); code != "25006" || !strings.Contains(msg, "Token does not have required scope: database:write") {
+		t.Fatalf("insert by the read role: %v", err)
+	}
+	write := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)}), "main")
+	if _, err := write.Exec(ctx, "INSERT INTO role_wall VALUES (2)"); err != nil {
+		t.Fatalf("insert by the write role: %v", err)
+	}
+	_, err = write.Exec(ctx, "CREATE TABLE role_wall_2(a int)")
+	if code, msg := pgCode(err); code != "42501" || !strings.Contains(msg, "Token does not have required scope: schema:write") {
+		t.Fatalf("DDL by the write role: %v", err)
+	}
+	_, err = write.Exec(ctx, "ALTER ROLE helios_write SUPERUSER")
+	if code, _ := pgCode(err); code != "42501" {
+		t.Fatalf("a role grabbing superuser: %v", err)
+	}
+}
+
+// TestPGProxyDatabases: POST /v1/databases creates the database on the
+// upstream, a test token reaches only test databases (the test roles have
+// no CONNECT on the others, even when asked directly), DELETE drops it.
+func TestPGProxyDatabases(t *testing.T) {
+	d := daemonWith(t)
+	owner := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	ctx := context.Background()
+	name := "scratch_test_" + time.Now().Format("150405")
+	d.MustJSON(t, 201, "POST", "/v1/databases", owner, map[string]any{"name": name, "test": true}, nil)
+	admin := pgAdmin(t, "postgres")
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil || !exists {
+		t.Fatalf("POST /v1/databases did not create %s upstream: %v", name, err)
+	}
+	testTok := d.Mint(t, core.Claims{Account: 1, Type: core.TypeTest, Flags: core.FlagTestOnly, Scopes: core.AllScopes})
+	c := pgConnect(t, d, testTok, name)
+	if _, err := c.Exec(ctx, "CREATE TABLE t(a int); INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	var user string
+	if err := c.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	if user != "helios_test_owner" {
+		t.Fatalf("a test token logged in as %q", user)
+	}
+	// The gateway refuses a test token on a production database …
+	_, err := pgx.Connect(ctx, pgURL(d, testTok, "main"))
+	if code, _ := pgCode(err); code != "42501" {
+		t.Fatalf("test token on main: %v", err)
+	}
+	// … and so does the upstream, to the test role itself.
+	pw := readRolePassword(t, "helios_test_read")
+	cfg, _ := pgx.ParseConfig(pg.AdminURL)
+	cfg.User, cfg.Password, cfg.Database = "helios_test_read", pw, "main"
+	_, err = pgx.ConnectConfig(ctx, cfg)
+	if code, _ := pgCode(err); code != "42501" {
+		t.Fatalf("the test role connected to a production database upstream: %v", err)
+	}
+	c.Close(ctx)
+	d.MustJSON(t, 200, "DELETE", "/v1/databases/"+name, owner, nil, nil)
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil || exists {
+		t.Fatalf("DELETE /v1/databases left %s upstream: %v", name, err)
+	}
+}
+
+// readRolePassword reads a role's password from the shared passwords file.
+func readRolePassword(t *testing.T, role string) string {
+	t.Helper()
+	b, err := os.ReadFile(rolePasswords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(b), `"`+role+`":"`)
+	pw, _, _ := strings.Cut(rest, `"`)
+	if pw == "" {
+		t.Fatalf("no password for %s in %s", role, filepath.Base(rolePasswords))
+	}
+	return pw
+}
+
+// TestPGProxyCancel: pgx cancels a running pg_sleep through the gateway (a
+// CancelRequest with the gateway's key, forwarded with the server's).
+func TestPGProxyCancel(t *testing.T) {
+	d := daemonWith(t)
+	c := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes}), "main")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Exec(ctx, "SELECT pg_sleep(20)")
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("the cancel took %v", time.Since(start))
+	}
+	if err == nil {
+		t.Fatal("pg_sleep(20) finished within 300ms")
+	}
+	// The server ran the cancel: pg_stat_activity shows no pg_sleep left.
+	var n int
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := pgAdmin(t, "postgres").QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pg_sleep is still running on the server: the cancel was not forwarded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPGProxyRevocationEndsSession: revoking the token ends the open
+// session in PostgreSQL's words, and its server connection is closed, not
+// handed on.
+func TestPGProxyRevocationEndsSession(t *testing.T) {
+	d := daemonWith(t)
+	ctx := context.Background()
+	owner := d.NewUser(t)
+	tok, id := d.CreateToken(t, owner, map[string]any{"name": "revoked-mid-session", "scopes": []string{"*"}})
+	c := pgConnect(t, d, tok, "main")
+	var pid int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	d.Revoke(t, owner, id)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := c.QueryRow(ctx, "SELECT 1").Scan(new(int))
+		if code, _ := pgCode(err); code == "28P01" {
+			break
+		}
+		if err != nil && c.IsClosed() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the session outlived its revoked token: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	admin := pgAdmin(t, "postgres")
+	for {
+		var n int
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked session's server connection is still open (returned to the pool?)")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
