@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -315,4 +316,185 @@ func TestPGProxyRevocationEndsSession(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPGProxyBatchRefusal: a pgx batch (one pipeline: statements prepared
+// together, one Sync) with a write in the middle, from a read token: the
+// batch fails with the guide's error, nothing of it is written, and the
+// session goes on.
+func TestPGProxyBatchRefusal(t *testing.T) {
+	d := daemonWith(t)
+	ctx := context.Background()
+	owner := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes}), "main")
+	if _, err := owner.Exec(ctx, "CREATE TABLE IF NOT EXISTS batch_refusal(a int)"); err != nil {
+		t.Fatal(err)
+	}
+	c := pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
+	b := &pgx.Batch{}
+	b.Queue("SELECT count(*) FROM batch_refusal")
+	b.Queue("INSERT INTO batch_refusal VALUES (1)")
+	b.Queue("SELECT 2")
+	err := c.SendBatch(ctx, b).Close()
+	if code, msg := pgCode(err); code != "42501" || msg != "Token does not have required scope: database:write" {
+		t.Fatalf("batch with a write: %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM batch_refusal").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after the refused batch: %d rows, %v", n, err)
+	}
+	// psql's simple protocol: the refused statement and the next one.
+	out, _ := exec.Command("psql", pgURL(d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main"),
+		"-Atq", "-c", "DELETE FROM batch_refusal", "-c", "SELECT 'still here'").CombinedOutput()
+	if !strings.Contains(string(out), "ERROR:  Token does not have required scope: database:write") || !strings.Contains(string(out), "still here") {
+		t.Fatalf("psql: %s", out)
+	}
+}
+
+// TestPGProxyPoolExhausted: with every server connection of a role and
+// database in use, the next client gets 53300 after --pg-pool-wait, never
+// a hang; once one is released, clients get in again.
+func TestPGProxyPoolExhausted(t *testing.T) {
+	d := daemonWith(t, testdaemon.WithArgs("--pg-pool-size", "2", "--pg-pool-wait", "300ms"))
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)})
+	ctx := context.Background()
+	a := pgConnect(t, d, tok, "main")
+	b := pgConnect(t, d, tok, "main")
+	start := time.Now()
+	_, err := pgx.Connect(ctx, pgURL(d, tok, "main"))
+	if code, _ := pgCode(err); code != "53300" || time.Since(start) > 3*time.Second {
+		t.Fatalf("third client of a pool of 2: %v after %v", err, time.Since(start))
+	}
+	// Another role has its own pool.
+	pgConnect(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes}), "main")
+	a.Close(ctx)
+	c, err := pgx.Connect(ctx, pgURL(d, tok, "main"))
+	if err != nil {
+		t.Fatalf("after a client left: %v", err)
+	}
+	c.Close(ctx)
+	_ = b
+}
+
+// TestPGProxyUpstreamRestart: the server restarts under open sessions: they
+// end with PostgreSQL's admin-shutdown words, and new clients get fresh
+// server connections (the pool drops the dead idle ones).
+func TestPGProxyUpstreamRestart(t *testing.T) {
+	d := daemonWith(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)})
+	ctx := context.Background()
+	idle := pgConnect(t, d, tok, "main") // one more server connection, returned below
+	idle.Close(ctx)
+	c := pgConnect(t, d, tok, "main")
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.QueryRow(ctx, "SELECT 1").Scan(new(int))
+	if err == nil {
+		t.Fatal("a session outlived its server's restart")
+	}
+	for i := 0; i < 3; i++ {
+		c2 := pgConnect(t, d, tok, "main")
+		var n int
+		if err := c2.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("client %d after the restart: %v", i, err)
+		}
+		c2.Close(ctx)
+	}
+}
+
+// TestPGProxyConnectCycles: 10,000 connect / query / disconnect cycles
+// reuse pooled server connections and leave no more open than the pool
+// holds.
+func TestPGProxyConnectCycles(t *testing.T) {
+	d := daemonWith(t, testdaemon.WithArgs("--pg-pool-size", "8"))
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)})
+	cfg, err := pgx.ParseConfig(pgURL(d, tok, "main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, cycles = 4, 10000
+	errs := make(chan error, workers)
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		go func() {
+			ctx := context.Background()
+			for i := 0; i < cycles/workers; i++ {
+				c, err := pgx.ConnectConfig(ctx, cfg)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var n int
+				err = c.QueryRow(ctx, "SELECT 1").Scan(&n)
+				c.Close(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d connect/query/disconnect cycles in %v (%.0f/s)", cycles, time.Since(start), cycles/time.Since(start).Seconds())
+	var n int
+	if err := pgAdmin(t, "postgres").QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE usename = 'helios_write'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n > 8 {
+		t.Fatalf("%d server connections of helios_write are open after the cycles: more than the pool of 8", n)
+	}
+}
+
+// TestPGProxySlowReader: a 200 MB result read slowly by its client does not
+// grow heliosd's memory by more than a few MB: the pump stops reading the
+// server while the client is behind.
+func TestPGProxySlowReader(t *testing.T) {
+	d := daemonWith(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)})
+	c := pgConnect(t, d, tok, "main")
+	ctx := context.Background()
+	before := rssKB(t, d.PID())
+	rows, err := c.Query(ctx, "SELECT repeat('x', 1000) FROM generate_series(1, 200000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak, total, n := before, 0, 0
+	for rows.Next() {
+		total += len(rows.RawValues()[0])
+		n++
+		if n%20000 == 0 {
+			time.Sleep(300 * time.Millisecond) // a slow reader: the server is far ahead
+			if r := rssKB(t, d.PID()); r > peak {
+				peak = r
+			}
+		}
+	}
+	if err := rows.Err(); err != nil || n != 200000 || total != 200000*1000 {
+		t.Fatalf("read %d rows, %d bytes: %v", n, total, err)
+	}
+	t.Logf("heliosd RSS %d KiB before, %d KiB at most while 200 MB went through a slow reader", before, peak)
+	if peak-before > 32<<10 {
+		t.Fatalf("heliosd grew by %d KiB while streaming 200 MB to a slow reader", peak-before)
+	}
+}
+
+// rssKB reads a process's resident set size.
+func rssKB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(b), "VmRSS:")
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		t.Fatal("no VmRSS")
+	}
+	n, _ := strconv.Atoi(fields[0])
+	return n
 }
