@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs the client tools the acceptance tests drive, when they are missing:
 # Debian packages (psql, the mariadb CLI, redis-cli) and mongosh from npm into
-# the project-local .tools folder. Safe to run again: it does nothing when all
-# are present.
+# the project-local .tools folder; and the servers heliosd's proxy mode
+# forwards to in tests (PostgreSQL 15, MariaDB, Redis, PgBouncer), which
+# internal/testupstream starts itself in temporary directories on free ports.
+# Debian's install scripts may start the packages' own system instances (or
+# policy-rc.d may deny it): the tests neither use nor need them. Safe to run
+# again: it does nothing when all are present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +16,10 @@ command -v mariadb >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   SUDO=""
