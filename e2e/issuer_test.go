@@ -171,11 +171,11 @@ func TestIssuerEndpoints(t *testing.T) {
 	}
 	status, body = issSQL(t, d, ci.Token, "SELECT * FROM helios_whoami()")
 	var who struct {
-		Columns []string `json:"columns"`
-		Rows    [][]any  `json:"rows"`
+		Columns []struct{ Name, Type string } `json:"columns"`
+		Rows    [][]any                       `json:"rows"`
 	}
 	json.Unmarshal(body, &who)
-	if status != 200 || strings.Join(who.Columns, ",") != "token_id,type,scopes,expires_at" || len(who.Rows) != 1 ||
+	if status != 200 || columnNames(who.Columns) != "token_id,type,scopes,expires_at" || len(who.Rows) != 1 ||
 		who.Rows[0][0] != ci.ID || who.Rows[0][1] != "service" || who.Rows[0][2] != "database:read,database:write,branch:create" {
 		t.Fatalf("whoami: %d %s", status, body)
 	}
@@ -504,4 +504,13 @@ func TestIssuerHTTPS(t *testing.T) {
 	if code, _ := issError(t, r.body); r.status != 403 || code != "TLS_REQUIRED" {
 		t.Fatalf("plaintext from a network not allowed: %d %s", r.status, r.body)
 	}
+}
+
+// columnNames joins a SQL result's column names with commas.
+func columnNames(cols []struct{ Name, Type string }) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ",")
 }

@@ -126,6 +126,8 @@ type Config struct {
 	// (then 53300).
 	PGPoolSize int           `toml:"pg_pool_size"`
 	PGPoolWait time.Duration `toml:"pg_pool_wait"`
+	// SQLTimeout is the statement timeout of POST /api/v1/sql in proxy mode.
+	SQLTimeout time.Duration `toml:"sql_timeout"`
 
 	LogLevel string `toml:"log_level"`
 }
@@ -177,6 +179,7 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.UsageFlush, 5*time.Second)
 	ensure(&c.PGPoolSize, 20)
 	ensure(&c.PGPoolWait, 5*time.Second)
+	ensure(&c.SQLTimeout, 30*time.Second)
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
@@ -227,6 +230,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.PGUpstreamFile, "pg-upstream-file", c.PGUpstreamFile, "file (mode 0600) holding the --pg-upstream URL")
 	fs.IntVar(&c.PGPoolSize, "pg-pool-size", c.PGPoolSize, "PostgreSQL server connections per role and database")
 	fs.DurationVar(&c.PGPoolWait, "pg-pool-wait", c.PGPoolWait, "how long a client waits for a PostgreSQL server connection when all are in use")
+	fs.DurationVar(&c.SQLTimeout, "sql-timeout", c.SQLTimeout, "statement timeout of POST /api/v1/sql in proxy mode")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }
 

@@ -171,6 +171,9 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	if cfg.Listen[listeners.HTTP] != "" {
 		auth := rest.NewAuthenticator(ring, store.Revocations(), rest.AuthOptions{Policy: store.Policy(), Usage: svc, Logger: log})
 		router := rest.NewRouter(auth)
+		if ups.PG != nil {
+			router.SetSQLRunner(pgSQL{ups.PG})
+		}
 		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
 		router.Mount(svc.Routes()...)
 		router.Mount(svc.DatabaseRoutes()...)

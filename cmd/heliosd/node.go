@@ -78,6 +78,9 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	if cfg.Listen[listeners.HTTP] != "" {
 		auth := rest.NewAuthenticator(follower.Keyring(), follower, rest.AuthOptions{Policy: pol.set, Usage: usage, Logger: log})
 		router := rest.NewRouter(auth)
+		if ups.PG != nil {
+			router.SetSQLRunner(pgSQL{ups.PG})
+		}
 		router.Replace("GET", "/healthz", nodeHealth(cfg, follower))
 		router.Public("GET", "/v1/", misdirected(cfg))
 		router.Public("POST", "/v1/", misdirected(cfg))

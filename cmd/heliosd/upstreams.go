@@ -10,7 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/protocols/postgres"
+	"github.com/heliosdb/auth/protocols/rest"
 )
 
 // upstreams are the real databases behind the gateway (proxy mode), opened
@@ -38,7 +42,7 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 	if url != "" {
 		pg, err := postgres.NewUpstream(postgres.UpstreamOptions{AdminURL: url,
 			PasswordsFile: filepath.Join(cfg.DataDir, "upstream-postgres.json"),
-			PoolSize:      cfg.PGPoolSize, PoolWait: cfg.PGPoolWait, Logger: log})
+			PoolSize:      cfg.PGPoolSize, PoolWait: cfg.PGPoolWait, SQLTimeout: cfg.SQLTimeout, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -103,6 +107,22 @@ func (u *upstreams) DropDatabase(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// pgSQL runs POST /api/v1/sql on the PostgreSQL upstream (rest.SQLRunner).
+type pgSQL struct{ u *postgres.Upstream }
+
+// RunSQL runs one request; the server's errors become rest.SQLError.
+func (p pgSQL) RunSQL(ctx context.Context, c *core.Claims, database, query string, params []any, maxRows int) (any, error) {
+	res, err := p.u.RunSQL(ctx, c, database, query, params, postgres.SQLOptions{MaxRows: maxRows})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return nil, &rest.SQLError{SQLState: pe.Code, Message: pe.Message, Detail: pe.Detail}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // Close closes the upstreams' idle connections.

@@ -64,6 +64,9 @@ func run(m *testing.M) int {
 	return code
 }
 
+// withSQLTimeout gives REST statements 1s (the default is 30s).
+var withSQLTimeout = testdaemon.WithArgs("--sql-timeout", "1s")
+
 // daemonWith starts heliosd in proxy mode in front of the package's
 // servers (both, unless args say otherwise), with the shared role
 // passwords, and more options.

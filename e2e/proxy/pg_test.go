@@ -498,3 +498,30 @@ func rssKB(t *testing.T, pid int) int {
 	n, _ := strconv.Atoi(fields[0])
 	return n
 }
+
+// TestPGProxyCopyOutAndNotify: COPY TO STDOUT streams through, and
+// LISTEN/NOTIFY delivers a notification to a waiting client (an unsolicited
+// server message the pump forwards while the client is silent).
+func TestPGProxyCopyOutAndNotify(t *testing.T) {
+	d := daemonWith(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	out, err := exec.Command("psql", pgURL(d, tok, "main"), "-Atq", "-c", "COPY (SELECT g, g * 2 FROM generate_series(1, 3) g) TO STDOUT WITH (FORMAT csv)").CombinedOutput()
+	if err != nil || string(out) != "1,2\n2,4\n3,6\n" {
+		t.Fatalf("COPY TO STDOUT: %v\n%q", err, out)
+	}
+	ctx := context.Background()
+	listener := pgConnect(t, d, tok, "main")
+	if _, err := listener.Exec(ctx, "LISTEN helios_events"); err != nil {
+		t.Fatal(err)
+	}
+	notifier := pgConnect(t, d, tok, "main")
+	if _, err := notifier.Exec(ctx, "SELECT pg_notify('helios_events', 'hello')"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := listener.WaitForNotification(wctx)
+	if err != nil || n.Channel != "helios_events" || n.Payload != "hello" {
+		t.Fatalf("notification: %+v %v", n, err)
+	}
+}

@@ -31,6 +31,9 @@ type Error struct {
 	// Scope is the scope a 403 needs, sent as the scope attribute of its
 	// WWW-Authenticate challenge (RFC 6750 §3); "" sends none.
 	Scope string
+	// SQLState is a database server's SQLSTATE for an error it raised
+	// (POST /api/v1/sql), sent as "sqlstate"; "" sends none.
+	SQLState string
 	// challenge overrides the WWW-Authenticate value (token errors, see
 	// TokenError).
 	challenge string
@@ -87,6 +90,10 @@ func WriteError(ctx *fasthttp.RequestCtx, e *Error) {
 	}
 	var buf [512]byte
 	b := AppendErrorJSON(buf[:0], e.Code, e.Message, e.Detail)
+	if e.SQLState != "" {
+		b = append(b[:len(b)-2], `,"sqlstate":`...)
+		b = append(appendJSONString(b, e.SQLState), "}}"...)
+	}
 	ctx.SetBody(append(b, '\n'))
 }
 

@@ -415,13 +415,8 @@ func (px *proxy) pump(client io.Writer) {
 // the gateway's own refusals word it; nil for any other error, or when no
 // scope would have helped (the owner role).
 func annotatePermissionError(msg []byte, role upstream.Role) []byte {
-	var scope core.Scope
-	switch role.Level() {
-	case upstream.Read:
-		scope = core.ScopeDatabaseWrite
-	case upstream.Write:
-		scope = core.ScopeSchemaWrite
-	default:
+	scope, ok := scopeBeyond(role)
+	if !ok {
 		return nil
 	}
 	body := msg[messageHeaderLen:]
@@ -436,7 +431,7 @@ func annotatePermissionError(msg []byte, role upstream.Role) []byte {
 		}
 		rest = r
 	}
-	if code != "42501" && code != "25006" {
+	if !isPermissionCode(code) {
 		return nil
 	}
 	out, at := begin(make([]byte, 0, len(msg)+64), 'E')
@@ -452,6 +447,22 @@ func annotatePermissionError(msg []byte, role upstream.Role) []byte {
 	}
 	return finish(append(out, 0), at)
 }
+
+// scopeBeyond is the scope that would have given a role's session more: the
+// one a permission error names (none for the owner role).
+func scopeBeyond(role upstream.Role) (core.Scope, bool) {
+	switch role.Level() {
+	case upstream.Read:
+		return core.ScopeDatabaseWrite, true
+	case upstream.Write:
+		return core.ScopeSchemaWrite, true
+	}
+	return 0, false
+}
+
+// isPermissionCode reports whether a SQLSTATE is a refusal by the role:
+// insufficient_privilege, or a write in a read-only transaction.
+func isPermissionCode(code string) bool { return code == "42501" || code == "25006" }
 
 // closeProxy ends the server side when the client connection ends: the
 // server connection goes back to the pool, reset with DISCARD ALL, when the

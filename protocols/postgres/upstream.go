@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,9 @@ type UpstreamOptions struct {
 	// in use (default 5s), then it gets 53300.
 	PoolSize int
 	PoolWait time.Duration
+	// SQLTimeout is the statement timeout of REST requests (POST
+	// /api/v1/sql; default 30s).
+	SQLTimeout time.Duration
 	// Logger receives provisioning and connection messages (never a
 	// password).
 	Logger *slog.Logger
@@ -73,6 +77,9 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	pw, err := upstream.LoadPasswords(o.PasswordsFile)
 	if err != nil {
 		return nil, err
+	}
+	if o.SQLTimeout <= 0 {
+		o.SQLTimeout = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -131,6 +138,9 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 	cfg.Password = u.passwords.For(k.Role)
 	cfg.Database = k.Database
 	cfg.RuntimeParams = map[string]string{}
+	if k.Variant == restVariant {
+		cfg.RuntimeParams["statement_timeout"] = strconv.Itoa(int(u.opts.SQLTimeout / time.Millisecond))
+	}
 	cfg.OnNotice, cfg.OnNotification = nil, nil
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -21,6 +21,7 @@ type Router struct {
 	// GET /metrics (SetMetricsAllow); metricsAuthed serves everyone else.
 	metricsAllow  []netip.Prefix
 	metricsAuthed fasthttp.RequestHandler
+	sql           SQLRunner // SetSQLRunner: proxy mode for POST /api/v1/sql
 }
 
 // DefaultMetricsAllow is the networks from which GET /metrics needs no
@@ -46,9 +47,14 @@ func NewRouter(auth *Authenticator) *Router {
 		ctx.SetBodyString(`{"status":"ok"}` + "\n")
 	})
 	r.Public("GET", "/metrics", r.serveMetrics)
-	r.Protected("POST", "/api/v1/sql", SQLHandler(auth.Policy()))
+	r.Protected("POST", "/api/v1/sql", func(ctx *fasthttp.RequestCtx, c *core.Claims) { handleSQL(ctx, c, auth.Policy(), r.sql) })
 	return r
 }
+
+// SetSQLRunner makes POST /api/v1/sql run its statements on an upstream
+// database (proxy mode) instead of the built-in responder. Call it before
+// serving.
+func (r *Router) SetSQLRunner(runner SQLRunner) { r.sql = runner }
 
 // SetMetricsAllow sets the networks whose scrapers read GET /metrics
 // without a token (default DefaultMetricsAllow; empty: none). From any other
