@@ -174,6 +174,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		if ups.PG != nil {
 			router.SetSQLRunner(pgSQL{ups.PG})
 		}
+		router.Replace("GET", "/healthz", issuerHealth(ups))
 		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
 		router.Mount(svc.Routes()...)
 		router.Mount(svc.DatabaseRoutes()...)

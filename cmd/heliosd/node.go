@@ -81,7 +81,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 		if ups.PG != nil {
 			router.SetSQLRunner(pgSQL{ups.PG})
 		}
-		router.Replace("GET", "/healthz", nodeHealth(cfg, follower))
+		router.Replace("GET", "/healthz", nodeHealth(cfg, follower, ups))
 		router.Public("GET", "/v1/", misdirected(cfg))
 		router.Public("POST", "/v1/", misdirected(cfg))
 		router.Public("DELETE", "/v1/", misdirected(cfg))
@@ -110,7 +110,7 @@ func misdirected(cfg *Config) fasthttp.RequestHandler {
 // nodeHealth answers GET /healthz: 200 when the node holds a complete
 // revocation set and its feed is within the staleness bound, else 503; the
 // body reports the staleness and the sequence numbers either way.
-func nodeHealth(cfg *Config, f *feed.Follower) fasthttp.RequestHandler {
+func nodeHealth(cfg *Config, f *feed.Follower, ups *upstreams) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		applied, issuerSeq := f.Seq()
 		status, code := "ok", http.StatusOK
@@ -120,8 +120,15 @@ func nodeHealth(cfg *Config, f *feed.Follower) fasthttp.RequestHandler {
 		case f.Stale():
 			status, code = "stale", http.StatusServiceUnavailable
 		}
-		b, _ := json.Marshal(map[string]any{"status": status, "role": "gateway", "applied_seq": applied, "issuer_seq": issuerSeq,
-			"staleness_ms": f.Staleness().Milliseconds(), "stale_after_ms": cfg.StaleAfter.Milliseconds()})
+		body := map[string]any{"status": status, "role": "gateway", "applied_seq": applied, "issuer_seq": issuerSeq,
+			"staleness_ms": f.Staleness().Milliseconds(), "stale_after_ms": cfg.StaleAfter.Milliseconds()}
+		if up, ok := ups.health(); len(up) > 0 {
+			body["upstreams"] = up
+			if !ok && status == "ok" {
+				body["status"] = "degraded"
+			}
+		}
+		b, _ := json.Marshal(body)
 		ctx.SetStatusCode(code)
 		ctx.SetContentType("application/json")
 		ctx.Response.Header.Set("Cache-Control", "no-store")

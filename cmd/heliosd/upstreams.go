@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/protocols/postgres"
@@ -21,7 +23,8 @@ import (
 // once per process and shared by the protocol front ends and the issuer's
 // database registry (issuer.Upstreams).
 type upstreams struct {
-	PG *postgres.Upstream
+	PG   *postgres.Upstream
+	stop chan struct{} // ends the provisioning retries (nil: none run)
 }
 
 // registry lists the registered databases (policyset.Set).
@@ -47,20 +50,74 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 			return nil, err
 		}
 		u.PG = pg
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		dbs := reg.Databases()
-		names := make([]string, 0, len(dbs))
-		for n := range dbs {
-			names = append(names, n)
-		}
-		if err := pg.Provision(ctx, names, func(n string) bool { return dbs[n] }); err != nil {
-			log.Warn("PostgreSQL upstream not provisioned yet: connections will retry", "upstream", pg.Address(), "err", err)
+		if err := provisionPG(pg, reg); err != nil {
+			log.Warn("PostgreSQL upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", pg.Address(), "err", err)
+			u.stop = make(chan struct{})
+			go func() {
+				t := time.NewTicker(5 * time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-u.stop:
+						return
+					case <-t.C:
+					}
+					if err := provisionPG(pg, reg); err == nil {
+						log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address())
+						return
+					}
+				}
+			}()
 		} else {
-			log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address(), "databases", len(names))
+			log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address(), "databases", len(reg.Databases()))
 		}
 	}
 	return u, nil
+}
+
+// provisionPG provisions the PostgreSQL upstream's roles and every
+// registered database.
+func provisionPG(pg *postgres.Upstream, reg registry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dbs := reg.Databases()
+	names := make([]string, 0, len(dbs))
+	for n := range dbs {
+		names = append(names, n)
+	}
+	return pg.Provision(ctx, names, func(n string) bool { return dbs[n] })
+}
+
+// health is the upstreams' part of /healthz, and whether every configured
+// upstream was reachable at its last attempt.
+func (u *upstreams) health() (map[string]any, bool) {
+	m := map[string]any{}
+	ok := true
+	if u.PG != nil {
+		h := u.PG.Health()
+		m["postgres"] = h
+		ok = ok && h.Reachable
+	}
+	return m, ok
+}
+
+// issuerHealth answers GET /healthz for role all: "ok", or "degraded"
+// (still 200: tokens are issued and verified) while a configured upstream
+// cannot be reached, with each upstream's state.
+func issuerHealth(ups *upstreams) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		body := map[string]any{"status": "ok"}
+		if up, ok := ups.health(); len(up) > 0 {
+			body["upstreams"] = up
+			if !ok {
+				body["status"] = "degraded"
+			}
+		}
+		b, _ := json.Marshal(body)
+		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetBody(append(b, '\n'))
+	}
 }
 
 // secretSetting returns a credential given inline or in a file that only
@@ -127,6 +184,9 @@ func (p pgSQL) RunSQL(ctx context.Context, c *core.Claims, database, query strin
 
 // Close closes the upstreams' idle connections.
 func (u *upstreams) Close() {
+	if u.stop != nil {
+		close(u.stop)
+	}
 	if u.PG != nil {
 		u.PG.Close()
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -523,5 +524,39 @@ func TestPGProxyCopyOutAndNotify(t *testing.T) {
 	n, err := listener.WaitForNotification(wctx)
 	if err != nil || n.Channel != "helios_events" || n.Payload != "hello" {
 		t.Fatalf("notification: %+v %v", n, err)
+	}
+}
+
+// TestPGProxyUpstreamDown: heliosd starts while its upstream is down, says
+// so in /healthz, and clients get PostgreSQL's "cannot connect now"
+// (57P03) with the reason, not a hang.
+func TestPGProxyUpstreamDown(t *testing.T) {
+	down := testdaemon.FreeAddr(t, "127.0.0.1") // nothing listens there
+	d := testdaemon.Start(t, testdaemon.WithArgs("--pg-upstream", "postgres://postgres:pw@"+down+"/postgres?sslmode=disable&connect_timeout=2"))
+	status, body := d.Do(t, "GET", "/healthz", "", nil)
+	var h struct {
+		Status    string
+		Upstreams map[string]struct {
+			Address   string
+			Reachable bool
+			Error     string
+		}
+	}
+	if err := json.Unmarshal(body, &h); err != nil || status != 200 || h.Status != "degraded" ||
+		h.Upstreams["postgres"].Reachable || h.Upstreams["postgres"].Address != down || h.Upstreams["postgres"].Error == "" {
+		t.Fatalf("/healthz with the upstream down: %d %s", status, body)
+	}
+	if strings.Contains(string(body), ":pw@") || strings.Contains(string(body), "password") {
+		t.Fatalf("/healthz shows the upstream's credentials: %s", body)
+	}
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes})
+	start := time.Now()
+	_, err := pgx.Connect(context.Background(), pgURL(d, tok, "main"))
+	if code, msg := pgCode(err); code != "57P03" || !strings.Contains(msg, "upstream PostgreSQL server") || time.Since(start) > 15*time.Second {
+		t.Fatalf("connect with the upstream down: %v after %v", err, time.Since(start))
+	}
+	// The built-in endpoints still work: tokens are still issued and checked.
+	if status, _ := d.Do(t, "GET", "/v1/databases", tok, nil); status != 200 {
+		t.Fatalf("the issuer with an upstream down: %d", status)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +54,46 @@ type Upstream struct {
 	// provisionMu runs one provisioning at a time (a burst of first
 	// connections would otherwise race to create the same roles).
 	provisionMu sync.Mutex
+	// state is what the last attempt to reach the server found.
+	state atomic.Pointer[Health]
+}
+
+// Health is what /healthz says about the upstream: whether the last
+// connection or provisioning attempt reached it, and its pools.
+type Health struct {
+	Address   string    `json:"address"`
+	Reachable bool      `json:"reachable"`
+	Error     string    `json:"error,omitempty"`
+	Checked   time.Time `json:"checked"`
+	// Open and Idle count the server connections of every pool.
+	Open int `json:"open"`
+	Idle int `json:"idle"`
+}
+
+// Health reports the upstream's last known state (no I/O).
+func (u *Upstream) Health() Health {
+	h := Health{Address: u.Address()}
+	if s := u.state.Load(); s != nil {
+		h = *s
+	}
+	for _, st := range u.pool.Stats() {
+		h.Open += st[0]
+		h.Idle += st[1]
+	}
+	return h
+}
+
+// record keeps the outcome of an attempt to reach the server (the error's
+// text never holds the password: pgconn redacts it).
+func (u *Upstream) record(err error) {
+	h := &Health{Address: u.Address(), Reachable: err == nil, Checked: time.Now().UTC()}
+	var pe *pgconn.PgError
+	if err != nil && !errors.As(err, &pe) {
+		h.Error = err.Error()
+	} else if err != nil {
+		h.Reachable, h.Error = true, pe.Code+": "+pe.Message
+	}
+	u.state.Store(h)
 }
 
 // serverConn is one authenticated server connection, taken over from pgconn
@@ -145,6 +186,7 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	u.record(err)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +256,7 @@ func (sc *serverConn) cancel() error {
 // test ones) with the grants that confine the test roles to test databases.
 func (u *Upstream) Provision(ctx context.Context, databases []string, isTest func(string) bool) error {
 	conn, err := pgx.ConnectConfig(ctx, u.adminConfig(u.admin.Database))
+	u.record(err)
 	if err != nil {
 		return fmt.Errorf("PostgreSQL upstream %s: administrator connection: %w", u.Address(), err)
 	}
