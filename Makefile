@@ -16,9 +16,10 @@ build:
 	$(GO) build -o $(BIN)/heliosd ./cmd/heliosd
 	$(GO) build -o $(BIN)/helios ./cmd/helios
 
-## run: the daemon with its embedded defaults, every listener on loopback.
+## run: the daemon with its embedded defaults, every listener on loopback,
+## with PostgreSQL and MariaDB behind it when they are (or can be) installed.
 run: build
-	$(BIN)/heliosd --data-dir $(DATA_DIR)
+	BIN=$(BIN) DATA_DIR=$(DATA_DIR) ./scripts/run.sh
 
 ## deps: client tools for the acceptance tests (psql, mariadb, redis-cli, mongosh).
 deps:

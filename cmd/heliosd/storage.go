@@ -69,7 +69,10 @@ func warnOpenDataDir(dir string, log *slog.Logger) {
 	if err != nil {
 		return
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	// Group traverse alone (0710: make run lets the postgres group reach
+	// data/upstreams/postgres) reveals nothing: every file in it is 0600
+	// and every directory 0700.
+	if perm := st.Mode().Perm(); perm&0o067 != 0 {
 		log.Warn("the data directory is accessible by group or others: it holds the signing keys, the cluster key and the issuer store; run chmod 700 on it",
 			"dir", dir, "mode", fmt.Sprintf("%04o", perm))
 	}
