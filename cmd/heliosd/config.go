@@ -128,6 +128,15 @@ type Config struct {
 	PGPoolWait time.Duration `toml:"pg_pool_wait"`
 	// SQLTimeout is the statement timeout of POST /api/v1/sql in proxy mode.
 	SQLTimeout time.Duration `toml:"sql_timeout"`
+	// MySQLUpstream is an administrator URL of the MySQL or MariaDB server
+	// behind the gateway (mysql://root:pw@host:3307/); MySQLUpstreamFile
+	// names a 0600 file holding it instead. Empty: the built-in responder.
+	MySQLUpstream     string `toml:"mysql_upstream"`
+	MySQLUpstreamFile string `toml:"mysql_upstream_file"`
+	// MySQLPoolSize and MySQLPoolWait size its pools as PGPoolSize and
+	// PGPoolWait do PostgreSQL's (then 1040).
+	MySQLPoolSize int           `toml:"mysql_pool_size"`
+	MySQLPoolWait time.Duration `toml:"mysql_pool_wait"`
 
 	LogLevel string `toml:"log_level"`
 }
@@ -179,6 +188,8 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.UsageFlush, 5*time.Second)
 	ensure(&c.PGPoolSize, 20)
 	ensure(&c.PGPoolWait, 5*time.Second)
+	ensure(&c.MySQLPoolSize, 20)
+	ensure(&c.MySQLPoolWait, 5*time.Second)
 	ensure(&c.SQLTimeout, 30*time.Second)
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
@@ -230,6 +241,10 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.PGUpstreamFile, "pg-upstream-file", c.PGUpstreamFile, "file (mode 0600) holding the --pg-upstream URL")
 	fs.IntVar(&c.PGPoolSize, "pg-pool-size", c.PGPoolSize, "PostgreSQL server connections per role and database")
 	fs.DurationVar(&c.PGPoolWait, "pg-pool-wait", c.PGPoolWait, "how long a client waits for a PostgreSQL server connection when all are in use")
+	fs.StringVar(&c.MySQLUpstream, "mysql-upstream", c.MySQLUpstream, "MySQL/MariaDB administrator URL to proxy to (mysql://user:pw@host:port/); empty: built-in responder")
+	fs.StringVar(&c.MySQLUpstreamFile, "mysql-upstream-file", c.MySQLUpstreamFile, "file (mode 0600) holding the --mysql-upstream URL")
+	fs.IntVar(&c.MySQLPoolSize, "mysql-pool-size", c.MySQLPoolSize, "MySQL server connections per role, database and client flags")
+	fs.DurationVar(&c.MySQLPoolWait, "mysql-pool-wait", c.MySQLPoolWait, "how long a client waits for a MySQL server connection when all are in use")
 	fs.DurationVar(&c.SQLTimeout, "sql-timeout", c.SQLTimeout, "statement timeout of POST /api/v1/sql in proxy mode")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }

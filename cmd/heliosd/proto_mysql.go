@@ -6,7 +6,9 @@ import (
 )
 
 // The MySQL front end on --mysql-listen, with the gateway's policy (IP
-// allowlists, test databases) and last_used recorder.
+// allowlists, test databases) and last_used recorder: a proxy to
+// --mysql-upstream when one is configured, the built-in responder
+// otherwise.
 func init() {
 	registerProtocol(protocolFactory{
 		name: "mysql",
@@ -15,7 +17,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return mysql.New(mysql.Options{Key: key, TLS: d.TLS != nil, Policy: d.Policy, Usage: d.Usage})
+			return mysql.New(mysql.Options{Key: key, TLS: d.TLS != nil, Policy: d.Policy, Usage: d.Usage, Upstream: d.Upstreams.MySQL})
 		},
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/protocols/mysql"
 	"github.com/heliosdb/auth/protocols/postgres"
 	"github.com/heliosdb/auth/protocols/rest"
 )
@@ -23,8 +24,10 @@ import (
 // once per process and shared by the protocol front ends and the issuer's
 // database registry (issuer.Upstreams).
 type upstreams struct {
-	PG   *postgres.Upstream
-	stop chan struct{} // ends the provisioning retries (nil: none run)
+	PG *postgres.Upstream
+	// MySQL is the MySQL or MariaDB server (--mysql-upstream), or nil.
+	MySQL *mysql.Upstream
+	stop  chan struct{} // ends the provisioning retries (nil: none run)
 }
 
 // registry lists the registered databases (policyset.Set).
@@ -72,7 +75,61 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 			log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address(), "databases", len(reg.Databases()))
 		}
 	}
+	if err := u.openMySQL(cfg, reg, log); err != nil {
+		return nil, err
+	}
 	return u, nil
+}
+
+// openMySQL opens the MySQL upstream (--mysql-upstream) and provisions it,
+// retrying every 5s in the background while it cannot be reached.
+func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error {
+	url, err := secretSetting("mysql-upstream", cfg.MySQLUpstream, cfg.MySQLUpstreamFile)
+	if err != nil || url == "" {
+		return err
+	}
+	my, err := mysql.NewUpstream(mysql.UpstreamOptions{AdminURL: url,
+		PasswordsFile: filepath.Join(cfg.DataDir, "upstream-mysql.json"),
+		PoolSize:      cfg.MySQLPoolSize, PoolWait: cfg.MySQLPoolWait, Logger: log})
+	if err != nil {
+		return err
+	}
+	u.MySQL = my
+	provision := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		dbs := reg.Databases()
+		names := make([]string, 0, len(dbs))
+		for n := range dbs {
+			names = append(names, n)
+		}
+		return my.Provision(ctx, names, func(n string) bool { return dbs[n] })
+	}
+	err = provision()
+	if err == nil {
+		log.Info("MySQL upstream provisioned", "upstream", my.Address(), "databases", len(reg.Databases()))
+		return nil
+	}
+	log.Warn("MySQL upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", my.Address(), "err", err)
+	if u.stop == nil {
+		u.stop = make(chan struct{})
+	}
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-u.stop:
+				return
+			case <-t.C:
+			}
+			if err := provision(); err == nil {
+				log.Info("MySQL upstream provisioned", "upstream", my.Address())
+				return
+			}
+		}
+	}()
+	return nil
 }
 
 // provisionPG provisions the PostgreSQL upstream's roles and every
@@ -96,6 +153,11 @@ func (u *upstreams) health() (map[string]any, bool) {
 	if u.PG != nil {
 		h := u.PG.Health()
 		m["postgres"] = h
+		ok = ok && h.Reachable
+	}
+	if u.MySQL != nil {
+		h := u.MySQL.Health()
+		m["mysql"] = h
 		ok = ok && h.Reachable
 	}
 	return m, ok
@@ -152,6 +214,11 @@ func (u *upstreams) CreateDatabase(ctx context.Context, name string, test bool) 
 			return fmt.Errorf("PostgreSQL upstream: %w", err)
 		}
 	}
+	if u.MySQL != nil {
+		if err := u.MySQL.CreateDatabase(ctx, name, test); err != nil {
+			return fmt.Errorf("MySQL upstream: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -161,6 +228,11 @@ func (u *upstreams) DropDatabase(ctx context.Context, name string) error {
 	if u.PG != nil {
 		if err := u.PG.DropDatabase(ctx, name); err != nil {
 			return fmt.Errorf("PostgreSQL upstream: %w", err)
+		}
+	}
+	if u.MySQL != nil {
+		if err := u.MySQL.DropDatabase(ctx, name); err != nil {
+			return fmt.Errorf("MySQL upstream: %w", err)
 		}
 	}
 	return nil
@@ -189,5 +261,8 @@ func (u *upstreams) Close() {
 	}
 	if u.PG != nil {
 		u.PG.Close()
+	}
+	if u.MySQL != nil {
+		u.MySQL.Close()
 	}
 }

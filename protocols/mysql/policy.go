@@ -56,14 +56,18 @@ func (s *Session) forget() {
 // token's IP allowlist, the handshake's database for a test token, the
 // observer and the usage record): it appends the fast-auth success marker
 // (01 03) when fast, then the OK packet; seq is the sequence id of the
-// first packet appended.
-func (s *Session) admitted(out []byte, seq byte, fast bool) []byte {
+// first packet appended. In proxy mode the server connection is taken
+// first (startProxy), and its failure ends the session.
+func (s *Session) admitted(env *netio.Env, out []byte, seq byte, fast bool) ([]byte, netio.Action) {
+	if s.p.up != nil {
+		return s.startProxy(env, out, seq, fast)
+	}
 	if fast {
 		out = AppendAuthMoreData(out, seq, fastAuthOK[:])
 		seq++
 	}
 	s.state = stCommand
-	return AppendOK(out, seq)
+	return AppendOK(out, seq), netio.Continue
 }
 
 // refused answers an authentication that Admit or AdmitClaims refused:

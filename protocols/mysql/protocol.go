@@ -30,6 +30,9 @@ type Options struct {
 	// Usage records each accepted authentication, full or fast, for
 	// last_used (nil: not recorded).
 	Usage core.UsageRecorder
+	// Upstream is the MySQL or MariaDB server to proxy to; nil runs the
+	// built-in responder.
+	Upstream *Upstream
 }
 
 // Protocol makes MySQL sessions.
@@ -46,6 +49,7 @@ type Protocol struct {
 	// about 1 ms of CPU, and a flood of them must leave the event loops
 	// (every other connection) a core to run on.
 	rsaSlots chan struct{}
+	up       *Upstream // Options.Upstream: proxy mode when set
 }
 
 // EnsureDefaults gives every unset field of o its default, the
@@ -70,7 +74,10 @@ func New(cfg Options) (*Protocol, error) {
 	}
 	p := &Protocol{key: cfg.Key, pubPEM: pub, caps: serverCapabilitiesWithoutSSL, version: cfg.ServerVersion,
 		cache: newAuthCache(cfg.FastAuth), policy: cfg.Policy, adm: netio.Admission{Policy: cfg.Policy, Usage: cfg.Usage},
-		rsaSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+		rsaSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), up: cfg.Upstream}
+	if cfg.Upstream != nil {
+		p.caps |= proxyCaps
+	}
 	if cfg.TLS {
 		p.caps |= ClientSSL
 	}

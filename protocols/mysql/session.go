@@ -39,9 +39,23 @@ type Session struct {
 	// allocated on first use.
 	stmts    map[uint32]prepStmt
 	nextStmt uint32
+	// charset is the collation id of the client's handshake (proxy mode
+	// opens the server connection with it).
+	charset byte
+	// raw is the whole packet being handled (header and payload), valid
+	// during the call only: proxy mode forwards it as it is.
+	raw []byte
+	px  *proxy // proxy mode: the server side, once authenticated
 }
 
-var _ netio.Session = (*Session)(nil)
+var (
+	_ netio.Session = (*Session)(nil)
+	_ netio.Closer  = (*Session)(nil)
+)
+
+// Closed ends the server side of a proxied session (netio.Closer): its
+// connection goes back to the pool when the client left cleanly.
+func (s *Session) Closed() { s.closeProxy() }
 
 // errRSA is the token error for an encrypted password the key cannot open.
 var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
@@ -60,7 +74,7 @@ func (s *Session) Start(_ *netio.Env, out []byte) []byte {
 		}
 		s.nonce[i] = c
 	}
-	h := HandshakeV10{ServerVersion: s.p.version, ConnectionID: s.info.ID, Nonce: s.nonce, Capabilities: s.p.caps}
+	h := HandshakeV10{ServerVersion: s.p.greetingVersion(), ConnectionID: s.info.ID, Nonce: s.nonce, Capabilities: s.p.caps}
 	return h.Encode(out)
 }
 
@@ -85,7 +99,11 @@ func (s *Session) Claims() *core.Claims {
 func (s *Session) Terminate(err error, out []byte) []byte {
 	s.state = stClosed
 	s.forget()
-	return s.appendSessionEnded(out, 1, err)
+	seq := byte(1)
+	if s.px != nil {
+		seq = s.px.terminated() // mid-response: the id the client expects next
+	}
+	return s.appendSessionEnded(out, seq, err)
 }
 
 // Authenticated reports whether the token has been accepted.
@@ -133,6 +151,14 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 			}
 			break
 		}
+		if s.p.up != nil && s.state != stCommand && !s.info.Offloaded && !IsSSLRequest(payload) {
+			// Proxy mode: taking a server connection blocks, and the
+			// session then writes to the client from a pump goroutine;
+			// it moves to a goroutine of its own first, with this packet
+			// unread.
+			return consumed, out, netio.Offload
+		}
+		s.raw = in[consumed : consumed+n]
 		consumed += n
 		s.seq = seq
 		var act netio.Action
@@ -192,6 +218,9 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 		clear(tok)
 		return out, act
 	case stCommand:
+		if s.px != nil {
+			return s.forward(env, payload, out)
+		}
 		return s.command(env, payload, out)
 	}
 	return out, netio.Close
@@ -214,6 +243,7 @@ func (s *Session) handshakeResponse(env *netio.Env, payload, out []byte) ([]byte
 			"Client does not support authentication protocol requested by server; consider upgrading MySQL client"), netio.Close
 	}
 	s.caps = r.Capabilities & s.p.caps
+	s.charset = r.Charset
 	s.user = append(s.user[:0], clip(r.Username)...)
 	s.db = append(s.db[:0], clip(r.Database)...)
 	if !s.info.TLS && !s.info.PlaintextOK {
@@ -264,7 +294,7 @@ func (s *Session) fastAuth(env *netio.Env, scramble, out []byte) ([]byte, netio.
 				return appendUnknownDB(out, s.seq+1, s.db), netio.Close
 			}
 			s.stage2, s.cached = key, true
-			return s.admitted(out, s.seq+1, true), netio.Continue
+			return s.admitted(env, out, s.seq+1, true)
 		}
 		fastAuthMisses.Inc()
 	}
@@ -284,12 +314,12 @@ func (s *Session) verify(env *netio.Env, tok, out []byte) ([]byte, netio.Action)
 	if !s.knownDB(s.db) {
 		return appendUnknownDB(out, s.seq+1, s.db), netio.Close
 	}
-	out = s.admitted(out, s.seq+1, false)
+	out, act := s.admitted(env, out, s.seq+1, false)
 	if s.p.cache != nil {
 		// Only admitted tokens are cached (a refusal by policy is not).
 		s.stage2, s.cached = s.p.cache.add(s.info.Remote.Addr(), tok, &s.claims, env.Now), true
 	}
-	return out, netio.Continue
+	return out, act
 }
 
 // fail records a failed attempt that never reached the verifier and refuses

@@ -1,0 +1,485 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/heliosdb/auth/protocols/internal/upstream"
+)
+
+// UpstreamOptions configure proxy mode: the real MySQL or MariaDB server
+// behind the gateway.
+type UpstreamOptions struct {
+	// AdminURL is an administrator connection
+	// (mysql://root:pw@127.0.0.1:3307/): heliosd provisions its users and
+	// databases with it. Never logged.
+	AdminURL string
+	// PasswordsFile keeps the roles' random passwords (0600).
+	PasswordsFile string
+	// PoolSize bounds the server connections of one role, database and
+	// client flavour (default 20); PoolWait is how long a client waits for
+	// one when all are in use (default 5s), then it gets 1040.
+	PoolSize int
+	PoolWait time.Duration
+	// Logger receives provisioning and connection messages (never a
+	// password).
+	Logger *slog.Logger
+}
+
+// Upstream is the MySQL or MariaDB server behind the gateway: its
+// least-privilege users (provisioned with the administrator connection)
+// and the pool of server connections logged in as them.
+type Upstream struct {
+	opts      UpstreamOptions
+	addr      string  // host:port
+	admin     *sql.DB // the administrator connection (go-sql-driver); opened lazily
+	passwords upstream.Passwords
+	pool      *upstream.Pool[*serverConn]
+	log       *slog.Logger
+	// provisionMu runs one provisioning at a time.
+	provisionMu sync.Mutex
+	// version is the server version of the last login, which the gateway's
+	// greeting announces in its place (nil until one succeeded).
+	version atomic.Pointer[string]
+	// state is what the last attempt to reach the server found.
+	state atomic.Pointer[Health]
+}
+
+// Health is what /healthz says about the upstream: whether the last
+// connection or provisioning attempt reached it, and its pools.
+type Health struct {
+	Address   string    `json:"address"`
+	Reachable bool      `json:"reachable"`
+	Error     string    `json:"error,omitempty"`
+	Checked   time.Time `json:"checked"`
+	// Open and Idle count the server connections of every pool.
+	Open int `json:"open"`
+	Idle int `json:"idle"`
+}
+
+// Health reports the upstream's last known state (no I/O).
+func (u *Upstream) Health() Health {
+	h := Health{Address: u.addr}
+	if s := u.state.Load(); s != nil {
+		h = *s
+	}
+	for _, st := range u.pool.Stats() {
+		h.Open += st[0]
+		h.Idle += st[1]
+	}
+	return h
+}
+
+// record keeps the outcome of an attempt to reach the server (no error
+// text here holds a password: the handshake never quotes it, and
+// go-sql-driver's errors do not).
+func (u *Upstream) record(err error) {
+	h := &Health{Address: u.addr, Reachable: err == nil, Checked: time.Now().UTC()}
+	var se *serverError
+	var me *gomysql.MySQLError
+	switch {
+	case errors.As(err, &se):
+		h.Reachable, h.Error = true, strconv.Itoa(int(se.Code))+": "+se.Message
+	case errors.As(err, &me):
+		h.Reachable, h.Error = true, strconv.Itoa(int(me.Number))+": "+me.Message
+	case err != nil:
+		h.Error = err.Error()
+	}
+	u.state.Store(h)
+}
+
+// serverConn is one authenticated server connection. The proxy speaks the
+// protocol on it directly.
+type serverConn struct {
+	net.Conn
+	threadID uint32 // the server's connection id (for KILL)
+	status   uint16 // the status flags of the last OK the gateway read itself
+}
+
+// NewUpstream checks the administrator URL and loads (or makes) the roles'
+// passwords; it connects to nothing (Provision does).
+func NewUpstream(o UpstreamOptions) (*Upstream, error) {
+	cfg, err := parseAdminURL(o.AdminURL)
+	if err != nil {
+		return nil, fmt.Errorf("--mysql-upstream: %w", err)
+	}
+	pw, err := upstream.LoadPasswords(o.PasswordsFile)
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	connector, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--mysql-upstream: %w", err)
+	}
+	admin := sql.OpenDB(connector)
+	admin.SetMaxOpenConns(2)
+	admin.SetConnMaxIdleTime(time.Minute)
+	u := &Upstream{opts: o, addr: cfg.Addr, admin: admin, passwords: pw, log: o.Logger}
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait}, u.dial, healthy)
+	return u, nil
+}
+
+// parseAdminURL reads mysql://user:password@host:port/ into a go-sql-driver
+// configuration; its errors never quote the URL (it holds a password).
+func parseAdminURL(s string) (*gomysql.Config, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("cannot parse the URL (expected mysql://user:password@host:port/)")
+	}
+	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
+		return nil, errors.New("the URL must start with mysql:// (mysql://user:password@host:port/)")
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return nil, errors.New("the URL names no user (mysql://user:password@host:port/)")
+	}
+	cfg := gomysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if port == "" {
+		port = "3306"
+	}
+	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(host, port)
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 5*time.Second, time.Minute, time.Minute
+	return cfg, nil
+}
+
+// Close closes the pool's idle connections and the administrator
+// connection.
+func (u *Upstream) Close() {
+	u.pool.Close()
+	_ = u.admin.Close()
+}
+
+// Address is the server's host:port, for messages.
+func (u *Upstream) Address() string { return u.addr }
+
+// serverVersion is the version the upstream announced at the last login,
+// "" before one.
+func (u *Upstream) serverVersion() string {
+	if v := u.version.Load(); v != nil {
+		return *v
+	}
+	return ""
+}
+
+// variant is the pool key's Variant for a client's negotiated capabilities
+// and character set: the format flags, and the collation id above them.
+func variant(caps uint32, charset byte) uint64 {
+	return uint64(caps&formatCaps) | uint64(charset)<<32
+}
+
+// get takes a server connection for k. When the login is refused because
+// the user, its grant or the database is not there yet (an upstream that
+// was down at start, a database registered while it was), it provisions
+// them with the administrator connection and tries once more.
+func (u *Upstream) get(ctx context.Context, k upstream.Key, test bool) (*serverConn, error) {
+	sc, err := u.pool.Get(ctx, k)
+	var se *serverError
+	if err == nil || !errors.As(err, &se) {
+		return sc, err
+	}
+	switch se.Code {
+	case erAccessDenied, erDBAccessDenied, erBadDB:
+	default:
+		return nil, err
+	}
+	var dbs []string
+	if k.Database != "" {
+		dbs = []string{k.Database}
+	}
+	u.provisionMu.Lock()
+	perr := u.Provision(ctx, dbs, func(string) bool { return test })
+	u.provisionMu.Unlock()
+	if perr != nil {
+		u.log.Warn("MySQL upstream provisioning failed", "upstream", u.addr, "database", k.Database, "err", perr)
+		return nil, err
+	}
+	return u.pool.Get(ctx, k)
+}
+
+// dial logs in as k's role to k's database with k's format flags and
+// character set.
+func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.addr)
+	if err != nil {
+		u.record(err)
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	g, status, err := handshake(c, loginRequest{user: k.Role.Name(), password: u.passwords.For(k.Role),
+		database: k.Database, caps: uint32(k.Variant) & formatCaps, charset: byte(k.Variant >> 32)})
+	u.record(err)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	if u.serverVersion() != g.version {
+		v := g.version
+		u.version.Store(&v)
+	}
+	return &serverConn{Conn: c, threadID: g.threadID, status: status}, nil
+}
+
+// healthy reports whether an idle server connection is still open and
+// silent (a server that restarted, or ended the connection after its
+// wait_timeout, has closed it).
+func healthy(c *serverConn) bool {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	_ = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+		return true // never wait: this is a peek
+	})
+	return alive
+}
+
+// kill ends a server connection's thread on the server (KILL CONNECTION),
+// for a connection the gateway dropped while it ran a statement: closing
+// the socket alone leaves a SELECT SLEEP(…) or a lock wait running. It
+// runs in the background; errors only matter to the log.
+func (u *Upstream) kill(threadID uint32) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := u.admin.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(uint64(threadID), 10))
+		var me *gomysql.MySQLError
+		if err != nil && !(errors.As(err, &me) && me.Number == 1094) { // 1094: no such thread
+			u.log.Warn("MySQL upstream: could not end a dropped server connection", "upstream", u.addr, "thread", threadID, "err", err)
+		}
+	}()
+}
+
+// The privileges of each role level on each database it may reach (see
+// the package documentation). Never FILE, SUPER, PROCESS, GRANT OPTION or
+// any other global privilege.
+const (
+	privilegesRead  = "SELECT, SHOW VIEW"
+	privilegesWrite = privilegesRead + ", INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE"
+	privilegesOwner = privilegesWrite + ", CREATE, ALTER, DROP, INDEX, CREATE VIEW, REFERENCES, TRIGGER, EVENT, CREATE ROUTINE, ALTER ROUTINE"
+)
+
+// privileges returns r's privileges on a database.
+func privileges(r upstream.Role) string {
+	switch r.Level() {
+	case upstream.Read:
+		return privilegesRead
+	case upstream.Write:
+		return privilegesWrite
+	}
+	return privilegesOwner
+}
+
+// admin SQL error numbers.
+const (
+	erNonexistingGrant = 1141 // ER_NONEXISTING_GRANT: REVOKE of a grant that is not there
+	erNoSuchUser       = 1133 // ER_PASSWORD_NO_MATCH: a user that does not exist
+)
+
+// provisioner runs one provisioning on an administrator connection.
+type provisioner struct {
+	u       *Upstream
+	conn    *sql.Conn
+	mariadb bool
+	// hosts are the host parts each user exists with: '%', and the hosts
+	// of anonymous users, which MySQL and MariaDB would otherwise match
+	// before 'helios_read'@'%' for a client from that host.
+	hosts []string
+}
+
+// Provision creates or updates, idempotently, the six users with their
+// passwords, and each database in databases (isTest tells the test ones)
+// with the grants that confine the test users to test databases.
+func (u *Upstream) Provision(ctx context.Context, databases []string, isTest func(string) bool) error {
+	p, err := u.provisioner(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.conn.Close()
+	for _, r := range upstream.Roles {
+		for _, h := range p.hosts {
+			user := quoteString(r.Name()) + "@" + quoteString(h)
+			auth := " IDENTIFIED WITH caching_sha2_password BY " + quoteString(u.passwords.For(r))
+			if p.mariadb {
+				auth = " IDENTIFIED VIA mysql_native_password USING PASSWORD(" + quoteString(u.passwords.For(r)) + ")"
+			}
+			for _, s := range []string{"CREATE USER IF NOT EXISTS " + user + auth, "ALTER USER " + user + auth} {
+				if _, err := p.conn.ExecContext(ctx, s); err != nil {
+					return fmt.Errorf("provision user %s@%s: %w", r.Name(), h, err)
+				}
+			}
+		}
+	}
+	for _, db := range databases {
+		if err := p.database(ctx, db, isTest(db)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// provisioner opens an administrator connection and learns the server's
+// flavour and the hosts of its anonymous users.
+func (u *Upstream) provisioner(ctx context.Context) (*provisioner, error) {
+	conn, err := u.admin.Conn(ctx)
+	if err == nil {
+		err = conn.PingContext(ctx)
+		if err != nil {
+			conn.Close()
+		}
+	}
+	u.record(err)
+	if err != nil {
+		return nil, fmt.Errorf("MySQL upstream %s: administrator connection: %w", u.addr, err)
+	}
+	p := &provisioner{u: u, conn: conn, hosts: []string{"%"}}
+	var version string
+	if err := conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	p.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
+	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT Host FROM mysql.user WHERE User = '' AND Host <> '%'")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		p.hosts = append(p.hosts, h)
+	}
+	if err := rows.Err(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if len(p.hosts) > 1 {
+		u.log.Warn("MySQL upstream has anonymous users: the HeliosDB users are created for their hosts too", "upstream", u.addr, "hosts", p.hosts[1:])
+	}
+	return p, nil
+}
+
+// database creates db when it does not exist and grants it to the users
+// that may reach it: the production users always, the test users only
+// when db is a test database (and a production database's grants to them
+// are revoked, in case it was a test database once).
+func (p *provisioner) database(ctx context.Context, db string, test bool) error {
+	if _, err := p.conn.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)); err != nil {
+		return fmt.Errorf("create database %s: %w", db, err)
+	}
+	on := grantTarget(db)
+	for _, r := range upstream.Roles {
+		for _, h := range p.hosts {
+			user := quoteString(r.Name()) + "@" + quoteString(h)
+			var err error
+			if !r.IsTest() || test {
+				_, err = p.conn.ExecContext(ctx, "GRANT "+privileges(r)+" ON "+on+" TO "+user)
+			} else {
+				err = p.revoke(ctx, on, user)
+			}
+			if err != nil {
+				return fmt.Errorf("grant database %s to %s: %w", db, r.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// revoke takes every privilege on target from user; a grant that is not
+// there is no error.
+func (p *provisioner) revoke(ctx context.Context, target, user string) error {
+	_, err := p.conn.ExecContext(ctx, "REVOKE ALL PRIVILEGES ON "+target+" FROM "+user)
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) && (me.Number == erNonexistingGrant || me.Number == erNoSuchUser) {
+		return nil
+	}
+	return err
+}
+
+// CreateDatabase creates db (when missing) and grants it to the users that
+// may reach it: POST /v1/databases on this upstream.
+func (u *Upstream) CreateDatabase(ctx context.Context, db string, test bool) error {
+	p, err := u.provisioner(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.conn.Close()
+	return p.database(ctx, db, test)
+}
+
+// DropDatabase drops db (when present) and revokes its grants, which MySQL
+// would otherwise keep for a database of the same name created later:
+// DELETE /v1/databases on this upstream.
+func (u *Upstream) DropDatabase(ctx context.Context, db string) error {
+	p, err := u.provisioner(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.conn.Close()
+	if _, err := p.conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(db)); err != nil {
+		return fmt.Errorf("drop database %s: %w", db, err)
+	}
+	on := grantTarget(db)
+	for _, r := range upstream.Roles {
+		for _, h := range p.hosts {
+			if err := p.revoke(ctx, on, quoteString(r.Name())+"@"+quoteString(h)); err != nil {
+				return fmt.Errorf("revoke database %s from %s: %w", db, r.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// quoteIdent quotes an identifier in backticks.
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// grantTarget is `db`.* for GRANT and REVOKE, where _ and % in a database
+// name are wildcards: they are escaped, so that the grant names db alone.
+func grantTarget(db string) string {
+	r := strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`)
+	return quoteIdent(r.Replace(db)) + ".*"
+}
+
+// quoteString quotes a string literal (backslashes escaped: the default
+// sql_mode reads them as escapes).
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+}
