@@ -85,6 +85,6 @@ func daemonWith(t *testing.T, opts ...testdaemon.Option) *testdaemon.Daemon {
 			t.Fatal(err)
 		}
 	}
-	all := []testdaemon.Option{testdaemon.WithDataDir(dir), testdaemon.WithArgs("--pg-upstream", pg.AdminURL)}
+	all := []testdaemon.Option{testdaemon.WithDataDir(dir), testdaemon.WithArgs("--pg-upstream", pg.AdminURL, "--mysql-upstream", maria.AdminURL)}
 	return testdaemon.Start(t, append(all, opts...)...)
 }
