@@ -119,6 +119,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		}
 	}
 	buf := make([]byte, 16<<10)
+	var setWake time.Time // the read deadline last set (zero: set it)
 	authed := false
 	var claims *core.Claims
 	end := func(err error, now time.Time) {
@@ -204,7 +205,15 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 					wake = minTime(wake, time.Unix(claims.ExpiresAt, 0))
 				}
 			}
-			_ = conn.SetReadDeadline(wake)
+			// A deadline costs a timer update: it is moved only when it
+			// must come sooner, or has fallen more than a quarter of
+			// Recheck behind (an early wake is harmless: the loop checks
+			// and reads again). After a timeout it is always set again
+			// (a poke leaves it in the past).
+			if setWake.IsZero() || wake.Before(setWake) || wake.Sub(setWake) > opts.Recheck/4 {
+				_ = conn.SetReadDeadline(wake)
+				setWake = wake
+			}
 			// After the deadline, so that a poke between the two is seen
 			// here or interrupts the Read (goIndex.poke sets the reverse).
 			if gs != nil {
@@ -225,6 +234,7 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				return
 			}
+			setWake = time.Time{}
 			now := time.Now()
 			if !now.Before(deadline) {
 				if opts.refusing {
@@ -257,15 +267,16 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 // every write to the client, so that a proxy pump's messages and the
 // session's own output never interleave.
 type clientWriter struct {
-	mu   sync.Mutex
-	conn net.Conn
+	mu       sync.Mutex
+	conn     net.Conn
+	deadline time.Time // the write deadline last set
 }
 
 // set switches to the connection's TLS layer after an upgrade (before
 // ConnInfo.Client can be in use by anyone else).
 func (w *clientWriter) set(c net.Conn) {
 	w.mu.Lock()
-	w.conn = c
+	w.conn, w.deadline = c, time.Time{}
 	w.mu.Unlock()
 }
 
@@ -273,7 +284,12 @@ func (w *clientWriter) set(c net.Conn) {
 func (w *clientWriter) write(b []byte, timeout time.Duration) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_ = w.conn.SetWriteDeadline(time.Now().Add(timeout))
+	// Moved only when it must come sooner or is a second behind: a
+	// deadline costs a timer update, and a proxy writes per message.
+	if d := time.Now().Add(timeout); d.Before(w.deadline) || d.Sub(w.deadline) > time.Second {
+		_ = w.conn.SetWriteDeadline(d)
+		w.deadline = d
+	}
 	return w.conn.Write(b)
 }
 

@@ -269,7 +269,6 @@ func (s *Session) send(out, msg []byte, sync, ext bool) ([]byte, netio.Action) {
 		px.unsynced = true
 	}
 	px.mu.Unlock()
-	_ = px.sc.SetWriteDeadline(time.Now().Add(time.Minute))
 	if _, err := px.sc.Write(msg); err != nil {
 		px.kill()
 		return s.fatal(out, upstreamLostError)
