@@ -180,9 +180,17 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		return AppendERR(out, s.seq+1, erUnknownCom, stateCommunicationFailure, "Unknown command"), netio.Close
 	}
 	if payload[0] == comQuit {
+		// The server connection is reset and returned now, before the
+		// client's socket is even closed: a client that reconnects at once
+		// finds it in the pool.
 		px.mu.Lock()
 		px.clean = true
+		idle := len(px.pending) == 0 && !px.infile // so the pump is not writing to the client
 		px.mu.Unlock()
+		if idle {
+			s.closeProxy()
+			s.px = nil
+		}
 		return out, netio.Close
 	}
 	out, ok := s.recheck(env, out)
@@ -678,9 +686,13 @@ func (px *proxy) pump(client io.Writer) {
 // connection check sees it and drops the connection before reuse).
 func (px *proxy) lost(client io.Writer, rerr error) {
 	var ne net.Error
-	own := errors.As(rerr, &ne) && ne.Timeout() // kill or closeProxy stopped the pump
+	if errors.As(rerr, &ne) && ne.Timeout() {
+		// kill (which marked the server side dead) or closeProxy (which
+		// may still return it to the pool) stopped the pump.
+		return
+	}
 	px.mu.Lock()
-	quiet := own || px.stopping || px.revoked
+	quiet := px.stopping || px.revoked
 	seq := byte(1)
 	if len(px.pending) > 0 {
 		seq = px.lastSeq + 1
@@ -725,7 +737,10 @@ func (s *Session) closeProxy() {
 		}
 		return
 	}
-	go px.reset()
+	// On the session's own goroutine (a proxied session always runs on
+	// one): the client is gone already, and the next client of this pool
+	// finds the connection ready.
+	px.reset()
 }
 
 // reset makes a cleanly left server connection ready for the next client
