@@ -121,6 +121,9 @@ type Config struct {
 	// the environment). Empty: the built-in responder.
 	PGUpstream     string `toml:"pg_upstream"`
 	PGUpstreamFile string `toml:"pg_upstream_file"`
+	// PGUpstreamRolesFile (0600, JSON: role name → URL) logs in as roles
+	// provisioned by someone else, instead of an administrator connection.
+	PGUpstreamRolesFile string `toml:"pg_upstream_roles_file"`
 	// PGPoolSize bounds the server connections of one role and database;
 	// PGPoolWait is how long a client waits for one when all are in use
 	// (then 53300).
@@ -239,6 +242,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.Var(&c.StorageReserve, "storage-reserve", "free space kept on the issuer store's file system, e.g. 64MiB: below it writes other than revocations are refused (0: no check)")
 	fs.StringVar(&c.PGUpstream, "pg-upstream", c.PGUpstream, "PostgreSQL administrator URL to proxy to (postgres://user:pw@host:port/db); empty: built-in responder")
 	fs.StringVar(&c.PGUpstreamFile, "pg-upstream-file", c.PGUpstreamFile, "file (mode 0600) holding the --pg-upstream URL")
+	fs.StringVar(&c.PGUpstreamRolesFile, "pg-upstream-roles-file", c.PGUpstreamRolesFile, "file (mode 0600, JSON {\"helios_read\": URL, …}) of the six role URLs, instead of --pg-upstream")
 	fs.IntVar(&c.PGPoolSize, "pg-pool-size", c.PGPoolSize, "PostgreSQL server connections per role and database")
 	fs.DurationVar(&c.PGPoolWait, "pg-pool-wait", c.PGPoolWait, "how long a client waits for a PostgreSQL server connection when all are in use")
 	fs.StringVar(&c.MySQLUpstream, "mysql-upstream", c.MySQLUpstream, "MySQL/MariaDB administrator URL to proxy to (mysql://user:pw@host:port/); empty: built-in responder")

@@ -36,7 +36,7 @@ func flagGroups() []flagGroup {
 		{"Issuer", []string{"live-token-lifetime", "refresh-grace", "login-per-email", "login-per-ip",
 			"signup-per-email", "signup-per-ip", "storage-reserve", "usage-flush"}},
 		{"Gateway nodes (--role gateway)", []string{"issuer-url", "cluster-key-file", "issuer-ca", "stale-after", "node-state"}},
-		{"Upstream databases (proxy mode)", []string{"pg-upstream", "pg-upstream-file", "pg-pool-size", "pg-pool-wait", "sql-timeout",
+		{"Upstream databases (proxy mode)", []string{"pg-upstream", "pg-upstream-file", "pg-upstream-roles-file", "pg-pool-size", "pg-pool-wait", "sql-timeout",
 			"mysql-upstream", "mysql-upstream-file", "mysql-pool-size", "mysql-pool-wait"}},
 	}
 }

@@ -179,6 +179,13 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		router.Mount(svc.Routes()...)
 		router.Mount(svc.DatabaseRoutes()...)
 		router.Mount(svc.ClusterRoutes(fs)...)
+		router.Public("GET", "/v1/cluster/upstreams", func(ctx *fasthttp.RequestCtx) {
+			if !fs.Authorized(ctx) {
+				fs.Deny(ctx)
+				return
+			}
+			ups.clusterUpstreams(ctx)
+		})
 		if srv, err = serveHTTP(cfg, router, tlsCfg, log); err != nil {
 			return err
 		}

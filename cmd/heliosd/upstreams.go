@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/protocols/mysql"
 	"github.com/heliosdb/auth/protocols/postgres"
 	"github.com/heliosdb/auth/protocols/rest"
@@ -44,6 +45,20 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 	url, err := secretSetting("pg-upstream", cfg.PGUpstream, cfg.PGUpstreamFile)
 	if err != nil {
 		return nil, err
+	}
+	if url == "" && cfg.PGUpstreamRolesFile != "" {
+		roles, err := secretSetting("pg-upstream-roles", "", cfg.PGUpstreamRolesFile)
+		if err != nil {
+			return nil, err
+		}
+		var urls map[string]string
+		if err := json.Unmarshal([]byte(roles), &urls); err != nil {
+			return nil, fmt.Errorf("--pg-upstream-roles-file: %w", err)
+		}
+		if u.PG, err = u.pgFromRoles(cfg, urls, log); err != nil {
+			return nil, err
+		}
+		log.Info("PostgreSQL upstream with given role logins (nothing provisioned)", "upstream", u.PG.Address())
 	}
 	if url != "" {
 		pg, err := postgres.NewUpstream(postgres.UpstreamOptions{AdminURL: url,
@@ -130,6 +145,76 @@ func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error
 		}
 	}()
 	return nil
+}
+
+// pgFromRoles is a PostgreSQL upstream that logs in with the given role
+// URLs.
+func (u *upstreams) pgFromRoles(cfg *Config, urls map[string]string, log *slog.Logger) (*postgres.Upstream, error) {
+	return postgres.NewUpstream(postgres.UpstreamOptions{RoleURLs: urls, PoolSize: cfg.PGPoolSize, PoolWait: cfg.PGPoolWait,
+		SQLTimeout: cfg.SQLTimeout, Logger: log})
+}
+
+// clusterUpstreams is GET /v1/cluster/upstreams: how gateway nodes log in
+// to the upstreams (the role URLs, with passwords), for the cluster key
+// only. The route is served over TLS or from plaintext_allow networks, as
+// the keyring is.
+func (u *upstreams) clusterUpstreams(ctx *fasthttp.RequestCtx) {
+	body := map[string]any{}
+	if u.PG != nil {
+		if urls := u.PG.RoleURLs(); urls != nil {
+			body["postgres"] = urls
+		}
+	}
+	b, _ := json.Marshal(body)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(b)
+}
+
+// followIssuer gives a node without upstreams of its own the issuer's
+// (GET /v1/cluster/upstreams): fetched before the gateway starts, then
+// every 30s so that a rotation of the role passwords reaches the node.
+func (u *upstreams) followIssuer(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
+	fetch := func() map[string]string {
+		var body struct {
+			Postgres map[string]string `json:"postgres"`
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := f.FetchJSON(fctx, "/v1/cluster/upstreams", &body); err != nil {
+			log.Warn("fetching the upstreams from the issuer", "err", err)
+			return nil
+		}
+		return body.Postgres
+	}
+	if urls := fetch(); urls != nil {
+		pg, err := u.pgFromRoles(cfg, urls, log)
+		if err != nil {
+			log.Warn("the issuer's PostgreSQL upstream", "err", err)
+			return
+		}
+		u.PG = pg
+		log.Info("PostgreSQL upstream from the issuer", "upstream", pg.Address())
+	}
+	if u.PG == nil {
+		return
+	}
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if urls := fetch(); urls != nil {
+				if err := u.PG.SetRoleURLs(urls); err != nil {
+					log.Warn("the issuer's PostgreSQL upstream", "err", err)
+				}
+			}
+		}
+	}()
 }
 
 // provisionPG provisions the PostgreSQL upstream's roles and every

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -195,6 +196,18 @@ func (f *Follower) get(ctx context.Context, path string) (*http.Response, error)
 		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, body)
 	}
 	return resp, nil
+}
+
+// FetchJSON GETs one of the issuer's cluster endpoints (path, e.g.
+// "/v1/cluster/upstreams") with the cluster key, over the follower's
+// connection settings, and decodes its JSON body into v.
+func (f *Follower) FetchJSON(ctx context.Context, path string, v any) error {
+	resp, err := f.get(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }
 
 // saveKeys writes the keyring to KeyringPath (0600), when set.

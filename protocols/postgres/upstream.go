@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,14 @@ type UpstreamOptions struct {
 	// (postgres://postgres:pw@127.0.0.1:5433/postgres): heliosd provisions
 	// its roles and databases with it. Never logged.
 	AdminURL string
-	// PasswordsFile keeps the roles' random passwords (0600).
+	// PasswordsFile keeps the roles' random passwords (0600; with AdminURL).
 	PasswordsFile string
+	// RoleURLs, instead of AdminURL, log in as roles someone else
+	// provisioned (role name → postgres://helios_read:pw@host/db): for
+	// operators who will not hand over an administrator connection, and
+	// for gateway nodes, which receive them from the issuer
+	// (Upstream.RoleURLs). Nothing is provisioned then.
+	RoleURLs map[string]string
 	// PoolSize bounds the server connections of one role and database
 	// (default 20); PoolWait is how long a client waits for one when all are
 	// in use (default 5s), then it gets 53300.
@@ -47,10 +54,14 @@ type UpstreamOptions struct {
 // server connections logged in as them.
 type Upstream struct {
 	opts      UpstreamOptions
-	admin     *pgconn.Config
+	admin     *pgconn.Config // nil: RoleURLs mode, nothing to provision with
+	adminURL  string         // AdminURL, for RoleURLs
 	passwords upstream.Passwords
-	pool      *upstream.Pool[*serverConn]
-	log       *slog.Logger
+	// logins is how each role logs in (user and password set), replaced
+	// whole by SetRoleURLs.
+	logins atomic.Pointer[map[upstream.Role]*pgconn.Config]
+	pool   *upstream.Pool[*serverConn]
+	log    *slog.Logger
 	// provisionMu runs one provisioning at a time (a burst of first
 	// connections would otherwise race to create the same roles).
 	provisionMu sync.Mutex
@@ -109,8 +120,23 @@ type serverConn struct {
 }
 
 // NewUpstream checks the administrator URL and loads (or makes) the roles'
-// passwords; it connects to nothing (Provision does).
+// passwords, or takes the role URLs; it connects to nothing (Provision
+// does).
 func NewUpstream(o UpstreamOptions) (*Upstream, error) {
+	if o.SQLTimeout <= 0 {
+		o.SQLTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	u := &Upstream{opts: o, log: o.Logger}
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait}, u.dial, healthy)
+	if o.AdminURL == "" {
+		if err := u.SetRoleURLs(o.RoleURLs); err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
 	cfg, err := pgconn.ParseConfig(o.AdminURL)
 	if err != nil {
 		return nil, fmt.Errorf("--pg-upstream: %s", redactURLError(err))
@@ -119,16 +145,57 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.SQLTimeout <= 0 {
-		o.SQLTimeout = 30 * time.Second
+	u.admin, u.adminURL, u.passwords = cfg, o.AdminURL, pw
+	logins := make(map[upstream.Role]*pgconn.Config, len(upstream.Roles))
+	for _, r := range upstream.Roles {
+		c := cfg.Copy()
+		c.User, c.Password = r.Name(), pw.For(r)
+		logins[r] = c
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	u := &Upstream{opts: o, admin: cfg, passwords: pw, log: o.Logger}
-	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait}, u.dial, healthy)
+	u.logins.Store(&logins)
 	return u, nil
 }
+
+// SetRoleURLs replaces how the roles log in (role name → URL with its user
+// and password): a gateway node following the issuer's rotation. Every
+// role must be given; connections already open are not touched.
+func (u *Upstream) SetRoleURLs(urls map[string]string) error {
+	logins := make(map[upstream.Role]*pgconn.Config, len(upstream.Roles))
+	for _, r := range upstream.Roles {
+		s, ok := urls[r.Name()]
+		if !ok {
+			return fmt.Errorf("PostgreSQL upstream: no URL for role %s", r.Name())
+		}
+		c, err := pgconn.ParseConfig(s)
+		if err != nil {
+			return fmt.Errorf("PostgreSQL upstream, role %s: %s", r.Name(), redactURLError(err))
+		}
+		logins[r] = c
+	}
+	u.logins.Store(&logins)
+	return nil
+}
+
+// RoleURLs returns how each role logs in, as URLs a gateway node can use
+// (the administrator URL with the role's user and password): the issuer
+// serves them to nodes over the cluster channel. Nil in RoleURLs mode or
+// when the administrator connection is not a URL.
+func (u *Upstream) RoleURLs() map[string]string {
+	base, err := url.Parse(u.adminURL)
+	if u.admin == nil || err != nil || base.Scheme == "" {
+		return nil
+	}
+	m := make(map[string]string, len(upstream.Roles))
+	for _, r := range upstream.Roles {
+		ru := *base
+		ru.User = url.UserPassword(r.Name(), u.passwords.For(r))
+		m[r.Name()] = ru.String()
+	}
+	return m
+}
+
+// login is how role r logs in.
+func (u *Upstream) login(r upstream.Role) *pgconn.Config { return (*u.logins.Load())[r] }
 
 // redactURLError keeps pgconn's reason but never the URL it may quote.
 func redactURLError(err error) string {
@@ -144,7 +211,11 @@ func (u *Upstream) Close() { u.pool.Close() }
 
 // Address is the server's host:port, for messages.
 func (u *Upstream) Address() string {
-	return net.JoinHostPort(u.admin.Host, fmt.Sprint(u.admin.Port))
+	c := u.admin
+	if c == nil {
+		c = u.login(upstream.Read)
+	}
+	return net.JoinHostPort(c.Host, fmt.Sprint(c.Port))
 }
 
 // get takes a server connection for k. When the login is refused because
@@ -162,6 +233,9 @@ func (u *Upstream) get(ctx context.Context, k upstream.Key, test bool) (*serverC
 	default:
 		return nil, err
 	}
+	if u.admin == nil {
+		return nil, err // RoleURLs mode: whoever provisioned the roles must fix it
+	}
 	u.provisionMu.Lock()
 	perr := u.Provision(ctx, []string{k.Database}, func(string) bool { return test })
 	u.provisionMu.Unlock()
@@ -174,9 +248,7 @@ func (u *Upstream) get(ctx context.Context, k upstream.Key, test bool) (*serverC
 
 // dial logs in as k's role to k's database and takes the connection over.
 func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error) {
-	cfg := u.admin.Copy()
-	cfg.User = k.Role.Name()
-	cfg.Password = u.passwords.For(k.Role)
+	cfg := u.login(k.Role).Copy()
 	cfg.Database = k.Database
 	cfg.RuntimeParams = map[string]string{}
 	if k.Variant == restVariant {
@@ -255,6 +327,9 @@ func (sc *serverConn) cancel() error {
 // passwords and grants, and each database in databases (isTest tells the
 // test ones) with the grants that confine the test roles to test databases.
 func (u *Upstream) Provision(ctx context.Context, databases []string, isTest func(string) bool) error {
+	if u.admin == nil {
+		return nil // RoleURLs mode
+	}
 	conn, err := pgx.ConnectConfig(ctx, u.adminConfig(u.admin.Database))
 	u.record(err)
 	if err != nil {
@@ -298,6 +373,9 @@ func (u *Upstream) Provision(ctx context.Context, databases []string, isTest fun
 // CreateDatabase creates db (when missing) and grants it to the roles that
 // may reach it: POST /v1/databases on this upstream.
 func (u *Upstream) CreateDatabase(ctx context.Context, db string, test bool) error {
+	if u.admin == nil {
+		return nil // RoleURLs mode: databases are made by whoever made the roles
+	}
 	conn, err := pgx.ConnectConfig(ctx, u.adminConfig(u.admin.Database))
 	if err != nil {
 		return fmt.Errorf("PostgreSQL upstream %s: administrator connection: %w", u.Address(), err)
@@ -309,6 +387,9 @@ func (u *Upstream) CreateDatabase(ctx context.Context, db string, test bool) err
 // DropDatabase drops db (when present), ending its open sessions: DELETE
 // /v1/databases on this upstream.
 func (u *Upstream) DropDatabase(ctx context.Context, db string) error {
+	if u.admin == nil {
+		return nil
+	}
 	conn, err := pgx.ConnectConfig(ctx, u.adminConfig(u.admin.Database))
 	if err != nil {
 		return fmt.Errorf("PostgreSQL upstream %s: administrator connection: %w", u.Address(), err)
