@@ -560,3 +560,44 @@ func TestPGProxyUpstreamDown(t *testing.T) {
 		t.Fatalf("the issuer with an upstream down: %d", status)
 	}
 }
+
+// TestPGProxyRevocationMidQuery: a token revoked while its statement runs
+// ends the session at once, and the statement stops on the server too.
+func TestPGProxyRevocationMidQuery(t *testing.T) {
+	d := daemonWith(t)
+	ctx := context.Background()
+	owner := d.NewUser(t)
+	tok, id := d.CreateToken(t, owner, map[string]any{"name": "revoked-mid-query", "scopes": []string{"*"}})
+	c := pgConnect(t, d, tok, "main")
+	var pid int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.Exec(ctx, "SELECT pg_sleep(60)"); done <- err }()
+	time.Sleep(300 * time.Millisecond)
+	d.Revoke(t, owner, id)
+	select {
+	case err := <-done:
+		if code, _ := pgCode(err); code != "28P01" && !c.IsClosed() {
+			t.Fatalf("the running statement ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session outlived its revoked token while a statement ran")
+	}
+	admin := pgAdmin(t, "postgres")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pg_sleep(60) still runs on the server after its session was revoked")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

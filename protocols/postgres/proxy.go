@@ -477,9 +477,16 @@ func (s *Session) closeProxy() {
 	<-px.done
 	px.mu.Lock()
 	reusable := px.clean && !px.revoked && len(px.syncs) == 0 && px.status == 'I' && !px.unsynced
+	running := len(px.syncs) > 0
 	px.dead = true
 	px.mu.Unlock()
 	if !reusable {
+		if running {
+			// A statement still runs for a client that is gone (revoked
+			// mid-query, or it hung up): stop it on the server too, which
+			// would otherwise finish it first.
+			_ = px.sc.cancel()
+		}
 		px.up.pool.Discard(px.key, px.sc)
 		return
 	}
