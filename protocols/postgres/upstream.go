@@ -130,7 +130,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &Upstream{opts: o, log: o.Logger}
-	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait}, u.dial, healthy)
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
 	if o.AdminURL == "" {
 		if err := u.SetRoleURLs(o.RoleURLs); err != nil {
 			return nil, err
@@ -273,6 +273,13 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 	}
 	return &serverConn{Conn: h.Conn, pid: h.PID, secret: h.SecretKey, params: params,
 		addr: net.JoinHostPort(h.Config.Host, fmt.Sprint(h.Config.Port))}, nil
+}
+
+// unreachable reports whether a dial error means the server could not be
+// reached (anything but an answer from it).
+func unreachable(err error) bool {
+	var pe *pgconn.PgError
+	return !errors.As(err, &pe)
 }
 
 // healthy reports whether an idle server connection is still open and

@@ -31,6 +31,12 @@ type PoolOptions struct {
 	// Wait is how long Get waits for one when all Size are in use (default
 	// 5s); then it returns ErrExhausted, never a hang.
 	Wait time.Duration
+	// Unreachable tells a dial error that means the server cannot be
+	// reached (refused, timed out) from one it answered (a login refused).
+	// After such errors the pool backs off: for 100ms, doubling up to 5s,
+	// Get returns the last error without dialling, so that a server coming
+	// back is not met by every waiting client at once. nil: never.
+	Unreachable func(error) bool
 }
 
 // EnsureDefaults gives every unset field of o its default and returns o.
@@ -63,6 +69,35 @@ type Pool[C Conn] struct {
 	buckets map[Key]*bucket[C]
 	closed  bool
 	done    chan struct{}
+	// Backoff after unreachable dials (PoolOptions.Unreachable), for
+	// every key: the server is down for all of them.
+	backoffMu    sync.Mutex
+	backoffUntil time.Time
+	backoff      time.Duration
+	backoffErr   error
+}
+
+// backingOff returns the last unreachable dial's error while the pool backs
+// off from the server.
+func (p *Pool[C]) backingOff() error {
+	p.backoffMu.Lock()
+	defer p.backoffMu.Unlock()
+	if time.Now().Before(p.backoffUntil) {
+		return p.backoffErr
+	}
+	return nil
+}
+
+// dialed records a dial's outcome for the backoff.
+func (p *Pool[C]) dialed(err error) {
+	p.backoffMu.Lock()
+	defer p.backoffMu.Unlock()
+	if err == nil || p.opts.Unreachable == nil || !p.opts.Unreachable(err) {
+		p.backoff, p.backoffUntil = 0, time.Time{}
+		return
+	}
+	p.backoff = min(max(2*p.backoff, 100*time.Millisecond), 5*time.Second)
+	p.backoffUntil, p.backoffErr = time.Now().Add(p.backoff), err
 }
 
 // bucket is one key's connections: slots holds a token per open
@@ -124,7 +159,12 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 			}
 			p.discard(b, c)
 		case b.slots <- struct{}{}:
+			if err := p.backingOff(); err != nil {
+				<-b.slots
+				return zero, err
+			}
 			c, err := p.dial(ctx, k)
+			p.dialed(err)
 			if err != nil {
 				<-b.slots
 				return zero, err

@@ -109,3 +109,50 @@ func TestPasswordsMadeOnceAndPrivate(t *testing.T) {
 		t.Fatal("a world-readable passwords file was accepted")
 	}
 }
+
+// TestPoolBacksOffAnUnreachableServer: after a dial that could not reach
+// the server, Get answers the same error without dialling for a while
+// (100ms, doubling), then tries again; a refused login does not back off.
+func TestPoolBacksOffAnUnreachableServer(t *testing.T) {
+	var dials atomic.Int32
+	down := errors.New("connection refused")
+	refused := errors.New("password authentication failed")
+	var next atomic.Value
+	next.Store(down)
+	p := NewPool(PoolOptions{Size: 4, Wait: time.Second, Unreachable: func(err error) bool { return err == down }},
+		func(ctx context.Context, k Key) (*fakeConn, error) {
+			dials.Add(1)
+			if err := next.Load().(error); err != nil && err != errNone {
+				return nil, err
+			}
+			return &fakeConn{}, nil
+		}, nil)
+	defer p.Close()
+	k := Key{Database: "main"}
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, err := p.Get(ctx, k); err != down {
+			t.Fatalf("get %d: %v", i, err)
+		}
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d dials within the backoff, want 1", n)
+	}
+	time.Sleep(150 * time.Millisecond)
+	next.Store(errNone)
+	if _, err := p.Get(ctx, k); err != nil || dials.Load() != 2 {
+		t.Fatalf("after the backoff: %v, %d dials", err, dials.Load())
+	}
+	next.Store(refused)
+	for i := 0; i < 3; i++ {
+		if _, err := p.Get(ctx, k); err != refused {
+			t.Fatalf("refused login %d: %v", i, err)
+		}
+	}
+	if n := dials.Load(); n != 5 {
+		t.Fatalf("a refused login backed off: %d dials, want 5", n)
+	}
+}
+
+// errNone stands for "the dial succeeds" in an atomic.Value (which holds no nil).
+var errNone = errors.New("none")
