@@ -108,9 +108,20 @@ func TestMySQLProxyFullAccess(t *testing.T) {
 	if err != nil || out != "one\ntwo\nhelios_owner@%\n" {
 		t.Fatalf("mariadb: %v\n%s", err, out)
 	}
+	// The greeting announces the upstream's version (the CLI's \s shows it).
+	if out, err := mariadbCLI(t, d, tok, "main", "-e", "\\s"); err != nil || !strings.Contains(out, "Server version:\t\t10.11.") {
+		t.Fatalf("mariadb \\s: %v\n%s", err, out)
+	}
 	db := myDB(t, d, tok, "main")
 	if v := queryString(t, db, "SELECT VERSION()"); !strings.Contains(v, "MariaDB") {
 		t.Fatalf("VERSION() %q: not the upstream's", v)
+	}
+	// MySQL 8 clients' default collation (255) is unknown to MariaDB 10:
+	// the server connection is opened with utf8mb4_general_ci.
+	cfg255 := myConfig(d, tok, "main")
+	cfg255.Collation = "utf8mb4_0900_ai_ci"
+	if cs := queryString(t, myOpen(t, cfg255), "SELECT CONCAT(@@character_set_client, ' ', ?)", "héllo ✓"); cs != "utf8mb4 héllo ✓" {
+		t.Fatalf("a client with collation 255: %q", cs)
 	}
 	// Arguments: COM_STMT_PREPARE, EXECUTE (binary rows), CLOSE.
 	if b := queryString(t, db, "SELECT b FROM full_access WHERE a = ?", 2); b != "two" {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 )
 
 // This file is the client side of the MySQL handshake, with which the
@@ -49,6 +50,8 @@ const (
 	// dialMaxPacket is the max packet size the gateway announces (16 MiB,
 	// as libmysqlclient does).
 	dialMaxPacket = 1 << 24
+	// collationUTF8MB4GeneralCI is utf8mb4_general_ci.
+	collationUTF8MB4GeneralCI byte = 45
 )
 
 // serverError is an ERR packet from the upstream server.
@@ -210,10 +213,18 @@ func handshake(c net.Conn, req loginRequest) (*greeting, uint16, error) {
 		plugin = pluginNativePassword // the server switches if it wants another
 	}
 	auth := scramble(plugin, req.password, g.nonce)
+	charset := req.charset
+	if charset == charsetUTF8MB4 && strings.HasPrefix(g.version, "5.5.5-10.") {
+		// MariaDB 10 has no collation 255 (MySQL 8's utf8mb4_0900_ai_ci,
+		// the default of MySQL 8 clients) and would fall back to its
+		// server character set: the same character set, its default
+		// collation.
+		charset = collationUTF8MB4GeneralCI
+	}
 	resp := make([]byte, 0, 128)
 	resp = binary.LittleEndian.AppendUint32(resp, caps)
 	resp = binary.LittleEndian.AppendUint32(resp, dialMaxPacket)
-	resp = append(resp, req.charset)
+	resp = append(resp, charset)
 	resp = append(resp, make([]byte, 23)...)
 	resp = append(append(resp, req.user...), 0)
 	resp = append(appendLenenc(resp, uint64(len(auth))), auth...)

@@ -349,7 +349,22 @@ func (u *Upstream) Provision(ctx context.Context, databases []string, isTest fun
 			return err
 		}
 	}
+	if u.serverVersion() == "" {
+		return u.probe(ctx)
+	}
 	return nil
+}
+
+// probe logs in once as the read user, which checks its password and
+// learns the server's version for the gateway's greeting, and logs out.
+func (u *Upstream) probe(ctx context.Context) error {
+	sc, err := u.dial(ctx, upstream.Key{Role: upstream.Read, Variant: variant(0, collationUTF8MB4GeneralCI)})
+	if err != nil {
+		return fmt.Errorf("MySQL upstream %s: log in as %s: %w", u.addr, upstream.Read.Name(), err)
+	}
+	b, start := beginPacket(nil, 0)
+	_, _ = sc.Write(endPacket(append(b, comQuit), start))
+	return sc.Close()
 }
 
 // provisioner opens an administrator connection and learns the server's
