@@ -3,8 +3,9 @@
 // caching_sha2_password (full authentication in cleartext inside TLS or
 // RSA-OAEP encrypted without TLS, and fast authentication against a cache
 // of recently verified tokens), the scope check of every statement,
-// MySQL-native errors, and the built-in responder used when no upstream
-// database is configured.
+// MySQL-native errors, the built-in responder used when no upstream
+// database is configured, and proxy mode, which puts a real MySQL or
+// MariaDB server behind the token (see Proxy mode below).
 //
 // # Statements
 //
@@ -176,9 +177,89 @@
 // token. RSA is used only where plaintext is allowed (loopback by default),
 // where it still keeps the token off the wire.
 //
-// The package owns MySQL bytes only. It must never do I/O (netio moves the
-// bytes), share state with another protocol, keep a token after verifying
-// it (only its stage2 hash), or put a token into a reply or a log.
+// # Proxy mode
+//
+// With Options.Upstream (heliosd --mysql-upstream mysql://root:pw@host:3306/)
+// the gateway is a session-pooling proxy in front of a real MySQL or
+// MariaDB server. heliosd provisions, idempotently, with the administrator
+// connection (go-sql-driver), six users, each @'%' (and @ the host of any
+// anonymous user, which would otherwise match first), with random
+// passwords kept in data-dir/upstream-mysql.json (0600):
+// mysql_native_password on MariaDB, caching_sha2_password on MySQL 8. A
+// token's scopes choose the user (upstream.RoleFor): "*" or schema:write
+// helios_owner, database:write helios_write, database:read helios_read,
+// none of them 1044 at connect naming database:read; test tokens the
+// helios_test_ variants. Each registered database is created (CREATE
+// DATABASE IF NOT EXISTS) and granted, at database level only, to the
+// production users and, for a test database, to the test users (a
+// production database's grants to the test users are revoked):
+//
+//	helios_read,  helios_test_read:  SELECT, SHOW VIEW
+//	helios_write, helios_test_write: SELECT, SHOW VIEW, INSERT, UPDATE, DELETE,
+//	                                 CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE
+//	helios_owner, helios_test_owner: the above and CREATE, ALTER, DROP, INDEX,
+//	                                 CREATE VIEW, REFERENCES, TRIGGER, EVENT,
+//	                                 CREATE ROUTINE, ALTER ROUTINE
+//
+// Never a global privilege (FILE, SUPER, PROCESS …) or GRANT OPTION. The
+// database name in GRANT has _ and % escaped (they are wildcards there).
+// POST /v1/databases creates and grants; DELETE drops the database and
+// revokes its grants (MySQL keeps them otherwise, for a database of the
+// same name created later).
+//
+// The gateway logs in itself (dial.go: HandshakeV10, HandshakeResponse41,
+// mysql_native_password, caching_sha2_password with its fast path and the
+// RSA exchange, AuthSwitchRequest) with the format flags the client
+// negotiated (CLIENT_DEPRECATE_EOF, MULTI_STATEMENTS, MULTI_RESULTS,
+// PS_MULTI_RESULTS, SESSION_TRACK, LOCAL_FILES, FOUND_ROWS; the greeting
+// offers the first five beyond the responder's set) and its collation
+// (255 becomes 45 on MariaDB 10, which lacks it): they are the pool key's
+// Variant, so a server connection is only handed to a client that reads
+// the same bytes. Pools are per user, database and variant
+// (--mysql-pool-size 20; --mysql-pool-wait 5s, then 1040 "Too many
+// connections"); an unreachable server is 2003 "Can't connect to MySQL
+// server" with the reason, and heliosd starts anyway. The greeting
+// announces the server's version once heliosd has logged in to it.
+//
+// Client to server (on the session's goroutine; a proxied session always
+// runs on one): COM_QUERY and COM_STMT_PREPARE are classified first, every
+// statement of them (1142/1044 with the guide's message, nothing leaves);
+// USE names a registered database (1049) and, for a test token, a test
+// database (1044); COM_INIT_DB likewise; COM_STMT_EXECUTE, FETCH, CLOSE,
+// RESET, SEND_LONG_DATA, COM_PING, COM_RESET_CONNECTION, COM_SET_OPTION,
+// COM_FIELD_LIST and COM_STATISTICS are forwarded; COM_CHANGE_USER and
+// the replication and administration commands are refused. Server to
+// client (a pump goroutine): whole packets as they arrive, written to the
+// client while it reads (a slow client stops the pump reading: bounded
+// memory). The pump follows each response's structure — OK, ERR, result
+// sets and their terminators, SERVER_MORE_RESULTS_EXISTS, cursors, the
+// prepared statement's metadata, the LOCAL INFILE request, after which
+// the client's packets are the file — to know when a command has been
+// answered and the transaction state (SERVER_STATUS_IN_TRANS). A LOCAL
+// INFILE request reaches the client only for a token with database:write.
+// An upstream permission error (1044, 1142, 1143, 1227, 1370) gets the
+// reason added: the scope the token lacks, or, when it holds it, that
+// HeliosDB's users reach only its (test) databases.
+//
+// A COM_QUIT with nothing outstanding, outside a transaction, returns the
+// server connection to the pool after COM_RESET_CONNECTION (rollback,
+// temporary tables, prepared statements, user and session variables; the
+// handshake's collation back) and COM_INIT_DB of the pool's database when
+// the client selected another (the reset keeps the current database).
+// Anything else — a client gone mid-command or mid-transaction, a revoked
+// token (Terminate), COM_SET_OPTION — closes it, and a statement still
+// running on it is ended with KILL CONNECTION on the administrator
+// connection. A server that goes away is reported to the client as 2013
+// ("Lost connection …: the upstream server behind the HeliosDB gateway
+// closed the connection"), unsolicited when the client is idle, so that a
+// driver's pool drops the connection.
+//
+// The package owns MySQL bytes only. Outside proxy mode it does no I/O
+// (netio moves the bytes); in proxy mode it does only the upstream's
+// (upstream.go, dial.go, proxy.go). It must never share state with
+// another protocol, keep a token after verifying it (only its stage2
+// hash), put a token into a reply or a log, or log the upstream's
+// passwords.
 //
 // # Files
 //
@@ -208,4 +289,12 @@
 //   - prepared.go: the built-in queries, and SELECT ?, as prepared
 //     statements (COM_STMT_PREPARE, EXECUTE, RESET, CLOSE; binary result
 //     sets).
+//   - upstream.go: proxy mode's upstream: the administrator connection,
+//     provisioning, the pool and its dialer.
+//   - dial.go: the client side of the handshake, with which the gateway
+//     logs in to the upstream.
+//   - proxy.go: a proxied session: forwarding, the pump and its parser,
+//     the end of a session.
+//   - bypass_on.go, bypass_off.go: the test build without the classifier
+//     (helios_bypass_classifier).
 package mysql

@@ -23,8 +23,10 @@ import (
 // so a test database removed from the registry stops serving test tokens
 // at once. CREATE/DROP DATABASE by a test token is checked against the
 // database it names. Database names written inside a statement
-// (SELECT … FROM prod.t) are not parsed here: this gateway has no upstream
-// to send them to, so every such statement ends in 1235 regardless.
+// (SELECT … FROM prod.t) are not parsed here: the built-in responder ends
+// every such statement in 1235 regardless, and in proxy mode the test
+// users have no grant outside the test databases, so the upstream refuses
+// them (1142, with the guide's reason added).
 
 // recheck re-checks the session's token before a command, as a fresh
 // verification would (netio.Env.Recheck: the key, the revocation view, and
