@@ -221,3 +221,32 @@ func TestConfigMetricsAllow(t *testing.T) {
 		t.Errorf("bad network: %v", err)
 	}
 }
+
+// TestSecretSettingFile: an upstream URL from a file is read only when no
+// one else may read the file, and the flag's value stands when no file is
+// given.
+func TestSecretSettingFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "pg.url")
+	if err := os.WriteFile(f, []byte("postgres://postgres:secret@127.0.0.1:5433/postgres\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretSetting("pg-upstream", "", f); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable credentials file: %v", err)
+	}
+	if err := os.Chmod(f, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := secretSetting("pg-upstream", "postgres://ignored", f); err != nil || v != "postgres://postgres:secret@127.0.0.1:5433/postgres" {
+		t.Fatalf("from the file: %q %v", v, err)
+	}
+	if v, err := secretSetting("pg-upstream", " postgres://inline ", ""); err != nil || v != "postgres://inline" {
+		t.Fatalf("inline: %q %v", v, err)
+	}
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretSetting("pg-upstream", "", f); err == nil {
+		t.Fatal("an empty credentials file was accepted")
+	}
+}
