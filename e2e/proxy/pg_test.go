@@ -259,17 +259,26 @@ func TestPGProxyCancel(t *testing.T) {
 		t.Fatal("pg_sleep(20) finished within 300ms")
 	}
 	// The server ran the cancel: pg_stat_activity shows no pg_sleep left.
-	var n int
+	waitNone(t, "pg_sleep is still running on the server: the cancel was not forwarded",
+		"SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'")
+}
+
+// waitNone polls the upstream, as its superuser, until query counts 0,
+// and fails with msg after 5 seconds.
+func waitNone(t *testing.T, msg, query string, args ...any) {
+	t.Helper()
+	admin := pgAdmin(t, "postgres")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if err := pgAdmin(t, "postgres").QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'").Scan(&n); err != nil {
+		var n int
+		if err := admin.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("pg_sleep is still running on the server: the cancel was not forwarded")
+			t.Fatal(msg)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -303,20 +312,8 @@ func TestPGProxyRevocationEndsSession(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	admin := pgAdmin(t, "postgres")
-	for {
-		var n int
-		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the revoked session's server connection is still open (returned to the pool?)")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitNone(t, "the revoked session's server connection is still open (returned to the pool?)",
+		"SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
 }
 
 // TestPGProxyBatchRefusal: a pgx batch (one pipeline: statements prepared
@@ -585,19 +582,6 @@ func TestPGProxyRevocationMidQuery(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the session outlived its revoked token while a statement ran")
 	}
-	admin := pgAdmin(t, "postgres")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var n int
-		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("pg_sleep(60) still runs on the server after its session was revoked")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitNone(t, "pg_sleep(60) still runs on the server after its session was revoked",
+		"SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
 }

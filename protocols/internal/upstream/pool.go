@@ -137,13 +137,12 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 	if err != nil {
 		return zero, err
 	}
-	for {
+	for { // an idle connection first, without a timer
 		select {
 		case c := <-b.idle:
-			if p.healthy == nil || p.healthy(c) {
+			if p.usable(b, c) {
 				return c, nil
 			}
-			p.discard(b, c)
 			continue
 		default:
 		}
@@ -154,10 +153,9 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 	for {
 		select {
 		case c := <-b.idle:
-			if p.healthy == nil || p.healthy(c) {
+			if p.usable(b, c) {
 				return c, nil
 			}
-			p.discard(b, c)
 		case b.slots <- struct{}{}:
 			if err := p.backingOff(); err != nil {
 				<-b.slots
@@ -178,6 +176,16 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 			return zero, ErrClosed
 		}
 	}
+}
+
+// usable reports whether an idle connection may be handed out, closing it
+// when it may not.
+func (p *Pool[C]) usable(b *bucket[C], c C) bool {
+	if p.healthy == nil || p.healthy(c) {
+		return true
+	}
+	p.discard(b, c)
+	return false
 }
 
 // Put returns a clean connection of k for the next client.
