@@ -34,3 +34,27 @@ if [ ! -x .tools/node_modules/.bin/mongosh ]; then
   mkdir -p .tools
   npm install --prefix .tools --no-audit --no-fund --loglevel=error mongosh >/dev/null
 fi
+
+# FerretDB 1.24.2, the MongoDB-wire server behind the gateway in tests,
+# benchmarks and make run (with its SQLite backend), built from its Go module
+# into .tools/bin. Its build embeds build/version/version.txt, which the
+# module does not ship (it is made from git): the module is copied out of the
+# module cache and the file written before go build. Skipped when the binary
+# is there and reports that version.
+FERRETDB_VERSION=v1.24.2
+if ! .tools/bin/ferretdb --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
+  command -v go >/dev/null 2>&1 || { echo "go is needed to build FerretDB" >&2; exit 1; }
+  echo "building FerretDB $FERRETDB_VERSION into .tools/bin/"
+  src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$src" ] && [ -d "$src" ] || { echo "go mod download of FerretDB $FERRETDB_VERSION failed" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  cp -r "$src/." "$tmp/"
+  chmod -R u+w "$tmp"
+  echo "$FERRETDB_VERSION" >"$tmp/build/version/version.txt"
+  mkdir -p .tools/bin
+  (cd "$tmp" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$OLDPWD/.tools/bin/ferretdb" ./cmd/ferretdb)
+  rm -rf "$tmp"
+  trap - EXIT
+fi
