@@ -585,3 +585,23 @@ func TestPGProxyRevocationMidQuery(t *testing.T) {
 	waitNone(t, "pg_sleep(60) still runs on the server after its session was revoked",
 		"SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
 }
+
+// TestPGProxyStartupSettings: what a client sets at startup reaches its
+// server session: application_name, and PGOPTIONS's -c settings; a
+// replication connection is refused, not silently made an ordinary one.
+func TestPGProxyStartupSettings(t *testing.T) {
+	d := daemonWith(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)})
+	cmd := exec.Command("psql", pgURL(d, tok, "main")+"&application_name=startup-test", "-Atc",
+		"SELECT current_setting('application_name'), current_setting('search_path'), current_setting('work_mem')")
+	cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path=app,public -c work_mem=7MB")
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "startup-test|app,public|7MB\n" {
+		t.Fatalf("startup settings: %v %q", err, out)
+	}
+	cmd = exec.Command("psql", pgURL(d, tok, "main")+"&replication=database", "-Atc", "IDENTIFY_SYSTEM")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "replication connections are not supported") {
+		t.Fatalf("replication connection: %v %s", err, out)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,13 +105,18 @@ func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) 
 // have taken them from the StartupMessage, and keeps the ParameterStatus
 // values they change.
 func (px *proxy) applyStartup(params [][2]string) error {
-	var q []byte
-	for _, kv := range params {
-		q = append(q, "SET "...)
-		q = appendIdent(q, kv[0])
-		q = append(q, " = "...)
+	// set_config takes the value as text, as the server takes a startup
+	// parameter (SET would read "app,public" as one quoted name).
+	q := []byte("SELECT ")
+	for i, kv := range params {
+		if i > 0 {
+			q = append(q, ", "...)
+		}
+		q = append(q, "set_config("...)
+		q = append(q, quoteLiteral(kv[0])...)
+		q = append(q, ", "...)
 		q = append(q, quoteLiteral(kv[1])...)
-		q = append(q, "; "...)
+		q = append(q, ", false)"...)
 	}
 	msg, at := begin(nil, 'Q')
 	msg = finish(appendCString(msg, string(q)), at)
@@ -551,14 +558,51 @@ func upstreamError(err error) ErrorFields {
 	return upstreamLostError
 }
 
-// appendIdent appends a double-quoted identifier.
-func appendIdent(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			dst = append(dst, '"')
+// optionSettings reads a StartupMessage's options parameter (PGOPTIONS) as
+// PostgreSQL does for the settings it can carry: "-c name=value",
+// "-cname=value" and "--name=value", separated by spaces, a backslash
+// escaping the next character. Any other server switch is refused: the
+// gateway cannot pass it on.
+func optionSettings(v string) ([][2]string, error) {
+	var words []string
+	var w []byte
+	inWord := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && i+1 < len(v):
+			i++
+			w, inWord = append(w, v[i]), true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words, w, inWord = append(words, string(w)), w[:0], false
+			}
+		default:
+			w, inWord = append(w, c), true
 		}
-		dst = append(dst, s[i])
 	}
-	return append(dst, '"')
+	if inWord {
+		words = append(words, string(w))
+	}
+	var set [][2]string
+	for i := 0; i < len(words); i++ {
+		var kv string
+		switch word := words[i]; {
+		case word == "-c" && i+1 < len(words):
+			i++
+			kv = words[i]
+		case len(word) > 2 && word[:2] == "-c":
+			kv = word[2:]
+		case len(word) > 2 && word[:2] == "--":
+			kv = word[2:]
+		default:
+			return nil, errors.New("options " + strconv.Quote(word) + " cannot pass through the HeliosDB gateway: only -c name=value and --name=value settings can")
+		}
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return nil, errors.New("options: " + strconv.Quote(kv) + " is not name=value")
+		}
+		set = append(set, [2]string{strings.ReplaceAll(name, "-", "_"), value})
+	}
+	return set, nil
 }

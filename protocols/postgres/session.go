@@ -220,6 +220,17 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 			s.database = append(s.database[:0], v...)
 		case len(k) > 4 && string(k[:4]) == "_pq_":
 			unknown = append(unknown, k)
+		case string(k) == "replication" && string(v) != "false" && string(v) != "off" && string(v) != "0" && string(v) != "no":
+			o, _ := s.fatal(out, ErrorFields{Severity: "FATAL", Code: codeFeatureNotSupported,
+				Message: "replication connections are not supported through the HeliosDB gateway"})
+			return o, netio.Close
+		case s.p.up != nil && string(k) == "options":
+			set, err := optionSettings(string(v))
+			if err != nil {
+				o, _ := s.fatal(out, ErrorFields{Severity: "FATAL", Code: codeFeatureNotSupported, Message: err.Error()})
+				return o, netio.Close
+			}
+			s.startupParams = append(s.startupParams, set...)
 		case s.p.up != nil && string(k) != "user" && string(k) != "database" && string(k) != "options" && string(k) != "replication":
 			s.startupParams = append(s.startupParams, [2]string{string(k), string(v)})
 		}

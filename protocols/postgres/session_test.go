@@ -410,3 +410,23 @@ func TestProtocol32NegotiatedDown(t *testing.T) {
 		t.Fatalf("NegotiateProtocolVersion %q", ms[0].body)
 	}
 }
+
+// TestOptionSettings: PGOPTIONS's settings pass on as PostgreSQL reads
+// them; other server switches are refused by name.
+func TestOptionSettings(t *testing.T) {
+	got, err := optionSettings(`-c search_path=app,public --statement-timeout=5s -cwork_mem=64MB -c application_name=a\ b`)
+	want := [][2]string{{"search_path", "app,public"}, {"statement_timeout", "5s"}, {"work_mem", "64MB"}, {"application_name", "a b"}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%v %v", got, err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("setting %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"-B 100", "-c", "-c nameonly", "--=x"} {
+		if _, err := optionSettings(bad); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}
