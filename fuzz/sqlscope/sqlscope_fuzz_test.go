@@ -119,7 +119,7 @@ func (fe *frontEnds) rest(t *testing.T, q string) verdict {
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7}, nil)
 	c := fe.claims
-	rest.SQLHandler(nil)(&ctx, &c)
+	rest.SQLHandler(nil, nil)(&ctx, &c)
 	var e struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}
