@@ -79,6 +79,10 @@ type proxy struct {
 	sc           *serverConn
 	deprecateEOF bool
 	mayLoad      bool // database:write: LOAD DATA LOCAL may send the client's file
+	// wbuf holds client packets queued for the server (the session's
+	// goroutine only); wflush: one of them needs to go out now.
+	wbuf   []byte
+	wflush bool
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -174,6 +178,7 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		return appendUpstreamLost(out, s.seq+1), netio.Close
 	}
 	if infile {
+		px.wflush = true // the file's content goes on as it comes
 		return s.send(out, 0, false)
 	}
 	if len(payload) == 0 {
@@ -201,7 +206,9 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		return out, netio.Close
 	}
 	refused := func(o []byte) ([]byte, netio.Action) {
-		if !px.waitIdle() {
+		// What was queued before goes out first, and is answered before
+		// the refusal is.
+		if px.wflush && px.flush() != nil || !px.waitIdle() {
 			return appendUpstreamLost(out, s.seq+1), netio.Close
 		}
 		return o, netio.Continue
@@ -315,8 +322,12 @@ func (s *Session) selected(db []byte) {
 	px.mu.Unlock()
 }
 
-// send writes the client packet being handled (s.raw) to the server;
-// reply is true for a command answered by a response of kind kind.
+// send queues the client packet being handled (s.raw) for the server;
+// reply is true for a command answered by a response of kind kind. The
+// packets queued while handling one read from the client go out in one
+// write at its end (flushProxy), or with the next packet that needs an
+// answer: COM_STMT_CLOSE, which has none, rides with the command after it
+// (go-sql-driver sends one after every query with arguments).
 func (s *Session) send(out []byte, kind expect, reply bool) ([]byte, netio.Action) {
 	px := s.px
 	px.mu.Lock()
@@ -335,12 +346,42 @@ func (s *Session) send(out []byte, kind expect, reply bool) ([]byte, netio.Actio
 		px.pending = append(px.pending, command{kind: kind, seq: s.seq})
 	}
 	px.mu.Unlock()
-	_ = px.sc.SetWriteDeadline(time.Now().Add(time.Minute))
-	if _, err := px.sc.Write(s.raw); err != nil {
-		px.kill()
+	px.wbuf = append(px.wbuf, s.raw...)
+	px.wflush = px.wflush || reply
+	return out, netio.Continue
+}
+
+// flushProxy writes the packets queued for the server when one of them
+// needs an answer (or is part of a LOCAL INFILE file).
+func (s *Session) flushProxy(out []byte) ([]byte, netio.Action) {
+	px := s.px
+	if px == nil || !px.wflush {
+		return out, netio.Continue
+	}
+	if err := px.flush(); err != nil {
+		s.state = stClosed
 		return appendUpstreamLost(out, s.seq+1), netio.Close
 	}
 	return out, netio.Continue
+}
+
+// flush writes the queued packets.
+func (px *proxy) flush() error {
+	px.wflush = false
+	if len(px.wbuf) == 0 {
+		return nil
+	}
+	_ = px.sc.SetWriteDeadline(time.Now().Add(time.Minute))
+	_, err := px.sc.Write(px.wbuf)
+	if cap(px.wbuf) > pumpBufferMax {
+		px.wbuf = nil
+	} else {
+		px.wbuf = px.wbuf[:0]
+	}
+	if err != nil {
+		px.kill()
+	}
+	return err
 }
 
 // waitIdle waits until every command sent has been answered; false when
@@ -553,11 +594,22 @@ const (
 	pumpBufferMax = 256 << 10
 )
 
+// pumpBuffers recycles the pumps' buffers (a session that connects,
+// queries once and leaves would otherwise allocate 64 KiB each time).
+var pumpBuffers = sync.Pool{New: func() any { b := make([]byte, 0, pumpBuffer); return &b }}
+
 // pump forwards the server's packets to the client, whole, until the
 // server connection fails or is stopped (a read deadline in the past).
 func (px *proxy) pump(client io.Writer) {
 	defer close(px.done)
-	buf := make([]byte, 0, pumpBuffer)
+	bp := pumpBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) == pumpBuffer {
+			*bp = buf[:0]
+			pumpBuffers.Put(bp)
+		}
+	}()
 	var r response
 	active := false
 	var respSeq byte // sequence id of the last packet of the current response

@@ -170,6 +170,10 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 			return consumed, out, act
 		}
 	}
+	if s.px != nil {
+		out, act := s.flushProxy(out) // what this read brought, in one write
+		return consumed, out, act
+	}
 	return consumed, out, netio.Continue
 }
 
