@@ -29,6 +29,7 @@ type liveProxy struct {
 	revs  *core.MemoryRevocations
 	maria *testupstream.MariaDB
 	admin *sql.DB
+	up    *Upstream
 }
 
 func startLiveProxy(t *testing.T) *liveProxy {
@@ -51,7 +52,7 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := &liveProxy{ring: core.GenerateKeyring(time.Now().Add(-time.Hour)), revs: core.NewMemoryRevocations(), maria: maria}
+	lp := &liveProxy{ring: core.GenerateKeyring(time.Now().Add(-time.Hour)), revs: core.NewMemoryRevocations(), maria: maria, up: up}
 	lp.gw, err = netio.Serve(netio.Config{Keyring: lp.ring, Revocations: lp.revs, Loops: 2, Logger: slog.New(slog.DiscardHandler)},
 		[]netio.Listener{{Addr: "127.0.0.1:0", Protocol: p}})
 	if err != nil {
@@ -128,7 +129,8 @@ func (lp *liveProxy) waitGone(t *testing.T, id int64, what string) {
 // under the race detector: concurrent sessions mixing prepared statements,
 // transactions, multi-statements, LOAD DATA LOCAL and refusals; a client
 // that leaves mid-query (its statement is KILLed); a token revoked
-// mid-query; pool exhaustion; a server restart under an idle session.
+// mid-query; pool exhaustion; a server restart under an idle session;
+// anonymous users, which the server would match before 'helios_read'@'%'.
 func TestProxyLive(t *testing.T) {
 	lp := startLiveProxy(t)
 	full, _ := lp.mint(t, core.AllScopes)
@@ -281,6 +283,26 @@ func TestProxyLive(t *testing.T) {
 		var n int
 		if err := lp.db(t, read, false).QueryRow("SELECT 1").Scan(&n); err != nil || n != 1 {
 			t.Fatalf("a new client after the restart: %v", err)
+		}
+	})
+
+	t.Run("anonymous users", func(t *testing.T) {
+		// A server with anonymous users (old installs, mysql_secure_installation
+		// not run) matches ''@'localhost' before 'helios_read'@'%' for a
+		// client from the gateway's host: the users get those hosts too.
+		for _, q := range []string{"CREATE USER ''@'localhost'", "CREATE USER ''@'127.0.0.1'"} {
+			if _, err := lp.admin.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := lp.up.Provision(context.Background(), []string{"other"}, func(string) bool { return false }); err != nil {
+			t.Fatal(err)
+		}
+		cfg := gomysql.NewConfig()
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", read, "tcp", lp.addr, "other"
+		var user string
+		if err := openDB(t, cfg).QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil || !strings.HasPrefix(user, "helios_read@") {
+			t.Fatalf("a new server connection with anonymous users on the server: %q %v", user, err)
 		}
 	})
 }
