@@ -1,6 +1,6 @@
-// Package testupstream starts real database servers — PostgreSQL 15 and
-// MariaDB 10.11 from Debian's packages — for the tests and benchmarks of
-// heliosd's proxy mode, which forwards sessions to them.
+// Package testupstream starts real database servers — PostgreSQL 15,
+// MariaDB 10.11 and Redis 7 from Debian's packages — for the tests and
+// benchmarks of heliosd's proxy mode, which forwards sessions to them.
 //
 // Each server lives in its own temporary directory under os.TempDir(): data,
 // Unix socket and log. It listens on 127.0.0.1 only, on a port picked free
