@@ -123,9 +123,15 @@ func TestMySQLProxyFullAccess(t *testing.T) {
 	if cs := queryString(t, myOpen(t, cfg255), "SELECT CONCAT(@@character_set_client, ' ', ?)", "héllo ✓"); cs != "utf8mb4 héllo ✓" {
 		t.Fatalf("a client with collation 255: %q", cs)
 	}
-	// Arguments: COM_STMT_PREPARE, EXECUTE (binary rows), CLOSE.
+	// Arguments: COM_STMT_PREPARE, EXECUTE (binary rows), CLOSE; in TLS too
+	// (the session moves into TLS before it is paired with its server).
 	if b := queryString(t, db, "SELECT b FROM full_access WHERE a = ?", 2); b != "two" {
 		t.Fatalf("prepared SELECT: %q", b)
+	}
+	tlsCfg := myConfig(d, tok, "main")
+	tlsCfg.TLSConfig = "skip-verify"
+	if b := queryString(t, myOpen(t, tlsCfg), "SELECT b FROM full_access WHERE a = ?", 1); b != "one" {
+		t.Fatalf("prepared SELECT in TLS: %q", b)
 	}
 	stmt, err := db.Prepare("INSERT INTO full_access VALUES (?, ?)")
 	if err != nil {
