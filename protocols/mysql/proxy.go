@@ -120,6 +120,9 @@ func (p *Protocol) greetingVersion() string {
 // client's authentication (01 03 first when fast), and start the pump.
 func (s *Session) startProxy(env *netio.Env, out []byte, seq byte, fast bool) ([]byte, netio.Action) {
 	up := s.p.up
+	if s.info.Client == nil { // BUG: Handle offloads every proxied session before its handshake response
+		return AppendERR(out, seq, erHandshake, stateCommunicationFailure, "Bad handshake: the proxied session is not on its own goroutine"), netio.Close
+	}
 	role, err := upstream.RoleFor(&s.claims)
 	if err != nil {
 		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
