@@ -138,6 +138,10 @@ func (s *Service) Close() { s.usage.Close() }
 // Store returns the service's store.
 func (s *Service) Store() *Store { return s.store }
 
+// Lifetimes returns the token lifetimes the service issues with (the
+// default and the longest expires_in_days of each type).
+func (s *Service) Lifetimes() core.Lifetimes { return s.opts.Lifetimes }
+
 // Used records that a token authenticated a request at at (Unix seconds).
 // It aggregates in memory (flushed every Options.UsageFlush) and allocates
 // nothing for a token already seen.
@@ -254,9 +258,17 @@ func (s *Service) accountByEmail(email string) (*Account, error) {
 }
 
 // Login checks email and password and returns a new live session token with
-// every scope, and its record. from is the client's address, for the rate
-// limit.
+// every scope, named "login", and its record. from is the client's address,
+// for the rate limit.
 func (s *Service) Login(email, password string, from netip.Addr) (string, *TokenRecord, error) {
+	return s.LoginNamed(email, password, from, "login")
+}
+
+// LoginNamed is Login for a caller that names the session's token: the web
+// console names the token behind each console session "Web console", so the
+// token list shows it for what it is. The checks, rate limits, cost and
+// errors are Login's.
+func (s *Service) LoginNamed(email, password string, from netip.Addr, name string) (string, *TokenRecord, error) {
 	if email == "" || password == "" {
 		return "", nil, badRequest(CodeInvalidRequest, "send both email and password")
 	}
@@ -291,7 +303,7 @@ func (s *Service) Login(email, password string, from netip.Addr) (string, *Token
 	s.ipLim.refund(ipKey)
 	s.emailLim.refund(emailKey)
 	id := core.NewTokenID()
-	rec := &TokenRecord{ID: id, Account: acc.ID, Name: "login", Type: core.TypeLive, Scopes: core.AllScopes,
+	rec := &TokenRecord{ID: id, Account: acc.ID, Name: name, Type: core.TypeLive, Scopes: core.AllScopes,
 		Session: id.String()}
 	tok, rec, err := s.create(rec, 0)
 	if err == nil {

@@ -56,6 +56,7 @@ import (
 	"github.com/heliosdb/auth/internal/buildinfo"
 	"github.com/heliosdb/auth/internal/listeners"
 	"github.com/heliosdb/auth/issuer"
+	"github.com/heliosdb/auth/issuer/console"
 	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/rest"
@@ -179,6 +180,9 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		router.Mount(svc.Routes()...)
 		router.Mount(svc.DatabaseRoutes()...)
 		router.Mount(svc.ClusterRoutes(fs)...)
+		// The web console at /, next to the API it drives.
+		router.Mount(console.New(console.Options{Service: svc, Keyring: ring, Listen: cfg.Listen, CAFile: cfg.caFile,
+			IsTLS: rest.RequestTLS, Logger: log}).Routes()...)
 		router.Public("GET", "/v1/cluster/upstreams", func(ctx *fasthttp.RequestCtx) {
 			if !fs.Authorized(ctx) {
 				fs.Deny(ctx)

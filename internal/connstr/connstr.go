@@ -6,6 +6,7 @@
 package connstr
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/heliosdb/auth/internal/listeners"
@@ -16,8 +17,26 @@ import (
 const Database = "main"
 
 // Lines are the ready-to-paste lines for one listener: its client, with the CA
-// option that client spells, and for HTTP also the helios CLI and Node.js.
+// option that client spells, and for HTTP also the helios CLI and Node.js,
+// each as "<Client padded to 11> <command>", to the database Database.
 func Lines(protocol, host, port, ca string, issuer bool) []string {
+	cmds := Commands(protocol, host, port, ca, Database, issuer)
+	lines := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		lines = append(lines, fmt.Sprintf("%-11s %s", c.Client, c.Line))
+	}
+	return lines
+}
+
+// Command is one ready-to-paste line: Client names what it is for
+// ("PostgreSQL", "helios CLI"), Line is the shell command itself.
+type Command struct {
+	Client, Line string
+}
+
+// Commands are Lines as values, for database db (a registered database
+// name, which needs no quoting).
+func Commands(protocol, host, port, ca, db string, issuer bool) []Command {
 	uriHost := host
 	if strings.Contains(host, ":") {
 		uriHost = "[" + host + "]"
@@ -32,21 +51,21 @@ func Lines(protocol, host, port, ca string, issuer bool) []string {
 		} else {
 			q += "&sslrootcert=system"
 		}
-		return []string{`PostgreSQL  psql "postgresql://` + cred + hostPort + "/" + Database + "?" + q + `"`}
+		return []Command{{"PostgreSQL", `psql "postgresql://` + cred + hostPort + "/" + queryEscape(db) + "?" + q + `"`}}
 	case "mysql":
 		opt := "--ssl-verify-server-cert"
 		if ca != "" {
 			opt = "--ssl-ca=" + shellQuote(ca) + " " + opt
 		}
-		return []string{`MySQL       mariadb -h ` + shellQuote(host) + " -P " + port + ` -u default -p"$HELIOS_TOKEN" ` + opt + " " + Database}
+		return []Command{{"MySQL", `mariadb -h ` + shellQuote(host) + " -P " + port + ` -u default -p"$HELIOS_TOKEN" ` + opt + " " + shellQuote(db)}}
 	case "mongodb":
-		return []string{`MongoDB     mongosh "` + MongoURI(hostPort, Database, ca, true) + `"`}
+		return []Command{{"MongoDB", `mongosh "` + MongoURI(hostPort, db, ca, true) + `"`}}
 	case "redis":
 		opt := "--tls"
 		if ca != "" {
 			opt += " --cacert " + shellQuote(ca)
 		}
-		return []string{`Redis       redis-cli -h ` + shellQuote(host) + " -p " + port + " " + opt + ` --user default --pass "$HELIOS_TOKEN" --no-auth-warning`}
+		return []Command{{"Redis", `redis-cli -h ` + shellQuote(host) + " -p " + port + " " + opt + ` --user default --pass "$HELIOS_TOKEN" --no-auth-warning`}}
 	case listeners.HTTP:
 		caOpt, caEnv, nodeEnv := "", "", ""
 		if ca != "" {
@@ -54,14 +73,14 @@ func Lines(protocol, host, port, ca string, issuer bool) []string {
 			caEnv = " HELIOS_CA_CERT=" + shellQuote(ca)
 			nodeEnv = "NODE_EXTRA_CA_CERTS=" + shellQuote(ca) + " "
 		}
-		lines := []string{`REST        curl ` + caOpt + `-H "Authorization: Bearer $HELIOS_TOKEN" -d '{"query":"SELECT 1"}' https://` + hostPort + "/api/v1/sql"}
+		cmds := []Command{{"REST", `curl ` + caOpt + `-H "Authorization: Bearer $HELIOS_TOKEN" -d '{"query":"SELECT 1"}' https://` + hostPort + "/api/v1/sql"}}
 		if issuer {
-			lines = append(lines, "helios CLI  export HELIOS_API_URL=https://"+hostPort+caEnv)
+			cmds = append(cmds, Command{"helios CLI", "export HELIOS_API_URL=https://" + hostPort + caEnv})
 		}
 		if nodeEnv != "" {
-			lines = append(lines, "Node.js     "+nodeEnv+"node app.js   # pg ssl: true, mysql2 ssl: {}, mongodb tls=true, ioredis tls: {}")
+			cmds = append(cmds, Command{"Node.js", nodeEnv + "node app.js   # pg ssl: true, mysql2 ssl: {}, mongodb tls=true, ioredis tls: {}"})
 		}
-		return lines
+		return cmds
 	}
 	return nil
 }

@@ -16,7 +16,8 @@ type Handler func(ctx *fasthttp.RequestCtx, c *core.Claims)
 type Route struct {
 	Method string
 	// Path is matched exactly, or as a prefix when it ends in "/" (the
-	// handler reads the rest, e.g. the :id of DELETE /v1/auth/tokens/:id).
+	// handler reads the rest, e.g. the :id of DELETE /v1/auth/tokens/:id);
+	// "/" itself is matched exactly.
 	Path   string
 	Public fasthttp.RequestHandler
 	Authed Handler

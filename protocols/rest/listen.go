@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/heliosdb/auth/internal/httpapi"
 	"github.com/heliosdb/auth/netio"
 )
@@ -144,6 +146,17 @@ func (c *sniffConn) Close() error {
 		return tc.Close()
 	}
 	return c.Conn.Close()
+}
+
+// RequestTLS reports whether the request arrived over TLS: on a listener
+// from NewListener, whether its connection chose TLS at its first byte;
+// on any other, fasthttp's own answer. The web console marks its cookies
+// Secure by it.
+func RequestTLS(ctx *fasthttp.RequestCtx) bool {
+	if c, ok := ctx.Conn().(*sniffConn); ok {
+		return c.tc.Load() != nil
+	}
+	return ctx.IsTLS()
 }
 
 // prefixConn replays bytes already read before reading the connection.

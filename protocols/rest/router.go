@@ -12,7 +12,9 @@ import (
 )
 
 // Router dispatches requests by method and path. Routes are matched in the
-// order they were added: exactly, or by prefix when the path ends in "/".
+// order they were added: exactly, or by prefix when the path ends in "/"
+// (except "/" itself, which is the root page only: a prefix route "/" would
+// take every path).
 // It is built before serving and read-only afterwards.
 type Router struct {
 	auth   *Authenticator
@@ -108,7 +110,7 @@ func (r *Router) Mount(routes ...httpapi.Route) {
 
 // Public adds a route that needs no token.
 func (r *Router) Public(method, path string, h fasthttp.RequestHandler) {
-	r.routes = append(r.routes, route{method: method, path: path, prefix: strings.HasSuffix(path, "/"), h: h})
+	r.routes = append(r.routes, route{method: method, path: path, prefix: path != "/" && strings.HasSuffix(path, "/"), h: h})
 }
 
 // Protected adds a route that needs a valid token holding the route's scope
