@@ -140,6 +140,18 @@ type Config struct {
 	// PGPoolWait do PostgreSQL's (then 1040).
 	MySQLPoolSize int           `toml:"mysql_pool_size"`
 	MySQLPoolWait time.Duration `toml:"mysql_pool_wait"`
+	// MongoUpstream is the connection string of the MongoDB-wire server
+	// behind the gateway (mongodb://127.0.0.1:27018/, with user:pw@ when
+	// it authenticates): MongoDB, FerretDB or any server that speaks the
+	// protocol; MongoUpstreamFile names a 0600 file holding it instead.
+	// Empty: the built-in responder.
+	MongoUpstream     string `toml:"mongo_upstream"`
+	MongoUpstreamFile string `toml:"mongo_upstream_file"`
+	// MongoPoolSize bounds the server connections of one token role (each
+	// client session holds one for its life); MongoPoolWait is how long a
+	// client waits for one when all are in use (then 402).
+	MongoPoolSize int           `toml:"mongo_pool_size"`
+	MongoPoolWait time.Duration `toml:"mongo_pool_wait"`
 
 	LogLevel string `toml:"log_level"`
 }
@@ -193,6 +205,8 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.PGPoolWait, 5*time.Second)
 	ensure(&c.MySQLPoolSize, 20)
 	ensure(&c.MySQLPoolWait, 5*time.Second)
+	ensure(&c.MongoPoolSize, 100)
+	ensure(&c.MongoPoolWait, 5*time.Second)
 	ensure(&c.SQLTimeout, 30*time.Second)
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
@@ -249,6 +263,10 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.MySQLUpstreamFile, "mysql-upstream-file", c.MySQLUpstreamFile, "file (mode 0600) holding the --mysql-upstream URL")
 	fs.IntVar(&c.MySQLPoolSize, "mysql-pool-size", c.MySQLPoolSize, "MySQL server connections per role, database and client flags")
 	fs.DurationVar(&c.MySQLPoolWait, "mysql-pool-wait", c.MySQLPoolWait, "how long a client waits for a MySQL server connection when all are in use")
+	fs.StringVar(&c.MongoUpstream, "mongo-upstream", c.MongoUpstream, "MongoDB-wire server to proxy to: MongoDB, FerretDB, … (mongodb://[user:pw@]host:port/); empty: built-in responder")
+	fs.StringVar(&c.MongoUpstreamFile, "mongo-upstream-file", c.MongoUpstreamFile, "file (mode 0600) holding the --mongo-upstream URL")
+	fs.IntVar(&c.MongoPoolSize, "mongo-pool-size", c.MongoPoolSize, "MongoDB server connections per token role (one per client session)")
+	fs.DurationVar(&c.MongoPoolWait, "mongo-pool-wait", c.MongoPoolWait, "how long a client waits for a MongoDB server connection when all are in use")
 	fs.DurationVar(&c.SQLTimeout, "sql-timeout", c.SQLTimeout, "statement timeout of POST /api/v1/sql in proxy mode")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/issuer/feed"
+	"github.com/heliosdb/auth/protocols/mongodb"
 	"github.com/heliosdb/auth/protocols/mysql"
 	"github.com/heliosdb/auth/protocols/postgres"
 	"github.com/heliosdb/auth/protocols/rest"
@@ -28,6 +29,8 @@ type upstreams struct {
 	PG *postgres.Upstream
 	// MySQL is the MySQL or MariaDB server (--mysql-upstream), or nil.
 	MySQL *mysql.Upstream
+	// Mongo is the MongoDB-wire server (--mongo-upstream), or nil.
+	Mongo *mongodb.Upstream
 	stop  chan struct{} // ends the provisioning retries (nil: none run)
 }
 
@@ -91,6 +94,9 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 		}
 	}
 	if err := u.openMySQL(cfg, reg, log); err != nil {
+		return nil, err
+	}
+	if err := u.openMongo(cfg, log); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -165,6 +171,9 @@ func (u *upstreams) clusterUpstreams(ctx *fasthttp.RequestCtx) {
 			body["postgres"] = urls
 		}
 	}
+	if u.Mongo != nil {
+		body["mongodb"] = u.Mongo.URL()
+	}
 	b, _ := json.Marshal(body)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -175,6 +184,7 @@ func (u *upstreams) clusterUpstreams(ctx *fasthttp.RequestCtx) {
 // (GET /v1/cluster/upstreams): fetched before the gateway starts, then
 // every 30s so that a rotation of the role passwords reaches the node.
 func (u *upstreams) followIssuer(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
+	u.followIssuerMongo(ctx, cfg, f, log)
 	fetch := func() map[string]string {
 		var body struct {
 			Postgres map[string]string `json:"postgres"`
@@ -243,6 +253,11 @@ func (u *upstreams) health() (map[string]any, bool) {
 	if u.MySQL != nil {
 		h := u.MySQL.Health()
 		m["mysql"] = h
+		ok = ok && h.Reachable
+	}
+	if u.Mongo != nil {
+		h := u.Mongo.Health()
+		m["mongodb"] = h
 		ok = ok && h.Reachable
 	}
 	return m, ok
@@ -320,6 +335,11 @@ func (u *upstreams) DropDatabase(ctx context.Context, name string) error {
 			return fmt.Errorf("MySQL upstream: %w", err)
 		}
 	}
+	if u.Mongo != nil {
+		if err := u.Mongo.DropDatabase(ctx, name); err != nil {
+			return fmt.Errorf("MongoDB upstream: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -349,5 +369,8 @@ func (u *upstreams) Close() {
 	}
 	if u.MySQL != nil {
 		u.MySQL.Close()
+	}
+	if u.Mongo != nil {
+		u.Mongo.Close()
 	}
 }

@@ -32,6 +32,9 @@ type crossRef struct {
 	sequence bool
 	stage    []byte // the pipeline stage that names it ($out, …), or nil
 	field    string // otherwise the field that names it
+	// unregistered: in proxy mode, a database that is not registered (or
+	// is one of the server's own), which no token may reach by name.
+	unregistered bool
 }
 
 // crossCheck walks one command for the databases it names.
@@ -40,13 +43,16 @@ type crossCheck struct {
 	c   *core.Claims
 	ref crossRef
 	err error
+	// strict: proxy mode, where a named database must also be registered
+	// (not admin, local or config, which hold the upstream's own state).
+	strict bool
 }
 
 // crossDatabases returns the first database besides $db that cmd (named
 // name, with seqs kind-1 document sequences) names and the token may not
 // reach, with the policy's error; err is nil when every one is allowed.
 func (s *Session) crossDatabases(name []byte, cmd bsoncore.Document, seqs int) (crossRef, error) {
-	k := crossCheck{p: s.p.policy, c: &s.claims}
+	k := crossCheck{p: s.p.policy, c: &s.claims, strict: s.p.up != nil}
 	if seqs > 0 && namesDatabases(name) {
 		// A kind-1 sequence is an array field of the command (the
 		// OP_MSG specification); the check reads only the body, so a
@@ -185,10 +191,19 @@ func (k *crossCheck) value(v bsoncore.Value, stage []byte, field string) bool {
 }
 
 // allow applies the registry rule to db; false (with k.err set) refuses.
+// In proxy mode db must also be a registered database.
 func (k *crossCheck) allow(db []byte) bool {
 	k.err = core.AllowDatabase(k.p, k.c, db)
+	if k.err == nil && k.strict && (db == nil || isServerDB(db) || !core.KnownDatabase(k.p, db)) {
+		k.err, k.ref.unregistered = errUnregistered, true
+	}
 	return k.err == nil
 }
+
+// errUnregistered is the error observed, in proxy mode, for a command that
+// names a database that is not registered.
+var errUnregistered = &core.Error{Kind: core.KindForbidden, Message: "The database is not a registered HeliosDB database",
+	Detail: "a command may name only registered databases besides its $db"}
 
 // crossMessage words the refusal of a command that names a database the
 // token may not reach, as mongod words a missing privilege: "not authorized
@@ -215,6 +230,18 @@ func crossMessage(db []byte, cmd bsoncore.Document, ref crossRef, err error) str
 			by = "its " + printable(ref.stage) + " stage"
 		}
 		what = by + " names database " + strconv.Quote(printable(ref.db)) + ", which is not registered as a test database"
+	}
+	if ref.unregistered {
+		switch {
+		case ref.notString || ref.sequence:
+		case ref.stage != nil:
+			what = "its " + printable(ref.stage) + " stage names database " + strconv.Quote(printable(ref.db))
+		default:
+			what = ref.field + " names database " + strconv.Quote(printable(ref.db))
+		}
+		msg := "not authorized on " + printable(db) + " to execute command " + describeCommand(cmd, db) + ": " + what +
+			", which is not a registered HeliosDB database (GET /v1/databases lists them; admin, local and config belong to the upstream server)"
+		return strings.ToValidUTF8(msg, "\uFFFD")
 	}
 	msg := "not authorized on " + printable(db) + " to execute command " + describeCommand(cmd, db) + ": " + reason +
 		" (" + what + "; hdb_test_ tokens may use only databases created with \"test\": true)"

@@ -12,6 +12,7 @@ import (
 // MongoDB server error codes used by the gateway (src/mongo/base/error_codes.yml).
 const (
 	CodeBadValue                  int32 = 2
+	CodeHostUnreachable           int32 = 6
 	CodeFailedToParse             int32 = 9
 	CodeUnauthorized              int32 = 13
 	CodeProtocolError             int32 = 17
@@ -30,6 +31,8 @@ func codeName(code int32) string {
 	switch code {
 	case CodeBadValue:
 		return "BadValue"
+	case CodeHostUnreachable:
+		return "HostUnreachable"
 	case CodeFailedToParse:
 		return "FailedToParse"
 	case CodeUnauthorized:
@@ -119,6 +122,21 @@ const (
 	msgNoUpstream   = "no upstream database is configured: this HeliosDB gateway runs its built-in responder, " +
 		"which answers ping, hello, buildInfo and connectionStatus only; configure an upstream MongoDB or FerretDB to run data commands"
 )
+
+// msgUpstreamLost answers, in proxy mode, a request in flight when the
+// upstream server closed its connection: HostUnreachable, which drivers
+// retry once on another connection (where the gateway takes a new server
+// connection).
+const msgUpstreamLost = "the upstream MongoDB server closed the connection while this command ran; the gateway opens a new one for the next command"
+
+// refusedMessage words the refusal of a command that administers the
+// server (ClassRefused).
+func refusedMessage(db []byte, cmd bsoncore.Document) string {
+	msg := "not authorized on " + printable(db) + " to execute command " + describeCommand(cmd, db) +
+		": HeliosDB tokens may not run this command: it administers the database server itself " +
+		"(users and roles, replication, sharding, server parameters, shutdown), which no token scope grants"
+	return strings.ToValidUTF8(msg, "\uFFFD")
+}
 
 // errOtherToken refuses a saslStart with a second token on a connection
 // that is bound to the token it first authenticated with.

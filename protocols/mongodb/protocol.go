@@ -27,6 +27,9 @@ type Options struct {
 	// self-signed one), named in the connection string that authentication
 	// errors give; "" when clients verify with their system trust store.
 	CAFile string
+	// Upstream is the MongoDB-wire server to proxy to; nil runs the
+	// built-in responder.
+	Upstream *Upstream
 }
 
 // Protocol is the MongoDB front end: it makes one Session per connection.
@@ -36,6 +39,7 @@ type Protocol struct {
 	policy       core.Policy     // Options.Policy, for the rules applied per command
 	adm          netio.Admission // Options.Policy and Options.Usage, for saslStart
 	caFile       string          // Options.CAFile
+	up           *Upstream       // Options.Upstream: proxy mode when set
 }
 
 // EnsureDefaults gives every unset field of o its default and returns o.
@@ -50,7 +54,8 @@ func (o *Options) EnsureDefaults() *Options {
 func New(opts Options) *Protocol {
 	opts.EnsureDefaults()
 	p := &Protocol{version: opts.ServerVersion, policy: opts.Policy,
-		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}, caFile: opts.CAFile}
+		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}, caFile: opts.CAFile,
+		up: opts.Upstream}
 	parts := bytes.SplitN([]byte(p.version), []byte("."), 4)
 	for i, part := range parts {
 		n := int32(0)

@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"crypto/rand"
 	"strconv"
 
 	"github.com/heliosdb/auth/core"
@@ -27,6 +28,11 @@ const (
 	connectionStatusTokenDocument = "heliosdbToken"
 )
 
+// errAdministrative is the error observed for a command that administers
+// the server (ClassRefused).
+var errAdministrative = &core.Error{Kind: core.KindForbidden, Message: "The command administers the database server",
+	Detail: "no token scope grants server administration"}
+
 // knownDB reports whether a scoped command may run on db: a registered
 // database, or one of the databases every MongoDB server has (admin,
 // local, config), which drivers and shells use for server-wide commands.
@@ -45,8 +51,10 @@ func knownDB(p core.Policy, db []byte) bool {
 	return core.KnownDatabase(p, db)
 }
 
-// command runs one decoded request.
-func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio.Action) {
+// command runs one decoded request; raw is the whole message, as the
+// client sent it (forwarded as is in proxy mode). Offload asks Handle to
+// leave the message unconsumed and move the session to a goroutine first.
+func (s *Session) command(env *netio.Env, m *Message, raw, out []byte) ([]byte, netio.Action) {
 	first, err := m.Command.IndexErr(0)
 	if err != nil {
 		return s.errorReply(out, m, CodeFailedToParse, "the command document is empty"), netio.Continue
@@ -67,6 +75,9 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 			// Revoked, logged out, key retired, expired, or this node can
 			// no longer tell: the session ends here.
 			s.authed = false
+			if s.px != nil {
+				s.px.revoked = true
+			}
 			env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
 			return s.errorReply(out, m, CodeAuthenticationFailed, sessionEndedMessage(err)), netio.Close
 		}
@@ -76,9 +87,17 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 	case ClassHandshake:
 		if n := string(name); n == "hello" || n == "isMaster" || n == "ismaster" {
 			s.established = true
+		} else if n != "ping" && s.px != nil && s.authed && !m.Legacy {
+			return s.forward(m, name, raw, out), netio.Continue // buildInfo: the server's own
 		}
 		return s.handshake(env, m, name, out), netio.Continue
 	case ClassAuth:
+		if s.p.up != nil && !s.info.Offloaded && string(name) == "saslStart" {
+			// Proxy mode: taking a server connection blocks, so the
+			// session moves to a goroutine of its own first, with this
+			// message unread.
+			return out, netio.Offload
+		}
 		return s.auth(env, m, name, out)
 	}
 	if !s.authed {
@@ -102,7 +121,13 @@ func (s *Session) command(env *netio.Env, m *Message, out []byte) ([]byte, netio
 			env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
 			return s.errorReply(out, m, CodeUnauthorized, crossMessage(m.DB, m.Command, ref, err)), netio.Continue
 		}
+		if s.px != nil {
+			return s.proxyCommand(env, m, name, raw, out), netio.Continue
+		}
 		return s.errorReply(out, m, CodeCommandNotSupported, msgNoUpstream), netio.Continue
+	case ClassRefused:
+		env.Observer.Authenticated(s.info, &s.claims, errAdministrative, env.Now) // counted as forbidden
+		return s.errorReply(out, m, CodeUnauthorized, refusedMessage(m.DB, m.Command)), netio.Continue
 	}
 	return s.errorReply(out, m, CodeCommandNotFound, "no such command: '"+printable(name)+"'"), netio.Continue
 }
@@ -132,15 +157,18 @@ func (s *Session) appendHello(env *netio.Env, m *Message, hello bool, out []byte
 	} else {
 		out = bsoncore.AppendBooleanElement(out, "ismaster", true)
 	}
+	w := s.wire()
 	out = bsoncore.AppendBooleanElement(out, "helloOk", true)
-	out = bsoncore.AppendInt32Element(out, "maxBsonObjectSize", MaxBSONObjectSize)
-	out = bsoncore.AppendInt32Element(out, "maxMessageSizeBytes", MaxMessageSize)
-	out = bsoncore.AppendInt32Element(out, "maxWriteBatchSize", maxWriteBatchSize)
+	out = bsoncore.AppendInt32Element(out, "maxBsonObjectSize", w.maxBSON)
+	out = bsoncore.AppendInt32Element(out, "maxMessageSizeBytes", w.maxMsg)
+	out = bsoncore.AppendInt32Element(out, "maxWriteBatchSize", w.maxBatch)
 	out = bsoncore.AppendDateTimeElement(out, "localTime", env.Now.UnixMilli())
-	out = bsoncore.AppendInt32Element(out, "logicalSessionTimeoutMinutes", logicalSessionTimeoutMinutes)
+	if w.sessionTimeoutMin > 0 {
+		out = bsoncore.AppendInt32Element(out, "logicalSessionTimeoutMinutes", w.sessionTimeoutMin)
+	}
 	out = bsoncore.AppendInt32Element(out, "connectionId", int32(s.info.ID&0x7fffffff))
-	out = bsoncore.AppendInt32Element(out, "minWireVersion", minWireVersion)
-	out = bsoncore.AppendInt32Element(out, "maxWireVersion", maxWireVersion)
+	out = bsoncore.AppendInt32Element(out, "minWireVersion", w.minWire)
+	out = bsoncore.AppendInt32Element(out, "maxWireVersion", w.maxWire)
 	out = bsoncore.AppendBooleanElement(out, "readOnly", false)
 	if m.Command.Lookup("saslSupportedMechs").Type == bsoncore.TypeString {
 		var ai int32
@@ -149,6 +177,22 @@ func (s *Session) appendHello(env *netio.Env, m *Message, hello bool, out []byte
 		out, _ = bsoncore.AppendArrayEnd(out, ai)
 	}
 	return out
+}
+
+// wire is what hello says about the wire protocol and sizes: in proxy mode
+// the server's own (this session's server connection's once it has one,
+// else the last hello of any), so that a driver uses only what the server
+// behind the gateway speaks; otherwise the built-in responder's.
+func (s *Session) wire() helloInfo {
+	if s.px != nil && s.px.sc != nil {
+		return s.px.sc.hello
+	}
+	if s.p.up != nil {
+		if h := s.p.up.lastHello(); h != nil {
+			return *h
+		}
+	}
+	return gatewayHello
 }
 
 // appendBuildInfo appends the fields of a buildInfo reply.
@@ -222,6 +266,17 @@ func (s *Session) respond(env *netio.Env, m *Message, name []byte, out []byte) [
 		out = bsoncore.AppendStringElement(out, "state", "disabled")
 	case "listCommands":
 		out = bsoncore.AppendDocumentElement(out, "commands", emptyDoc)
+	case "startSession":
+		// A logical session id, as a server makes one (drivers make their
+		// own and send it with each command).
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		id[6] = id[6]&0x0f | 0x40 // version 4
+		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+		di, o := bsoncore.AppendDocumentElementStart(out, "id")
+		o = bsoncore.AppendBinaryElement(o, "id", 4, id[:])
+		out, _ = bsoncore.AppendDocumentEnd(o, di)
+		out = bsoncore.AppendInt32Element(out, "timeoutMinutes", logicalSessionTimeoutMinutes)
 	}
 	// endSessions, refreshSessions, killSessions and getDefaultRWConcern:
 	// {ok: 1} is the whole answer.

@@ -35,7 +35,11 @@ type Session struct {
 	havePending bool
 	refused     bool
 	refuseConn  bool // the transport refuses the connection (RefuseLate)
+	// px is the server side in proxy mode, once authenticated.
+	px *proxy
 }
+
+var _ netio.Closer = (*Session)(nil)
 
 // Start says nothing: the client speaks first.
 func (s *Session) Start(env *netio.Env, out []byte) []byte { return out }
@@ -98,10 +102,13 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 			return total, out, netio.Continue
 		}
 		s.havePending = false
-		total += n
 		mark := len(out)
 		var act netio.Action
-		out, act = s.command(env, &m, out)
+		out, act = s.command(env, &m, in[total:total+n], out)
+		if act == netio.Offload {
+			return total, out, act // this message is handled again off the loop
+		}
+		total += n
 		if m.MoreToCome {
 			out = out[:mark]
 		}
@@ -163,6 +170,13 @@ func (s *Session) auth(env *netio.Env, m *Message, name []byte, out []byte) ([]b
 	}
 	s.authed = true
 	s.user, s.authDB = string(user), string(m.DB)
+	if s.p.up != nil && s.px == nil {
+		var ok bool
+		if out, ok = s.startProxy(m, out); !ok {
+			s.authed = false
+			return out, netio.Close
+		}
+	}
 	start, out := s.begin(out, m)
 	idx, out := bsoncore.AppendDocumentStart(out)
 	out = bsoncore.AppendInt32Element(out, "conversationId", 1)
@@ -195,8 +209,15 @@ func (s *Session) Claims() *core.Claims {
 // close (netio.Session).
 func (s *Session) Terminate(_ error, out []byte) []byte {
 	s.authed = false
+	if s.px != nil {
+		s.px.revoked = true // its server connection is closed, not handed on
+	}
 	return out
 }
+
+// Closed ends the server side of a proxied session (netio.Closer): its
+// server connection goes back to the pool when nothing is left on it.
+func (s *Session) Closed() { s.closeProxy() }
 
 // splitPlain splits a SASL PLAIN message "authzid\0authcid\0passwd"
 // (RFC 4616). ok is false when it has not exactly three parts or no user.
