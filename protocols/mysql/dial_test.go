@@ -2,12 +2,16 @@ package mysql
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heliosdb/auth/protocols/internal/upstream"
 )
 
 // TestHandshakeCachingSHA2 logs in with the gateway's client handshake to
@@ -104,5 +108,31 @@ func TestDecodeGreeting(t *testing.T) {
 	}
 	if _, err := decodeGreeting(AppendERR(nil, 0, erConCount, stateConnectionRejected, "Too many connections")[packetHeaderLen:]); err == nil {
 		t.Fatal("an ERR greeting was accepted")
+	}
+}
+
+// TestUnreachable: a server that refuses the TCP connection makes the
+// pool back off; one that answers (a login refused) does not.
+func TestUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	u, err := NewUpstream(UpstreamOptions{AdminURL: "mysql://root:pw@" + addr + "/", PasswordsFile: filepath.Join(t.TempDir(), "pw.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	_, err = u.dial(context.Background(), upstream.Key{Role: upstream.Read})
+	if err == nil || !unreachable(err) {
+		t.Fatalf("a refused connection: %v, unreachable %v", err, unreachable(err))
+	}
+	if h := u.Health(); h.Reachable || h.Error == "" || h.Address != addr {
+		t.Fatalf("health after a refused connection: %+v", h)
+	}
+	if unreachable(&serverError{Code: erAccessDenied, State: stateInvalidAuthorization, Message: "Access denied"}) {
+		t.Fatal("a login the server refused counted as unreachable")
 	}
 }

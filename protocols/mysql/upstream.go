@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -131,8 +132,17 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	admin.SetMaxOpenConns(2)
 	admin.SetConnMaxIdleTime(time.Minute)
 	u := &Upstream{opts: o, addr: cfg.Addr, admin: admin, passwords: pw, log: o.Logger}
-	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait}, u.dial, healthy)
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
 	return u, nil
+}
+
+// unreachable tells a dial that did not reach the server (refused, timed
+// out, cut during the greeting) from one it answered: after the former
+// the pool backs off.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // parseAdminURL reads mysql://user:password@host:port/ into a go-sql-driver
