@@ -246,17 +246,23 @@ func identify(cl *client, tok string) (*whoami, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Columns are {"name","type"} objects; servers before proxy mode sent
+	// bare names, which are read too.
 	var res struct {
-		Columns []string `json:"columns"`
-		Rows    [][]any  `json:"rows"`
+		Columns []json.RawMessage `json:"columns"`
+		Rows    [][]any           `json:"rows"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != len(res.Columns) {
 		return nil, fmt.Errorf("unexpected identity response from %s", cl.base)
 	}
 	w := &whoami{}
-	for i, col := range res.Columns {
+	for i, raw := range res.Columns {
+		var col struct{ Name string }
+		if json.Unmarshal(raw, &col) != nil {
+			_ = json.Unmarshal(raw, &col.Name)
+		}
 		v, _ := res.Rows[0][i].(string)
-		switch col {
+		switch col.Name {
 		case "token_id":
 			w.TokenID = v
 		case "type":

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestMakeRunStartsRealDatabases(t *testing.T) {
 	cmd.Env = append(os.Environ(), "BIN="+bin, "DATA_DIR="+data, "PG_UPSTREAM_PORT="+pgPort, "MYSQL_UPSTREAM_PORT="+myPort,
 		"HELIOSD_ARGS="+strings.Join(flags, " "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &strings.Builder{}
+	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -108,3 +109,21 @@ func TestMakeRunStartsRealDatabases(t *testing.T) {
 
 // port is the port of a host:port.
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
