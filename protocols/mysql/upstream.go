@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -256,27 +255,9 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 	return &serverConn{Conn: c, threadID: g.threadID, status: status}, nil
 }
 
-// healthy reports whether an idle server connection is still open and
-// silent (a server that restarted, or ended the connection after its
-// wait_timeout, has closed it).
-func healthy(c *serverConn) bool {
-	sc, ok := c.Conn.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	_ = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true // never wait: this is a peek
-	})
-	return alive
-}
+// healthy reports whether an idle server connection may be handed out
+// (upstream.Alive).
+func healthy(c *serverConn) bool { return upstream.Alive(c.Conn) }
 
 // kill ends a server connection's thread on the server (KILL CONNECTION),
 // for a connection the gateway dropped while it ran a statement: closing

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/heliosdb/auth/protocols/internal/upstream"
@@ -282,31 +280,9 @@ func unreachable(err error) bool {
 	return !errors.As(err, &pe)
 }
 
-// healthy reports whether an idle server connection is still open and
-// silent (a server that restarted has closed it; one that sent something
-// unasked is not in a state to hand on).
-func healthy(c *serverConn) bool {
-	nc := c.Conn
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	_ = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true // never wait: this is a peek
-	})
-	return alive
-}
+// healthy reports whether an idle server connection may be handed out
+// (upstream.Alive).
+func healthy(c *serverConn) bool { return upstream.Alive(c.Conn) }
 
 // cancel sends a CancelRequest for sc's backend to its server.
 func (sc *serverConn) cancel() error {
