@@ -27,8 +27,13 @@ type UpstreamOptions struct {
 	// (mysql://root:pw@127.0.0.1:3307/): heliosd provisions its users and
 	// databases with it. Never logged.
 	AdminURL string
-	// PasswordsFile keeps the roles' random passwords (0600).
+	// PasswordsFile keeps the roles' random passwords (0600; with AdminURL).
 	PasswordsFile string
+	// RoleURLs, instead of AdminURL, log in as users someone else
+	// provisioned (role name → mysql://helios_read:pw@host:port/, one
+	// server for all): gateway nodes receive them from the issuer
+	// (Upstream.RoleURLs). Nothing is provisioned then.
+	RoleURLs map[string]string
 	// PoolSize bounds the server connections of one role, database and
 	// client flavour (default 20); PoolWait is how long a client waits for
 	// one when all are in use (default 5s), then it gets 1040.
@@ -43,10 +48,11 @@ type UpstreamOptions struct {
 // least-privilege users (provisioned with the administrator connection)
 // and the pool of server connections logged in as them.
 type Upstream struct {
-	opts      UpstreamOptions
-	addr      string  // host:port
-	admin     *sql.DB // the administrator connection (go-sql-driver); opened lazily
-	passwords upstream.Passwords
+	opts  UpstreamOptions
+	addr  string  // host:port
+	admin *sql.DB // the administrator connection (go-sql-driver); nil in RoleURLs mode
+	// passwords are the roles' passwords, replaced whole by SetRoleURLs.
+	passwords atomic.Pointer[upstream.Passwords]
 	pool      *upstream.Pool[*serverConn]
 	log       *slog.Logger
 	// provisionMu runs one provisioning at a time.
@@ -112,6 +118,17 @@ type serverConn struct {
 // NewUpstream checks the administrator URL and loads (or makes) the roles'
 // passwords; it connects to nothing (Provision does).
 func NewUpstream(o UpstreamOptions) (*Upstream, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.AdminURL == "" {
+		u := &Upstream{opts: o, log: o.Logger}
+		if err := u.SetRoleURLs(o.RoleURLs); err != nil {
+			return nil, err
+		}
+		u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
+		return u, nil
+	}
 	cfg, err := parseAdminURL(o.AdminURL)
 	if err != nil {
 		return nil, fmt.Errorf("--mysql-upstream: %w", err)
@@ -120,9 +137,6 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 	connector, err := gomysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--mysql-upstream: %w", err)
@@ -130,7 +144,8 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	admin := sql.OpenDB(connector)
 	admin.SetMaxOpenConns(2)
 	admin.SetConnMaxIdleTime(time.Minute)
-	u := &Upstream{opts: o, addr: cfg.Addr, admin: admin, passwords: pw, log: o.Logger}
+	u := &Upstream{opts: o, addr: cfg.Addr, admin: admin, log: o.Logger}
+	u.passwords.Store(&pw)
 	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
 	return u, nil
 }
@@ -176,7 +191,54 @@ func parseAdminURL(s string) (*gomysql.Config, error) {
 // connection.
 func (u *Upstream) Close() {
 	u.pool.Close()
-	_ = u.admin.Close()
+	if u.admin != nil {
+		_ = u.admin.Close()
+	}
+}
+
+// password is role r's password.
+func (u *Upstream) password(r upstream.Role) string { return (*u.passwords.Load()).For(r) }
+
+// SetRoleURLs replaces how the roles log in (role name →
+// mysql://user:password@host:port/, one server for all): a gateway node
+// following the issuer. Connections already open are not touched.
+func (u *Upstream) SetRoleURLs(urls map[string]string) error {
+	pw := upstream.Passwords{}
+	addr := ""
+	for _, r := range upstream.Roles {
+		s, ok := urls[r.Name()]
+		if !ok {
+			return fmt.Errorf("MySQL upstream: no URL for role %s", r.Name())
+		}
+		cfg, err := parseAdminURL(s)
+		if err != nil {
+			return fmt.Errorf("MySQL upstream, role %s: %w", r.Name(), err)
+		}
+		if addr != "" && cfg.Addr != addr {
+			return errors.New("MySQL upstream: the role URLs name different servers")
+		}
+		addr, pw[r.Name()] = cfg.Addr, cfg.Passwd
+	}
+	if u.addr != "" && u.addr != addr {
+		return errors.New("MySQL upstream: the role URLs moved to another server (restart heliosd for that)")
+	}
+	u.addr = addr
+	u.passwords.Store(&pw)
+	return nil
+}
+
+// RoleURLs returns how each role logs in, as URLs a gateway node can use:
+// the issuer serves them over the cluster channel. Nil in RoleURLs mode.
+func (u *Upstream) RoleURLs() map[string]string {
+	if u.admin == nil {
+		return nil
+	}
+	m := make(map[string]string, len(upstream.Roles))
+	for _, r := range upstream.Roles {
+		ru := url.URL{Scheme: "mysql", User: url.UserPassword(r.Name(), u.password(r)), Host: u.addr, Path: "/"}
+		m[r.Name()] = ru.String()
+	}
+	return m
 }
 
 // Address is the server's host:port, for messages.
@@ -212,6 +274,9 @@ func (u *Upstream) get(ctx context.Context, k upstream.Key, test bool) (*serverC
 	default:
 		return nil, err
 	}
+	if u.admin == nil {
+		return nil, err // RoleURLs mode: whoever provisioned the users must fix it
+	}
 	var dbs []string
 	if k.Database != "" {
 		dbs = []string{k.Database}
@@ -240,7 +305,7 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	g, status, err := handshake(c, loginRequest{user: k.Role.Name(), password: u.passwords.For(k.Role),
+	g, status, err := handshake(c, loginRequest{user: k.Role.Name(), password: u.password(k.Role),
 		database: k.Database, caps: uint32(k.Variant) & formatCaps, charset: byte(k.Variant >> 32)})
 	u.record(err)
 	if err != nil {
@@ -264,6 +329,9 @@ func healthy(c *serverConn) bool { return upstream.Alive(c.Conn) }
 // the socket alone leaves a SELECT SLEEP(…) or a lock wait running. It
 // runs in the background; errors only matter to the log.
 func (u *Upstream) kill(threadID uint32) {
+	if u.admin == nil {
+		return // RoleURLs mode: no right to KILL another user's thread; the close stands
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -316,6 +384,9 @@ type provisioner struct {
 // passwords, and each database in databases (isTest tells the test ones)
 // with the grants that confine the test users to test databases.
 func (u *Upstream) Provision(ctx context.Context, databases []string, isTest func(string) bool) error {
+	if u.admin == nil {
+		return nil // RoleURLs mode
+	}
 	p, err := u.provisioner(ctx)
 	if err != nil {
 		return err
@@ -324,9 +395,9 @@ func (u *Upstream) Provision(ctx context.Context, databases []string, isTest fun
 	for _, r := range upstream.Roles {
 		for _, h := range p.hosts {
 			user := quoteString(r.Name()) + "@" + quoteString(h)
-			auth := " IDENTIFIED WITH caching_sha2_password BY " + quoteString(u.passwords.For(r))
+			auth := " IDENTIFIED WITH caching_sha2_password BY " + quoteString(u.password(r))
 			if p.mariadb {
-				auth = " IDENTIFIED VIA mysql_native_password USING PASSWORD(" + quoteString(u.passwords.For(r)) + ")"
+				auth = " IDENTIFIED VIA mysql_native_password USING PASSWORD(" + quoteString(u.password(r)) + ")"
 			}
 			for _, s := range []string{"CREATE USER IF NOT EXISTS " + user + auth, "ALTER USER " + user + auth} {
 				if _, err := p.conn.ExecContext(ctx, s); err != nil {
@@ -443,6 +514,9 @@ func (p *provisioner) revoke(ctx context.Context, target, user string) error {
 // CreateDatabase creates db (when missing) and grants it to the users that
 // may reach it: POST /v1/databases on this upstream.
 func (u *Upstream) CreateDatabase(ctx context.Context, db string, test bool) error {
+	if u.admin == nil {
+		return nil // RoleURLs mode: databases are made by whoever made the users
+	}
 	p, err := u.provisioner(ctx)
 	if err != nil {
 		return err
@@ -455,6 +529,9 @@ func (u *Upstream) CreateDatabase(ctx context.Context, db string, test bool) err
 // would otherwise keep for a database of the same name created later:
 // DELETE /v1/databases on this upstream.
 func (u *Upstream) DropDatabase(ctx context.Context, db string) error {
+	if u.admin == nil {
+		return nil
+	}
 	p, err := u.provisioner(ctx)
 	if err != nil {
 		return err
