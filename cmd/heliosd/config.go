@@ -140,6 +140,17 @@ type Config struct {
 	// PGPoolWait do PostgreSQL's (then 1040).
 	MySQLPoolSize int           `toml:"mysql_pool_size"`
 	MySQLPoolWait time.Duration `toml:"mysql_pool_wait"`
+	// RedisUpstream is a URL of a Redis user that may run ACL SETUSER
+	// (redis://default:pw@host:6380/, rediss:// for TLS);
+	// RedisUpstreamFile names a 0600 file holding it instead. Empty: the
+	// built-in responder.
+	RedisUpstream     string `toml:"redis_upstream"`
+	RedisUpstreamFile string `toml:"redis_upstream_file"`
+	// RedisPoolSize bounds the server connections of one ACL user;
+	// RedisPoolWait is how long a client waits for one when all are in use
+	// (then -ERR max number of clients reached).
+	RedisPoolSize int           `toml:"redis_pool_size"`
+	RedisPoolWait time.Duration `toml:"redis_pool_wait"`
 	// MongoUpstream is the connection string of the MongoDB-wire server
 	// behind the gateway (mongodb://127.0.0.1:27018/, with user:pw@ when
 	// it authenticates): MongoDB, FerretDB or any server that speaks the
@@ -205,6 +216,8 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.PGPoolWait, 5*time.Second)
 	ensure(&c.MySQLPoolSize, 20)
 	ensure(&c.MySQLPoolWait, 5*time.Second)
+	ensure(&c.RedisPoolSize, 20)
+	ensure(&c.RedisPoolWait, 5*time.Second)
 	ensure(&c.MongoPoolSize, 100)
 	ensure(&c.MongoPoolWait, 5*time.Second)
 	ensure(&c.SQLTimeout, 30*time.Second)
@@ -263,6 +276,10 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.MySQLUpstreamFile, "mysql-upstream-file", c.MySQLUpstreamFile, "file (mode 0600) holding the --mysql-upstream URL")
 	fs.IntVar(&c.MySQLPoolSize, "mysql-pool-size", c.MySQLPoolSize, "MySQL server connections per role, database and client flags")
 	fs.DurationVar(&c.MySQLPoolWait, "mysql-pool-wait", c.MySQLPoolWait, "how long a client waits for a MySQL server connection when all are in use")
+	fs.StringVar(&c.RedisUpstream, "redis-upstream", c.RedisUpstream, "Redis URL of a user that may run ACL SETUSER, to proxy to (redis://default:pw@host:port/); empty: built-in responder")
+	fs.StringVar(&c.RedisUpstreamFile, "redis-upstream-file", c.RedisUpstreamFile, "file (mode 0600) holding the --redis-upstream URL")
+	fs.IntVar(&c.RedisPoolSize, "redis-pool-size", c.RedisPoolSize, "Redis server connections per ACL user")
+	fs.DurationVar(&c.RedisPoolWait, "redis-pool-wait", c.RedisPoolWait, "how long a client waits for a Redis server connection when all are in use")
 	fs.StringVar(&c.MongoUpstream, "mongo-upstream", c.MongoUpstream, "MongoDB-wire server to proxy to: MongoDB, FerretDB, … (mongodb://[user:pw@]host:port/); empty: built-in responder")
 	fs.StringVar(&c.MongoUpstreamFile, "mongo-upstream-file", c.MongoUpstreamFile, "file (mode 0600) holding the --mongo-upstream URL")
 	fs.IntVar(&c.MongoPoolSize, "mongo-pool-size", c.MongoPoolSize, "MongoDB server connections per token role (one per client session)")

@@ -1,17 +1,122 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/redis"
 )
 
 // The Redis front end on --redis-listen, with the gateway's policy (IP
-// allowlists, test databases) and last_used recorder.
+// allowlists, test databases) and last_used recorder: a proxy to
+// --redis-upstream when one is configured, the built-in responder
+// otherwise.
 func init() {
 	registerProtocol(protocolFactory{
 		name: "redis",
 		build: func(d *gatewayDeps) (netio.Protocol, error) {
-			return redis.New(redis.Options{Policy: d.Policy, Usage: d.Usage}), nil
+			return redis.New(redis.Options{Policy: d.Policy, Usage: d.Usage, Upstream: d.Upstreams.Redis}), nil
 		},
 	})
+}
+
+// openRedis opens the Redis upstream (--redis-upstream) and provisions its
+// ACL users, retrying every 5s in the background while it cannot be
+// reached (and again whenever a login is refused: a Redis without an ACL
+// file forgets them when it restarts).
+func (u *upstreams) openRedis(cfg *Config, log *slog.Logger) error {
+	url, err := secretSetting("redis-upstream", cfg.RedisUpstream, cfg.RedisUpstreamFile)
+	if err != nil || url == "" {
+		return err
+	}
+	r, err := redis.NewUpstream(redis.UpstreamOptions{AdminURL: url,
+		PasswordsFile: filepath.Join(cfg.DataDir, "upstream-redis.json"),
+		PoolSize:      cfg.RedisPoolSize, PoolWait: cfg.RedisPoolWait, Logger: log})
+	if err != nil {
+		return err
+	}
+	u.Redis = r
+	provision := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return r.Provision(ctx)
+	}
+	err = provision()
+	if err == nil {
+		log.Info("Redis upstream provisioned", "upstream", r.Address())
+		return nil
+	}
+	log.Warn("Redis upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", r.Address(), "err", err)
+	if u.stop == nil {
+		u.stop = make(chan struct{})
+	}
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-u.stop:
+				return
+			case <-t.C:
+			}
+			if err := provision(); err == nil {
+				log.Info("Redis upstream provisioned", "upstream", r.Address())
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// followIssuerRedis gives a gateway node without a Redis upstream of its
+// own the issuer's user logins (GET /v1/cluster/upstreams, "redis"):
+// fetched before the gateway starts, then every 30s so that a rotation of
+// the users' passwords reaches the node. A node provisions nothing.
+func (u *upstreams) followIssuerRedis(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
+	if u.Redis != nil {
+		return
+	}
+	fetch := func() map[string]string {
+		var body struct {
+			Redis map[string]string `json:"redis"`
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := f.FetchJSON(fctx, "/v1/cluster/upstreams", &body); err != nil {
+			log.Warn("fetching the Redis upstream from the issuer", "err", err)
+			return nil
+		}
+		return body.Redis
+	}
+	urls := fetch()
+	if urls == nil {
+		return
+	}
+	r, err := redis.NewUpstream(redis.UpstreamOptions{RoleURLs: urls, PoolSize: cfg.RedisPoolSize, PoolWait: cfg.RedisPoolWait, Logger: log})
+	if err != nil {
+		log.Warn("the issuer's Redis upstream", "err", err)
+		return
+	}
+	u.Redis = r
+	log.Info("Redis upstream from the issuer", "upstream", r.Address())
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if urls := fetch(); urls != nil {
+				if err := r.SetRoleURLs(urls); err != nil {
+					log.Warn("the issuer's Redis upstream", "err", err)
+				}
+			}
+		}
+	}()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/heliosdb/auth/protocols/mongodb"
 	"github.com/heliosdb/auth/protocols/mysql"
 	"github.com/heliosdb/auth/protocols/postgres"
+	"github.com/heliosdb/auth/protocols/redis"
 	"github.com/heliosdb/auth/protocols/rest"
 )
 
@@ -29,6 +30,8 @@ type upstreams struct {
 	PG *postgres.Upstream
 	// MySQL is the MySQL or MariaDB server (--mysql-upstream), or nil.
 	MySQL *mysql.Upstream
+	// Redis is the Redis server (--redis-upstream), or nil.
+	Redis *redis.Upstream
 	// Mongo is the MongoDB-wire server (--mongo-upstream), or nil.
 	Mongo *mongodb.Upstream
 	stop  chan struct{} // ends the provisioning retries (nil: none run)
@@ -94,6 +97,9 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 		}
 	}
 	if err := u.openMySQL(cfg, reg, log); err != nil {
+		return nil, err
+	}
+	if err := u.openRedis(cfg, log); err != nil {
 		return nil, err
 	}
 	if err := u.openMongo(cfg, log); err != nil {
@@ -171,6 +177,11 @@ func (u *upstreams) clusterUpstreams(ctx *fasthttp.RequestCtx) {
 			body["postgres"] = urls
 		}
 	}
+	if u.Redis != nil {
+		if urls := u.Redis.RoleURLs(); urls != nil {
+			body["redis"] = urls
+		}
+	}
 	if u.Mongo != nil {
 		body["mongodb"] = u.Mongo.URL()
 	}
@@ -184,6 +195,7 @@ func (u *upstreams) clusterUpstreams(ctx *fasthttp.RequestCtx) {
 // (GET /v1/cluster/upstreams): fetched before the gateway starts, then
 // every 30s so that a rotation of the role passwords reaches the node.
 func (u *upstreams) followIssuer(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
+	u.followIssuerRedis(ctx, cfg, f, log)
 	u.followIssuerMongo(ctx, cfg, f, log)
 	fetch := func() map[string]string {
 		var body struct {
@@ -253,6 +265,11 @@ func (u *upstreams) health() (map[string]any, bool) {
 	if u.MySQL != nil {
 		h := u.MySQL.Health()
 		m["mysql"] = h
+		ok = ok && h.Reachable
+	}
+	if u.Redis != nil {
+		h := u.Redis.Health()
+		m["redis"] = h
 		ok = ok && h.Reachable
 	}
 	if u.Mongo != nil {
@@ -369,6 +386,9 @@ func (u *upstreams) Close() {
 	}
 	if u.MySQL != nil {
 		u.MySQL.Close()
+	}
+	if u.Redis != nil {
+		u.Redis.Close()
 	}
 	if u.Mongo != nil {
 		u.Mongo.Close()

@@ -34,6 +34,14 @@ type command struct {
 	// subcommands), refused for every token whatever its scopes; nil for
 	// the others.
 	admin *adminRule
+	// state marks a command that changes the connection's state beyond its
+	// reply (SELECT, MULTI, WATCH, CLIENT …, and every command the gateway
+	// learned from the server only): in proxy mode, a server connection
+	// that ran one is RESET before it is handed to another client.
+	state bool
+	// pubsub marks SUBSCRIBE and its kin, whose confirmations the server
+	// sends as Pub/Sub messages (one per channel), not as one reply.
+	pubsub bool
 }
 
 // unknownCommand classifies a command missing from the table: it needs
@@ -219,6 +227,15 @@ var (
 	}
 )
 
+// statefulCommands change the connection's state beyond their reply
+// (command.state).
+var statefulCommands = []string{"select", "hello", "client", "multi", "exec", "discard", "watch", "unwatch",
+	"readonly", "readwrite", "reset"}
+
+// pubsubCommands are answered with one Pub/Sub confirmation per channel
+// (command.pubsub).
+var pubsubCommands = []string{"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"}
+
 // commands is the classification table, keyed by lower-case command name.
 var commands = func() map[string]command {
 	m := map[string]command{
@@ -249,6 +266,16 @@ var commands = func() map[string]command {
 	for n, k := range crossCommands {
 		c := m[n]
 		c.cross = k
+		m[n] = c
+	}
+	for _, n := range statefulCommands {
+		c := m[n]
+		c.state = true
+		m[n] = c
+	}
+	for _, n := range pubsubCommands {
+		c := m[n]
+		c.state, c.pubsub = true, true
 		m[n] = c
 	}
 	for n, r := range adminCommands {

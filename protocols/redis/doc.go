@@ -1,7 +1,8 @@
 // Package redis is HeliosDB's Redis front end: the RESP2/RESP3 codec, the
 // per-connection state machine that takes a HeliosDB token through AUTH or
-// HELLO … AUTH, the command → scope classifier, and Redis-native errors.
-// With no upstream configured it answers the connection and identity
+// HELLO … AUTH, the command → scope classifier, Redis-native errors, and
+// the proxy to a real Redis server (see Proxy mode below). With no
+// upstream configured it answers the connection and identity
 // commands itself (see Session), and INFO [section …] with the gateway's
 // Server, Persistence, Replication and Keyspace sections (redis_version,
 // loading:0, which ioredis's ready check reads on connect) for any
@@ -107,4 +108,26 @@
 //
 //   - crossdb.go: the other logical databases a command names or reaches.
 //   - refuse.go: answering a connection the transport refuses (RefuseLate).
+//   - upstream.go: proxy mode's server: Upstream (the ACL users it
+//     provisions, the pool of server connections, /healthz state).
+//   - proxy.go: proxy mode's session side (forwarding, the pump, the
+//     gateway's own replies in their place, MULTI, RESET on return).
+//   - scanner.go: where each reply of the server ends, read by read.
+//   - learn.go: the server's command table merged with the classifier's.
+//   - conn.go: the commands the gateway sends the server for itself.
+//   - bypass_on.go, bypass_off.go: the test build without the classifier.
+//
+// # Proxy mode
+//
+// With Options.Upstream, a real Redis server stands behind the gateway.
+// heliosd provisions six ACL users on it (helios_read, helios_write,
+// helios_owner and their helios_test_ variants; aclRules) with random
+// passwords kept in its data directory; a session logs in as the one its
+// token's scopes allow (upstream.RoleFor), so that the server's own ACL is
+// a second wall behind the classifier. After AUTH or HELLO … AUTH the
+// session leaves its event loop, takes a pooled server connection and
+// forwards every command that passes the checks above; see proxy.go for
+// pipelining, Pub/Sub, MULTI, blocking commands, SELECT and the pooling
+// rules. Redis ACLs cannot confine a user to logical databases, so for
+// test tokens the gateway's database check is the only wall.
 package redis

@@ -16,6 +16,9 @@ type Options struct {
 	// Usage records each accepted authentication for last_used (nil: not
 	// recorded).
 	Usage core.UsageRecorder
+	// Upstream is the Redis server to proxy to; nil runs the built-in
+	// responder.
+	Upstream *Upstream
 }
 
 // Protocol makes Redis sessions. Redis clients start TLS from the first byte
@@ -23,12 +26,24 @@ type Options struct {
 type Protocol struct {
 	policy core.Policy     // Options.Policy, for the rules applied per command
 	adm    netio.Admission // Options.Policy and Options.Usage, for AUTH and HELLO
+	up     *Upstream       // Options.Upstream: proxy mode when set
 }
 
 // New returns the Redis protocol with opts.
 func New(opts Options) *Protocol {
-	return &Protocol{policy: opts.Policy,
+	return &Protocol{policy: opts.Policy, up: opts.Upstream,
 		adm: netio.Admission{Policy: opts.Policy, Usage: opts.Usage, OtherToken: errOtherToken}}
+}
+
+// lookup returns the classification of a command (lower case): in proxy
+// mode, from the table merged with the server's own once it is known.
+func (p *Protocol) lookup(name []byte) command {
+	if p.up != nil {
+		if t := p.up.table.Load(); t != nil {
+			return lookupIn(*t, name)
+		}
+	}
+	return lookup(name)
 }
 
 // Name returns "redis".

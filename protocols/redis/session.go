@@ -3,6 +3,7 @@ package redis
 import (
 	"bytes"
 	"crypto/subtle"
+	"time"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
@@ -39,7 +40,18 @@ type Session struct {
 	// await: the bytes the command Handle stopped at needs at least
 	// (netio.Awaiter).
 	await int
+	// Proxy mode: px is the server side, once authenticated; raw is the
+	// command being handled, as it came; scratch collects the gateway's
+	// own replies before they are put in their place.
+	px      *proxy
+	raw     []byte
+	scratch []byte
+	// upFailures counts the authentications that found no server
+	// connection (the second closes the connection).
+	upFailures uint8
 }
+
+var _ netio.Closer = (*Session)(nil)
 
 // Awaiting returns how many bytes the command Handle stopped at needs at
 // least: through the bulk argument whose header arrived last (netio.Awaiter).
@@ -67,7 +79,9 @@ func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 }
 
 // Handle runs every complete command at the front of in (clients pipeline)
-// and appends their replies to out.
+// and appends their replies to out. In proxy mode the commands it forwards
+// leave in one write when it returns, and the gateway's own replies are
+// written in their place among the server's (proxy.go).
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
 	consumed := 0
 	s.await = 0
@@ -78,26 +92,56 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		}
 		args, n, need, err := ReadCommand(in[consumed:], s.args, max)
 		if err != nil {
+			s.flushProxy()
 			return len(in), appendProtocolError(out, err, max, s.authed), netio.Close
 		}
 		if n == 0 {
 			s.await = need
 			break
 		}
-		consumed += n
 		if len(args) == 0 {
+			consumed += n
 			continue
 		}
+		s.raw = in[consumed : consumed+n]
 		var act netio.Action
-		out, act = s.dispatch(env, args, out)
+		if px := s.px; px != nil {
+			var o []byte
+			o, act = s.dispatch(env, args, s.scratch[:0])
+			if len(o) > 0 && (s.px == nil || !s.local(o)) {
+				out = append(out, o...) // the server side is gone: the session's last words
+			}
+			s.scratch = o[:0]
+		} else {
+			out, act = s.dispatch(env, args, out)
+		}
 		clear(args) // do not keep views of the transport's buffer
 		s.args = args[:0]
+		s.raw = nil
+		if act == netio.Offload { // this command runs again off the loop
+			return consumed, out, act
+		}
+		consumed += n
 		if act != netio.Continue {
+			s.flushProxy()
 			return consumed, out, act
 		}
 	}
+	s.flushProxy()
 	return consumed, out, netio.Continue
 }
+
+// flushProxy writes the commands forwarded by this Handle call to the
+// server.
+func (s *Session) flushProxy() {
+	if s.px != nil {
+		s.px.flush()
+	}
+}
+
+// Closed ends the server side of a proxied session (netio.Closer): its
+// server connection goes back to the pool when the session ended cleanly.
+func (s *Session) Closed() { s.closeProxy() }
 
 // verify checks a user name (nil for AUTH <token>), then admits the token
 // (netio.Env.Admit: the token, its IP allowlist against the client's
@@ -133,6 +177,10 @@ func (s *Session) Claims() *core.Claims {
 // writing it (netio.Session).
 func (s *Session) Terminate(err error, out []byte) []byte {
 	s.authed = false
+	if s.px != nil {
+		s.px.revoked = true
+		_ = s.px.sc.SetReadDeadline(time.Now()) // no more replies: the session ends here
+	}
 	return appendSessionEnded(out, err)
 }
 
@@ -153,48 +201,68 @@ func (s *Session) auth(env *netio.Env, args [][]byte, out []byte) []byte {
 	return AppendOK(out)
 }
 
-// hello runs HELLO [protover [AUTH user token] [SETNAME name]].
-func (s *Session) hello(env *netio.Env, args [][]byte, out []byte) []byte {
-	proto := s.proto
-	var user, token, setname []byte
-	if len(args) >= 2 {
-		v, ok := parseUint(args[1])
-		if !ok {
-			return AppendError(out, "ERR Protocol version is not an integer or out of range")
-		}
-		if v < RESP2 || v > RESP3 {
-			return AppendError(out, msgNoProto)
-		}
-		proto = int(v)
-		for i := 2; i < len(args); i++ {
-			more := len(args) - i - 1
-			switch {
-			case bytes.EqualFold(args[i], []byte("auth")) && more >= 2:
-				user, token = args[i+1], args[i+2]
-				i += 2
-			case bytes.EqualFold(args[i], []byte("setname")) && more >= 1:
-				setname = args[i+1]
-				i++
-			default:
-				out = append(out, "-ERR Syntax error in HELLO option '"...)
-				out = appendClean(out, args[i])
-				return append(out, "'\r\n"...)
-			}
+// helloArgs are HELLO's arguments: proto is 0 when none is given.
+type helloArgs struct {
+	proto                int
+	user, token, setname []byte
+}
+
+// parseHello reads HELLO [protover [AUTH user token] [SETNAME name]]; the
+// refusal is Redis's error for malformed arguments.
+func parseHello(args [][]byte) (helloArgs, []byte) {
+	var h helloArgs
+	if len(args) < 2 {
+		return h, nil
+	}
+	v, ok := parseUint(args[1])
+	if !ok {
+		return h, AppendError(nil, "ERR Protocol version is not an integer or out of range")
+	}
+	if v < RESP2 || v > RESP3 {
+		return h, AppendError(nil, msgNoProto)
+	}
+	h.proto = int(v)
+	for i := 2; i < len(args); i++ {
+		more := len(args) - i - 1
+		switch {
+		case bytes.EqualFold(args[i], []byte("auth")) && more >= 2:
+			h.user, h.token = args[i+1], args[i+2]
+			i += 2
+		case bytes.EqualFold(args[i], []byte("setname")) && more >= 1:
+			h.setname = args[i+1]
+			i++
+		default:
+			out := append([]byte(nil), "-ERR Syntax error in HELLO option '"...)
+			out = appendClean(out, args[i])
+			return h, append(out, "'\r\n"...)
 		}
 	}
-	if token != nil {
-		if err := s.verify(env, user, token); err != nil {
+	return h, nil
+}
+
+// hello runs HELLO [protover [AUTH user token] [SETNAME name]].
+func (s *Session) hello(env *netio.Env, args [][]byte, out []byte) []byte {
+	h, refusal := parseHello(args)
+	if refusal != nil {
+		return append(out, refusal...)
+	}
+	proto := s.proto
+	if h.proto != 0 {
+		proto = h.proto
+	}
+	if h.token != nil {
+		if err := s.verify(env, h.user, h.token); err != nil {
 			return appendAuthError(out, err)
 		}
 	}
 	if !s.authed {
 		return AppendError(out, msgHelloNoAuth)
 	}
-	if setname != nil {
-		if !validName(setname) {
+	if h.setname != nil {
+		if !validName(h.setname) {
 			return AppendError(out, "ERR Client names cannot contain spaces, newlines or special characters.")
 		}
-		s.name = append(s.name[:0], setname...)
+		s.name = append(s.name[:0], h.setname...)
 	}
 	s.proto = proto
 	out = AppendMap(out, 7, proto)
