@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/heliosdb/auth/protocols/internal/upstream"
@@ -335,28 +334,7 @@ func (u *Upstream) get(ctx context.Context, k upstream.Key) (*serverConn, error)
 
 // healthy reports whether an idle server connection is still open and
 // silent (a server that restarted has closed it).
-func healthy(c *serverConn) bool {
-	nc := c.Conn
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	_ = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true // never wait: this is a peek
-	})
-	return alive
-}
+func healthy(c *serverConn) bool { return upstream.Alive(c.Conn) }
 
 // aclRules are the ACL SETUSER rules of a role's user (after "reset on
 // >password"): Redis's own command categories, so that the server refuses
