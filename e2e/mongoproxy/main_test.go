@@ -148,3 +148,20 @@ func serverConns(t *testing.T, f *testupstream.FerretDB) int {
 	}
 	return n
 }
+
+// startAuthFerret starts a FerretDB of the test's own that requires a
+// SCRAM login, stopped at the end of the test.
+func startAuthFerret(t *testing.T) (*testupstream.FerretDB, error) {
+	t.Helper()
+	f, err := testupstream.StartFerretDBWithAuth()
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(f.Stop)
+	return f, nil
+}
+
+// testdaemonArgs is flags as a daemon option list (later flags win).
+func testdaemonArgs(args ...string) []testdaemon.Option {
+	return []testdaemon.Option{testdaemon.WithArgs(args...)}
+}

@@ -47,6 +47,13 @@ type command struct {
 	// databases, which hold its users and its replication state — are
 	// refused in proxy mode.
 	server bool
+	// testToo: a server command whose reach is bounded by other checks, so
+	// that in proxy mode a test token may run it on admin too
+	// (listDatabases lists test databases only for it, a transaction
+	// commits what the session's checked commands did, renameCollection's
+	// namespaces are checked on their own); the server's metrics, which
+	// show every database's operations, are not among them.
+	testToo bool
 }
 
 // Shorthands for the table.
@@ -57,8 +64,11 @@ var (
 	refused   = command{class: ClassRefused}
 )
 
-func scoped(s core.Scope) command       { return command{class: ClassScoped, scope: s} }
-func serverScoped(s core.Scope) command { return command{class: ClassScoped, scope: s, server: true} }
+func scoped(s core.Scope) command { return command{class: ClassScoped, scope: s} }
+func serverScoped(s core.Scope) command {
+	return command{class: ClassScoped, scope: s, server: true, testToo: true}
+}
+func serverMetrics(s core.Scope) command { return command{class: ClassScoped, scope: s, server: true} }
 
 // commandTable maps a command name to its class and, for ClassScoped, the
 // scope it needs. Names are case-sensitive, as mongod's are. Every command
@@ -107,10 +117,10 @@ var commandTable = map[string]command{
 	// Databases.
 	"dropDatabase": scoped(core.ScopeDatabaseDelete),
 	// Metrics.
-	"serverStatus": serverScoped(core.ScopeMetricsRead), "top": serverScoped(core.ScopeMetricsRead),
-	"currentOp": serverScoped(core.ScopeMetricsRead), "profile": scoped(core.ScopeMetricsRead),
-	"connPoolStats": serverScoped(core.ScopeMetricsRead), "shardConnPoolStats": serverScoped(core.ScopeMetricsRead),
-	"lockInfo": serverScoped(core.ScopeMetricsRead),
+	"serverStatus": serverMetrics(core.ScopeMetricsRead), "top": serverMetrics(core.ScopeMetricsRead),
+	"currentOp": serverMetrics(core.ScopeMetricsRead), "profile": scoped(core.ScopeMetricsRead),
+	"connPoolStats": serverMetrics(core.ScopeMetricsRead), "shardConnPoolStats": serverMetrics(core.ScopeMetricsRead),
+	"lockInfo": serverMetrics(core.ScopeMetricsRead),
 
 	// Refused: the server's own administration.
 	// Users and roles (the upstream's, not HeliosDB's).
@@ -203,6 +213,10 @@ func Classify(name []byte, cmd bsoncore.Document) (Class, core.Scope) {
 // isServerCommand reports whether a ClassScoped command may run on admin,
 // local or config in proxy mode (command.server).
 func isServerCommand(name []byte) bool { return commandTable[string(name)].server }
+
+// isTestServerCommand reports whether a test token may run a server
+// command on admin in proxy mode (command.testToo).
+func isTestServerCommand(name []byte) bool { return commandTable[string(name)].testToo }
 
 // pipelineWrites reports whether a pipeline (or any value inside one) has
 // a $out or $merge stage at any depth: a stage of its own, or one inside a

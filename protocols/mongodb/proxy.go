@@ -114,10 +114,6 @@ func upstreamConnectError(u *Upstream, err error) (int32, string) {
 // message as the client sent it.
 func (s *Session) forward(m *Message, name, raw, out []byte) []byte {
 	px := s.px
-	if err := s.reconnect(); err != nil {
-		code, msg := upstreamConnectError(px.up, err)
-		return s.errorReply(out, m, code, msg)
-	}
 	req := pendingRequest{id: m.Header.RequestID}
 	switch string(name) {
 	case "getMore":
@@ -131,11 +127,30 @@ func (s *Session) forward(m *Message, name, raw, out []byte) []byte {
 		// the pump and the pool count on.
 		raw = clearExhaust(raw, flags)
 	}
-	px.mu.Lock()
-	if !m.MoreToCome {
-		px.pending = append(px.pending, req)
+	for attempt := 0; ; attempt++ {
+		if err := s.reconnect(); err != nil {
+			code, msg := upstreamConnectError(px.up, err)
+			return s.errorReply(out, m, code, msg)
+		}
+		px.mu.Lock()
+		if px.failed {
+			// The server connection failed since reconnect looked: its
+			// pump has answered what was pending and stopped.
+			px.mu.Unlock()
+			if attempt > 0 {
+				return s.errorReply(out, m, CodeHostUnreachable, msgUpstreamLost)
+			}
+			continue
+		}
+		// The pump runs while failed is false (it sets it, under mu,
+		// before it stops), so it answers this request, or answers it
+		// with HostUnreachable.
+		if !m.MoreToCome {
+			px.pending = append(px.pending, req)
+		}
+		px.mu.Unlock()
+		break
 	}
-	px.mu.Unlock()
 	sc := px.sc
 	if now := time.Now(); sc.wdl.Sub(now) < 20*time.Second {
 		sc.wdl = now.Add(30 * time.Second)
@@ -243,7 +258,7 @@ func (px *proxy) pump(client io.Writer, sc *serverConn) {
 		}
 		n, rerr := sc.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		i := 0
+		i, start := 0, 0
 		for len(buf)-i >= HeaderLen {
 			h, _ := ReadHeader(buf[i:])
 			size := int(h.MessageLength)
@@ -259,14 +274,19 @@ func (px *proxy) pump(client io.Writer, sc *serverConn) {
 				}
 				break
 			}
-			px.account(h, buf[i:i+size])
+			if !px.account(h, buf[i:i+size]) {
+				// An answer to no request in flight: a server that
+				// answered a moreToCome request (FerretDB 1.24 does),
+				// which the client must not read.
+				if start < i && !px.write(client, buf[start:i]) {
+					return
+				}
+				start = i + size
+			}
 			i += size
 		}
 		if i > 0 {
-			if _, err := client.Write(buf[:i]); err != nil {
-				px.mu.Lock()
-				px.failed = true
-				px.mu.Unlock()
+			if start < i && !px.write(client, buf[start:i]) {
 				return
 			}
 			buf = buf[:copy(buf, buf[i:])]
@@ -299,10 +319,23 @@ func (px *proxy) pump(client io.Writer, sc *serverConn) {
 	}
 }
 
-// account matches one server message to the request it answers and keeps
-// the open cursors: a reply whose cursor.id is not 0 opened one (or kept a
+// write forwards whole server messages to the client; false when the
+// client is gone.
+func (px *proxy) write(client io.Writer, b []byte) bool {
+	if _, err := client.Write(b); err != nil {
+		px.mu.Lock()
+		px.failed = true
+		px.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// account matches one server message to the request it answers, and
+// reports whether the client is waiting for it, and keeps the open
+// cursors: a reply whose cursor.id is not 0 opened one (or kept a
 // getMore's open), a getMore answered with cursor.id 0 closed its cursor.
-func (px *proxy) account(h Header, msg []byte) {
+func (px *proxy) account(h Header, msg []byte) bool {
 	moreToCome := h.OpCode == OpMsg && len(msg) >= HeaderLen+4 &&
 		binary.LittleEndian.Uint32(msg[HeaderLen:])&FlagMoreToCome != 0
 	cursor, hasCursor := replyCursor(h, msg)
@@ -319,21 +352,25 @@ func (px *proxy) account(h Header, msg []byte) {
 			break
 		}
 	}
-	if !found || !hasCursor {
-		return
+	if !found {
+		return false
+	}
+	if !hasCursor {
+		return true
 	}
 	if cursor == 0 {
 		if req.cursor != 0 {
 			px.dropCursor(req.cursor)
 		}
-		return
+		return true
 	}
 	for _, c := range px.cursors {
 		if c == cursor {
-			return
+			return true
 		}
 	}
 	px.cursors = append(px.cursors, cursor)
+	return true
 }
 
 // replyCursor reads cursor.id of an OP_MSG reply, without trusting the

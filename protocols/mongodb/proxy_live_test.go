@@ -1,0 +1,179 @@
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/policyset"
+	"github.com/heliosdb/auth/internal/testupstream"
+	"github.com/heliosdb/auth/netio"
+)
+
+// liveProxy is the front end in proxy mode in front of a real FerretDB, in
+// this process, so that the race detector watches the sessions, their
+// pumps and the pool (e2e/mongoproxy runs heliosd as a separate binary).
+type liveProxy struct {
+	addr   string
+	gw     *netio.Gateway
+	ring   *core.Keyring
+	revs   *core.MemoryRevocations
+	ferret *testupstream.FerretDB
+	up     *Upstream
+}
+
+func startLiveProxy(t *testing.T) *liveProxy {
+	t.Helper()
+	f, err := testupstream.StartFerretDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	up, err := NewUpstream(UpstreamOptions{URL: f.URL, PoolSize: 8, PoolWait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	pol := policyset.New()
+	pol.SetDatabase("main", false)
+	lp := &liveProxy{ring: core.GenerateKeyring(time.Now().Add(-time.Hour)), revs: core.NewMemoryRevocations(), ferret: f, up: up}
+	lp.gw, err = netio.Serve(netio.Config{Keyring: lp.ring, Revocations: lp.revs, Loops: 2, Logger: slog.New(slog.DiscardHandler)},
+		[]netio.Listener{{Addr: "127.0.0.1:0", Protocol: New(Options{Policy: pol, Upstream: up})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lp.gw.Stop(context.Background()) })
+	lp.addr = lp.gw.Addr("mongodb").String()
+	return lp
+}
+
+// mint returns a token with scopes and its claims.
+func (lp *liveProxy) mint(t *testing.T, scopes core.ScopeSet) (string, core.Claims) {
+	t.Helper()
+	now := time.Now()
+	c := core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 7, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), Scopes: scopes}
+	tok, _, err := core.NewMinter(lp.ring).Mint(nil, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok), c
+}
+
+// client is a mongo-driver client of the proxy with tok.
+func (lp *liveProxy) client(t *testing.T, tok string, poolSize uint64) *mongo.Client {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI("mongodb://default:" + url.QueryEscape(tok) + "@" + lp.addr +
+		"/main?authMechanism=PLAIN&directConnection=true").SetMaxPoolSize(poolSize).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c
+}
+
+func TestProxyLive(t *testing.T) {
+	lp := startLiveProxy(t)
+	full, _ := lp.mint(t, core.AllScopes)
+	read, _ := lp.mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	t.Run("concurrent", func(t *testing.T) {
+		const workers, rounds = 4, 40
+		errs := make(chan error, 2*workers)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(2)
+			go func(w int) {
+				defer wg.Done()
+				coll := lp.client(t, full, 2).Database("main").Collection("live")
+				for i := 0; i < rounds; i++ {
+					docs := []any{bson.D{{Key: "w", Value: w}, {Key: "i", Value: i}}, bson.D{{Key: "w", Value: w}, {Key: "i", Value: i}, {Key: "copy", Value: true}}}
+					if _, err := coll.InsertMany(ctx, docs); err != nil {
+						errs <- fmt.Errorf("worker %d round %d insert: %w", w, i, err)
+						return
+					}
+					cur, err := coll.Find(ctx, bson.D{{Key: "w", Value: w}}, options.Find().SetBatchSize(3))
+					var got []bson.M
+					if err == nil {
+						err = cur.All(ctx, &got)
+					}
+					if err != nil || len(got) != 2*(i+1) {
+						errs <- fmt.Errorf("worker %d round %d find: %d %v", w, i, len(got), err)
+						return
+					}
+				}
+			}(w)
+			go func() {
+				defer wg.Done()
+				coll := lp.client(t, read, 1).Database("main").Collection("live")
+				for i := 0; i < rounds; i++ {
+					_, err := coll.DeleteMany(ctx, bson.D{})
+					if err == nil || !strings.Contains(err.Error(), "database:write") {
+						errs <- fmt.Errorf("a read token's delete: %v", err)
+						return
+					}
+					if _, err := coll.CountDocuments(ctx, bson.D{}); err != nil {
+						errs <- fmt.Errorf("a read token's count: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		n, err := lp.client(t, full, 1).Database("main").Collection("live").CountDocuments(ctx, bson.D{})
+		if err != nil || n != 2*workers*rounds {
+			t.Fatalf("documents on the server: %d %v", n, err)
+		}
+	})
+
+	t.Run("revoked", func(t *testing.T) {
+		tok, c := lp.mint(t, core.AllScopes)
+		cl := lp.client(t, tok, 1)
+		if err := cl.Database("main").Collection("live").FindOne(ctx, bson.D{}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before, err := lp.ferret.Connections()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp.revs.RevokeToken(c.ID, c.ExpiresAt)
+		lp.gw.Revoke(netio.Revocation{Kind: netio.RevokeToken, Token: c.ID})
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if n, _ := lp.ferret.Connections(); n == before-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the revoked session's server connection is still open")
+			}
+		}
+	})
+
+	t.Run("server restart", func(t *testing.T) {
+		cl := lp.client(t, full, 1)
+		coll := cl.Database("main").Collection("live")
+		if err := coll.FindOne(ctx, bson.D{}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := lp.ferret.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "after", Value: "restart"}}); err != nil {
+			t.Fatalf("after the restart: %v", err)
+		}
+	})
+}
