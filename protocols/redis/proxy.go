@@ -64,6 +64,11 @@ import (
 // unanswered, and every command after.
 const msgUpstreamLost = "ERR the upstream Redis server closed the connection: reconnect"
 
+// readBuffers are the pumps' read buffers (32 KB each: a session that
+// connects, runs a command and leaves should not make one for the
+// garbage collector).
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // errClientGone: the pump could not write to the client.
 var errClientGone = errors.New("redis proxy: the client is gone")
 
@@ -257,7 +262,9 @@ func (px *proxy) wake() {
 // connection fails or is stopped (a read deadline in the past).
 func (px *proxy) pump() {
 	defer close(px.done)
-	rd := make([]byte, 32<<10)
+	bp := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(bp)
+	rd := *bp
 	for {
 		n, rerr := px.sc.Read(rd)
 		if n > 0 {
