@@ -20,6 +20,7 @@ command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) # headless, for the web console's tests (e2e/console)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   SUDO=""

@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ type fixture struct {
 	con    *Console
 	base   string
 	client *http.Client
+	// ahead moves the console's clock forward (nanoseconds).
+	ahead atomic.Int64
 }
 
 func newFixture(t *testing.T, mod func(*issuer.Options)) *fixture {
@@ -49,7 +52,7 @@ func newFixture(t *testing.T, mod func(*issuer.Options)) *fixture {
 	t.Cleanup(func() { svc.Close(); store.Close() })
 	f := &fixture{svc: svc, ring: ring}
 	f.con = New(Options{Service: svc, Keyring: ring, Listen: map[string]string{"http": "127.0.0.1:8080", "postgres": "0.0.0.0:5432"},
-		CAFile: "/data/tls-cert.pem"})
+		CAFile: "/data/tls-cert.pem", Now: func() time.Time { return time.Now().Add(time.Duration(f.ahead.Load())) }})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -325,4 +328,53 @@ func TestSecureCookieOverTLS(t *testing.T) {
 	}
 }
 
-func newVerifier(f *fixture) *core.Verifier { return core.NewVerifier(f.ring, f.svc.Store().Revocations()) }
+func newVerifier(f *fixture) *core.Verifier {
+	return core.NewVerifier(f.ring, f.svc.Store().Revocations())
+}
+
+// TestAuditMarks: the list marks the guide's audit findings: tokens never
+// used and tokens near their expiry.
+func TestAuditMarks(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.signup(t, "audit@example.com")
+	if p := f.post(t, "/settings/tokens/new", url.Values{"csrf": {tok}, "name": {"idle"}, "type": {"live"}, "scope": {"metrics:read"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("create: %d", p.status)
+	}
+	row := func(p page, name string) string {
+		i := strings.Index(p.body, `<span class="tok-name">`+name+`</span>`)
+		if i < 0 {
+			t.Fatalf("no row %s:\n%s", name, p.body)
+		}
+		return p.body[i : i+strings.Index(p.body[i:], "</tr>")]
+	}
+	now := f.get(t, "/settings/tokens")
+	if r := row(now, "idle"); !strings.Contains(r, "mark-never") || strings.Contains(r, "mark-soon") {
+		t.Fatalf("a new unused token: %s", r)
+	}
+	if r := row(now, SessionTokenName); strings.Contains(r, "mark-never") {
+		t.Fatalf("this session's token is marked never used: %s", r)
+	}
+	// Six days later both 7-day tokens have less than three days left.
+	f.ahead.Store(int64(6 * 24 * time.Hour))
+	later := f.get(t, "/settings/tokens")
+	if r := row(later, "idle"); !strings.Contains(r, "mark-soon") {
+		t.Fatalf("a token with a day left: %s", r)
+	}
+	for _, c := range []struct {
+		life, left time.Duration
+		soon       bool
+	}{
+		{7 * 24 * time.Hour, 4 * 24 * time.Hour, false},
+		{7 * 24 * time.Hour, 41 * time.Hour, true},
+		{7 * 24 * time.Hour, 47 * time.Hour, false},
+		{24 * time.Hour, 7 * time.Hour, false},
+		{24 * time.Hour, 5 * time.Hour, true},
+		{90 * 24 * time.Hour, 4 * 24 * time.Hour, false},
+	} {
+		n := time.Now()
+		ti := issuer.TokenInfo{CreatedAt: n.Add(c.left - c.life), ExpiresAt: n.Add(c.left)}
+		if got := expiresSoon(ti, n); got != c.soon {
+			t.Errorf("lifetime %v, %v left: soon %v, want %v", c.life, c.left, got, c.soon)
+		}
+	}
+}

@@ -172,6 +172,6 @@ func span(d time.Duration) string {
 	case d < 48*time.Hour:
 		return plural(int(d/time.Hour), "hour")
 	default:
-		return plural(int(d/(24*time.Hour)), "day")
+		return plural(int((d+12*time.Hour)/(24*time.Hour)), "day") // 6 days 23 hours reads "7 days"
 	}
 }

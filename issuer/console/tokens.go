@@ -29,8 +29,10 @@ type tokensPage struct {
 	Tokens []tokenRow
 }
 
-// expiresSoon reports whether a token is near its end: less than a quarter
-// of its lifetime left, or less than three days.
+// expiresSoon reports whether a token is near its end (the guide: "tokens
+// near expiration — refresh them"): less than three days left, or less than
+// a quarter of its lifetime when that is shorter (six hours of a 24-hour
+// test token).
 func expiresSoon(t issuer.TokenInfo, now time.Time) bool {
 	left := t.ExpiresAt.Sub(now)
 	return left < min(3*24*time.Hour, t.ExpiresAt.Sub(t.CreatedAt)/4)

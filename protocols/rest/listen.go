@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -152,9 +153,30 @@ func (c *sniffConn) Close() error {
 // from NewListener, whether its connection chose TLS at its first byte;
 // on any other, fasthttp's own answer. The web console marks its cookies
 // Secure by it.
+//
+// fasthttp hands the handler its own wrapper of the connection when
+// Server.MaxConnsPerIP is set (an unexported struct that embeds the
+// net.Conn as its field Conn, as its own IsTLS knows); RequestTLS looks
+// through such wrappers.
 func RequestTLS(ctx *fasthttp.RequestCtx) bool {
-	if c, ok := ctx.Conn().(*sniffConn); ok {
-		return c.tc.Load() != nil
+	c := ctx.Conn()
+	for range 4 {
+		if sc, ok := c.(*sniffConn); ok {
+			return sc.tc.Load() != nil
+		}
+		v := reflect.ValueOf(c)
+		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+			break
+		}
+		f := v.Elem().FieldByName("Conn")
+		if !f.IsValid() || !f.CanInterface() {
+			break
+		}
+		inner, ok := f.Interface().(net.Conn)
+		if !ok || inner == nil {
+			break
+		}
+		c = inner
 	}
 	return ctx.IsTLS()
 }

@@ -34,7 +34,7 @@ func TestRootRouteIsExact(t *testing.T) {
 }
 
 // TestRequestTLS: on one port, a TLS request is told apart from a
-// plaintext one.
+// plaintext one, also through fasthttp's per-address wrapper.
 func TestRequestTLS(t *testing.T) {
 	dir := t.TempDir()
 	cfg, certPath, _, err := tlsfile.LoadOrGenerate(dir, "", "", nil)
@@ -48,7 +48,9 @@ func TestRequestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	// MaxConnsPerIP makes fasthttp wrap each connection, as heliosd's
+	// server does.
+	srv := &fasthttp.Server{MaxConnsPerIP: 10, Handler: func(ctx *fasthttp.RequestCtx) {
 		if RequestTLS(ctx) {
 			ctx.SetBodyString("tls")
 		} else {
