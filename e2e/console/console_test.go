@@ -317,8 +317,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("SELECT 1 before logout-all: %v", err)
 	}
+	// This time as a browser without the script would: the server asks on
+	// a page of its own.
 	b.open("/settings/tokens", "#logout-all")
-	b.run("log out everywhere", andLoad(chromedp.Click(chromedp.CSS("#logout-all"))), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	b.run("log out everywhere", chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="/settings/logout-all"]').removeAttribute("data-confirm")`),
+		andLoad(chromedp.Click(chromedp.CSS("#logout-all"))), chromedp.WaitVisible(chromedp.CSS(".btn-danger")))
+	b.screenshot("confirm")
+	if conn.QueryRow(ctx, "SELECT 1").Scan(&one) != nil {
+		t.Fatal("the confirmation page already logged out everywhere")
+	}
+	b.run("confirm", andLoad(chromedp.Click(chromedp.CSS(".btn-danger"))), chromedp.WaitVisible(chromedp.CSS(".notice")))
 	if loc := b.location(); loc != "/signin?m=everywhere" {
 		t.Fatalf("after logout-all the browser is at %s", loc)
 	}

@@ -70,16 +70,12 @@ func (c *Console) signin(ctx *fasthttp.RequestCtx) {
 		redirect(ctx, "/settings/tokens")
 		return
 	}
-	c.render(ctx, errStatus(ctx, f), "signin.html", &view{Title: "Sign in", CSRF: c.preCSRF(ctx), Page: f})
+	c.render(ctx, errStatus(ctx), "signin.html", &view{Title: "Sign in", CSRF: c.preCSRF(ctx), Page: f})
 }
 
 // login signs in with the issuer and starts a session; on failure it fills
 // f.Error with the issuer's answer in the console's words and returns nil.
 func (c *Console) login(ctx *fasthttp.RequestCtx, email, password string, f *authForm) *session {
-	// A browser that was signed in already leaves that session behind.
-	if old, _ := c.session(ctx); old != nil {
-		c.endSession(old)
-	}
 	tok, _, err := c.svc.LoginNamed(email, password, httpapi.RemoteAddr(ctx), SessionTokenName)
 	if err != nil {
 		f.Error = c.say(ctx, err, "Email or password is incorrect.")
@@ -91,6 +87,10 @@ func (c *Console) login(ctx *fasthttp.RequestCtx, email, password string, f *aut
 		f.Error = "The console could not start a session. Try again in a moment."
 		ctx.SetStatusCode(http.StatusInternalServerError)
 		return nil
+	}
+	// A browser that was signed in already leaves that session behind.
+	if old, _ := c.session(ctx); old != nil {
+		c.endSession(old)
 	}
 	return c.start(ctx, claims, email)
 }
@@ -119,8 +119,8 @@ func (c *Console) say(ctx *fasthttp.RequestCtx, err error, wrong string) string 
 	return sentence(ae.Message)
 }
 
-// errStatus is the status say set, or 400.
-func errStatus(ctx *fasthttp.RequestCtx, _ *authForm) int {
+// errStatus is the error status say set, or 400.
+func errStatus(ctx *fasthttp.RequestCtx) int {
 	if s := ctx.Response.StatusCode(); s >= 400 {
 		return s
 	}
@@ -165,7 +165,7 @@ func (c *Console) signup(ctx *fasthttp.RequestCtx) {
 			f.Error = msg
 		}
 		v.CSRF = c.preCSRF(ctx)
-		c.render(ctx, errStatus(ctx, f), "signup.html", v)
+		c.render(ctx, errStatus(ctx), "signup.html", v)
 		return
 	}
 	s := c.login(ctx, email, password, f)
@@ -173,7 +173,7 @@ func (c *Console) signup(ctx *fasthttp.RequestCtx) {
 		// The account exists; only the session failed (a rate limit, say).
 		f.Error = "Your account is created, but signing in failed: " + f.Error
 		v.CSRF = c.preCSRF(ctx)
-		c.render(ctx, errStatus(ctx, f), "signin.html", &view{Title: "Sign in", CSRF: v.CSRF, Page: f})
+		c.render(ctx, errStatus(ctx), "signin.html", &view{Title: "Sign in", CSRF: v.CSRF, Page: f})
 		return
 	}
 	s.setFlash("Welcome to HeliosDB. Create a token below, then connect with it from Connect.")

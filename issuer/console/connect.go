@@ -42,7 +42,7 @@ type connectData struct {
 // with ?db=.
 func (c *Console) connectPage(ctx *fasthttp.RequestCtx, s *session) {
 	db := string(ctx.QueryArgs().Peek("db"))
-	c.render(ctx, http.StatusOK, "connect.html", s.view(ctx, "Connect", "connect", c.connect(ctx, &s.claims, db, false)))
+	c.render(ctx, http.StatusOK, "connect.html", s.view("Connect", "connect", c.connect(ctx, &s.claims, db, false)))
 }
 
 // connect builds the Connect section for database db (default: main, or

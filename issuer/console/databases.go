@@ -29,7 +29,7 @@ func (c *Console) renderDatabases(ctx *fasthttp.RequestCtx, s *session, status i
 	p.Databases = c.svc.ListDatabases(&s.claims)
 	p.CanCreate = s.claims.Scopes.Has(core.ScopeDatabaseCreate)
 	p.CanDelete = s.claims.Scopes.Has(core.ScopeDatabaseDelete)
-	c.render(ctx, status, "databases.html", s.view(ctx, "Databases", "databases", p))
+	c.render(ctx, status, "databases.html", s.view("Databases", "databases", p))
 }
 
 // createDatabase registers a database (database:create, which a console
@@ -53,7 +53,7 @@ func (c *Console) createDatabase(ctx *fasthttp.RequestCtx, s *session) {
 		if errors.As(err, &ae) && ae.Code == issuer.CodeDatabaseExists {
 			p.Error = "A database named " + p.Name + " already exists."
 		}
-		c.renderDatabases(ctx, s, max(ctx.Response.StatusCode(), http.StatusBadRequest), p)
+		c.renderDatabases(ctx, s, errStatus(ctx), p)
 		return
 	}
 	kind := "Database"
@@ -72,7 +72,7 @@ func (c *Console) deleteDatabase(ctx *fasthttp.RequestCtx, s *session) {
 		return
 	}
 	if !confirmed(ctx) {
-		c.render(ctx, http.StatusOK, "confirm.html", s.view(ctx, "Delete database", "databases", &confirmPage{
+		c.render(ctx, http.StatusOK, "confirm.html", s.view("Delete database", "databases", &confirmPage{
 			Heading: "Delete database “" + name + "”?",
 			Body:    "Clients can no longer reach it, and in proxy mode it is dropped on the upstream servers with its data. This cannot be undone.",
 			Action:  "/databases/delete", Button: "Delete database", Fields: map[string]string{"name": name}, Cancel: "/databases"}))

@@ -233,3 +233,61 @@ func TestSigninFailuresAreTheAPIs(t *testing.T) {
 		t.Fatalf("after the limit: %d Retry-After %q\n%s", limited.status, limited.header.Get("Retry-After"), limited.body)
 	}
 }
+
+// TestConfirmWithoutScript: a revocation, a deletion or log out everywhere
+// posted without the script's confirmation (no JavaScript) gets a
+// confirmation page and changes nothing until that page's form is sent.
+func TestConfirmWithoutScript(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.signup(t, "nojs@example.com")
+	f.post(t, "/settings/tokens/new", newTokenForm(tok, "app"))
+	f.get(t, "/settings/tokens/created")
+	var id string
+	for _, ti := range f.tokens(t, "nojs@example.com") {
+		if ti.Name == "app" {
+			id = ti.ID
+		}
+	}
+	p := f.post(t, "/settings/tokens/revoke", url.Values{"csrf": {tok}, "id": {id}})
+	if p.status != 200 || !strings.Contains(p.body, "Revoke “app”?") || !strings.Contains(p.body, `name="confirmed" value="yes"`) {
+		t.Fatalf("revoke without confirmation: %d\n%s", p.status, p.body)
+	}
+	if n := len(f.tokens(t, "nojs@example.com")); n != 2 {
+		t.Fatalf("an unconfirmed revoke changed the tokens: %d left", n)
+	}
+	if p := f.post(t, "/settings/tokens/revoke", url.Values{"csrf": {tok}, "id": {id}, "confirmed": {"yes"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("confirmed revoke: %d", p.status)
+	}
+	if n := len(f.tokens(t, "nojs@example.com")); n != 1 {
+		t.Fatalf("confirmed revoke left %d tokens", n)
+	}
+	if p := f.post(t, "/settings/logout-all", url.Values{"csrf": {tok}}); p.status != 200 || !strings.Contains(p.body, "Log out everywhere?") {
+		t.Fatalf("logout-all without confirmation: %d", p.status)
+	}
+	if p := f.post(t, "/databases/delete", url.Values{"csrf": {tok}, "name": {"main"}}); p.status != 200 || !strings.Contains(p.body, "Delete database “main”?") {
+		t.Fatalf("delete without confirmation: %d", p.status)
+	}
+	if p := f.get(t, "/databases"); !strings.Contains(p.body, ">main<") {
+		t.Fatal("an unconfirmed delete removed the database")
+	}
+}
+
+// TestDatabaseFormErrors: a bad or taken name is said beside the field.
+func TestDatabaseFormErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.signup(t, "dbs@example.com")
+	for name, want := range map[string]string{"": "Give the database a name", "9lives": "is not valid", "main": "already exists",
+		"<b>x</b>": "&#34;&lt;b&gt;x&lt;/b&gt;&#34; is not valid"} {
+		p := f.post(t, "/databases", url.Values{"csrf": {tok}, "name": {name}})
+		i := strings.Index(p.body, `id="db-error"`)
+		if p.status < 400 || i < 0 || !strings.Contains(p.body[i:], want) {
+			t.Errorf("name %q: %d, want %q beside the field\n%s", name, p.status, want, p.body)
+		}
+	}
+	if p := f.post(t, "/databases", url.Values{"csrf": {tok}, "name": {"analytics_test"}, "test": {"on"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", p.status, p.body)
+	}
+	if p := f.get(t, "/databases"); !strings.Contains(p.body, "analytics_test") || !strings.Contains(p.body, "type-test") {
+		t.Fatalf("the test database is not listed as one:\n%s", p.body)
+	}
+}

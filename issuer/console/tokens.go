@@ -63,11 +63,11 @@ func (c *Console) tokensPage(ctx *fasthttp.RequestCtx, s *session) {
 		r.ExpiresSoon = expiresSoon(t, now)
 		p.Tokens = append(p.Tokens, r)
 	}
-	c.render(ctx, http.StatusOK, "tokens.html", s.view(ctx, "API Tokens", "tokens", p))
+	c.render(ctx, http.StatusOK, "tokens.html", s.view("API Tokens", "tokens", p))
 }
 
 // view is the layout's data for a signed-in page.
-func (s *session) view(_ *fasthttp.RequestCtx, title, nav string, page any) *view {
+func (s *session) view(title, nav string, page any) *view {
 	return &view{Title: title, Nav: nav, Email: s.email, CSRF: s.csrf, Flash: s.takeFlash(), Page: page}
 }
 
@@ -156,7 +156,7 @@ func days(d time.Duration) string {
 
 func (c *Console) newTokenPage(ctx *fasthttp.RequestCtx, s *session) {
 	f := c.newTokenForm("", "live", "", "", nil)
-	c.render(ctx, http.StatusOK, "newtoken.html", s.view(ctx, "Create token", "tokens", f))
+	c.render(ctx, http.StatusOK, "newtoken.html", s.view("Create token", "tokens", f))
 }
 
 // createToken checks the form field by field (so each error is shown beside
@@ -186,11 +186,7 @@ func (c *Console) createToken(ctx *fasthttp.RequestCtx, s *session) {
 			f.Error = msg
 		}
 	}
-	status := http.StatusBadRequest
-	if ctx.Response.StatusCode() >= 400 {
-		status = ctx.Response.StatusCode()
-	}
-	c.render(ctx, status, "newtoken.html", s.view(ctx, "Create token", "tokens", f))
+	c.render(ctx, errStatus(ctx), "newtoken.html", s.view("Create token", "tokens", f))
 }
 
 // checkTokenForm fills f.Errors for each field in error and returns the
@@ -294,7 +290,7 @@ func (c *Console) createdPage(ctx *fasthttp.RequestCtx, s *session) {
 	}
 	p := &createdPage{Token: cr.token, Info: cr.info, Scopes: scopesText(cr.info.Scopes),
 		Connect: c.connect(ctx, &s.claims, db, cr.info.Type == core.TypeTest.String())}
-	c.render(ctx, http.StatusOK, "created.html", s.view(ctx, "Token created", "tokens", p))
+	c.render(ctx, http.StatusOK, "created.html", s.view("Token created", "tokens", p))
 }
 
 // confirmPage asks before an action that cannot be undone, for browsers
@@ -321,7 +317,7 @@ func (c *Console) revokeToken(ctx *fasthttp.RequestCtx, s *session) {
 		}
 	}
 	if !confirmed(ctx) {
-		c.render(ctx, http.StatusOK, "confirm.html", s.view(ctx, "Revoke token", "tokens", &confirmPage{
+		c.render(ctx, http.StatusOK, "confirm.html", s.view("Revoke token", "tokens", &confirmPage{
 			Heading: "Revoke “" + name + "”?",
 			Body:    "Every client using this token is refused from its next request, on every protocol. This cannot be undone.",
 			Action:  "/settings/tokens/revoke", Button: "Revoke token", Fields: map[string]string{"id": id}, Cancel: "/settings/tokens"}))
@@ -344,7 +340,7 @@ func (c *Console) revokeToken(ctx *fasthttp.RequestCtx, s *session) {
 
 func (c *Console) logoutAll(ctx *fasthttp.RequestCtx, s *session) {
 	if !confirmed(ctx) {
-		c.render(ctx, http.StatusOK, "confirm.html", s.view(ctx, "Log out everywhere", "tokens", &confirmPage{
+		c.render(ctx, http.StatusOK, "confirm.html", s.view("Log out everywhere", "tokens", &confirmPage{
 			Heading: "Log out everywhere?",
 			Body: "Every token of your account is revoked — service tokens, CLI sessions and this console session included — " +
 				"and open database connections using them are closed. You will need to sign in again.",
