@@ -2,8 +2,9 @@
 # Installs the client tools the acceptance tests drive, when they are missing:
 # Debian packages (psql, the mariadb CLI, redis-cli) and mongosh from npm into
 # the project-local .tools folder; and the servers heliosd's proxy mode
-# forwards to in tests (PostgreSQL 15, MariaDB, Redis, PgBouncer), which
-# internal/testupstream starts itself in temporary directories on free ports.
+# forwards to in tests (PostgreSQL 15, MariaDB, Redis, PgBouncer, and FerretDB
+# built from its Go module into .tools/bin), which internal/testupstream starts
+# itself in temporary directories on free ports.
 # Debian's install scripts may start the packages' own system instances (or
 # policy-rc.d may deny it): the tests neither use nor need them. Safe to run
 # again: it does nothing when all are present.
@@ -37,25 +38,5 @@ if [ ! -x .tools/node_modules/.bin/mongosh ]; then
 fi
 
 # FerretDB 1.24.2, the MongoDB-wire server behind the gateway in tests,
-# benchmarks and make run (with its SQLite backend), built from its Go module
-# into .tools/bin. Its build embeds build/version/version.txt, which the
-# module does not ship (it is made from git): the module is copied out of the
-# module cache and the file written before go build. Skipped when the binary
-# is there and reports that version.
-FERRETDB_VERSION=v1.24.2
-if ! .tools/bin/ferretdb --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
-  command -v go >/dev/null 2>&1 || { echo "go is needed to build FerretDB" >&2; exit 1; }
-  echo "building FerretDB $FERRETDB_VERSION into .tools/bin/"
-  src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$src" ] && [ -d "$src" ] || { echo "go mod download of FerretDB $FERRETDB_VERSION failed" >&2; exit 1; }
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  cp -r "$src/." "$tmp/"
-  chmod -R u+w "$tmp"
-  echo "$FERRETDB_VERSION" >"$tmp/build/version/version.txt"
-  mkdir -p .tools/bin
-  (cd "$tmp" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$OLDPWD/.tools/bin/ferretdb" ./cmd/ferretdb)
-  rm -rf "$tmp"
-  trap - EXIT
-fi
+# benchmarks and make run, built from its Go module into .tools/bin.
+./scripts/build-ferretdb.sh

@@ -7,7 +7,8 @@
 # and this script says how to get them.
 #
 # Settings (environment): BIN (bin), DATA_DIR (./data), PG_UPSTREAM_PORT
-# (54329), MYSQL_UPSTREAM_PORT (33069), UPSTREAMS=0 to skip the databases,
+# (54329), MYSQL_UPSTREAM_PORT (33069), MONGO_UPSTREAM_PORT (27019, FerretDB),
+# UPSTREAMS=0 to skip the databases,
 # HELIOSD_ARGS (more heliosd flags, e.g. other listen addresses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ DATA_DIR=${DATA_DIR:-./data}
 UP="$DATA_DIR/upstreams"
 PG_PORT=${PG_UPSTREAM_PORT:-54329}
 MY_PORT=${MYSQL_UPSTREAM_PORT:-33069}
+MONGO_PORT=${MONGO_UPSTREAM_PORT:-27019}
+FERRETDB=.tools/bin/ferretdb
 PGBIN=/usr/lib/postgresql/15/bin
 MARIADBD=/usr/sbin/mariadbd
 
@@ -141,11 +144,43 @@ SQL
   fi
 }
 
+# FerretDB (a MongoDB-wire server; SQLite files under data/upstreams/ferretdb),
+# built once from its Go module by scripts/build-ferretdb.sh, with a SCRAM
+# user whose random password only heliosd is given: FerretDB 1.x enforces no
+# roles, so the gateway's classifier is the only wall in front of it, and the
+# login keeps other local users from going around the gateway.
+start_ferretdb() {
+  local dir="$UP/ferretdb"
+  [ -x "$FERRETDB" ] || ./scripts/build-ferretdb.sh >&2 || { say "could not build FerretDB"; return 1; }
+  mkdir -p "$dir/data" && chmod 700 "$dir"
+  umask 077
+  [ -s "$UP/ferretdb.password" ] || secret >"$UP/ferretdb.password"
+  local pw
+  pw=$(cat "$UP/ferretdb.password")
+  # The password goes in the environment, which only this user can read
+  # (the command line is anyone's to see).
+  FERRETDB_SETUP_PASSWORD="$pw" "$FERRETDB" --handler=sqlite --sqlite-url="file:$dir/data/" \
+    --listen-addr="127.0.0.1:$MONGO_PORT" --state-dir="$dir" --debug-addr=- --telemetry=disable --log-level=warn \
+    --test-enable-new-auth --setup-database=admin --setup-username=helios >"$dir/server.log" 2>&1 &
+  pids+=($!) sigs+=(TERM)
+  waitport 127.0.0.1 "$MONGO_PORT" FerretDB "$dir/server.log" || return 1
+  echo "mongodb://helios:$pw@127.0.0.1:$MONGO_PORT/" >"$UP/mongo-upstream.url"
+  if "$BIN/heliosd" --help 2>&1 | grep -q -- --mongo-upstream-file; then
+    args+=(--mongo-upstream-file "$UP/mongo-upstream.url")
+    say "FerretDB $("$FERRETDB" --version | awk '/^version:/ {print $2}') on 127.0.0.1:$MONGO_PORT (data in $dir)"
+  else
+    say "FerretDB started on 127.0.0.1:$MONGO_PORT, but this heliosd has no MongoDB proxy mode: MongoDB clients get the built-in responder"
+  fi
+}
+
 if [ "${UPSTREAMS:-1}" = 1 ]; then
   mkdir -p "$UP"
   chmod 700 "$UP"
   [ -x "$PGBIN/postgres" ] && { start_postgres || say "PostgreSQL not started: PostgreSQL clients get the built-in responder"; }
   [ -x "$MARIADBD" ] && { start_mariadb || say "MariaDB not started: MySQL clients get the built-in responder"; }
+  if [ -x "$FERRETDB" ] || command -v go >/dev/null 2>&1; then
+    start_ferretdb || say "FerretDB not started: MongoDB clients get the built-in responder"
+  fi
 fi
 
 # shellcheck disable=SC2086 # HELIOSD_ARGS is a list of flags

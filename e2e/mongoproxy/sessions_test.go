@@ -240,3 +240,51 @@ func TestGatewayNode(t *testing.T) {
 		t.Fatalf("the node did not take the issuer's upstream:\n%s", node.Logs())
 	}
 }
+
+// TestOpenCursorClosesServerConnection: a session that ends with a cursor
+// open closes its server connection (the cursor must not reach the next
+// client); one that ends with its cursors exhausted or killed gives its
+// server connection back to the pool.
+func TestOpenCursorClosesServerConnection(t *testing.T) {
+	d := daemonWith(t)
+	ctx := ctxT(t)
+	seed := direct(t).Database("main").Collection("cursor_left")
+	_ = seed.Drop(ctx)
+	docs := make([]any, 10)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "i", Value: i}}
+	}
+	if _, err := seed.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: readWrite})
+	session := func(finish bool) {
+		c := connect(t, d, tok, "main", onePool)
+		cur, err := c.Database("main").Collection("cursor_left").Find(ctx, bson.D{}, options.Find().SetBatchSize(2))
+		if err != nil || !cur.Next(ctx) {
+			t.Fatalf("find: %v", err)
+		}
+		if finish {
+			for cur.Next(ctx) {
+			}
+			if err := cur.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Disconnect(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	session(true) // one server connection of the role, now in the pool
+	time.Sleep(100 * time.Millisecond)
+	base := serverConns(t, ferret)
+	session(true)
+	time.Sleep(300 * time.Millisecond)
+	if n := serverConns(t, ferret); n != base {
+		t.Fatalf("a clean session changed the server's connections: %d, was %d", n, base)
+	}
+	session(false) // takes the pooled one and leaves a cursor open on it
+	waitFor(t, 10*time.Second, "the server connection of a session that left a cursor open went back to the pool", func() bool {
+		return serverConns(t, ferret) == base-1
+	})
+}

@@ -3,8 +3,8 @@
 // checksums; legacy OP_QUERY on <db>.$cmd answered with OP_REPLY), the
 // connection state machine that authenticates a HeliosDB token sent as the
 // password of SASL PLAIN, the command classifier that maps each command to
-// the scope it needs, and the built-in responder used when no upstream
-// database is configured.
+// the scope it needs, the proxy to an upstream MongoDB-wire server (proxy
+// mode), and the built-in responder used when no upstream is configured.
 //
 // Why PLAIN: the gateway never holds a password verifier, so SCRAM cannot
 // work; a client that tries it (the drivers' default) gets error 18 with a
@@ -49,7 +49,47 @@
 // commands — counts as a database the token may not reach. The refusal is
 // code 13 naming the stage or field and the database. Commands that copy
 // between databases or servers (copydb, clone, cloneCollection, applyOps)
-// are not in the classifier, so they are never run or forwarded.
+// are not MongoDB 7 commands or are refused by name (applyOps), so they are
+// never run or forwarded.
+//
+// Classifier: every command of MongoDB 7's command list is in the table
+// (classify.go): handshake, authentication, session (answered by the
+// gateway), scoped (the scope it needs; forwarded in proxy mode), or
+// refused — the commands that administer the server (users and roles,
+// replication, sharding, server parameters, shutdown, killOp, fsync,
+// compact, bulkWrite, profile with a level), refused with code 13 for
+// every token. A name the table lacks gets 59 (no such command) and is
+// never forwarded. aggregate with $out or $merge at any depth of its
+// pipeline needs database:write; explain needs what it explains.
+//
+// Proxy mode (Options.Upstream): any server that speaks the MongoDB wire
+// protocol — MongoDB, FerretDB, … — is the upstream. The gateway logs in
+// to it with the credentials of its URL (SCRAM-SHA-256, SCRAM-SHA-1 or
+// PLAIN; none when the URL has none) and provisions nothing: FerretDB 1.x
+// enforces no roles, so the classifier is the only wall. saslStart moves
+// the session off its event loop (netio.Offload) and, once the token is
+// admitted, takes a pooled server connection (upstream.Pool, keyed by the
+// token's role) for the session's life: a cursor's getMore and
+// killCursors reach the connection that opened it, because every command
+// of the session does. Each command is checked as above and then written
+// to the server as the client sent it (exhaustAllowed cleared, so each
+// request gets one reply); a pump goroutine writes the server's replies to
+// the client whole (netio.ConnInfo.Client), so they never interleave with
+// the gateway's own replies to refused commands, whose responseTo is the
+// request's id. In proxy mode, moreover: data commands on admin, local
+// and config are refused (only server-wide ones run there: listDatabases,
+// serverStatus, currentOp, top, commitTransaction, abortTransaction,
+// renameCollection), every database a command names must be registered,
+// document sequences are accepted only for insert, update and delete,
+// OP_QUERY carries only hello and isMaster (as mongod 5.1+), and
+// listDatabases is rewritten to list only the registered databases the
+// token may reach. hello and isMaster are answered by the gateway with the
+// server's wire versions and size limits; buildInfo after authentication
+// is the server's. A session that ends with a request in flight, a cursor
+// open, part of a message read, or by a revocation closes its server
+// connection; otherwise it returns to the pool. When the server connection
+// fails, a request in flight is answered with HostUnreachable (6, which
+// drivers retry) and the session's next command takes a new one.
 //
 // Open sessions: every command of an authenticated connection first
 // re-checks the token's claims (core.Verifier.Recheck: expiry, revocation,
@@ -93,4 +133,8 @@
 //   - crossdb.go: the other databases a command names (pipelines,
 //     renameCollection, mapReduce).
 //   - refuse.go: answering a connection the transport refuses (RefuseLate).
+//   - upstream.go: the upstream server (URL, pool, dial with hello and
+//     SCRAM or PLAIN, health, DropDatabase).
+//   - proxy.go: proxy mode (the session's server connection, forwarding,
+//     the pump, the return to the pool).
 package mongodb
