@@ -94,7 +94,7 @@ func makeRun(t *testing.T, env []string, check func(logs string)) string {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }() // whatever is left after a failure
-	deadline := time.Now().Add(5 * time.Minute) // the first run may build FerretDB
+	deadline := time.Now().Add(5 * time.Minute)                            // the first run may build FerretDB
 	for !strings.Contains(logs.String(), "Connect (") {
 		if time.Now().After(deadline) {
 			t.Fatalf("make run did not come up:\n%s", logs.String())
