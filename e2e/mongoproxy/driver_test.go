@@ -2,8 +2,10 @@ package mongoproxy
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -163,3 +165,35 @@ func TestDriverCRUDCursorsBulk(t *testing.T) {
 
 // directDB is a database of the server itself.
 func directDB(t *testing.T, name string) *mongo.Database { return direct(t).Database(name) }
+
+// TestDriverOverTLS: a client over TLS (as from another host) is proxied
+// the same way: the session runs on its TLS goroutine, the pump writes into
+// the TLS stream.
+func TestDriverOverTLS(t *testing.T) {
+	d := daemonWith(t)
+	ctx := ctxT(t)
+	tok := d.Mint(t, core.Claims{Account: 1, Scopes: readWrite})
+	o := options.Client().ApplyURI("mongodb://default:" + url.QueryEscape(tok) + "@" + d.Mongo +
+		"/main?authMechanism=PLAIN&tls=true&tlsCAFile=" + url.QueryEscape(d.CACert)).SetServerSelectionTimeout(10 * time.Second)
+	c, err := mongo.Connect(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(ctx)
+	coll := c.Database("main").Collection("tls_items")
+	docs := make([]any, 3000)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "i", Value: i}, {Key: "pad", Value: strings.Repeat("t", 200)}}
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatalf("insert over TLS: %v", err)
+	}
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []bson.Raw
+	if err := cur.All(ctx, &all); err != nil || len(all) < 3000 {
+		t.Fatalf("cursor over TLS: %d %v", len(all), err)
+	}
+}
