@@ -135,12 +135,13 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if !strings.HasPrefix(o.URL, connstring.SchemeMongoDB+"://") {
+		// Checked before parsing: the parser resolves mongodb+srv:// names.
+		return nil, errors.New("--mongo-upstream: use a mongodb:// URL (mongodb+srv:// needs DNS discovery, which the gateway does not do)")
+	}
 	cs, err := connstring.Parse(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("--mongo-upstream: %s", redactURLError(err, o.URL))
-	}
-	if cs.Scheme != connstring.SchemeMongoDB {
-		return nil, errors.New("--mongo-upstream: use a mongodb:// URL (mongodb+srv:// needs DNS discovery, which the gateway does not do)")
 	}
 	if len(cs.Hosts) == 0 {
 		return nil, errors.New("--mongo-upstream: the URL names no host")
