@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"hash/crc32"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -316,5 +318,46 @@ func TestMongoMonitorOutlivesHandshakeTimeout(t *testing.T) {
 	}
 	if cleared.Load() != 0 || failed.Load() != 0 {
 		t.Fatalf("pool cleared %d times, %d heartbeats failed", cleared.Load(), failed.Load())
+	}
+}
+
+// TestMongoRevocationAfterHello: drivers say hello before they
+// authenticate, and the gateway counts a hello as the end of the handshake
+// (monitoring connections never authenticate). A token admitted after that
+// hello must still be found by a revocation: the idle connection is ended
+// at once, not at its next command. Checked on the event loop (plaintext)
+// and on a TLS goroutine.
+func TestMongoRevocationAfterHello(t *testing.T) {
+	d := startDaemon(t)
+	owner := d.NewUser(t)
+	tok, id := d.CreateToken(t, owner, map[string]any{"name": "hello-first", "scopes": []string{"*"}})
+	var wires []*wire
+	for _, useTLS := range []bool{false, true} {
+		w := dialWire(t, d.Mongo)
+		if useTLS {
+			w.startTLS(framingTLS(t, d))
+		}
+		hello := bsoncore.NewDocumentBuilder().AppendInt32("hello", 1).AppendString("$db", "admin").Build()
+		w.send(mongoMsg(1, hello), false)
+		if to, doc := mongoReply(w); to != 1 || !mongoOK(doc) {
+			t.Fatalf("hello: %v", doc)
+		}
+		auth := bsoncore.NewDocumentBuilder().AppendInt32("saslStart", 1).AppendString("mechanism", "PLAIN").
+			AppendBinary("payload", 0, []byte("\x00default\x00"+tok)).AppendString("$db", "$external").Build()
+		w.send(mongoMsg(2, auth), false)
+		if to, doc := mongoReply(w); to != 2 || !mongoOK(doc) {
+			t.Fatalf("saslStart: %v", doc)
+		}
+		wires = append(wires, w)
+	}
+	d.Revoke(t, owner, id)
+	for i, w := range wires {
+		// The session is silent: only its end (a close, with or without the
+		// code 18 message before it) may arrive.
+		_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.ReadAll(w.r)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("connection %d (TLS %v): an idle session authenticated after hello outlived its revoked token", i, i == 1)
+		}
 	}
 }

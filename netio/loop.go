@@ -465,7 +465,10 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 			cs.await = need
 		}
 	}
-	if !cs.authed && !cs.refusing && cs.sess.Authenticated() {
+	// A session may report itself authenticated before it holds claims
+	// (MongoDB: a monitoring connection's hello), then take a token later:
+	// it is indexed once it has claims, or revocations would not find it.
+	if (!cs.authed || cs.claims == nil) && !cs.refusing && cs.sess.Authenticated() {
 		l.authenticated(cs)
 	}
 	limit := l.env.MaxPreAuthMessage

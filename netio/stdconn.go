@@ -168,7 +168,9 @@ func ServeConn(conn net.Conn, p Protocol, sess Session, info *ConnInfo, env *Env
 		if cap(out) > 64<<10 {
 			out = make([]byte, 0, 4096)
 		}
-		if !authed && !opts.refusing && sess.Authenticated() {
+		// As on the loop: indexed once it has claims, even if it said it
+		// was authenticated before it held any (a MongoDB hello).
+		if (!authed || claims == nil) && !opts.refusing && sess.Authenticated() {
 			authed = true
 			claims = sess.Claims()
 			if claims != nil && opts.index != nil {
