@@ -66,9 +66,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 		return err
 	}
 	defer ups.Close()
-	if ups.PG == nil {
-		ups.followIssuer(fctx, cfg, follower, log)
-	}
+	ups.followIssuer(fctx, cfg, follower, log)
 	deps := &gatewayDeps{Config: cfg, Keyring: follower.Keyring(), Revocations: follower, Policy: pol.set, Upstreams: ups,
 		Usage: usage, Revoked: hub, TLS: tlsCfg, DataDir: cfg.DataDir, Logger: log}
 	stopGateway, err := startGateway(ctx, deps)

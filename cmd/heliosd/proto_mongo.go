@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/mongodb"
 )
@@ -53,33 +52,4 @@ func (u *upstreams) openMongo(cfg *Config, log *slog.Logger) error {
 func newMongoUpstream(cfg *Config, url string, log *slog.Logger) (*mongodb.Upstream, error) {
 	return mongodb.NewUpstream(mongodb.UpstreamOptions{URL: url, PoolSize: cfg.MongoPoolSize,
 		PoolWait: cfg.MongoPoolWait, Logger: log})
-}
-
-// followIssuerMongo gives a gateway node without a MongoDB upstream of its
-// own the issuer's (GET /v1/cluster/upstreams, "mongodb": its URL), before
-// the gateway starts. Its credentials are not rotated by heliosd, so it is
-// fetched once.
-func (u *upstreams) followIssuerMongo(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
-	if u.Mongo != nil {
-		return
-	}
-	var body struct {
-		MongoDB string `json:"mongodb"`
-	}
-	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := f.FetchJSON(fctx, "/v1/cluster/upstreams", &body); err != nil {
-		log.Warn("fetching the MongoDB upstream from the issuer", "err", err)
-		return
-	}
-	if body.MongoDB == "" {
-		return
-	}
-	m, err := newMongoUpstream(cfg, body.MongoDB, log)
-	if err != nil {
-		log.Warn("the issuer's MongoDB upstream", "err", err)
-		return
-	}
-	u.Mongo = m
-	log.Info("MongoDB upstream from the issuer", "upstream", m.Address())
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/redis"
 )
@@ -70,53 +69,4 @@ func (u *upstreams) openRedis(cfg *Config, log *slog.Logger) error {
 		}
 	}()
 	return nil
-}
-
-// followIssuerRedis gives a gateway node without a Redis upstream of its
-// own the issuer's user logins (GET /v1/cluster/upstreams, "redis"):
-// fetched before the gateway starts, then every 30s so that a rotation of
-// the users' passwords reaches the node. A node provisions nothing.
-func (u *upstreams) followIssuerRedis(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
-	if u.Redis != nil {
-		return
-	}
-	fetch := func() map[string]string {
-		var body struct {
-			Redis map[string]string `json:"redis"`
-		}
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := f.FetchJSON(fctx, "/v1/cluster/upstreams", &body); err != nil {
-			log.Warn("fetching the Redis upstream from the issuer", "err", err)
-			return nil
-		}
-		return body.Redis
-	}
-	urls := fetch()
-	if urls == nil {
-		return
-	}
-	r, err := redis.NewUpstream(redis.UpstreamOptions{RoleURLs: urls, PoolSize: cfg.RedisPoolSize, PoolWait: cfg.RedisPoolWait, Logger: log})
-	if err != nil {
-		log.Warn("the issuer's Redis upstream", "err", err)
-		return
-	}
-	u.Redis = r
-	log.Info("Redis upstream from the issuer", "upstream", r.Address())
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if urls := fetch(); urls != nil {
-				if err := r.SetRoleURLs(urls); err != nil {
-					log.Warn("the issuer's Redis upstream", "err", err)
-				}
-			}
-		}
-	}()
 }

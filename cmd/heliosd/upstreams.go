@@ -15,7 +15,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heliosdb/auth/core"
-	"github.com/heliosdb/auth/issuer/feed"
 	"github.com/heliosdb/auth/protocols/mongodb"
 	"github.com/heliosdb/auth/protocols/mysql"
 	"github.com/heliosdb/auth/protocols/postgres"
@@ -164,79 +163,6 @@ func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error
 func (u *upstreams) pgFromRoles(cfg *Config, urls map[string]string, log *slog.Logger) (*postgres.Upstream, error) {
 	return postgres.NewUpstream(postgres.UpstreamOptions{RoleURLs: urls, PoolSize: cfg.PGPoolSize, PoolWait: cfg.PGPoolWait,
 		SQLTimeout: cfg.SQLTimeout, Logger: log})
-}
-
-// clusterUpstreams is GET /v1/cluster/upstreams: how gateway nodes log in
-// to the upstreams (the role URLs, with passwords), for the cluster key
-// only. The route is served over TLS or from plaintext_allow networks, as
-// the keyring is.
-func (u *upstreams) clusterUpstreams(ctx *fasthttp.RequestCtx) {
-	body := map[string]any{}
-	if u.PG != nil {
-		if urls := u.PG.RoleURLs(); urls != nil {
-			body["postgres"] = urls
-		}
-	}
-	if u.Redis != nil {
-		if urls := u.Redis.RoleURLs(); urls != nil {
-			body["redis"] = urls
-		}
-	}
-	if u.Mongo != nil {
-		body["mongodb"] = u.Mongo.URL()
-	}
-	b, _ := json.Marshal(body)
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetBody(b)
-}
-
-// followIssuer gives a node without upstreams of its own the issuer's
-// (GET /v1/cluster/upstreams): fetched before the gateway starts, then
-// every 30s so that a rotation of the role passwords reaches the node.
-func (u *upstreams) followIssuer(ctx context.Context, cfg *Config, f *feed.Follower, log *slog.Logger) {
-	u.followIssuerRedis(ctx, cfg, f, log)
-	u.followIssuerMongo(ctx, cfg, f, log)
-	fetch := func() map[string]string {
-		var body struct {
-			Postgres map[string]string `json:"postgres"`
-		}
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := f.FetchJSON(fctx, "/v1/cluster/upstreams", &body); err != nil {
-			log.Warn("fetching the upstreams from the issuer", "err", err)
-			return nil
-		}
-		return body.Postgres
-	}
-	if urls := fetch(); urls != nil {
-		pg, err := u.pgFromRoles(cfg, urls, log)
-		if err != nil {
-			log.Warn("the issuer's PostgreSQL upstream", "err", err)
-			return
-		}
-		u.PG = pg
-		log.Info("PostgreSQL upstream from the issuer", "upstream", pg.Address())
-	}
-	if u.PG == nil {
-		return
-	}
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if urls := fetch(); urls != nil {
-				if err := u.PG.SetRoleURLs(urls); err != nil {
-					log.Warn("the issuer's PostgreSQL upstream", "err", err)
-				}
-			}
-		}
-	}()
 }
 
 // provisionPG provisions the PostgreSQL upstream's roles and every

@@ -236,7 +236,7 @@ func TestGatewayNode(t *testing.T) {
 	if n, err := direct(t).Database("main").Collection("node").CountDocuments(ctx, bson.D{{Key: "via", Value: "node"}}); err != nil || n < 1 {
 		t.Fatalf("the node's insert is not on the server: %d %v", n, err)
 	}
-	if !strings.Contains(node.Logs(), "MongoDB upstream from the issuer") {
+	if !strings.Contains(node.Logs(), `msg="upstream from the issuer" protocol=mongodb`) {
 		t.Fatalf("the node did not take the issuer's upstream:\n%s", node.Logs())
 	}
 }

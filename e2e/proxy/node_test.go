@@ -17,8 +17,9 @@ import (
 )
 
 // TestPGProxyGatewayNode: a gateway node (--role gateway) is given no
-// administrator connection; it receives the role logins from the issuer
-// over the cluster channel and proxies as the issuer does. Without the
+// administrator connection; it receives the role logins of PostgreSQL and
+// MariaDB from the issuer over the cluster channel and proxies as the
+// issuer does. Without the
 // cluster key the logins are refused.
 func TestPGProxyGatewayNode(t *testing.T) {
 	iss := daemonWith(t)
@@ -42,6 +43,10 @@ func TestPGProxyGatewayNode(t *testing.T) {
 	var user string
 	if err := c.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != "helios_write" {
 		t.Fatalf("the node logged in as %q: %v", user, err)
+	}
+	// MySQL too: the node logs in to MariaDB with the issuer's user logins.
+	if user := queryString(t, myDB(t, node, tok, "main"), "SELECT CURRENT_USER()"); !strings.HasPrefix(user, "helios_write@") {
+		t.Fatalf("the node logged in to MariaDB as %q", user)
 	}
 	if strings.Contains(node.Logs(), "pw-helios_") {
 		t.Fatal("the node logged a role password")
@@ -67,8 +72,8 @@ func TestPGProxyGatewayNode(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var body map[string]map[string]string
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body["postgres"]) != 6 ||
-		!strings.HasPrefix(body["postgres"]["helios_read"], "postgres://helios_read:") {
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body["postgres"]) != 6 || len(body["mysql"]) != 6 ||
+		!strings.HasPrefix(body["postgres"]["helios_read"], "postgres://helios_read:") || !strings.HasPrefix(body["mysql"]["helios_read"], "mysql://helios_read:") {
 		t.Fatalf("/v1/cluster/upstreams with the cluster key: %v %v", body, err)
 	}
 }
