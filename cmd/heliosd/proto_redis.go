@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/redis"
@@ -39,34 +37,6 @@ func (u *upstreams) openRedis(cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	u.Redis = r
-	provision := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return r.Provision(ctx)
-	}
-	err = provision()
-	if err == nil {
-		log.Info("Redis upstream provisioned", "upstream", r.Address())
-		return nil
-	}
-	log.Warn("Redis upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", r.Address(), "err", err)
-	if u.stop == nil {
-		u.stop = make(chan struct{})
-	}
-	go func() {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-u.stop:
-				return
-			case <-t.C:
-			}
-			if err := provision(); err == nil {
-				log.Info("Redis upstream provisioned", "upstream", r.Address())
-				return
-			}
-		}
-	}()
+	u.provision("Redis", r.Address(), log, r.Provision)
 	return nil
 }

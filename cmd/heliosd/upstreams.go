@@ -73,27 +73,10 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 			return nil, err
 		}
 		u.PG = pg
-		if err := provisionPG(pg, reg); err != nil {
-			log.Warn("PostgreSQL upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", pg.Address(), "err", err)
-			u.stop = make(chan struct{})
-			go func() {
-				t := time.NewTicker(5 * time.Second)
-				defer t.Stop()
-				for {
-					select {
-					case <-u.stop:
-						return
-					case <-t.C:
-					}
-					if err := provisionPG(pg, reg); err == nil {
-						log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address())
-						return
-					}
-				}
-			}()
-		} else {
-			log.Info("PostgreSQL upstream provisioned", "upstream", pg.Address(), "databases", len(reg.Databases()))
-		}
+		u.provision("PostgreSQL", pg.Address(), log, func(ctx context.Context) error {
+			names, isTest := registered(reg)
+			return pg.Provision(ctx, names, isTest)
+		})
 	}
 	if err := u.openMySQL(cfg, reg, log); err != nil {
 		return nil, err
@@ -121,22 +104,29 @@ func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error
 		return err
 	}
 	u.MySQL = my
-	provision := func() error {
+	u.provision("MySQL", my.Address(), log, func(ctx context.Context) error {
+		names, isTest := registered(reg)
+		return my.Provision(ctx, names, isTest)
+	})
+	return nil
+}
+
+// provision runs an upstream's provisioning now and, while the upstream
+// cannot be reached, again every 5s in the background until it succeeds
+// or heliosd stops (connections that need it also provision on a refused
+// login).
+func (u *upstreams) provision(name, addr string, log *slog.Logger, provision func(context.Context) error) {
+	try := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		dbs := reg.Databases()
-		names := make([]string, 0, len(dbs))
-		for n := range dbs {
-			names = append(names, n)
-		}
-		return my.Provision(ctx, names, func(n string) bool { return dbs[n] })
+		return provision(ctx)
 	}
-	err = provision()
-	if err == nil {
-		log.Info("MySQL upstream provisioned", "upstream", my.Address(), "databases", len(reg.Databases()))
-		return nil
+	if err := try(); err != nil {
+		log.Warn(name+" upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", addr, "err", err)
+	} else {
+		log.Info(name+" upstream provisioned", "upstream", addr)
+		return
 	}
-	log.Warn("MySQL upstream not provisioned yet: retrying every 5s, and on each connection", "upstream", my.Address(), "err", err)
 	if u.stop == nil {
 		u.stop = make(chan struct{})
 	}
@@ -149,13 +139,22 @@ func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error
 				return
 			case <-t.C:
 			}
-			if err := provision(); err == nil {
-				log.Info("MySQL upstream provisioned", "upstream", my.Address())
+			if err := try(); err == nil {
+				log.Info(name+" upstream provisioned", "upstream", addr)
 				return
 			}
 		}
 	}()
-	return nil
+}
+
+// registered lists the registered databases and tells the test ones.
+func registered(reg registry) ([]string, func(string) bool) {
+	dbs := reg.Databases()
+	names := make([]string, 0, len(dbs))
+	for n := range dbs {
+		names = append(names, n)
+	}
+	return names, func(n string) bool { return dbs[n] }
 }
 
 // pgFromRoles is a PostgreSQL upstream that logs in with the given role
@@ -163,19 +162,6 @@ func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error
 func (u *upstreams) pgFromRoles(cfg *Config, urls map[string]string, log *slog.Logger) (*postgres.Upstream, error) {
 	return postgres.NewUpstream(postgres.UpstreamOptions{RoleURLs: urls, PoolSize: cfg.PGPoolSize, PoolWait: cfg.PGPoolWait,
 		SQLTimeout: cfg.SQLTimeout, Logger: log})
-}
-
-// provisionPG provisions the PostgreSQL upstream's roles and every
-// registered database.
-func provisionPG(pg *postgres.Upstream, reg registry) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dbs := reg.Databases()
-	names := make([]string, 0, len(dbs))
-	for n := range dbs {
-		names = append(names, n)
-	}
-	return pg.Provision(ctx, names, func(n string) bool { return dbs[n] })
 }
 
 // health is the upstreams' part of /healthz, and whether every configured

@@ -15,7 +15,6 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/xdg-go/scram"
@@ -72,20 +71,14 @@ type Upstream struct {
 	// hello is what the server said in its last hello (wire versions and
 	// size limits), which the gateway's own hello replies reflect.
 	hello atomic.Pointer[helloInfo]
-	// state is what the last attempt to reach the server found.
-	state atomic.Pointer[Health]
+	// status is what the last attempt to reach the server found.
+	status upstream.Status
 }
 
 // Health is what /healthz says about the upstream: whether the last
 // connection attempt reached it, and its pools.
 type Health struct {
-	Address   string    `json:"address"`
-	Reachable bool      `json:"reachable"`
-	Error     string    `json:"error,omitempty"`
-	Checked   time.Time `json:"checked"`
-	// Open and Idle count the server connections of every pool.
-	Open int `json:"open"`
-	Idle int `json:"idle"`
+	upstream.Health
 	// MaxWireVersion is the server's, from its last hello (0: not yet
 	// reached).
 	MaxWireVersion int32 `json:"max_wire_version,omitempty"`
@@ -216,16 +209,9 @@ func (u *Upstream) Close() { u.pool.Close() }
 
 // Health reports the upstream's last known state (no I/O).
 func (u *Upstream) Health() Health {
-	h := Health{Address: u.addr}
-	if s := u.state.Load(); s != nil {
-		h = *s
-	}
+	h := Health{Health: u.status.Health(u.addr, u.pool.Stats())}
 	if hi := u.hello.Load(); hi != nil {
 		h.MaxWireVersion = hi.maxWire
-	}
-	for _, st := range u.pool.Stats() {
-		h.Open += st[0]
-		h.Idle += st[1]
 	}
 	return h
 }
@@ -234,11 +220,11 @@ func (u *Upstream) Health() Health {
 // text never holds the password: the gateway's own errors name the user at
 // most, and the server's say no more than "Authentication failed").
 func (u *Upstream) record(err error) {
-	h := &Health{Address: u.addr, Reachable: err == nil || !unreachable(err), Checked: time.Now().UTC()}
-	if err != nil {
-		h.Error = err.Error()
+	if err == nil {
+		u.status.Record(u.addr, true, "")
+		return
 	}
-	u.state.Store(h)
+	u.status.Record(u.addr, !unreachable(err), err.Error())
 }
 
 // lastHello is the server's hello as last seen, or nil before the first
@@ -296,31 +282,9 @@ func (u *Upstream) connect(ctx context.Context) (*serverConn, error) {
 	return &serverConn{Conn: nc, hello: hi}, nil
 }
 
-// healthy reports whether an idle server connection is still open and
-// silent (a server that restarted has closed it; one that sent something
-// unasked is in no state to hand on).
-func healthy(c *serverConn) bool {
-	nc := c.Conn
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	_ = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true // a peek never waits
-	})
-	return alive
-}
+// healthy reports whether an idle server connection may be handed out
+// (upstream.Alive).
+func healthy(c *serverConn) bool { return upstream.Alive(c.Conn) }
 
 // Probe opens one server connection (and leaves it in the pool), so that
 // /healthz and the gateway's hello know the server before the first client

@@ -60,51 +60,32 @@ type Upstream struct {
 	// version is the server version of the last login, which the gateway's
 	// greeting announces in its place (nil until one succeeded).
 	version atomic.Pointer[string]
-	// state is what the last attempt to reach the server found.
-	state atomic.Pointer[Health]
+	// status is what the last attempt to reach the server found.
+	status upstream.Status
 }
 
-// Health is what /healthz says about the upstream: whether the last
-// connection or provisioning attempt reached it, and its pools.
-type Health struct {
-	Address   string    `json:"address"`
-	Reachable bool      `json:"reachable"`
-	Error     string    `json:"error,omitempty"`
-	Checked   time.Time `json:"checked"`
-	// Open and Idle count the server connections of every pool.
-	Open int `json:"open"`
-	Idle int `json:"idle"`
-}
+// Health is what /healthz says about the upstream (upstream.Health).
+type Health = upstream.Health
 
 // Health reports the upstream's last known state (no I/O).
-func (u *Upstream) Health() Health {
-	h := Health{Address: u.addr}
-	if s := u.state.Load(); s != nil {
-		h = *s
-	}
-	for _, st := range u.pool.Stats() {
-		h.Open += st[0]
-		h.Idle += st[1]
-	}
-	return h
-}
+func (u *Upstream) Health() Health { return u.status.Health(u.addr, u.pool.Stats()) }
 
 // record keeps the outcome of an attempt to reach the server (no error
 // text here holds a password: the handshake never quotes it, and
 // go-sql-driver's errors do not).
 func (u *Upstream) record(err error) {
-	h := &Health{Address: u.addr, Reachable: err == nil, Checked: time.Now().UTC()}
 	var se *serverError
 	var me *gomysql.MySQLError
 	switch {
 	case errors.As(err, &se):
-		h.Reachable, h.Error = true, strconv.Itoa(int(se.Code))+": "+se.Message
+		u.status.Record(u.addr, true, strconv.Itoa(int(se.Code))+": "+se.Message)
 	case errors.As(err, &me):
-		h.Reachable, h.Error = true, strconv.Itoa(int(me.Number))+": "+me.Message
+		u.status.Record(u.addr, true, strconv.Itoa(int(me.Number))+": "+me.Message)
 	case err != nil:
-		h.Error = err.Error()
+		u.status.Record(u.addr, false, err.Error())
+	default:
+		u.status.Record(u.addr, true, "")
 	}
-	u.state.Store(h)
 }
 
 // serverConn is one authenticated server connection. The proxy speaks the

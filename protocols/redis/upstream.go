@@ -99,7 +99,7 @@ type Upstream struct {
 	log    *slog.Logger
 	// provisionMu runs one provisioning at a time.
 	provisionMu sync.Mutex
-	state       atomic.Pointer[Health]
+	status      upstream.Status
 	// table is the classification table merged with the server's COMMAND
 	// (nil until it has been read).
 	table atomic.Pointer[map[string]command]
@@ -108,16 +108,10 @@ type Upstream struct {
 // Health is what /healthz says about the upstream: whether the last
 // attempt to reach it succeeded, and its pools.
 type Health struct {
-	Address   string    `json:"address"`
-	Reachable bool      `json:"reachable"`
-	Error     string    `json:"error,omitempty"`
-	Checked   time.Time `json:"checked"`
+	upstream.Health
 	// Commands is how many commands the server's own table has (0 until
 	// it has been read).
 	Commands int `json:"commands,omitempty"`
-	// Open and Idle count the server connections of every pool.
-	Open int `json:"open"`
-	Idle int `json:"idle"`
 }
 
 // NewUpstream checks the administrator URL and loads (or makes) the users'
@@ -208,16 +202,9 @@ func (u *Upstream) Close() { u.pool.Close() }
 
 // Health reports the upstream's last known state (no I/O).
 func (u *Upstream) Health() Health {
-	h := Health{Address: u.Address()}
-	if s := u.state.Load(); s != nil {
-		h = *s
-	}
+	h := Health{Health: u.status.Health(u.Address(), u.pool.Stats())}
 	if t := u.table.Load(); t != nil {
 		h.Commands = len(*t)
-	}
-	for _, st := range u.pool.Stats() {
-		h.Open += st[0]
-		h.Idle += st[1]
 	}
 	return h
 }
@@ -225,13 +212,12 @@ func (u *Upstream) Health() Health {
 // record keeps the outcome of an attempt to reach the server: an error
 // reply (a refused login) means it was reached.
 func (u *Upstream) record(err error) {
-	h := &Health{Address: u.Address(), Reachable: err == nil, Checked: time.Now().UTC()}
-	if err != nil {
-		h.Error = err.Error()
-		var se serverError
-		h.Reachable = errors.As(err, &se)
+	if err == nil {
+		u.status.Record(u.Address(), true, "")
+		return
 	}
-	u.state.Store(h)
+	var se serverError
+	u.status.Record(u.Address(), errors.As(err, &se), err.Error())
 }
 
 // unreachable reports whether a dial error means the server could not be
