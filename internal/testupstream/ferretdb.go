@@ -3,7 +3,6 @@ package testupstream
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -47,11 +45,7 @@ type FerretDB struct {
 	User, Password string
 	Dir            string // the temporary directory: data/ (SQLite files), ferretdb.log
 
-	mu        sync.Mutex
-	port      int
-	proc      *process // nil once stopped
-	stopped   bool     // Stop was called: Dir is gone
-	stopGrace time.Duration
+	server // its process
 }
 
 // StartFerretDB starts FerretDB without authentication on a free loopback
@@ -79,12 +73,13 @@ func startFerretDB(auth bool) (*FerretDB, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	f := &FerretDB{Dir: dir, stopGrace: defaultStopGrace}
+	f := &FerretDB{Dir: dir, server: server{
+		name: "ferretdb", dir: dir, shutdown: syscall.SIGTERM, stopGrace: defaultStopGrace,
+	}}
 	if auth {
 		f.User, f.Password = "helios", randomPassword()
 	}
-	if err := startOnFreePort(f.start); err != nil {
-		os.RemoveAll(dir)
+	if err := f.startFree(f.start); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -110,12 +105,8 @@ func (f *FerretDB) start(port int) error {
 			"--setup-password="+f.Password)
 		u.User = url.UserPassword(f.User, f.Password)
 	}
-	proc, err := startProcess(ferretdbPath(), args, f.Dir, filepath.Join(f.Dir, "ferretdb.log"), nil)
-	if err != nil {
-		return fmt.Errorf("ferretdb: %w", err)
-	}
 	uri := u.String()
-	err = proc.waitReady("ferretdb", func(ctx context.Context) error {
+	err := f.spawn(port, "ferretdb", ferretdbPath(), args, "ferretdb.log", func(ctx context.Context) error {
 		c, err := mongo.Connect(options.Client().ApplyURI(uri).SetDirect(true).SetServerSelectionTimeout(2 * time.Second))
 		if err != nil {
 			return err
@@ -124,48 +115,24 @@ func (f *FerretDB) start(port int) error {
 		return c.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
 	})
 	if err != nil {
-		proc.stop(syscall.SIGTERM, f.stopGrace)
 		if strings.Contains(err.Error(), "address already in use") {
 			return fmt.Errorf("%w: %v", errAddrInUse, err)
 		}
 		return err
 	}
-	f.port, f.Addr, f.URL, f.proc = port, addr, uri, proc
+	f.Addr, f.URL = addr, uri
 	return nil
 }
 
 // Stop shuts the server down (SIGTERM), kills its process group if it has
 // not exited within the grace period, and removes Dir. Calling it again
 // does nothing.
-func (f *FerretDB) Stop() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stopped {
-		return
-	}
-	f.stopped = true
-	if f.proc != nil {
-		f.proc.stop(syscall.SIGTERM, f.stopGrace)
-		f.proc = nil
-	}
-	os.RemoveAll(f.Dir)
-}
+func (f *FerretDB) Stop() { f.stop() }
 
 // Restart stops the server and starts it again on the same port and data,
 // for tests of an upstream that restarts mid-session: connections open to
 // it break, written data stays.
-func (f *FerretDB) Restart() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stopped {
-		return errors.New("ferretdb: Restart after Stop")
-	}
-	if f.proc != nil {
-		f.proc.stop(syscall.SIGTERM, f.stopGrace)
-		f.proc = nil
-	}
-	return startOnSamePort(f.port, f.start)
-}
+func (f *FerretDB) Restart() error { return f.restart(f.start) }
 
 // Connections counts the TCP connections established to the server's
 // port, from /proc/net/tcp: the server's own ends, one per client

@@ -3,14 +3,12 @@ package testupstream
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -37,12 +35,7 @@ type MariaDB struct {
 	Password string // root's random password
 	Dir      string // the temporary directory: data/, the Unix socket, mariadb.log
 
-	mu        sync.Mutex
-	cred      *syscall.Credential // the mysql system user when run as root
-	port      int
-	proc      *process // nil once stopped
-	stopped   bool     // Stop was called: Dir is gone
-	stopGrace time.Duration
+	server // its process, as the mysql system user when run as root
 }
 
 // StartMariaDB installs a new data directory in a temporary directory,
@@ -50,20 +43,13 @@ type MariaDB struct {
 // returns once root can log in over TCP with it. It takes no testing.T
 // because a TestMain calls it once per package; the caller must call Stop.
 func StartMariaDB() (*MariaDB, error) {
-	for _, path := range []string{mariadbdPath, installDBPath} {
-		if err := needBinary(path, mariadbPackage); err != nil {
-			return nil, err
-		}
-	}
-	cred, err := runAs("mysql", mariadbPackage)
+	dir, cred, err := prepare("mariadb", "mysql", mariadbPackage, mariadbdPath, installDBPath)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := makeDir("mariadb", cred)
-	if err != nil {
-		return nil, err
-	}
-	m := &MariaDB{Password: randomPassword(), Dir: dir, cred: cred, stopGrace: defaultStopGrace}
+	m := &MariaDB{Password: randomPassword(), Dir: dir, server: server{
+		name: "mariadb", dir: dir, cred: cred, shutdown: syscall.SIGTERM, stopGrace: defaultStopGrace,
+	}}
 	if err := checkSocketPath(m.socket()); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -78,8 +64,7 @@ func StartMariaDB() (*MariaDB, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("mariadb-install-db: %w", err)
 	}
-	if err := startOnFreePort(m.firstStart); err != nil {
-		os.RemoveAll(dir)
+	if err := m.startFree(m.firstStart); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -102,23 +87,10 @@ func (m *MariaDB) socket() string { return filepath.Join(m.Dir, "mysqld.sock") }
 // every host it may connect from over the Unix socket (where root has no
 // password yet), and checks the password works over TCP.
 func (m *MariaDB) firstStart(port int) error {
-	proc, err := m.launch(port)
-	if err != nil {
-		return err
-	}
 	socketCfg := mysql.NewConfig()
 	socketCfg.User, socketCfg.Net, socketCfg.Addr = "root", "unix", m.socket()
 	socketCfg.Timeout = 2 * time.Second
-	err = proc.waitReady("mariadb", func(ctx context.Context) error { return m.setRoot(ctx, socketCfg) })
-	if err == nil {
-		err = proc.waitReady("mariadb", m.pingTCP(port))
-	}
-	if err != nil {
-		proc.stop(syscall.SIGTERM, m.stopGrace)
-		return err
-	}
-	m.running(port, proc)
-	return nil
+	return m.start(port, func(ctx context.Context) error { return m.setRoot(ctx, socketCfg) }, m.pingTCP(port))
 }
 
 // setRoot leaves root@localhost as the only administrator, with Password,
@@ -175,9 +147,10 @@ func (m *MariaDB) pingTCP(port int) func(context.Context) error {
 	}
 }
 
-// launch starts mariadbd on port.
-func (m *MariaDB) launch(port int) (*process, error) {
-	proc, err := startProcess(mariadbdPath, append([]string{
+// start starts mariadbd on port and waits until each of ready succeeds in
+// turn. The caller holds mu, or owns m alone.
+func (m *MariaDB) start(port int, ready ...func(context.Context) error) error {
+	err := m.spawn(port, "mariadb", mariadbdPath, append([]string{
 		"--no-defaults", // must come first
 		"--datadir=" + m.data(),
 		"--socket=" + m.socket(),
@@ -185,60 +158,23 @@ func (m *MariaDB) launch(port int) (*process, error) {
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(port),
 		"--max-connections=200",
-	}, serverOptions...), m.Dir, filepath.Join(m.Dir, "mariadb.log"), m.cred)
+	}, serverOptions...), "mariadb.log", ready...)
 	if err != nil {
-		return nil, fmt.Errorf("mariadb: %w", err)
+		return err
 	}
-	return proc, nil
-}
-
-// running records the server that now answers on port.
-func (m *MariaDB) running(port int, proc *process) {
-	m.port, m.proc = port, proc
 	m.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	m.AdminURL = (&url.URL{Scheme: "mysql", User: url.UserPassword("root", m.Password), Host: m.Addr, Path: "/"}).String()
+	return nil
 }
 
 // Stop shuts the server down (SIGTERM: a clean shutdown), kills its process
 // group if it has not exited within the grace period, and removes Dir.
 // Calling it again does nothing.
-func (m *MariaDB) Stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return
-	}
-	m.stopped = true
-	if m.proc != nil {
-		m.proc.stop(syscall.SIGTERM, m.stopGrace)
-		m.proc = nil
-	}
-	os.RemoveAll(m.Dir)
-}
+func (m *MariaDB) Stop() { m.stop() }
 
 // Restart shuts the server down and starts it again on the same port and
 // data, for tests of an upstream that restarts mid-session: sessions open
 // through it break, committed data and accounts stay.
 func (m *MariaDB) Restart() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return errors.New("mariadb: Restart after Stop")
-	}
-	if m.proc != nil {
-		m.proc.stop(syscall.SIGTERM, m.stopGrace)
-		m.proc = nil
-	}
-	return startOnSamePort(m.port, func(port int) error {
-		proc, err := m.launch(port)
-		if err != nil {
-			return err
-		}
-		if err := proc.waitReady("mariadb", m.pingTCP(port)); err != nil {
-			proc.stop(syscall.SIGTERM, m.stopGrace)
-			return err
-		}
-		m.running(port, proc)
-		return nil
-	})
+	return m.restart(func(port int) error { return m.start(port, m.pingTCP(port)) })
 }

@@ -2,16 +2,13 @@ package testupstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -41,12 +38,7 @@ type Postgres struct {
 	Password string // the superuser's random password
 	Dir      string // the temporary directory: data/, the Unix socket, postgres.log
 
-	mu        sync.Mutex
-	cred      *syscall.Credential // the postgres system user when run as root
-	port      int
-	proc      *process // nil once stopped
-	stopped   bool     // Stop was called: Dir is gone
-	stopGrace time.Duration
+	server // its process, as the postgres system user when run as root
 }
 
 // StartPostgres initialises a new cluster in a temporary directory and
@@ -54,26 +46,20 @@ type Postgres struct {
 // can log in over TCP. It takes no testing.T because a TestMain calls it
 // once per package; the caller must call Stop.
 func StartPostgres() (*Postgres, error) {
-	for _, name := range []string{"initdb", "postgres"} {
-		if err := needBinary(filepath.Join(pgBinDir, name), pgPackage); err != nil {
-			return nil, err
-		}
-	}
-	cred, err := runAs("postgres", pgPackage)
+	dir, cred, err := prepare("postgres", "postgres", pgPackage, filepath.Join(pgBinDir, "initdb"), filepath.Join(pgBinDir, "postgres"))
 	if err != nil {
 		return nil, err
 	}
-	dir, err := makeDir("postgres", cred)
-	if err != nil {
-		return nil, err
-	}
-	p := &Postgres{Password: randomPassword(), Dir: dir, cred: cred, stopGrace: defaultStopGrace}
+	p := &Postgres{Password: randomPassword(), Dir: dir, server: server{
+		name: "postgres", dir: dir, cred: cred, shutdown: syscall.SIGINT, stopGrace: defaultStopGrace,
+		// A killed postmaster leaves its PID file.
+		leftover: filepath.Join(dir, "data", "postmaster.pid"),
+	}}
 	if err := p.initdb(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := startOnFreePort(p.start); err != nil {
-		os.RemoveAll(dir)
+	if err := p.startFree(p.start); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -116,19 +102,6 @@ func (p *Postgres) start(port int) error {
 	if err := checkSocketPath(filepath.Join(p.Dir, ".s.PGSQL."+strconv.Itoa(port))); err != nil {
 		return err
 	}
-	proc, err := startProcess(filepath.Join(pgBinDir, "postgres"), []string{
-		"-D", filepath.Join(p.Dir, "data"),
-		"-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories=" + p.Dir,
-		"-c", "max_connections=200",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-	}, p.Dir, filepath.Join(p.Dir, "postgres.log"), p.cred)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	adminURL := (&url.URL{
 		Scheme:   "postgres",
@@ -137,7 +110,16 @@ func (p *Postgres) start(port int) error {
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
 	}).String()
-	err = proc.waitReady("postgres", func(ctx context.Context) error {
+	err := p.spawn(port, "postgres", filepath.Join(pgBinDir, "postgres"), []string{
+		"-D", filepath.Join(p.Dir, "data"),
+		"-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories=" + p.Dir,
+		"-c", "max_connections=200",
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+	}, "postgres.log", func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, adminURL)
 		if err != nil {
 			return err
@@ -145,10 +127,9 @@ func (p *Postgres) start(port int) error {
 		return conn.Close(ctx)
 	})
 	if err != nil {
-		proc.stop(syscall.SIGINT, p.stopGrace)
 		return err
 	}
-	p.port, p.Addr, p.AdminURL, p.proc = port, addr, adminURL, proc
+	p.Addr, p.AdminURL = addr, adminURL
 	return nil
 }
 
@@ -156,34 +137,9 @@ func (p *Postgres) start(port int) error {
 // pg_ctl stop -m fast sends: sessions are rolled back and closed — kills its
 // process group if it has not exited within the grace period, and removes
 // Dir. Calling it again does nothing.
-func (p *Postgres) Stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped {
-		return
-	}
-	p.stopped = true
-	if p.proc != nil {
-		p.proc.stop(syscall.SIGINT, p.stopGrace)
-		p.proc = nil
-	}
-	os.RemoveAll(p.Dir)
-}
+func (p *Postgres) Stop() { p.stop() }
 
 // Restart shuts the server down fast and starts it again on the same port
 // and data, for tests of an upstream that restarts mid-session: sessions
 // open through it break, committed data stays.
-func (p *Postgres) Restart() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped {
-		return errors.New("postgres: Restart after Stop")
-	}
-	if p.proc != nil {
-		p.proc.stop(syscall.SIGINT, p.stopGrace)
-		p.proc = nil
-	}
-	// A killed postmaster leaves its PID file; it is not running now.
-	os.Remove(filepath.Join(p.Dir, "data", "postmaster.pid"))
-	return startOnSamePort(p.port, p.start)
-}
+func (p *Postgres) Restart() error { return p.restart(p.start) }

@@ -2,16 +2,12 @@ package testupstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -35,11 +31,7 @@ type Redis struct {
 	Password string // the default user's random password
 	Dir      string // the temporary directory: the working directory and redis.log
 
-	mu        sync.Mutex
-	port      int
-	proc      *process // nil once stopped
-	stopped   bool     // Stop was called: Dir is gone
-	stopGrace time.Duration
+	server // its process
 }
 
 // StartRedis starts Redis on a free loopback port in a new temporary
@@ -47,16 +39,14 @@ type Redis struct {
 // answers. It takes no testing.T because a TestMain calls it once per
 // package; the caller must call Stop.
 func StartRedis() (*Redis, error) {
-	if err := needBinary(redisServerPath, redisPackage); err != nil {
-		return nil, err
-	}
-	dir, err := makeDir("redis", nil)
+	dir, _, err := prepare("redis", "", redisPackage, redisServerPath)
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{Password: randomPassword(), Dir: dir, stopGrace: defaultStopGrace}
-	if err := startOnFreePort(r.start); err != nil {
-		os.RemoveAll(dir)
+	r := &Redis{Password: randomPassword(), Dir: dir, server: server{
+		name: "redis", dir: dir, shutdown: syscall.SIGTERM, stopGrace: defaultStopGrace,
+	}}
+	if err := r.startFree(r.start); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -83,58 +73,30 @@ requirepass %s
 	if err := writeOwned(conf, []byte(text), nil); err != nil {
 		return fmt.Errorf("redis.conf: %w", err)
 	}
-	proc, err := startProcess(redisServerPath, []string{conf}, r.Dir, filepath.Join(r.Dir, "redis.log"), nil)
-	if err != nil {
-		return fmt.Errorf("redis-server: %w", err)
-	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	adminURL := (&url.URL{Scheme: "redis", User: url.UserPassword("default", r.Password), Host: addr}).String()
-	err = proc.waitReady("redis-server", func(ctx context.Context) error {
+	err := r.spawn(port, "redis-server", redisServerPath, []string{conf}, "redis.log", func(ctx context.Context) error {
 		c := redis.NewClient(&redis.Options{Addr: addr, Password: r.Password, DisableIdentity: true, MaxRetries: -1, Protocol: 2})
 		defer c.Close()
 		return c.Ping(ctx).Err()
 	})
 	if err != nil {
-		proc.stop(syscall.SIGTERM, r.stopGrace)
 		return err
 	}
-	r.port, r.Addr, r.AdminURL, r.proc = port, addr, adminURL, proc
+	r.Addr = addr
+	r.AdminURL = (&url.URL{Scheme: "redis", User: url.UserPassword("default", r.Password), Host: addr}).String()
 	return nil
 }
 
 // Stop shuts the server down (SIGTERM: Redis closes its clients and
 // exits), kills its process group if it has not exited within the grace
 // period, and removes Dir. Calling it again does nothing.
-func (r *Redis) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return
-	}
-	r.stopped = true
-	if r.proc != nil {
-		r.proc.stop(syscall.SIGTERM, r.stopGrace)
-		r.proc = nil
-	}
-	os.RemoveAll(r.Dir)
-}
+func (r *Redis) Stop() { r.stop() }
 
 // Restart shuts the server down and starts it again on the same port, for
 // tests of an upstream that restarts mid-session: connections open to it
 // break, and it comes back empty, without the ACL users made since it
 // started.
-func (r *Redis) Restart() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return errors.New("redis: Restart after Stop")
-	}
-	if r.proc != nil {
-		r.proc.stop(syscall.SIGTERM, r.stopGrace)
-		r.proc = nil
-	}
-	return startOnSamePort(r.port, r.start)
-}
+func (r *Redis) Restart() error { return r.restart(r.start) }
 
 // PID is the server's process ID (0 once stopped).
 func (r *Redis) PID() int {

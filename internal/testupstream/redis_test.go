@@ -3,12 +3,10 @@ package testupstream
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -20,13 +18,7 @@ import (
 // the same address empty and without that user, a taken port is reported
 // as such, and Stop leaves no process and no directory.
 func TestRedis(t *testing.T) {
-	t0 := time.Now()
-	r, err := StartRedis()
-	if err != nil {
-		t.Fatalf("StartRedis: %v", err)
-	}
-	t.Logf("Redis started in %s", time.Since(t0).Round(time.Millisecond))
-	t.Cleanup(r.Stop)
+	r := started(t, "Redis", StartRedis)
 	ctx := context.Background()
 	opts, err := redis.ParseURL(r.AdminURL)
 	if err != nil || opts.Addr != r.Addr || opts.Username != "default" || opts.Password != r.Password ||
@@ -90,18 +82,7 @@ func TestRedis(t *testing.T) {
 	}
 
 	// A port another process holds is reported as taken.
-	r.mu.Lock()
-	r.proc.stop(15, r.stopGrace)
-	r.proc = nil
-	l, err := net.Listen("tcp", r.Addr)
-	if err != nil {
-		r.mu.Unlock()
-		t.Fatalf("hold %s: %v", r.Addr, err)
-	}
-	err = r.start(r.port)
-	l.Close()
-	r.mu.Unlock()
-	if !errors.Is(err, errAddrInUse) || strings.Contains(err.Error(), r.Password) {
+	if err := startOnTakenPort(t, &r.server, r.Addr, r.start); !errors.Is(err, errAddrInUse) || strings.Contains(err.Error(), r.Password) {
 		t.Errorf("start on a taken port: %v, want errAddrInUse and no password", err)
 	}
 	if err := r.Restart(); err != nil {

@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -197,18 +198,23 @@ func readStat(pid int) (st stat, ok bool) {
 
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
+	return processes(func(st stat) bool { return st.ppid == pid })
+}
+
+// processes lists the processes in /proc whose stat matches.
+func processes(match func(stat) bool) []int {
 	entries, _ := os.ReadDir("/proc")
-	var children []int
+	var pids []int
 	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if st, ok := readStat(child); ok && st.ppid == pid {
-			children = append(children, child)
+		if st, ok := readStat(pid); ok && match(st) {
+			pids = append(pids, pid)
 		}
 	}
-	return children
+	return pids
 }
 
 // runToEnd runs a setup program to completion (at most setupTimeout) and
@@ -428,4 +434,17 @@ func startOnSamePort(port int, start func(port int) error) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return err
+}
+
+// Started starts a test's own server with start (StartPostgres, …): it
+// fails the test if the server does not start, and stops it at the end of
+// the test.
+func Started[S interface{ Stop() }](t testing.TB, start func() (S, error)) S {
+	t.Helper()
+	s, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }

@@ -26,13 +26,7 @@ import (
 // data on the same address after a clean shutdown, a taken port is reported
 // as such, and Stop leaves no process and no directory.
 func TestPostgres(t *testing.T) {
-	t0 := time.Now()
-	p, err := StartPostgres()
-	if err != nil {
-		t.Fatalf("StartPostgres: %v", err)
-	}
-	t.Logf("PostgreSQL started in %s", time.Since(t0).Round(time.Millisecond))
-	t.Cleanup(p.Stop)
+	p := started(t, "PostgreSQL", StartPostgres)
 	ctx := context.Background()
 
 	u, err := url.Parse(p.AdminURL)
@@ -83,7 +77,7 @@ func TestPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr, oldPID := p.Addr, p.proc.pid()
-	t0 = time.Now()
+	t0 := time.Now()
 	if err := p.Restart(); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
@@ -108,18 +102,7 @@ func TestPostgres(t *testing.T) {
 	}
 
 	// A port another process holds is reported as taken, with the log.
-	p.mu.Lock()
-	p.proc.stop(syscall.SIGINT, p.stopGrace)
-	p.proc = nil
-	l, err := net.Listen("tcp", p.Addr)
-	if err != nil {
-		p.mu.Unlock()
-		t.Fatalf("hold %s: %v", p.Addr, err)
-	}
-	err = p.start(p.port)
-	l.Close()
-	p.mu.Unlock()
-	if !errors.Is(err, errAddrInUse) || !strings.Contains(err.Error(), "could not bind") || strings.Contains(err.Error(), p.Password) {
+	if err := startOnTakenPort(t, &p.server, p.Addr, p.start); !errors.Is(err, errAddrInUse) || !strings.Contains(err.Error(), "could not bind") || strings.Contains(err.Error(), p.Password) {
 		t.Errorf("start on a taken port: %v, want errAddrInUse with the log tail and no password", err)
 	}
 	if err := p.Restart(); err != nil {
@@ -142,11 +125,7 @@ func TestPostgres(t *testing.T) {
 // loop, which would not notice its postmaster's death and is in a process
 // group of its own.
 func TestPostgresStopKillsAStuckServer(t *testing.T) {
-	p, err := StartPostgres()
-	if err != nil {
-		t.Fatalf("StartPostgres: %v", err)
-	}
-	t.Cleanup(p.Stop)
+	p := started(t, "PostgreSQL", StartPostgres)
 	ctx := context.Background()
 	conn := pgConnect(t, p.AdminURL)
 	var backend int
@@ -191,13 +170,7 @@ func TestPostgresStopKillsAStuckServer(t *testing.T) {
 // without), Restart keeps data on the same address after a clean shutdown,
 // and Stop leaves no process and no directory.
 func TestMariaDB(t *testing.T) {
-	t0 := time.Now()
-	m, err := StartMariaDB()
-	if err != nil {
-		t.Fatalf("StartMariaDB: %v", err)
-	}
-	t.Logf("MariaDB started in %s", time.Since(t0).Round(time.Millisecond))
-	t.Cleanup(m.Stop)
+	m := started(t, "MariaDB", StartMariaDB)
 
 	u, err := url.Parse(m.AdminURL)
 	if err != nil || u.Scheme != "mysql" || u.Host != m.Addr || u.User.Username() != "root" || !strings.HasPrefix(m.Addr, "127.0.0.1:") {
@@ -274,7 +247,7 @@ func TestMariaDB(t *testing.T) {
 	}
 	defer held.Close()
 	addr, oldPID := m.Addr, m.proc.pid()
-	t0 = time.Now()
+	t0 := time.Now()
 	if err := m.Restart(); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
@@ -324,6 +297,31 @@ func TestMissingBinaryNamesPackage(t *testing.T) {
 	}
 }
 
+// started is Started, and logs how long name took to start.
+func started[S interface{ Stop() }](t *testing.T, name string, start func() (S, error)) S {
+	t.Helper()
+	t0 := time.Now()
+	s := Started(t, start)
+	t.Logf("%s started in %s", name, time.Since(t0).Round(time.Millisecond))
+	return s
+}
+
+// startOnTakenPort stops s's process, holds its address addr with a
+// listener of the test's and returns what start on that port says; the
+// server is left stopped.
+func startOnTakenPort(t *testing.T, s *server, addr string, start func(port int) error) error {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopProc()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("hold %s: %v", addr, err)
+	}
+	defer l.Close()
+	return start(s.port)
+}
+
 // checkStop calls stop and checks that the server (led by pid), its
 // children, its process group, the backend process (when not 0) and dir are
 // gone, and that a second stop returns.
@@ -366,18 +364,7 @@ func running(pid int) bool {
 
 // groupMembers lists the live processes of process group pgid.
 func groupMembers(pgid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, ok := readStat(pid); ok && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return processes(func(st stat) bool { return st.pgrp == pgid && st.state != 'Z' && st.state != 'X' })
 }
 
 // pgConnect opens a pgx connection closed at the end of the test.
@@ -427,17 +414,25 @@ func pgCode(err error) string {
 	return ""
 }
 
-// myOpen opens a go-sql-driver pool to addr, closed at the end of the test.
-func myOpen(t *testing.T, addr, user, password string) *sql.DB {
-	t.Helper()
+// myDB is a go-sql-driver pool to addr as user with password.
+func myDB(addr, user, password string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", addr
 	cfg.Timeout = 10 * time.Second
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(connector), nil
+}
+
+// myOpen opens a go-sql-driver pool to addr, closed at the end of the test.
+func myOpen(t *testing.T, addr, user, password string) *sql.DB {
+	t.Helper()
+	db, err := myDB(addr, user, password)
+	if err != nil {
 		t.Fatal(err)
 	}
-	db := sql.OpenDB(connector)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -445,14 +440,10 @@ func myOpen(t *testing.T, addr, user, password string) *sql.DB {
 // myLoginError logs in over TCP as user with password and checks
 // CURRENT_USER().
 func myLoginError(addr, user, password string) error {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", addr
-	cfg.Timeout = 10 * time.Second
-	connector, err := mysql.NewConnector(cfg)
+	db, err := myDB(addr, user, password)
 	if err != nil {
 		return err
 	}
-	db := sql.OpenDB(connector)
 	defer db.Close()
 	var got string
 	if err := db.QueryRow("SELECT CURRENT_USER()").Scan(&got); err != nil {
