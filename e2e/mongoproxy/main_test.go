@@ -30,19 +30,13 @@ import (
 var ferret *testupstream.FerretDB
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if ferret, err = testupstream.StartFerretDB(); err != nil {
-		fmt.Fprintln(os.Stderr, "start FerretDB:", err)
-		return 1
-	}
-	defer ferret.Stop()
-	code := m.Run()
-	testdaemon.RemoveBuilds()
-	return code
+	testdaemon.Main(m, func(atExit func(func())) (err error) {
+		if ferret, err = testupstream.StartFerretDB(); err != nil {
+			return fmt.Errorf("start FerretDB: %w", err)
+		}
+		atExit(ferret.Stop)
+		return nil
+	})
 }
 
 // daemonWith starts heliosd in proxy mode in front of the package's
@@ -93,13 +87,8 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func scopes(ss ...core.Scope) core.ScopeSet {
-	var set core.ScopeSet
-	for _, s := range ss {
-		set = set.With(s)
-	}
-	return set
-}
+// scopes is the set of the scopes ss.
+var scopes = testdaemon.Scopes
 
 // readWrite is what an application's token usually holds.
 var readWrite = scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)

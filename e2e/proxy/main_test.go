@@ -8,10 +8,7 @@
 package proxy
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/heliosdb/auth/internal/testdaemon"
@@ -23,45 +20,24 @@ var (
 	pg    *testupstream.Postgres
 	maria *testupstream.MariaDB
 	// rolePasswords is the passwords file every daemon starts with (the
-	// six roles' passwords, as heliosd would make them).
+	// six roles' passwords, as heliosd would make them;
+	// testdaemon.WriteRolePasswords).
 	rolePasswords string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if pg, err = testupstream.StartPostgres(); err != nil {
-		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
-		return 1
-	}
-	defer pg.Stop()
-	if maria, err = testupstream.StartMariaDB(); err != nil {
-		fmt.Fprintln(os.Stderr, "start MariaDB:", err)
-		return 1
-	}
-	defer maria.Stop()
-	dir, err := os.MkdirTemp("", "helios-proxy-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	pw := map[string]string{}
-	for _, r := range []string{"helios_read", "helios_write", "helios_owner", "helios_test_read", "helios_test_write", "helios_test_owner"} {
-		pw[r] = "pw-" + r + "-for-tests"
-	}
-	js, _ := json.Marshal(pw)
-	rolePasswords = filepath.Join(dir, "roles.json")
-	if err := os.WriteFile(rolePasswords, js, 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := m.Run()
-	testdaemon.RemoveBuilds()
-	return code
+	testdaemon.Main(m, func(atExit func(func())) (err error) {
+		if pg, err = testupstream.StartPostgres(); err != nil {
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		atExit(pg.Stop)
+		if maria, err = testupstream.StartMariaDB(); err != nil {
+			return fmt.Errorf("start MariaDB: %w", err)
+		}
+		atExit(maria.Stop)
+		rolePasswords, err = testdaemon.WriteRolePasswords(atExit)
+		return err
+	})
 }
 
 // withSQLTimeout gives REST statements 1s (the default is 30s).
@@ -72,19 +48,7 @@ var withSQLTimeout = testdaemon.WithArgs("--sql-timeout", "1s")
 // passwords, and more options.
 func daemonWith(t *testing.T, opts ...testdaemon.Option) *testdaemon.Daemon {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	js, err := os.ReadFile(rolePasswords)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"upstream-postgres.json", "upstream-mysql.json"} {
-		if err := os.WriteFile(filepath.Join(dir, name), js, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testdaemon.DataDirWith(t, rolePasswords, "upstream-postgres.json", "upstream-mysql.json")
 	all := []testdaemon.Option{testdaemon.WithDataDir(dir), testdaemon.WithArgs("--pg-upstream", pg.AdminURL, "--mysql-upstream", maria.AdminURL)}
 	return testdaemon.Start(t, append(all, opts...)...)
 }

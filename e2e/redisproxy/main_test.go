@@ -10,10 +10,7 @@ package redisproxy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,57 +24,27 @@ import (
 var (
 	// srv is the package's Redis server.
 	srv *testupstream.Redis
-	// userPasswords is the passwords file every daemon starts with.
+	// userPasswords is the passwords file every daemon starts with (the
+	// ACL users' passwords; testdaemon.WriteRolePasswords).
 	userPasswords string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if srv, err = testupstream.StartRedis(); err != nil {
-		fmt.Fprintln(os.Stderr, "start Redis:", err)
-		return 1
-	}
-	defer srv.Stop()
-	dir, err := os.MkdirTemp("", "helios-redisproxy-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	pw := map[string]string{}
-	for _, r := range []string{"helios_read", "helios_write", "helios_owner", "helios_test_read", "helios_test_write", "helios_test_owner"} {
-		pw[r] = "pw-" + r + "-for-tests"
-	}
-	js, _ := json.Marshal(pw)
-	userPasswords = filepath.Join(dir, "users.json")
-	if err := os.WriteFile(userPasswords, js, 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := m.Run()
-	testdaemon.RemoveBuilds()
-	return code
+	testdaemon.Main(m, func(atExit func(func())) (err error) {
+		if srv, err = testupstream.StartRedis(); err != nil {
+			return fmt.Errorf("start Redis: %w", err)
+		}
+		atExit(srv.Stop)
+		userPasswords, err = testdaemon.WriteRolePasswords(atExit)
+		return err
+	})
 }
 
 // daemonWith starts heliosd in proxy mode in front of the package's Redis,
 // with the shared passwords, and more options.
 func daemonWith(t testing.TB, opts ...testdaemon.Option) *testdaemon.Daemon {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	js, err := os.ReadFile(userPasswords)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "upstream-redis.json"), js, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := testdaemon.DataDirWith(t, userPasswords, "upstream-redis.json")
 	all := []testdaemon.Option{testdaemon.WithDataDir(dir), testdaemon.WithArgs("--redis-upstream", srv.AdminURL)}
 	return testdaemon.Start(t, append(all, opts...)...)
 }
@@ -105,13 +72,8 @@ func admin(t testing.TB) *redis.Client {
 	return c
 }
 
-func scopes(ss ...core.Scope) core.ScopeSet {
-	var set core.ScopeSet
-	for _, s := range ss {
-		set = set.With(s)
-	}
-	return set
-}
+// scopes is the set of the scopes ss.
+var scopes = testdaemon.Scopes
 
 var (
 	readScopes  = scopes(core.ScopeDatabaseRead)
