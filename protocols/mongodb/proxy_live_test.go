@@ -3,10 +3,8 @@ package mongodb
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +16,21 @@ import (
 	"github.com/heliosdb/auth/core/policyset"
 	"github.com/heliosdb/auth/internal/testupstream"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/internal/upstream/upstreamtest"
 )
 
 // liveProxy is the front end in proxy mode in front of a real FerretDB, in
 // this process, so that the race detector watches the sessions, their
 // pumps and the pool (e2e/mongoproxy runs heliosd as a separate binary).
 type liveProxy struct {
-	addr   string
-	gw     *netio.Gateway
-	ring   *core.Keyring
-	revs   *core.MemoryRevocations
+	*upstreamtest.Gateway
 	ferret *testupstream.FerretDB
 	up     *Upstream
 }
 
 func startLiveProxy(t *testing.T) *liveProxy {
 	t.Helper()
-	f, err := testupstream.StartFerretDB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	f := testupstream.Started(t, testupstream.StartFerretDB)
 	up, err := NewUpstream(UpstreamOptions{URL: f.URL, PoolSize: 8, PoolWait: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -46,33 +38,13 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	t.Cleanup(up.Close)
 	pol := policyset.New()
 	pol.SetDatabase("main", false)
-	lp := &liveProxy{ring: core.GenerateKeyring(time.Now().Add(-time.Hour)), revs: core.NewMemoryRevocations(), ferret: f, up: up}
-	lp.gw, err = netio.Serve(netio.Config{Keyring: lp.ring, Revocations: lp.revs, Loops: 2, Logger: slog.New(slog.DiscardHandler)},
-		[]netio.Listener{{Addr: "127.0.0.1:0", Protocol: New(Options{Policy: pol, Upstream: up})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lp.gw.Stop(context.Background()) })
-	lp.addr = lp.gw.Addr("mongodb").String()
-	return lp
-}
-
-// mint returns a token with scopes and its claims.
-func (lp *liveProxy) mint(t *testing.T, scopes core.ScopeSet) (string, core.Claims) {
-	t.Helper()
-	now := time.Now()
-	c := core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 7, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), Scopes: scopes}
-	tok, _, err := core.NewMinter(lp.ring).Mint(nil, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(tok), c
+	return &liveProxy{Gateway: upstreamtest.Serve(t, netio.Config{}, "mongodb", New(Options{Policy: pol, Upstream: up})), ferret: f, up: up}
 }
 
 // client is a mongo-driver client of the proxy with tok.
 func (lp *liveProxy) client(t *testing.T, tok string, poolSize uint64) *mongo.Client {
 	t.Helper()
-	c, err := mongo.Connect(options.Client().ApplyURI("mongodb://default:" + url.QueryEscape(tok) + "@" + lp.addr +
+	c, err := mongo.Connect(options.Client().ApplyURI("mongodb://default:" + url.QueryEscape(tok) + "@" + lp.Addr +
 		"/main?authMechanism=PLAIN&directConnection=true").SetMaxPoolSize(poolSize).SetServerSelectionTimeout(10 * time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -83,58 +55,43 @@ func (lp *liveProxy) client(t *testing.T, tok string, poolSize uint64) *mongo.Cl
 
 func TestProxyLive(t *testing.T) {
 	lp := startLiveProxy(t)
-	full, _ := lp.mint(t, core.AllScopes)
-	read, _ := lp.mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead))
+	full, _ := lp.Mint(t, core.AllScopes)
+	read, _ := lp.Mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	t.Run("concurrent", func(t *testing.T) {
 		const workers, rounds = 4, 40
-		errs := make(chan error, 2*workers)
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(2)
-			go func(w int) {
-				defer wg.Done()
-				coll := lp.client(t, full, 2).Database("main").Collection("live")
-				for i := 0; i < rounds; i++ {
-					docs := []any{bson.D{{Key: "w", Value: w}, {Key: "i", Value: i}}, bson.D{{Key: "w", Value: w}, {Key: "i", Value: i}, {Key: "copy", Value: true}}}
-					if _, err := coll.InsertMany(ctx, docs); err != nil {
-						errs <- fmt.Errorf("worker %d round %d insert: %w", w, i, err)
-						return
-					}
-					cur, err := coll.Find(ctx, bson.D{{Key: "w", Value: w}}, options.Find().SetBatchSize(3))
-					var got []bson.M
-					if err == nil {
-						err = cur.All(ctx, &got)
-					}
-					if err != nil || len(got) != 2*(i+1) {
-						errs <- fmt.Errorf("worker %d round %d find: %d %v", w, i, len(got), err)
-						return
-					}
+		upstreamtest.Concurrently(t, workers, func(w int) error {
+			coll := lp.client(t, full, 2).Database("main").Collection("live")
+			for i := 0; i < rounds; i++ {
+				docs := []any{bson.D{{Key: "w", Value: w}, {Key: "i", Value: i}}, bson.D{{Key: "w", Value: w}, {Key: "i", Value: i}, {Key: "copy", Value: true}}}
+				if _, err := coll.InsertMany(ctx, docs); err != nil {
+					return fmt.Errorf("worker %d round %d insert: %w", w, i, err)
 				}
-			}(w)
-			go func() {
-				defer wg.Done()
-				coll := lp.client(t, read, 1).Database("main").Collection("live")
-				for i := 0; i < rounds; i++ {
-					_, err := coll.DeleteMany(ctx, bson.D{})
-					if err == nil || !strings.Contains(err.Error(), "database:write") {
-						errs <- fmt.Errorf("a read token's delete: %v", err)
-						return
-					}
-					if _, err := coll.CountDocuments(ctx, bson.D{}); err != nil {
-						errs <- fmt.Errorf("a read token's count: %v", err)
-						return
-					}
+				cur, err := coll.Find(ctx, bson.D{{Key: "w", Value: w}}, options.Find().SetBatchSize(3))
+				var got []bson.M
+				if err == nil {
+					err = cur.All(ctx, &got)
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+				if err != nil || len(got) != 2*(i+1) {
+					return fmt.Errorf("worker %d round %d find: %d %v", w, i, len(got), err)
+				}
+			}
+			return nil
+		}, func(int) error {
+			coll := lp.client(t, read, 1).Database("main").Collection("live")
+			for i := 0; i < rounds; i++ {
+				_, err := coll.DeleteMany(ctx, bson.D{})
+				if err == nil || !strings.Contains(err.Error(), "database:write") {
+					return fmt.Errorf("a read token's delete: %v", err)
+				}
+				if _, err := coll.CountDocuments(ctx, bson.D{}); err != nil {
+					return fmt.Errorf("a read token's count: %v", err)
+				}
+			}
+			return nil
+		})
 		n, err := lp.client(t, full, 1).Database("main").Collection("live").CountDocuments(ctx, bson.D{})
 		if err != nil || n != 2*workers*rounds {
 			t.Fatalf("documents on the server: %d %v", n, err)
@@ -142,7 +99,7 @@ func TestProxyLive(t *testing.T) {
 	})
 
 	t.Run("revoked", func(t *testing.T) {
-		tok, c := lp.mint(t, core.AllScopes)
+		tok, c := lp.Mint(t, core.AllScopes)
 		cl := lp.client(t, tok, 1)
 		if err := cl.Database("main").Collection("live").FindOne(ctx, bson.D{}).Err(); err != nil {
 			t.Fatal(err)
@@ -151,8 +108,7 @@ func TestProxyLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lp.revs.RevokeToken(c.ID, c.ExpiresAt)
-		lp.gw.Revoke(netio.Revocation{Kind: netio.RevokeToken, Token: c.ID})
+		lp.Revoke(c)
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			if n, _ := lp.ferret.Connections(); n == before-1 {
 				break

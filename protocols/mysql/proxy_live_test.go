@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,16 +15,14 @@ import (
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/internal/testupstream"
 	"github.com/heliosdb/auth/netio"
+	"github.com/heliosdb/auth/protocols/internal/upstream/upstreamtest"
 )
 
 // liveProxy is the front end in proxy mode in front of a real MariaDB, in
 // this process, so that the race detector watches the session, its pump
 // and the pool (e2e/proxy runs heliosd as a separate binary).
 type liveProxy struct {
-	addr  string
-	gw    *netio.Gateway
-	ring  *core.Keyring
-	revs  *core.MemoryRevocations
+	*upstreamtest.Gateway
 	maria *testupstream.MariaDB
 	admin *sql.DB
 	up    *Upstream
@@ -34,11 +30,7 @@ type liveProxy struct {
 
 func startLiveProxy(t *testing.T) *liveProxy {
 	t.Helper()
-	maria, err := testupstream.StartMariaDB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(maria.Stop)
+	maria := testupstream.Started(t, testupstream.StartMariaDB)
 	up, err := NewUpstream(UpstreamOptions{AdminURL: maria.AdminURL, PasswordsFile: filepath.Join(t.TempDir(), "upstream-mysql.json"),
 		PoolSize: 8, PoolWait: 300 * time.Millisecond})
 	if err != nil {
@@ -52,37 +44,18 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := &liveProxy{ring: core.GenerateKeyring(time.Now().Add(-time.Hour)), revs: core.NewMemoryRevocations(), maria: maria, up: up}
-	lp.gw, err = netio.Serve(netio.Config{Keyring: lp.ring, Revocations: lp.revs, Loops: 2, Logger: slog.New(slog.DiscardHandler)},
-		[]netio.Listener{{Addr: "127.0.0.1:0", Protocol: p}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lp.gw.Stop(context.Background()) })
-	lp.addr = lp.gw.Addr("mysql").String()
+	lp := &liveProxy{Gateway: upstreamtest.Serve(t, netio.Config{}, "mysql", p), maria: maria, up: up}
 	cfg := gomysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "root", maria.Password, "tcp", maria.Addr
 	lp.admin = openDB(t, cfg)
 	return lp
 }
 
-// mint returns a token with scopes and its claims.
-func (lp *liveProxy) mint(t *testing.T, scopes core.ScopeSet) (string, core.Claims) {
-	t.Helper()
-	now := time.Now()
-	c := core.Claims{Type: core.TypeLive, ID: core.NewTokenID(), Account: 7, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), Scopes: scopes}
-	tok, _, err := core.NewMinter(lp.ring).Mint(nil, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(tok), c
-}
-
 // db opens a go-sql-driver pool of clients with tok.
 func (lp *liveProxy) db(t *testing.T, tok string, multi bool) *sql.DB {
 	t.Helper()
 	cfg := gomysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", tok, "tcp", lp.addr, "main"
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", tok, "tcp", lp.Addr, "main"
 	cfg.MultiStatements = multi
 	cfg.Timeout, cfg.ReadTimeout = 10*time.Second, 30*time.Second
 	return openDB(t, cfg)
@@ -133,8 +106,8 @@ func (lp *liveProxy) waitGone(t *testing.T, id int64, what string) {
 // anonymous users, which the server would match before 'helios_read'@'%'.
 func TestProxyLive(t *testing.T) {
 	lp := startLiveProxy(t)
-	full, _ := lp.mint(t, core.AllScopes)
-	read, _ := lp.mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead))
+	full, _ := lp.Mint(t, core.AllScopes)
+	read, _ := lp.Mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead))
 	owner := lp.db(t, full, true)
 	if _, err := owner.Exec("CREATE TABLE live(id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO live VALUES (0, 'zero')"); err != nil {
 		t.Fatal(err)
@@ -142,62 +115,48 @@ func TestProxyLive(t *testing.T) {
 
 	t.Run("concurrent", func(t *testing.T) {
 		const workers, rounds = 4, 60
-		errs := make(chan error, 2*workers)
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(2)
-			go func(w int) {
-				defer wg.Done()
-				db := lp.db(t, full, true)
-				db.SetMaxOpenConns(1)
-				gomysql.RegisterReaderHandler(fmt.Sprint("live", w), func() io.Reader { return strings.NewReader(fmt.Sprintf("%d\tloaded\n", 1000+w)) })
-				for i := 1; i <= rounds; i++ {
-					id := w*rounds + i
-					tx, err := db.Begin()
-					if err == nil {
-						_, err = tx.Exec("INSERT INTO live VALUES (?, ?)", id, "v")
-					}
-					if err == nil {
-						err = tx.Commit()
-					}
-					var v string
-					if err == nil {
-						err = db.QueryRow("SELECT v FROM live WHERE id = ?", id).Scan(&v)
-					}
-					if err == nil {
-						_, err = db.Exec(fmt.Sprintf("UPDATE live SET v = 'w' WHERE id = %d; SELECT 1", id))
-					}
-					if err != nil {
-						errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
-						return
-					}
+		upstreamtest.Concurrently(t, workers, func(w int) error {
+			db := lp.db(t, full, true)
+			db.SetMaxOpenConns(1)
+			gomysql.RegisterReaderHandler(fmt.Sprint("live", w), func() io.Reader { return strings.NewReader(fmt.Sprintf("%d\tloaded\n", 1000+w)) })
+			for i := 1; i <= rounds; i++ {
+				id := w*rounds + i
+				tx, err := db.Begin()
+				if err == nil {
+					_, err = tx.Exec("INSERT INTO live VALUES (?, ?)", id, "v")
 				}
-				if _, err := db.Exec(fmt.Sprintf("LOAD DATA LOCAL INFILE 'Reader::live%d' INTO TABLE live", w)); err != nil {
-					errs <- fmt.Errorf("LOAD DATA LOCAL: %w", err)
+				if err == nil {
+					err = tx.Commit()
 				}
-			}(w)
-			go func() {
-				defer wg.Done()
-				db := lp.db(t, read, false)
-				db.SetMaxOpenConns(1)
-				for i := 0; i < rounds; i++ {
-					if _, err := db.Exec("DELETE FROM live"); errNumber(err) != erTableAccessDenied {
-						errs <- fmt.Errorf("a read token's DELETE: %v", err)
-						return
-					}
-					var n int
-					if err := db.QueryRow("SELECT COUNT(*) FROM live WHERE id >= ?", 0).Scan(&n); err != nil || n == 0 {
-						errs <- fmt.Errorf("a read token's SELECT: %d %v", n, err)
-						return
-					}
+				var v string
+				if err == nil {
+					err = db.QueryRow("SELECT v FROM live WHERE id = ?", id).Scan(&v)
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+				if err == nil {
+					_, err = db.Exec(fmt.Sprintf("UPDATE live SET v = 'w' WHERE id = %d; SELECT 1", id))
+				}
+				if err != nil {
+					return fmt.Errorf("worker %d round %d: %w", w, i, err)
+				}
+			}
+			if _, err := db.Exec(fmt.Sprintf("LOAD DATA LOCAL INFILE 'Reader::live%d' INTO TABLE live", w)); err != nil {
+				return fmt.Errorf("LOAD DATA LOCAL: %w", err)
+			}
+			return nil
+		}, func(int) error {
+			db := lp.db(t, read, false)
+			db.SetMaxOpenConns(1)
+			for i := 0; i < rounds; i++ {
+				if _, err := db.Exec("DELETE FROM live"); errNumber(err) != erTableAccessDenied {
+					return fmt.Errorf("a read token's DELETE: %v", err)
+				}
+				var n int
+				if err := db.QueryRow("SELECT COUNT(*) FROM live WHERE id >= ?", 0).Scan(&n); err != nil || n == 0 {
+					return fmt.Errorf("a read token's SELECT: %d %v", n, err)
+				}
+			}
+			return nil
+		})
 		var n int
 		if err := lp.admin.QueryRow("SELECT COUNT(*) FROM main.live WHERE v IN ('w', 'loaded')").Scan(&n); err != nil || n != workers*rounds+workers {
 			t.Fatalf("rows on the server: %d %v", n, err)
@@ -224,7 +183,7 @@ func TestProxyLive(t *testing.T) {
 	})
 
 	t.Run("revoked mid-query", func(t *testing.T) {
-		tok, c := lp.mint(t, core.AllScopes)
+		tok, c := lp.Mint(t, core.AllScopes)
 		conn, err := lp.db(t, tok, false).Conn(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -236,8 +195,7 @@ func TestProxyLive(t *testing.T) {
 		}
 		go func() {
 			time.Sleep(300 * time.Millisecond)
-			lp.revs.RevokeToken(c.ID, c.ExpiresAt)
-			lp.gw.Revoke(netio.Revocation{Kind: netio.RevokeToken, Token: c.ID})
+			lp.Revoke(c)
 		}()
 		err = conn.QueryRowContext(context.Background(), "SELECT SLEEP(30)").Scan(new(int))
 		if errNumber(err) != erAccessDenied || !strings.Contains(err.Error(), "session ended") {
@@ -299,7 +257,7 @@ func TestProxyLive(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := gomysql.NewConfig()
-		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", read, "tcp", lp.addr, "other"
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", read, "tcp", lp.Addr, "other"
 		var user string
 		if err := openDB(t, cfg).QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil || !strings.HasPrefix(user, "helios_read@") {
 			t.Fatalf("a new server connection with anonymous users on the server: %q %v", user, err)
