@@ -16,8 +16,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +27,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/benchcmp"
 	"github.com/heliosdb/auth/internal/testdaemon"
 	"github.com/heliosdb/auth/internal/testupstream"
 )
@@ -42,54 +41,36 @@ var (
 	gwPlain     string // heliosd in front of plain
 	gwAuth      string // heliosd in front of auth
 	token       string // a full-access token of both daemons
-	setupErr    error
-	stops       []func()
+	servers     benchcmp.Servers
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for i := len(stops) - 1; i >= 0; i-- {
-		stops[i]()
-	}
-	testdaemon.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servers.Main(m) }
 
 // setup starts the servers once, for the first benchmark that needs them.
 func setup(b *testing.B) {
 	b.Helper()
-	if setupErr != nil {
-		b.Fatal(setupErr)
-	}
-	if gwPlain != "" {
-		return
-	}
-	fail := func(err error) {
-		setupErr = err
-		b.Fatal(err)
-	}
-	var err error
-	if plain, err = testupstream.StartFerretDB(); err != nil {
-		fail(err)
-	}
-	stops = append(stops, plain.Stop)
-	if auth, err = testupstream.StartFerretDBWithAuth(); err != nil {
-		fail(err)
-	}
-	stops = append(stops, auth.Stop)
-	// One keyring for both daemons: the first's data directory is the
-	// second's too would mix their stores, so each mints its own token
-	// from the same claims.
-	d1 := testdaemon.Start(b, testdaemon.Shared(), testdaemon.WithArgs("--mongo-upstream", plain.URL, "--mongo-pool-size", strconv.Itoa(poolSize),
-		"--max-conns-per-ip", "100000"))
-	stops = append(stops, func() { d1.Stop(); os.RemoveAll(d1.DataDir) })
-	d2 := testdaemon.Start(b, testdaemon.Shared(), testdaemon.WithArgs("--mongo-upstream", auth.URL, "--mongo-pool-size", strconv.Itoa(poolSize),
-		"--max-conns-per-ip", "100000"))
-	stops = append(stops, func() { d2.Stop(); os.RemoveAll(d2.DataDir) })
-	claims := core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()}
-	token = d1.Mint(b, claims)
-	tokenAuth = d2.Mint(b, claims)
-	gwPlain, gwAuth = d1.Mongo, d2.Mongo
+	servers.Start(b, func() (err error) {
+		if plain, err = testupstream.StartFerretDB(); err != nil {
+			return err
+		}
+		servers.AtExit(plain.Stop)
+		if auth, err = testupstream.StartFerretDBWithAuth(); err != nil {
+			return err
+		}
+		servers.AtExit(auth.Stop)
+		// One keyring for both daemons: the first's data directory is the
+		// second's too would mix their stores, so each mints its own token
+		// from the same claims.
+		d1 := servers.Daemon(b, testdaemon.WithArgs("--mongo-upstream", plain.URL, "--mongo-pool-size", strconv.Itoa(poolSize),
+			"--max-conns-per-ip", "100000"))
+		d2 := servers.Daemon(b, testdaemon.WithArgs("--mongo-upstream", auth.URL, "--mongo-pool-size", strconv.Itoa(poolSize),
+			"--max-conns-per-ip", "100000"))
+		claims := core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()}
+		token = d1.Mint(b, claims)
+		tokenAuth = d2.Mint(b, claims)
+		gwPlain, gwAuth = d1.Mongo, d2.Mongo
+		return nil
+	})
 }
 
 // tokenAuth is the token of the daemon in front of auth.
@@ -130,53 +111,6 @@ func run(b *testing.B, d time.Duration, clients int, work func(g, i int) error) 
 		b.Fatal(err)
 	}
 	return float64(ops.Load()) / time.Since(start).Seconds()
-}
-
-func median(vs []float64) float64 {
-	vs = append([]float64(nil), vs...)
-	sort.Float64s(vs)
-	return vs[len(vs)/2]
-}
-
-// order is the targets' order in round r: reversed every other round
-// (ABBA), so that a drift of the machine's speed during the run favours
-// no target.
-func order(ts []target, r int) []target {
-	if r%2 == 0 {
-		return ts
-	}
-	rev := make([]target, len(ts))
-	for i, t := range ts {
-		rev[len(ts)-1-i] = t
-	}
-	return rev
-}
-
-// show lists each target's figures, round by round.
-func show(res map[string][]float64) string {
-	names := make([]string, 0, len(res))
-	for n := range res {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := ""
-	for _, n := range names {
-		out += n + ":"
-		for _, v := range res[n] {
-			out += fmt.Sprintf(" %.0f", v)
-		}
-		out += "; "
-	}
-	return out
-}
-
-// ratios is the gateway's figure over another target's, round by round.
-func ratios(res map[string][]float64, other string) []float64 {
-	var rs []float64
-	for i := range res["gateway"] {
-		rs = append(rs, res["gateway"][i]/res[other][i])
-	}
-	return rs
 }
 
 // connectClient is a persistent mongo-driver client.
@@ -227,9 +161,9 @@ func insertFind(b *testing.B, clients int) {
 		}
 	}
 	for _, op := range []string{"insert", "find"} {
-		res := map[string][]float64{}
+		res := benchcmp.Rounds{}
 		for r := -1; r < rounds; r++ { // round -1 warms up
-			for _, t := range order(targets, r+1) {
+			for _, t := range benchcmp.Order(targets, r+1) {
 				coll, find := colls[t.name], finds[t.name]
 				var work func(g, i int) error
 				switch op {
@@ -250,12 +184,12 @@ func insertFind(b *testing.B, clients int) {
 				}
 			}
 		}
-		g, d, ratio := median(res["gateway"]), median(res["direct"]), median(ratios(res, "direct"))
+		g, d, ratio := benchcmp.Median(res["gateway"]), benchcmp.Median(res["direct"]), benchcmp.Median(res.Ratios("gateway", "direct"))
 		b.ReportMetric(g, op+"-ops/s-gateway")
 		b.ReportMetric(d, op+"-ops/s-direct")
 		b.ReportMetric(ratio, op+"-gateway/direct")
 		b.Logf("%s: gateway %.0f ops/s, direct %.0f ops/s; gateway/direct %.0f%% (median of the rounds' ratios %.2f); %d interleaved rounds of %ds, %d goroutines; rounds: %s",
-			op, g, d, 100*ratio, ratios(res, "direct"), rounds, seconds, clients, show(res))
+			op, g, d, 100*ratio, res.Ratios("gateway", "direct"), rounds, seconds, clients, res)
 	}
 }
 
@@ -274,9 +208,9 @@ func BenchmarkConnectAuthPing(b *testing.B) {
 		{"ferretdb-noauth", plain.URL + "?directConnection=true"},
 	}
 	ctx := context.Background()
-	res := map[string][]float64{}
+	res := benchcmp.Rounds{}
 	for r := 0; r < rounds; r++ {
-		for _, t := range order(targets, r) {
+		for _, t := range benchcmp.Order(targets, r) {
 			o := options.Client().ApplyURI(t.uri).SetMaxPoolSize(1).SetServerSelectionTimeout(10 * time.Second)
 			res[t.name] = append(res[t.name], run(b, seconds*time.Second, clients, func(g, i int) error {
 				c, err := mongo.Connect(o)
@@ -290,10 +224,10 @@ func BenchmarkConnectAuthPing(b *testing.B) {
 		}
 	}
 	for _, t := range targets {
-		b.ReportMetric(median(res[t.name]), "clients/s-"+t.name)
+		b.ReportMetric(benchcmp.Median(res[t.name]), "clients/s-"+t.name)
 	}
-	g, s, ratio := median(res["gateway"]), median(res["ferretdb-scram"]), median(ratios(res, "ferretdb-scram"))
+	g, s, ratio := benchcmp.Median(res["gateway"]), benchcmp.Median(res["ferretdb-scram"]), benchcmp.Median(res.Ratios("gateway", "ferretdb-scram"))
 	b.ReportMetric(ratio, "gateway/scram")
 	b.Logf("connect+auth+ping+disconnect: gateway %.0f clients/s, FerretDB SCRAM %.0f (gateway/SCRAM %.0f%%, median of the rounds' ratios), FerretDB without auth %.0f; rounds: %s",
-		g, s, 100*ratio, median(res["ferretdb-noauth"]), show(res))
+		g, s, 100*ratio, benchcmp.Median(res["ferretdb-noauth"]), res)
 }

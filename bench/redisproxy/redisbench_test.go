@@ -16,7 +16,6 @@ package redisproxy
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/benchcmp"
 	"github.com/heliosdb/auth/internal/testdaemon"
 	"github.com/heliosdb/auth/internal/testupstream"
 )
@@ -34,42 +34,28 @@ import (
 const poolSize = 60
 
 var (
-	srv      *testupstream.Redis
-	gateway  string // heliosd's Redis listener
-	token    string // a full-access token of heliosd
-	setupErr error
-	stops    []func()
+	srv     *testupstream.Redis
+	gateway string // heliosd's Redis listener
+	token   string // a full-access token of heliosd
+	servers benchcmp.Servers
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for i := len(stops) - 1; i >= 0; i-- {
-		stops[i]()
-	}
-	testdaemon.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servers.Main(m) }
 
 // setup starts the servers once, for the first benchmark that needs them.
 func setup(b *testing.B) {
 	b.Helper()
-	if setupErr != nil {
-		b.Fatal(setupErr)
-	}
-	if gateway != "" {
-		return
-	}
-	var err error
-	if srv, err = testupstream.StartRedis(); err != nil {
-		setupErr = err
-		b.Fatal(err)
-	}
-	stops = append(stops, srv.Stop)
-	d := testdaemon.Start(b, testdaemon.Shared(), testdaemon.WithArgs("--redis-upstream", srv.AdminURL,
-		"--redis-pool-size", strconv.Itoa(poolSize), "--max-conns-per-ip", "100000"))
-	stops = append(stops, func() { d.Stop(); os.RemoveAll(d.DataDir) })
-	gateway = d.Redis
-	token = d.Mint(b, core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+	servers.Start(b, func() (err error) {
+		if srv, err = testupstream.StartRedis(); err != nil {
+			return err
+		}
+		servers.AtExit(srv.Stop)
+		d := servers.Daemon(b, testdaemon.WithArgs("--redis-upstream", srv.AdminURL,
+			"--redis-pool-size", strconv.Itoa(poolSize), "--max-conns-per-ip", "100000"))
+		gateway = d.Redis
+		token = d.Mint(b, core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+		return nil
+	})
 }
 
 // target is one endpoint the same workload runs against.
@@ -112,12 +98,12 @@ func redisBenchmark(b *testing.B, t target, args ...string) map[string]float64 {
 // gateway's ratio.
 func compare(b *testing.B, rounds int, args ...string) {
 	setup(b)
-	got := map[string]map[string][]float64{} // test → target → rps per round
+	got := map[string]benchcmp.Rounds{} // test → target → rps per round
 	for r := 0; r < rounds; r++ {
 		for _, t := range targets() {
 			for test, v := range redisBenchmark(b, t, args...) {
 				if got[test] == nil {
-					got[test] = map[string][]float64{}
+					got[test] = benchcmp.Rounds{}
 				}
 				got[test][t.name] = append(got[test][t.name], v)
 			}
@@ -131,8 +117,7 @@ func compare(b *testing.B, rounds int, args ...string) {
 	for _, test := range tests {
 		med := map[string]float64{}
 		for name, vs := range got[test] {
-			sort.Float64s(vs)
-			med[name] = vs[len(vs)/2]
+			med[name] = benchcmp.Median(vs)
 			b.ReportMetric(med[name], strings.ToLower(test)+"-rps-"+name)
 		}
 		ratio := med["gateway"] / med["direct"]
