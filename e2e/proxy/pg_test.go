@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -415,18 +416,22 @@ func TestPGProxyConnectCycles(t *testing.T) {
 	start := time.Now()
 	for w := 0; w < workers; w++ {
 		go func() {
-			ctx := context.Background()
 			for i := 0; i < cycles/workers; i++ {
+				// Each cycle has its own deadline: a stuck one fails the
+				// test with its number instead of hanging the package.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				c, err := pgx.ConnectConfig(ctx, cfg)
 				if err != nil {
-					errs <- err
+					cancel()
+					errs <- fmt.Errorf("cycle %d: connect: %w", i, err)
 					return
 				}
 				var n int
 				err = c.QueryRow(ctx, "SELECT 1").Scan(&n)
 				c.Close(ctx)
+				cancel()
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("cycle %d: SELECT 1: %w", i, err)
 					return
 				}
 			}

@@ -481,7 +481,18 @@ func (s *Session) closeProxy() {
 	}
 	s.p.cancels.CompareAndDelete(s.info.ID, px)
 	_ = px.sc.SetReadDeadline(time.Now()) // stop the pump
-	<-px.done
+	select {
+	case <-px.done:
+	case <-time.After(5 * time.Second):
+		// The pump is stuck in a write to the client (it cannot be, once
+		// the client's socket is closed: this only guards the guard): the
+		// server connection is closed, which ends it.
+		px.mu.Lock()
+		px.dead = true
+		px.mu.Unlock()
+		px.up.pool.Discard(px.key, px.sc)
+		return
+	}
 	px.mu.Lock()
 	reusable := px.clean && !px.revoked && len(px.syncs) == 0 && px.status == 'I' && !px.unsynced
 	running := len(px.syncs) > 0
