@@ -464,12 +464,12 @@ func TestMySQLProxySessionReset(t *testing.T) {
 		// The gateway returns the server connection when it reads
 		// COM_QUIT, racing the client's next connection: a moment later
 		// the next client gets it.
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 		again := queryString(t, db, "SELECT CONNECTION_ID()")
 		if again == first {
 			break
 		}
-		if i == 3 {
+		if i == 9 {
 			t.Fatalf("a clean server connection was not reused: %s then %s", first, again)
 		}
 		first = again
