@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,17 @@ type PoolOptions struct {
 	// Get returns the last error without dialling, so that a server coming
 	// back is not met by every waiting client at once. nil: never.
 	Unreachable func(error) bool
+	// Reclaim, when set, is called when Get must wait because every
+	// connection of k is open (and again every reclaimEvery while it
+	// waits): it asks whoever keeps idle connections of k outside the
+	// pool (a protocol's event loops, which park them where their clients
+	// are) to give one back with Put. It must not block.
+	Reclaim func(k Key)
 }
+
+// reclaimEvery is how often a waiting Get asks for idle connections kept
+// outside the pool again (PoolOptions.Reclaim).
+const reclaimEvery = 50 * time.Millisecond
 
 // EnsureDefaults gives every unset field of o its default and returns o.
 func (o *PoolOptions) EnsureDefaults() *PoolOptions {
@@ -105,6 +116,8 @@ func (p *Pool[C]) dialed(err error) {
 type bucket[C Conn] struct {
 	slots chan struct{}
 	idle  chan C
+	// waiting counts the Gets waiting for a connection (Waiting).
+	waiting atomic.Int32
 }
 
 // NewPool returns a pool that dials with dial and checks an idle
@@ -148,26 +161,32 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 		}
 		break
 	}
+	var reclaim <-chan time.Time
+	if p.opts.Reclaim != nil {
+		select {
+		case b.slots <- struct{}{}:
+			return p.dialSlot(ctx, b, k)
+		default: // every connection is open: ask for idle ones kept elsewhere
+		}
+		b.waiting.Add(1)
+		defer b.waiting.Add(-1)
+		p.opts.Reclaim(k)
+		t := time.NewTicker(reclaimEvery)
+		defer t.Stop()
+		reclaim = t.C
+	}
 	timer := time.NewTimer(p.opts.Wait)
 	defer timer.Stop()
 	for {
 		select {
+		case <-reclaim:
+			p.opts.Reclaim(k)
 		case c := <-b.idle:
 			if p.usable(b, c) {
 				return c, nil
 			}
 		case b.slots <- struct{}{}:
-			if err := p.backingOff(); err != nil {
-				<-b.slots
-				return zero, err
-			}
-			c, err := p.dial(ctx, k)
-			p.dialed(err)
-			if err != nil {
-				<-b.slots
-				return zero, err
-			}
-			return c, nil
+			return p.dialSlot(ctx, b, k)
 		case <-timer.C:
 			return zero, ErrExhausted
 		case <-ctx.Done():
@@ -176,6 +195,32 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 			return zero, ErrClosed
 		}
 	}
+}
+
+// dialSlot dials a connection for k with the slot just taken in b (given
+// back when the dial fails, or while the pool backs off).
+func (p *Pool[C]) dialSlot(ctx context.Context, b *bucket[C], k Key) (C, error) {
+	var zero C
+	if err := p.backingOff(); err != nil {
+		<-b.slots
+		return zero, err
+	}
+	c, err := p.dial(ctx, k)
+	p.dialed(err)
+	if err != nil {
+		<-b.slots
+		return zero, err
+	}
+	return c, nil
+}
+
+// Waiting reports whether a Get is waiting for a connection of k: whoever
+// keeps an idle one outside the pool should Put it rather than keep it.
+func (p *Pool[C]) Waiting(k Key) bool {
+	p.mu.Lock()
+	b := p.buckets[k]
+	p.mu.Unlock()
+	return b != nil && b.waiting.Load() > 0
 }
 
 // usable reports whether an idle connection may be handed out, closing it

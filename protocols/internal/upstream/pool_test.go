@@ -156,3 +156,46 @@ func TestPoolBacksOffAnUnreachableServer(t *testing.T) {
 
 // errNone stands for "the dial succeeds" in an atomic.Value (which holds no nil).
 var errNone = errors.New("none")
+
+// TestPoolReclaim: a Get that must wait because every connection of its
+// key is open asks PoolOptions.Reclaim for one kept outside the pool (and
+// again while it waits), reports itself in Waiting, and takes what is Put;
+// with a free place it dials without asking.
+func TestPoolReclaim(t *testing.T) {
+	kept := &fakeConn{id: 100} // an idle connection kept elsewhere (an event loop)
+	var p *Pool[*fakeConn]
+	var asks atomic.Int32
+	var dials atomic.Int32
+	p = NewPool(PoolOptions{Size: 1, Wait: 2 * time.Second, Reclaim: func(k Key) {
+		if asks.Add(1) == 2 { // the second ask finds it (the first came too early)
+			go p.Put(k, kept)
+		}
+	}}, func(ctx context.Context, k Key) (*fakeConn, error) {
+		return &fakeConn{id: int(dials.Add(1))}, nil
+	}, nil)
+	defer p.Close()
+	k := Key{Role: Read, Database: "main"}
+	ctx := context.Background()
+	if _, err := p.Get(ctx, k); err != nil || asks.Load() != 0 {
+		t.Fatalf("first Get: %v, %d reclaims", err, asks.Load())
+	}
+	if p.Waiting(k) {
+		t.Fatal("Waiting with nobody waiting")
+	}
+	waiting := make(chan bool, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		waiting <- p.Waiting(k)
+	}()
+	start := time.Now()
+	c, err := p.Get(ctx, k)
+	if err != nil || c != kept || time.Since(start) > time.Second {
+		t.Fatalf("Get with every place taken: %v %v after %v", c, err, time.Since(start))
+	}
+	if !<-waiting {
+		t.Fatal("Waiting was false while a Get waited")
+	}
+	if p.Waiting(k) || dials.Load() != 1 {
+		t.Fatalf("after the wait: waiting %v, %d dials", p.Waiting(k), dials.Load())
+	}
+}
