@@ -104,4 +104,22 @@
 // during an RSA flood); the goroutine runs ServeConn in plaintext with the
 // carried bytes, the same deadlines and the goroutine revocation index, and
 // sets ConnInfo.Offloaded, where Offload is a Continue.
+//
+// # Backends
+//
+// A proxying session on an event loop keeps its server connection on the
+// same loop (backend.go): the protocol dials, or takes from its pool, on a
+// goroutine and hands the connection to Link.Attach, which registers it
+// with gnet's EventLoop.Enroll on the client's loop; the server's bytes
+// then reach the protocol's BackendHandler there, and what it returns goes
+// to the client like a Handle's output. Link.Do brings a goroutine's
+// result (a pool error) back to the loop. Idle server connections are
+// parked on their loop by key (Backend.Park, Link.Take) and closed if their
+// server speaks or hangs up; Reclaim detaches a parked one for a client
+// waiting elsewhere. Backpressure both ways (pause.go): a backend whose
+// client has more than 1 MiB waiting to go out, or a client whose backend
+// has, is taken off the poller (socket duplicated, gnet's descriptor
+// closed, unconsumed bytes carried) and registered again once the other
+// side is below 256 KiB, so a slow reader or a fast writer never grows the
+// gateway's buffers without bound.
 package netio

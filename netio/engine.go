@@ -101,6 +101,7 @@ func (g *Gateway) start(ln Listener) (*server, error) {
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLog{g.cfg.Logger}),
 			gnet.WithLogLevel(logging.WarnLevel))
+		s.closePaused() // the loops have returned: end what was off the poller
 	}()
 	select {
 	case <-s.booted:

@@ -40,6 +40,13 @@ type connState struct {
 	await      int          // inbound bytes the session's pending message needs (Awaiter)
 	indexed    bool         // claims are in loop.index
 	pos        indexSlots   // positions in loop.index's sets
+	closed     bool         // the connection has ended (OnClose ran)
+	link       Link         // ConnInfo.Link
+	// Pausing (pause.go): the backend whose queue must stop the client's
+	// reads, the paused state, and inbound bytes carried across a pause.
+	throttle *Backend
+	paused   *pausedClient
+	carry    []byte
 }
 
 func (cs *connState) slots() *indexSlots { return &cs.pos }
@@ -64,6 +71,13 @@ type loopState struct {
 	index     sessionIndex[*connState]
 	lastSweep time.Time
 	revq      revQueue // revocations waiting for the loop (Gateway.Revoke)
+	// Backends (backend.go): parked ones by key, paused ones, those with
+	// a deadline, and whether a look at the paused ones is scheduled.
+	parked        map[any][]*Backend
+	paused        []*Backend
+	pausedClients []*connState
+	timed         []*Backend
+	resumeArmed   bool
 }
 
 // loopSet maps gnet's event loops to their state. Loops appear on their
@@ -115,6 +129,7 @@ func (s *server) newLoop(el gnet.EventLoop) *loopState {
 		out:       make([]byte, 0, 4096),
 		index:     newSessionIndex[*connState](),
 		lastSweep: time.Now(),
+		parked:    map[any][]*Backend{},
 	}
 }
 
@@ -199,6 +214,9 @@ func (l *loopState) Run(context.Context) error {
 	}
 	l.expired = l.expired[:0]
 	l.endRefused(now)
+	if len(l.timed) > 0 {
+		l.expireBackends(now)
+	}
 	if now.Sub(l.lastSweep) >= l.s.g.cfg.Sweep {
 		l.lastSweep = now
 		l.sweep(now)
@@ -235,6 +253,10 @@ func (l *loopState) endRefused(now time.Time) {
 
 // end writes a connection's last words and closes it.
 func (l *loopState) end(cs *connState, out []byte) {
+	if cs.paused != nil {
+		l.endPaused(cs, out)
+		return
+	}
 	_, _ = cs.c.Write(out)
 	l.untrack(cs)
 	_ = l.el.Close(cs.c)
@@ -245,10 +267,17 @@ func (l *loopState) end(cs *connState, out []byte) {
 // LateRefuser in reply to the client's first request (see refuse), by any
 // other session at once.
 func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	switch v := c.Context().(type) {
+	case *Backend: // a server connection Attach (or a resume) registered
+		return nil, s.backendOpen(c, v)
+	case *connState: // a paused client registered again
+		return nil, s.clientResumed(c, v)
+	}
 	l := s.loops.get(c.EventLoop(), s.newLoop)
 	now := time.Now()
 	cs := &connState{c: c, loop: l, idx: -1}
-	cs.info = ConnInfo{Remote: AddrPort(c.RemoteAddr()), Local: AddrPort(c.LocalAddr()), ID: connIDs.Add(1), Accepted: now}
+	cs.link = Link{cs: cs, l: l}
+	cs.info = ConnInfo{Remote: AddrPort(c.RemoteAddr()), Local: AddrPort(c.LocalAddr()), ID: connIDs.Add(1), Accepted: now, link: &cs.link}
 	cs.info.PlaintextOK = inNets(s.g.cfg.PlaintextAllow, cs.info.Remote.Addr())
 	cs.info.TLSAvailable = s.tls != nil
 	// A trusted balancer's connection starts with a PROXY header naming
@@ -312,18 +341,15 @@ func (s *server) refuse(cs *connState, now time.Time) bool {
 
 // OnClose releases what the connection held, unless a TLS goroutine took it.
 func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	if b, ok := c.Context().(*Backend); ok {
+		s.backendClose(c, b)
+		return gnet.None
+	}
 	cs, _ := c.Context().(*connState)
 	if cs == nil || cs.handedOff {
 		return gnet.None
 	}
-	if cs.idx >= 0 {
-		cs.loop.untrack(cs)
-	}
-	cs.releaseSlots(s.g.limiter)
-	s.obs.Closed()
-	if cl, ok := cs.sess.(Closer); ok {
-		cl.Closed()
-	}
+	s.clientClosed(cs)
 	return gnet.None
 }
 
@@ -385,12 +411,15 @@ var errPerIP = errors.New("netio: too many connections from one address")
 // The bytes from Peek are gnet's and valid only during this call: the
 // session copies what it keeps, and a hand-off copies the rest.
 func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
+	if b, ok := c.Context().(*Backend); ok {
+		return s.backendTraffic(c, b)
+	}
 	cs, _ := c.Context().(*connState)
 	if cs == nil || cs.handedOff {
 		return gnet.Close
 	}
 	l := cs.loop
-	if cs.await > 0 && c.InboundBuffered() < cs.await {
+	if cs.await > 0 && c.InboundBuffered()+len(cs.carry) < cs.await {
 		// The rest of a large message is still arriving: nothing to parse.
 		if cs.authed {
 			cs.deadline = l.deadlineFor(cs, time.Now())
@@ -399,6 +428,11 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	cs.await = 0
 	all, _ := c.Peek(-1)
+	if len(cs.carry) > 0 { // bytes from before a pause come first
+		cs.carry = append(cs.carry, all...)
+		discard(c, len(all))
+		all = cs.carry
+	}
 	buf, skip := all, 0
 	if cs.proxy {
 		n, err := s.proxyHeader(cs, all)
@@ -417,7 +451,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		}
 		buf, skip = all[n:], n
 		if len(buf) == 0 {
-			discard(c, skip)
+			cs.consume(c, skip)
 			return gnet.None
 		}
 	}
@@ -459,7 +493,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	if act == Close {
 		return gnet.Close
 	}
-	discard(c, skip+consumed)
+	cs.consume(c, skip+consumed)
 	if aw, ok := cs.sess.(Awaiter); ok {
 		if need := aw.Awaiting(); need > len(buf)-consumed {
 			cs.await = need
@@ -481,7 +515,23 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Write(cs.sess.LimitError(LimitMessageSize, l.out[:0]))
 		return gnet.Close
 	}
+	if cs.shouldPause() { // a backend's queue is full: stop reading the client
+		return l.pauseClient(cs, c)
+	}
 	return gnet.None
+}
+
+// consume drops the first n bytes of what OnTraffic handled: carried bytes
+// from before a pause (then the whole of gnet's buffer was taken), or
+// gnet's.
+func (cs *connState) consume(c gnet.Conn, n int) {
+	if cs.carry == nil {
+		discard(c, n)
+		return
+	}
+	if cs.carry = cs.carry[:copy(cs.carry, cs.carry[n:])]; len(cs.carry) == 0 {
+		cs.carry = nil
+	}
 }
 
 // discard drops the first n inbound bytes, which the session consumed.

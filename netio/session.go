@@ -107,6 +107,8 @@ type ConnInfo struct {
 	// server faster than the client takes the result. Set on the goroutine
 	// path only (Offloaded); nil on an event loop.
 	Client io.Writer
+	// link is the connection's Link on its event loop (see Link).
+	link *Link
 }
 
 // Env is what a Session may use while it handles bytes. There is one Env per
