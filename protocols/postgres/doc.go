@@ -62,4 +62,11 @@
 //     fields (SQLSTATEs).
 //   - responder.go: the dispatch of an authenticated session's messages
 //     (simple and extended protocol) and the built-in statements' rows.
+//
+// Proxy mode (an Upstream) adds upstream.go (the server, its roles and
+// pool), proxy.go (the session's server side on a goroutine: TLS clients,
+// upstreams reached over TLS or a Unix socket), loopproxy.go (the same on
+// the client's event loop, for every other client: the server connection
+// is registered on that loop and parked there between clients) and
+// sqlapi.go (REST's POST /api/v1/sql).
 package postgres

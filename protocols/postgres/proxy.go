@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/heliosdb/auth/core"
-	"github.com/heliosdb/auth/internal/connstr"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,7 +27,9 @@ import (
 // before it has been answered, so replies stay in order. Server to client,
 // on the pump goroutine: whole messages, forwarded as they come; the write
 // blocks while the client reads slowly, which stops the pump reading the
-// server (bounded memory). The role is wall 2.
+// server (bounded memory). The role is wall 2. This goroutine proxy serves
+// TLS clients and upstreams that cannot be registered on an event loop;
+// every other session runs the same protocol on its loop (loopproxy.go).
 
 // maxServerMessage bounds one message from the server (a DataRow): the pump
 // forwards whole messages only, so that the gateway's own errors never land
@@ -40,7 +41,7 @@ type proxy struct {
 	up     *Upstream
 	key    upstream.Key
 	sc     *serverConn
-	secret uint32 // the BackendKeyData secret the client was given
+	target *cancelTarget // the BackendKeyData secret the client was given, for CancelRequest
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -61,25 +62,17 @@ type proxy struct {
 // and answer the client with the server's ParameterStatus set.
 func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) {
 	up := s.p.up
-	role, err := upstream.RoleFor(&s.claims)
-	if err != nil {
-		f := tokenError(err)
-		f.Severity = "FATAL"
-		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-		return s.fatal(out, f)
+	key, test, e, ok := s.proxyKey(env)
+	if !ok {
+		return s.fatal(out, e)
 	}
-	db := string(s.database)
-	if db == "default" {
-		db = connstr.Database
-	}
-	key := upstream.Key{Role: role, Database: db}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	sc, err := up.get(ctx, key, s.p.adm.Policy != nil && s.p.adm.Policy.IsTestDatabase([]byte(db)))
+	sc, err := up.get(ctx, key, test)
 	if err != nil {
 		return s.fatal(out, upstreamConnectError(up, err))
 	}
-	px := &proxy{up: up, key: key, sc: sc, secret: rand.Uint32(), status: 'I', done: make(chan struct{})}
+	px := &proxy{up: up, key: key, sc: sc, target: &cancelTarget{secret: rand.Uint32(), sc: sc}, status: 'I', done: make(chan struct{})}
 	px.cond.L = &px.mu
 	if len(s.startupParams) > 0 {
 		if err := px.applyStartup(s.startupParams); err != nil {
@@ -88,13 +81,13 @@ func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) 
 		}
 	}
 	s.px = px
-	s.p.cancels.Store(s.info.ID, px)
+	s.p.cancels.Store(s.info.ID, px.target)
 	s.phase = phaseReady
 	out = AppendAuthentication(out, AuthenticationOk)
 	for k, v := range sc.params {
 		out = AppendParameterStatus(out, k, v)
 	}
-	out = AppendBackendKeyData(out, s.info.ID, px.secret)
+	out = AppendBackendKeyData(out, s.info.ID, px.target.secret)
 	out = AppendReadyForQuery(out)
 	go px.pump(s.info.Client)
 	return out, netio.Continue
@@ -107,20 +100,7 @@ func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) 
 func (px *proxy) applyStartup(params [][2]string) error {
 	// set_config takes the value as text, as the server takes a startup
 	// parameter (SET would read "app,public" as one quoted name).
-	q := []byte("SELECT ")
-	for i, kv := range params {
-		if i > 0 {
-			q = append(q, ", "...)
-		}
-		q = append(q, "set_config("...)
-		q = append(q, quoteLiteral(kv[0])...)
-		q = append(q, ", "...)
-		q = append(q, quoteLiteral(kv[1])...)
-		q = append(q, ", false)"...)
-	}
-	msg, at := begin(nil, 'Q')
-	msg = finish(appendCString(msg, string(q)), at)
-	return px.roundTrip(msg, 10*time.Second)
+	return px.roundTrip(startupQuery(params), 10*time.Second)
 }
 
 // roundTrip sends msg (a Query) while no pump runs and reads up to its
@@ -207,7 +187,7 @@ func (s *Session) forward(env *netio.Env, msg, out []byte) ([]byte, netio.Action
 	px := s.px
 	if err := env.Recheck(&s.claims); err != nil {
 		env.Observer.Authenticated(s.info, &s.claims, err, env.Now)
-		px.revoked = true
+		s.markRevoked()
 		return s.fatal(out, tokenError(err))
 	}
 	typ, body := msg[0], msg[messageHeaderLen:]
@@ -216,6 +196,9 @@ func (s *Session) forward(env *netio.Env, msg, out []byte) ([]byte, netio.Action
 			return out, netio.Continue // after a refusal, discard until Sync
 		}
 		s.skipSync = false
+		if s.lp != nil {
+			return s.lp.gateway(out, nil, true), netio.Continue
+		}
 		st, ok := px.waitIdle()
 		if !ok {
 			return s.fatal(out, upstreamLostError)
@@ -263,6 +246,9 @@ func (s *Session) forward(env *netio.Env, msg, out []byte) ([]byte, netio.Action
 // send writes a client message to the server. sync is true for a message
 // answered by a ReadyForQuery (Query, Sync, FunctionCall).
 func (s *Session) send(out, msg []byte, sync, ext bool) ([]byte, netio.Action) {
+	if s.lp != nil {
+		return s.lp.send(out, msg, sync, ext)
+	}
 	px := s.px
 	px.mu.Lock()
 	if px.dead {
@@ -289,6 +275,9 @@ func (s *Session) send(out, msg []byte, sync, ext bool) ([]byte, netio.Action) {
 // server does. Extended messages already forwarded without a Sync are
 // closed with a Sync of the gateway's own whose ReadyForQuery is dropped.
 func (s *Session) refuseMessage(out []byte, e ErrorFields, query bool) ([]byte, netio.Action) {
+	if s.lp != nil {
+		return s.lp.refuse(out, e, query)
+	}
 	px := s.px
 	px.mu.Lock()
 	if px.unsynced {
@@ -479,7 +468,7 @@ func (s *Session) closeProxy() {
 	if px == nil {
 		return
 	}
-	s.p.cancels.CompareAndDelete(s.info.ID, px)
+	s.p.cancels.CompareAndDelete(s.info.ID, px.target)
 	_ = px.sc.SetReadDeadline(time.Now()) // stop the pump
 	select {
 	case <-px.done:
@@ -527,14 +516,14 @@ func (p *Protocol) cancelFor(pid, secret uint32) {
 	if !ok {
 		return
 	}
-	px := v.(*proxy)
+	t := v.(*cancelTarget)
 	var a, b [4]byte
 	binary.BigEndian.PutUint32(a[:], secret)
-	binary.BigEndian.PutUint32(b[:], px.secret)
+	binary.BigEndian.PutUint32(b[:], t.secret)
 	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
 		return
 	}
-	_ = px.sc.cancel()
+	_ = t.sc.cancel()
 }
 
 // upstreamLostError ends a session whose server connection failed.

@@ -12,10 +12,11 @@ import (
 type phase uint8
 
 const (
-	phaseStartup  phase = iota // SSLRequest, GSSENCRequest, CancelRequest or StartupMessage
-	phasePassword              // AuthenticationCleartextPassword sent; waiting for 'p'
-	phaseReady                 // authenticated: queries
-	phaseClosed                // a FATAL was sent; nothing more is read
+	phaseStartup    phase = iota // SSLRequest, GSSENCRequest, CancelRequest or StartupMessage
+	phasePassword                // AuthenticationCleartextPassword sent; waiting for 'p'
+	phaseConnecting              // proxy mode on the event loop: token admitted, waiting for a server connection
+	phaseReady                   // authenticated: queries
+	phaseClosed                  // a FATAL was sent; nothing more is read
 )
 
 // Session is one PostgreSQL connection's state machine (netio.Session). It
@@ -39,7 +40,8 @@ type Session struct {
 	// (application_name, client_encoding, …), set on the server connection
 	// in proxy mode.
 	startupParams [][2]string
-	px            *proxy // proxy mode: the server side, once authenticated
+	px            *proxy     // proxy mode on a goroutine: the server side, once authenticated
+	lp            *loopProxy // proxy mode on the event loop (loopproxy.go)
 }
 
 var (
@@ -50,7 +52,23 @@ var (
 
 // Closed ends the server side of a proxied session (netio.Closer): its
 // connection goes back to the pool when the client left cleanly.
-func (s *Session) Closed() { s.closeProxy() }
+func (s *Session) Closed() {
+	s.closeProxy()
+	if s.lp != nil {
+		s.lp.clientGone()
+	}
+}
+
+// markRevoked records that the session was ended from outside: its server
+// connection is closed, not pooled.
+func (s *Session) markRevoked() {
+	if s.px != nil {
+		s.px.revoked = true
+	}
+	if s.lp != nil {
+		s.lp.revoked = true
+	}
+}
 
 // Start sends nothing: the PostgreSQL client speaks first.
 func (s *Session) Start(_ *netio.Env, out []byte) []byte { return out }
@@ -72,9 +90,7 @@ func (s *Session) Claims() *core.Claims {
 // key retired, expired (netio.Session.Terminate).
 func (s *Session) Terminate(err error, out []byte) []byte {
 	s.phase = phaseClosed
-	if s.px != nil {
-		s.px.revoked = true
-	}
+	s.markRevoked()
 	return AppendErrorResponse(out, tokenError(err))
 }
 
@@ -97,8 +113,20 @@ func (s *Session) fatal(out []byte, e ErrorFields) ([]byte, netio.Action) {
 	return AppendErrorResponse(out, e), netio.Close
 }
 
-// Handle consumes the complete messages at the front of in.
+// Handle consumes the complete messages at the front of in. In proxy mode
+// on the event loop, what it forwards is written to the server at the end,
+// in one write.
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
+	n, out, act := s.handle(env, in, out)
+	if lp := s.lp; lp != nil && len(lp.wbuf) > 0 {
+		if err := lp.flush(); err != nil && act != netio.Close {
+			out, act = s.fatal(out, upstreamLostError)
+		}
+	}
+	return n, out, act
+}
+
+func (s *Session) handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
 	n := 0
 	s.await = 0
 	for n < len(in) {
@@ -248,8 +276,8 @@ func (s *Session) startupMessage(env *netio.Env, code uint32, body, out []byte) 
 // message handles one typed message: byte type, int32 length (itself
 // included), body.
 func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
-	if len(in) < messageHeaderLen {
-		return 0, out, netio.Continue
+	if len(in) < messageHeaderLen || s.phase == phaseConnecting {
+		return 0, out, netio.Continue // connecting: the client waits for AuthenticationOk
 	}
 	typ := in[0]
 	size := int(binary.BigEndian.Uint32(in[1:]))
@@ -276,15 +304,19 @@ func (s *Session) message(env *netio.Env, in, out []byte) (int, []byte, netio.Ac
 		if s.px != nil {
 			s.px.clean = true
 		}
+		if s.lp != nil {
+			s.lp.clean = true
+		}
 		return size + 1, out, netio.Close
 	}
-	if s.px != nil {
+	if s.px != nil || s.lp != nil && s.phase == phaseReady {
 		o, a := s.forward(env, in[:size+1], out)
 		return size + 1, o, a
 	}
-	if s.phase == phasePassword && s.p.up != nil && !s.info.Offloaded {
+	if s.phase == phasePassword && s.p.up != nil && !s.info.Offloaded && !s.loopMode() {
 		// Proxy mode: taking a server connection blocks, so the session
-		// moves to a goroutine of its own first, with this message unread.
+		// moves to a goroutine of its own first, with this message unread
+		// (unless its proxy runs on the event loop: loopproxy.go).
 		return 0, out, netio.Offload
 	}
 	if s.phase == phasePassword {
@@ -320,6 +352,9 @@ func (s *Session) password(env *netio.Env, typ byte, body, out []byte) ([]byte, 
 			Message: "database \"" + string(s.database) + "\" does not exist"})
 	}
 	if s.p.up != nil {
+		if s.loopMode() {
+			return s.startLoopProxy(env, out)
+		}
 		return s.startProxy(env, out)
 	}
 	s.phase = phaseReady

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -65,6 +66,10 @@ type Upstream struct {
 	provisionMu sync.Mutex
 	// state is what the last attempt to reach the server found.
 	state atomic.Pointer[Health]
+	// plain: every role logs in over TCP without TLS, so a server
+	// connection can be registered on a client's event loop
+	// (loopproxy.go); set with the logins.
+	plain atomic.Bool
 }
 
 // Health is what /healthz says about the upstream: whether the last
@@ -85,9 +90,9 @@ func (u *Upstream) Health() Health {
 	if s := u.state.Load(); s != nil {
 		h = *s
 	}
-	for _, st := range u.pool.Stats() {
+	for k, st := range u.pool.Stats() {
 		h.Open += st[0]
-		h.Idle += st[1]
+		h.Idle += st[1] + netio.Parked(parkKey{u, k})
 	}
 	return h
 }
@@ -128,7 +133,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &Upstream{opts: o, log: o.Logger}
-	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable, Reclaim: u.reclaim}, u.dial, healthy)
 	if o.AdminURL == "" {
 		if err := u.SetRoleURLs(o.RoleURLs); err != nil {
 			return nil, err
@@ -150,8 +155,42 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		c.User, c.Password = r.Name(), pw.For(r)
 		logins[r] = c
 	}
-	u.logins.Store(&logins)
+	u.setLogins(logins)
 	return u, nil
+}
+
+// setLogins replaces how the roles log in.
+func (u *Upstream) setLogins(logins map[upstream.Role]*pgconn.Config) {
+	plain := true
+	for _, c := range logins {
+		plain = plain && plainTCP(c)
+	}
+	u.logins.Store(&logins)
+	u.plain.Store(plain)
+}
+
+// plainTCP reports whether c logs in over TCP without TLS (sslmode=disable,
+// no fallback that would use TLS, not a Unix socket).
+func plainTCP(c *pgconn.Config) bool {
+	if c.TLSConfig != nil || strings.HasPrefix(c.Host, "/") {
+		return false
+	}
+	for _, f := range c.Fallbacks {
+		if f.TLSConfig != nil || strings.HasPrefix(f.Host, "/") {
+			return false
+		}
+	}
+	return true
+}
+
+// reclaim asks the event loops for a server connection of k parked there,
+// for a client waiting in the pool (upstream.PoolOptions.Reclaim).
+func (u *Upstream) reclaim(k upstream.Key) {
+	netio.Reclaim(parkKey{u, k}, func(v any, nc net.Conn) {
+		sc := v.(*serverConn)
+		sc.Conn = nc
+		u.pool.Put(k, sc)
+	})
 }
 
 // SetRoleURLs replaces how the roles log in (role name → URL with its user
@@ -170,7 +209,7 @@ func (u *Upstream) SetRoleURLs(urls map[string]string) error {
 		}
 		logins[r] = c
 	}
-	u.logins.Store(&logins)
+	u.setLogins(logins)
 	return nil
 }
 
