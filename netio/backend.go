@@ -219,9 +219,11 @@ func (b *Backend) SetDeadline(t time.Time) {
 	}
 }
 
-// Park keeps the backend idle on its loop under key, for Link.Take. It has
-// no owner or handler from then on; if the server closes it or sends
-// anything, it is closed. A backend that is not open is closed instead.
+// Park keeps the backend idle on its loop under key (a comparable value:
+// the protocol's pool key), for Link.Take. It has no owner or handler from
+// then on; if the server closes it or sends anything, it is closed. A
+// backend that is not open, or holds bytes not yet delivered or written,
+// is closed instead.
 func (b *Backend) Park(key any) {
 	if b.state != bOpen || len(b.carry) > 0 || len(b.pend) > 0 {
 		b.Close()
