@@ -568,8 +568,7 @@ func (l *loopState) toClient(cs *connState, out []byte, act Action, rerun bool) 
 	}
 	if rerun && c.InboundBuffered() > 0 {
 		if l.s.OnTraffic(c) == gnet.Close {
-			l.untrack(cs)
-			_ = l.el.Close(c)
+			_ = l.el.Close(c) // OnClose ends it (a pause or hand-off left it already)
 		}
 	}
 }
@@ -642,6 +641,9 @@ func (s *server) backendTraffic(c gnet.Conn, b *Backend) gnet.Action {
 		in = b.carry
 	}
 	owner := b.owner
+	// A client that sent more behind its login while the server side was
+	// being set up is handled once the session is ready.
+	rerun := owner != nil && !owner.authed
 	l.env.Now = time.Now()
 	b.busy++
 	n, out, act := b.h.BackendTraffic(&l.env, b, in, l.out[:0])
@@ -657,7 +659,7 @@ func (s *server) backendTraffic(c gnet.Conn, b *Backend) gnet.Action {
 	} else if b.state == bOpen && b.c == c {
 		discard(c, n)
 	}
-	l.toClient(owner, out, act, false)
+	l.toClient(owner, out, act, rerun)
 	if a := b.afterCall(c); a != gnet.None {
 		return a
 	}

@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"runtime"
@@ -175,6 +177,34 @@ func TestProxyLive(t *testing.T) {
 			}
 		}
 		t.Fatal("no client got the parked server connection back")
+	})
+
+	t.Run("pipelined behind the password", func(t *testing.T) {
+		// A client that sends its first query with its password, before
+		// AuthenticationOk: answered once the server side is ready, with
+		// startup parameters to set (a round trip on the loop) or without.
+		for _, params := range [][]string{{"application_name", "piped"}, nil} {
+			c, err := net.Dial("tcp", lp.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			in := startup(append([]string{"user", "default", "database", "main"}, params...)...)
+			in = append(in, frontend('p', cstr(read))...)
+			in = append(in, frontend('Q', cstr("SELECT 'piped-'||current_setting('application_name')"))...)
+			c.Write(in)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var got []byte
+			buf := make([]byte, 4096)
+			want := "piped-" + strings.Join(params[min(1, len(params)):], "")
+			for !bytes.Contains(got, []byte(want)) || !bytes.HasSuffix(got, []byte{'Z', 0, 0, 0, 5, 'I'}) {
+				n, err := c.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					t.Fatalf("params %v: %v after %q", params, err, got)
+				}
+			}
+		}
 	})
 
 	t.Run("concurrent", func(t *testing.T) {
