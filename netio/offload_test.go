@@ -88,8 +88,8 @@ func TestOffloadRevoked(t *testing.T) {
 	b := offloaded(t, f.addr, other)
 	f.revs.RevokeToken(f.id, f.exp)
 	f.gw.Revoke(Revocation{Kind: RevokeToken, Token: f.id})
-	a.ended(t, core.ErrRevoked, 50*time.Millisecond)
-	(&lineClient{a2, ra2}).ended(t, core.ErrRevoked, 50*time.Millisecond)
+	a.ended(t, core.ErrRevoked, revokeBound)
+	(&lineClient{a2, ra2}).ended(t, core.ErrRevoked, revokeBound)
 	b.alive(t)
 	waitOpen(t, f.gw, 1)
 }
