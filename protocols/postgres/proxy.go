@@ -4,19 +4,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
 	"io"
 	"math/rand/v2"
-	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Proxy mode: once the token is admitted, the session is paired with a
@@ -91,94 +86,6 @@ func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) 
 	out = AppendReadyForQuery(out)
 	go px.pump(s.info.Client)
 	return out, netio.Continue
-}
-
-// applyStartup sets the client's startup parameters (application_name,
-// client_encoding, DateStyle, …) on the server connection, as a server would
-// have taken them from the StartupMessage, and keeps the ParameterStatus
-// values they change.
-func (px *proxy) applyStartup(params [][2]string) error {
-	// set_config takes the value as text, as the server takes a startup
-	// parameter (SET would read "app,public" as one quoted name).
-	return px.roundTrip(startupQuery(params), 10*time.Second)
-}
-
-// roundTrip sends msg (a Query) while no pump runs and reads up to its
-// ReadyForQuery, keeping ParameterStatus values; an ErrorResponse is
-// returned as a *pgconn.PgError.
-func (px *proxy) roundTrip(msg []byte, timeout time.Duration) error {
-	sc := px.sc
-	_ = sc.SetDeadline(time.Now().Add(timeout))
-	defer sc.SetDeadline(time.Time{})
-	if _, err := sc.Write(msg); err != nil {
-		return err
-	}
-	var firstErr error
-	hdr := make([]byte, 5)
-	for {
-		if _, err := io.ReadFull(sc, hdr); err != nil {
-			return err
-		}
-		size := int(binary.BigEndian.Uint32(hdr[1:]))
-		if size < 4 || size > maxServerMessage {
-			return errors.New("upstream sent an invalid message length")
-		}
-		body := make([]byte, size-4)
-		if _, err := io.ReadFull(sc, body); err != nil {
-			return err
-		}
-		switch hdr[0] {
-		case 'S':
-			sc.setParam(body)
-		case 'E':
-			if firstErr == nil {
-				firstErr = parseServerError(body)
-			}
-		case 'Z':
-			if len(body) == 1 {
-				px.status = body[0]
-			}
-			return firstErr
-		}
-	}
-}
-
-// setParam records a ParameterStatus body (name NUL value NUL).
-func (sc *serverConn) setParam(body []byte) {
-	k, rest, ok := cstring(body)
-	if !ok {
-		return
-	}
-	v, _, ok := cstring(rest)
-	if ok {
-		sc.params[string(k)] = string(v)
-	}
-}
-
-// parseServerError reads an ErrorResponse body into a *pgconn.PgError.
-func parseServerError(body []byte) *pgconn.PgError {
-	e := &pgconn.PgError{}
-	for len(body) > 1 {
-		f := body[0]
-		v, rest, ok := cstring(body[1:])
-		if !ok {
-			break
-		}
-		switch f {
-		case 'S':
-			e.Severity = string(v)
-		case 'C':
-			e.Code = string(v)
-		case 'M':
-			e.Message = string(v)
-		case 'D':
-			e.Detail = string(v)
-		case 'H':
-			e.Hint = string(v)
-		}
-		body = rest
-	}
-	return e
 }
 
 // forward handles one client message in proxy mode (msg is the whole
@@ -404,61 +311,6 @@ func (px *proxy) pump(client io.Writer) {
 	}
 }
 
-// annotatePermissionError returns a server ErrorResponse (msg: the whole
-// message) for insufficient_privilege (42501) or a write in a read-only
-// transaction (25006) with the guide's scope message added to its text, as
-// the gateway's own refusals word it; nil for any other error, or when no
-// scope would have helped (the owner role).
-func annotatePermissionError(msg []byte, role upstream.Role) []byte {
-	scope, ok := scopeBeyond(role)
-	if !ok {
-		return nil
-	}
-	body := msg[messageHeaderLen:]
-	code := ""
-	for rest := body; len(rest) > 1; {
-		v, r, ok := cstring(rest[1:])
-		if !ok {
-			return nil
-		}
-		if rest[0] == 'C' {
-			code = string(v)
-		}
-		rest = r
-	}
-	if !isPermissionCode(code) {
-		return nil
-	}
-	out, at := begin(make([]byte, 0, len(msg)+64), 'E')
-	for rest := body; len(rest) > 1; {
-		v, r, _ := cstring(rest[1:])
-		out = append(out, rest[0])
-		out = append(out, v...)
-		if rest[0] == 'M' {
-			out = append(out, " ("+core.ForbiddenError(scope).Message+")"...)
-		}
-		out = append(out, 0)
-		rest = r
-	}
-	return finish(append(out, 0), at)
-}
-
-// scopeBeyond is the scope that would have given a role's session more: the
-// one a permission error names (none for the owner role).
-func scopeBeyond(role upstream.Role) (core.Scope, bool) {
-	switch role.Level() {
-	case upstream.Read:
-		return core.ScopeDatabaseWrite, true
-	case upstream.Write:
-		return core.ScopeSchemaWrite, true
-	}
-	return 0, false
-}
-
-// isPermissionCode reports whether a SQLSTATE is a refusal by the role:
-// insufficient_privilege, or a write in a read-only transaction.
-func isPermissionCode(code string) bool { return code == "42501" || code == "25006" }
-
 // closeProxy ends the server side when the client connection ends: the
 // server connection goes back to the pool, reset with DISCARD ALL, when the
 // client left cleanly (Terminate, nothing outstanding, not in a
@@ -524,85 +376,4 @@ func (p *Protocol) cancelFor(pid, secret uint32) {
 		return
 	}
 	_ = t.sc.cancel()
-}
-
-// upstreamLostError ends a session whose server connection failed.
-var upstreamLostError = ErrorFields{Severity: "FATAL", Code: codeAdminShutdown,
-	Message: "terminating connection: the upstream PostgreSQL server closed the connection", Hint: "Reconnect."}
-
-// upstreamConnectError words a failure to get a server connection.
-func upstreamConnectError(up *Upstream, err error) ErrorFields {
-	var pe *pgconn.PgError
-	switch {
-	case errors.Is(err, upstream.ErrExhausted):
-		return ErrorFields{Severity: "FATAL", Code: codeTooManyConnections, Message: "sorry, too many clients already",
-			Detail: "Every upstream connection of this role and database stayed in use; try again, or raise --pg-pool-size."}
-	case errors.As(err, &pe):
-		return upstreamError(pe)
-	}
-	var ne net.Error
-	msg := "the upstream PostgreSQL server is not available"
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		msg = "the upstream PostgreSQL server did not answer in time"
-	}
-	return ErrorFields{Severity: "FATAL", Code: codeCannotConnectNow, Message: msg,
-		Detail: "HeliosDB could not open a connection to " + up.Address() + "; it retries on the next connection.", Hint: "Try again shortly."}
-}
-
-// upstreamError passes a server's error on as FATAL.
-func upstreamError(err error) ErrorFields {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return ErrorFields{Severity: "FATAL", Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint}
-	}
-	return upstreamLostError
-}
-
-// optionSettings reads a StartupMessage's options parameter (PGOPTIONS) as
-// PostgreSQL does for the settings it can carry: "-c name=value",
-// "-cname=value" and "--name=value", separated by spaces, a backslash
-// escaping the next character. Any other server switch is refused: the
-// gateway cannot pass it on.
-func optionSettings(v string) ([][2]string, error) {
-	var words []string
-	var w []byte
-	inWord := false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '\\' && i+1 < len(v):
-			i++
-			w, inWord = append(w, v[i]), true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			if inWord {
-				words, w, inWord = append(words, string(w)), w[:0], false
-			}
-		default:
-			w, inWord = append(w, c), true
-		}
-	}
-	if inWord {
-		words = append(words, string(w))
-	}
-	var set [][2]string
-	for i := 0; i < len(words); i++ {
-		var kv string
-		switch word := words[i]; {
-		case word == "-c" && i+1 < len(words):
-			i++
-			kv = words[i]
-		case len(word) > 2 && word[:2] == "-c":
-			kv = word[2:]
-		case len(word) > 2 && word[:2] == "--":
-			kv = word[2:]
-		default:
-			return nil, errors.New("options " + strconv.Quote(word) + " cannot pass through the HeliosDB gateway: only -c name=value and --name=value settings can")
-		}
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok || name == "" {
-			return nil, errors.New("options: " + strconv.Quote(kv) + " is not name=value")
-		}
-		set = append(set, [2]string{strings.ReplaceAll(name, "-", "_"), value})
-	}
-	return set, nil
 }
