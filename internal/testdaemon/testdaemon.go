@@ -551,3 +551,31 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// CheckUpstreamDown asserts what GET /healthz says of an upstream that
+// cannot be reached (protocol "postgres", "mysql", …, at addr): the
+// status is "degraded", the upstream unreachable at its address with an
+// error, and the body never shows secret (the upstream URL's password).
+func (d *Daemon) CheckUpstreamDown(t testing.TB, protocol, addr, secret string) {
+	t.Helper()
+	status, body := d.Do(t, "GET", "/healthz", "", nil)
+	var h struct {
+		Status    string
+		Upstreams map[string]struct {
+			Address   string
+			Reachable bool
+			Error     string
+		}
+	}
+	up := func() (string, bool, string) {
+		u := h.Upstreams[protocol]
+		return u.Address, u.Reachable, u.Error
+	}
+	err := json.Unmarshal(body, &h)
+	if a, reachable, e := up(); err != nil || status != 200 || h.Status != "degraded" || reachable || a != addr || e == "" {
+		t.Fatalf("/healthz with the %s upstream down: %d %s", protocol, status, body)
+	}
+	if strings.Contains(string(body), secret) {
+		t.Fatalf("/healthz shows the upstream's password: %s", body)
+	}
+}
