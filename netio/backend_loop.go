@@ -217,17 +217,9 @@ func (s *server) backendClose(c gnet.Conn, b *Backend) {
 // socket is duplicated and gnet closes its own descriptor; the unconsumed
 // bytes are kept. It is called from b's traffic callback.
 func (l *loopState) pause(b *Backend, c gnet.Conn) gnet.Action {
-	if c.OutboundBuffered() > 0 {
-		if err := c.Flush(); err != nil || b.state != bOpen || c.OutboundBuffered() > 0 {
-			return gnet.None // try again on the next read
-		}
-	}
-	fd, err := c.Dup()
-	if err != nil {
-		return gnet.None
-	}
-	if rest, _ := c.Peek(-1); len(rest) > 0 {
-		b.carry = append(b.carry, rest...)
+	fd, ok := offPoller(c, func() bool { return b.state == bOpen }, &b.carry)
+	if !ok {
+		return gnet.None // try again on the next read
 	}
 	b.fd, b.state, b.c = fd, bPaused, nil
 	c.SetContext(nil)

@@ -49,17 +49,9 @@ func (cs *connState) shouldPause() bool {
 // pauseClient takes cs off the poller (from its OnTraffic, after the
 // consumed bytes were discarded) and returns what gnet must do with c.
 func (l *loopState) pauseClient(cs *connState, c gnet.Conn) gnet.Action {
-	if c.OutboundBuffered() > 0 {
-		if err := c.Flush(); err != nil || cs.closed || c.OutboundBuffered() > 0 {
-			return gnet.None // try again after its next read
-		}
-	}
-	fd, err := c.Dup()
-	if err != nil {
-		return gnet.None
-	}
-	if rest, _ := c.Peek(-1); len(rest) > 0 {
-		cs.carry = append(cs.carry, rest...)
+	fd, ok := offPoller(c, func() bool { return !cs.closed }, &cs.carry)
+	if !ok {
+		return gnet.None // try again after its next read
 	}
 	cs.paused = &pausedClient{fd: fd, throttle: cs.throttle}
 	cs.throttle = nil
@@ -230,4 +222,25 @@ func (s *server) closePaused() {
 			l.endBackend(b, false)
 		}
 	}
+}
+
+// offPoller prepares taking c off the poller: what gnet still holds for it
+// is flushed, and its socket duplicated (gnet then closes only its own
+// descriptor), the bytes not consumed yet added to *carry. ok is false —
+// try again later — while output is pending, when open says the
+// connection is no longer usable after the flush, or when the dup fails.
+func offPoller(c gnet.Conn, open func() bool, carry *[]byte) (fd int, ok bool) {
+	if c.OutboundBuffered() > 0 {
+		if err := c.Flush(); err != nil || !open() || c.OutboundBuffered() > 0 {
+			return 0, false
+		}
+	}
+	fd, err := c.Dup()
+	if err != nil {
+		return 0, false
+	}
+	if rest, _ := c.Peek(-1); len(rest) > 0 {
+		*carry = append(*carry, rest...)
+	}
+	return fd, true
 }
