@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -458,20 +459,14 @@ func TestMySQLProxySessionReset(t *testing.T) {
 	if _, err := db.Exec("CREATE TABLE session_reset(a INT) ENGINE=InnoDB"); err != nil {
 		t.Fatal(err)
 	}
+	waitIdleMySQL(t, d) // one server connection, back in the pool
 	first := queryString(t, db, "SELECT CONNECTION_ID()")
-	for i := 0; ; i++ {
-		// The gateway returns the server connection when it reads
-		// COM_QUIT, racing the client's next connection: a moment later
-		// the next client gets it.
-		time.Sleep(100 * time.Millisecond)
-		again := queryString(t, db, "SELECT CONNECTION_ID()")
-		if again == first {
-			break
-		}
-		if i == 9 {
-			t.Fatalf("a clean server connection was not reused: %s then %s", first, again)
-		}
-		first = again
+	// The gateway returns the server connection once it has read COM_QUIT
+	// and reset it: wait until the pool holds it idle, then the next
+	// client must get that one.
+	waitIdleMySQL(t, d)
+	if again := queryString(t, db, "SELECT CONNECTION_ID()"); again != first {
+		t.Fatalf("a clean server connection was not reused: %s then %s", first, again)
 	}
 	// A client that leaves in a transaction.
 	ctx := context.Background()
@@ -510,5 +505,25 @@ func TestMySQLProxySessionReset(t *testing.T) {
 	_, err = db.Exec("USE not_registered")
 	if code, _ := myErr(err); code != 1049 {
 		t.Fatalf("USE of an unregistered database: %v", err)
+	}
+}
+
+// waitIdleMySQL waits until /healthz shows an idle MySQL server connection:
+// one a client left cleanly is back in the pool (after its reset).
+func waitIdleMySQL(t *testing.T, d *testdaemon.Daemon) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := d.Do(t, "GET", "/healthz", "", nil)
+		var h struct {
+			Upstreams map[string]struct{ Open, Idle int }
+		}
+		if json.Unmarshal(body, &h) == nil && h.Upstreams["mysql"].Idle >= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no MySQL server connection went back to the pool: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
