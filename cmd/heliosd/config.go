@@ -136,6 +136,9 @@ type Config struct {
 	// names a 0600 file holding it instead. Empty: the built-in responder.
 	MySQLUpstream     string `toml:"mysql_upstream"`
 	MySQLUpstreamFile string `toml:"mysql_upstream_file"`
+	// MySQLUpstreamRolesFile (0600, JSON: role name → URL) logs in as users
+	// provisioned by someone else, instead of an administrator connection.
+	MySQLUpstreamRolesFile string `toml:"mysql_upstream_roles_file"`
 	// MySQLPoolSize and MySQLPoolWait size its pools as PGPoolSize and
 	// PGPoolWait do PostgreSQL's (then 1040).
 	MySQLPoolSize int           `toml:"mysql_pool_size"`
@@ -274,6 +277,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.PGPoolWait, "pg-pool-wait", c.PGPoolWait, "how long a client waits for a PostgreSQL server connection when all are in use")
 	fs.StringVar(&c.MySQLUpstream, "mysql-upstream", c.MySQLUpstream, "MySQL/MariaDB administrator URL to proxy to (mysql://user:pw@host:port/); empty: built-in responder")
 	fs.StringVar(&c.MySQLUpstreamFile, "mysql-upstream-file", c.MySQLUpstreamFile, "file (mode 0600) holding the --mysql-upstream URL")
+	fs.StringVar(&c.MySQLUpstreamRolesFile, "mysql-upstream-roles-file", c.MySQLUpstreamRolesFile, "file (mode 0600, JSON {\"helios_read\": URL, …}) of the six role URLs, instead of --mysql-upstream")
 	fs.IntVar(&c.MySQLPoolSize, "mysql-pool-size", c.MySQLPoolSize, "MySQL server connections per role, database and client flags")
 	fs.DurationVar(&c.MySQLPoolWait, "mysql-pool-wait", c.MySQLPoolWait, "how long a client waits for a MySQL server connection when all are in use")
 	fs.StringVar(&c.RedisUpstream, "redis-upstream", c.RedisUpstream, "Redis URL of a user that may run ACL SETUSER, to proxy to (redis://default:pw@host:port/); empty: built-in responder")

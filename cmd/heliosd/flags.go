@@ -37,7 +37,7 @@ func flagGroups() []flagGroup {
 			"signup-per-email", "signup-per-ip", "storage-reserve", "usage-flush"}},
 		{"Gateway nodes (--role gateway)", []string{"issuer-url", "cluster-key-file", "issuer-ca", "stale-after", "node-state"}},
 		{"Upstream databases (proxy mode)", []string{"pg-upstream", "pg-upstream-file", "pg-upstream-roles-file", "pg-pool-size", "pg-pool-wait", "sql-timeout",
-			"mysql-upstream", "mysql-upstream-file", "mysql-pool-size", "mysql-pool-wait",
+			"mysql-upstream", "mysql-upstream-file", "mysql-upstream-roles-file", "mysql-pool-size", "mysql-pool-wait",
 			"redis-upstream", "redis-upstream-file", "redis-pool-size", "redis-pool-wait",
 			"mongo-upstream", "mongo-upstream-file", "mongo-pool-size", "mongo-pool-wait"}},
 	}

@@ -94,8 +94,14 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 // retrying every 5s in the background while it cannot be reached.
 func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error {
 	url, err := secretSetting("mysql-upstream", cfg.MySQLUpstream, cfg.MySQLUpstreamFile)
-	if err != nil || url == "" {
+	if err != nil {
 		return err
+	}
+	if url == "" && cfg.MySQLUpstreamRolesFile != "" {
+		return u.mysqlFromRoles(cfg, log)
+	}
+	if url == "" {
+		return nil
 	}
 	my, err := mysql.NewUpstream(mysql.UpstreamOptions{AdminURL: url,
 		PasswordsFile: filepath.Join(cfg.DataDir, "upstream-mysql.json"),
@@ -108,6 +114,29 @@ func (u *upstreams) openMySQL(cfg *Config, reg registry, log *slog.Logger) error
 		names, isTest := registered(reg)
 		return my.Provision(ctx, names, isTest)
 	})
+	return nil
+}
+
+// mysqlFromRoles opens the MySQL upstream with the six role URLs of
+// --mysql-upstream-roles-file (users someone else provisioned): nothing is
+// provisioned; heliosd logs in once as the read user to check the file
+// (again every 5s while the server cannot be reached).
+func (u *upstreams) mysqlFromRoles(cfg *Config, log *slog.Logger) error {
+	roles, err := secretSetting("mysql-upstream-roles", "", cfg.MySQLUpstreamRolesFile)
+	if err != nil {
+		return err
+	}
+	var urls map[string]string
+	if err := json.Unmarshal([]byte(roles), &urls); err != nil {
+		return errors.New("--mysql-upstream-roles-file: not a JSON object of role name → URL") // never quote it: it holds passwords
+	}
+	my, err := mysql.NewUpstream(mysql.UpstreamOptions{RoleURLs: urls, PoolSize: cfg.MySQLPoolSize, PoolWait: cfg.MySQLPoolWait, Logger: log})
+	if err != nil {
+		return err
+	}
+	u.MySQL = my
+	log.Info("MySQL upstream with given role logins (nothing provisioned)", "upstream", my.Address())
+	u.provision("MySQL", my.Address(), log, func(ctx context.Context) error { return my.Provision(ctx, nil, nil) })
 	return nil
 }
 

@@ -30,9 +30,10 @@ type UpstreamOptions struct {
 	// PasswordsFile keeps the roles' random passwords (0600; with AdminURL).
 	PasswordsFile string
 	// RoleURLs, instead of AdminURL, log in as users someone else
-	// provisioned (role name → mysql://helios_read:pw@host:port/, one
-	// server for all): gateway nodes receive them from the issuer
-	// (Upstream.RoleURLs). Nothing is provisioned then.
+	// provisioned (role name → mysql://user:pw@host:port/, one server for
+	// all; the user may have any name): gateway nodes receive them from
+	// the issuer (Upstream.RoleURLs), operators give them in
+	// --mysql-upstream-roles-file. Nothing is provisioned then.
 	RoleURLs map[string]string
 	// PoolSize bounds the server connections of one role, database and
 	// client flavour (default 20); PoolWait is how long a client waits for
@@ -51,10 +52,10 @@ type Upstream struct {
 	opts  UpstreamOptions
 	addr  string  // host:port
 	admin *sql.DB // the administrator connection (go-sql-driver); nil in RoleURLs mode
-	// passwords are the roles' passwords, replaced whole by SetRoleURLs.
-	passwords atomic.Pointer[upstream.Passwords]
-	pool      *upstream.Pool[*serverConn]
-	log       *slog.Logger
+	// logins are how the roles log in, replaced whole by SetRoleURLs.
+	logins atomic.Pointer[roleLogins]
+	pool   *upstream.Pool[*serverConn]
+	log    *slog.Logger
 	// provisionMu runs one provisioning at a time.
 	provisionMu sync.Mutex
 	// version is the server version of the last login, which the gateway's
@@ -86,6 +87,12 @@ func (u *Upstream) record(err error) {
 	default:
 		u.status.Record(u.addr, true, "")
 	}
+}
+
+// roleLogins are the user name and password of each role (by role name).
+type roleLogins struct {
+	users     map[string]string // nil: the role names themselves (provisioned by heliosd)
+	passwords upstream.Passwords
 }
 
 // serverConn is one authenticated server connection. The proxy speaks the
@@ -126,7 +133,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	admin.SetMaxOpenConns(2)
 	admin.SetConnMaxIdleTime(time.Minute)
 	u := &Upstream{opts: o, addr: cfg.Addr, admin: admin, log: o.Logger}
-	u.passwords.Store(&pw)
+	u.logins.Store(&roleLogins{passwords: pw})
 	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
 	return u, nil
 }
@@ -178,13 +185,21 @@ func (u *Upstream) Close() {
 }
 
 // password is role r's password.
-func (u *Upstream) password(r upstream.Role) string { return (*u.passwords.Load()).For(r) }
+func (u *Upstream) password(r upstream.Role) string { return u.logins.Load().passwords.For(r) }
+
+// user is the user role r logs in as.
+func (u *Upstream) user(r upstream.Role) string {
+	if name, ok := u.logins.Load().users[r.Name()]; ok {
+		return name
+	}
+	return r.Name()
+}
 
 // SetRoleURLs replaces how the roles log in (role name →
 // mysql://user:password@host:port/, one server for all): a gateway node
 // following the issuer. Connections already open are not touched.
 func (u *Upstream) SetRoleURLs(urls map[string]string) error {
-	pw := upstream.Passwords{}
+	pw, users := upstream.Passwords{}, map[string]string{}
 	addr := ""
 	for _, r := range upstream.Roles {
 		s, ok := urls[r.Name()]
@@ -198,13 +213,13 @@ func (u *Upstream) SetRoleURLs(urls map[string]string) error {
 		if addr != "" && cfg.Addr != addr {
 			return errors.New("MySQL upstream: the role URLs name different servers")
 		}
-		addr, pw[r.Name()] = cfg.Addr, cfg.Passwd
+		addr, pw[r.Name()], users[r.Name()] = cfg.Addr, cfg.Passwd, cfg.User
 	}
 	if u.addr != "" && u.addr != addr {
 		return errors.New("MySQL upstream: the role URLs moved to another server (restart heliosd for that)")
 	}
 	u.addr = addr
-	u.passwords.Store(&pw)
+	u.logins.Store(&roleLogins{users: users, passwords: pw})
 	return nil
 }
 
@@ -216,7 +231,7 @@ func (u *Upstream) RoleURLs() map[string]string {
 	}
 	m := make(map[string]string, len(upstream.Roles))
 	for _, r := range upstream.Roles {
-		ru := url.URL{Scheme: "mysql", User: url.UserPassword(r.Name(), u.password(r)), Host: u.addr, Path: "/"}
+		ru := url.URL{Scheme: "mysql", User: url.UserPassword(u.user(r), u.password(r)), Host: u.addr, Path: "/"}
 		m[r.Name()] = ru.String()
 	}
 	return m
@@ -286,7 +301,7 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	g, status, err := handshake(c, loginRequest{user: k.Role.Name(), password: u.password(k.Role),
+	g, status, err := handshake(c, loginRequest{user: u.user(k.Role), password: u.password(k.Role),
 		database: k.Database, caps: uint32(k.Variant) & formatCaps, charset: byte(k.Variant >> 32)})
 	u.record(err)
 	if err != nil {
@@ -363,10 +378,12 @@ type provisioner struct {
 
 // Provision creates or updates, idempotently, the six users with their
 // passwords, and each database in databases (isTest tells the test ones)
-// with the grants that confine the test users to test databases.
+// with the grants that confine the test users to test databases. In
+// RoleURLs mode it creates nothing: it logs in once as the read user, which
+// checks that login and learns the server's version.
 func (u *Upstream) Provision(ctx context.Context, databases []string, isTest func(string) bool) error {
 	if u.admin == nil {
-		return nil // RoleURLs mode
+		return u.probe(ctx)
 	}
 	p, err := u.provisioner(ctx)
 	if err != nil {
@@ -403,7 +420,7 @@ func (u *Upstream) Provision(ctx context.Context, databases []string, isTest fun
 func (u *Upstream) probe(ctx context.Context) error {
 	sc, err := u.dial(ctx, upstream.Key{Role: upstream.Read, Variant: variant(0, collationUTF8MB4GeneralCI)})
 	if err != nil {
-		return fmt.Errorf("MySQL upstream %s: log in as %s: %w", u.addr, upstream.Read.Name(), err)
+		return fmt.Errorf("MySQL upstream %s: log in as %s: %w", u.addr, u.user(upstream.Read), err)
 	}
 	b, start := beginPacket(nil, 0)
 	_, _ = sc.Write(endPacket(append(b, comQuit), start))
