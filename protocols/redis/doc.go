@@ -111,7 +111,10 @@
 //   - upstream.go: proxy mode's server: Upstream (the ACL users it
 //     provisions, the pool of server connections, /healthz state).
 //   - proxy.go: proxy mode's session side (forwarding, the pump, the
-//     gateway's own replies in their place, MULTI, RESET on return).
+//     gateway's own replies in their place, MULTI, RESET on return), with
+//     proxy_pump.go and proxy_conn.go: on a goroutine (TLS clients).
+//   - loopproxy.go, loopproxy_relay.go, loopproxy_cmds.go: the same on the
+//     client's event loop, with its server connection (plaintext clients).
 //   - scanner.go: where each reply of the server ends, read by read.
 //   - learn.go: the server's command table merged with the classifier's.
 //   - conn.go: the commands the gateway sends the server for itself.
@@ -125,7 +128,9 @@
 // passwords kept in its data directory; a session logs in as the one its
 // token's scopes allow (upstream.RoleFor), so that the server's own ACL is
 // a second wall behind the classifier. After AUTH or HELLO … AUTH the
-// session leaves its event loop, takes a pooled server connection and
+// session takes a server connection — a plaintext client's on its own
+// event loop, parked there by an earlier client or attached from the pool
+// (loopproxy.go); a TLS client's from the pool, on a goroutine — and
 // forwards every command that passes the checks above; see proxy.go for
 // pipelining, Pub/Sub, MULTI, blocking commands, SELECT and the pooling
 // rules. Redis ACLs cannot confine a user to logical databases, so for

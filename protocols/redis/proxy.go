@@ -15,9 +15,12 @@ import (
 )
 
 // Proxy mode: once the token is admitted (AUTH, or HELLO … AUTH), the
-// session moves off its event loop (taking a server connection blocks),
-// takes a pooled server connection logged in as the ACL user its scopes
-// allow (upstream.RoleFor), and from then on:
+// session takes a server connection logged in as the ACL user its scopes
+// allow (upstream.RoleFor). A plaintext client's session keeps it on its
+// event loop (loopproxy.go: the same rules without goroutines). A TLS
+// client's session, or any session when the upstream is reached over TLS,
+// runs on a goroutine (taking a pooled connection blocks), and from then
+// on:
 //
 //   - Client to server, on the session's goroutine: every command is
 //     checked as before (re-check of the token, administrative commands,
@@ -222,6 +225,16 @@ func (px *proxy) wake() {
 // queueing a transaction makes its EXEC fail); false when the server side
 // is gone and the reply must go out with the session's output instead.
 func (s *Session) local(o []byte) bool {
+	if lp := s.lp; lp != nil {
+		if lp.state != lpReady {
+			return false
+		}
+		if lp.inMulti && len(o) > 0 && o[0] == '-' {
+			lp.txDirty = true
+		}
+		lp.reply(o, 0)
+		return true
+	}
 	px := s.px
 	if px.inMulti && len(o) > 0 && o[0] == '-' {
 		px.txDirty = true
@@ -250,11 +263,15 @@ func (s *Session) waitError(env *netio.Env, err error, out []byte) ([]byte, neti
 // forwardRaw queues the command being handled as it came (an inline
 // command re-encoded from its arguments).
 func (s *Session) forwardRaw(args [][]byte, counted bool) {
-	if len(s.raw) > 0 && s.raw[0] == '*' {
-		s.px.queue(s.raw, counted)
+	cmd := s.raw
+	if len(cmd) == 0 || cmd[0] != '*' {
+		cmd = appendCommandBytes(nil, args)
+	}
+	if s.lp != nil {
+		s.lp.queue(cmd, counted)
 		return
 	}
-	s.px.queue(appendCommandBytes(nil, args), counted)
+	s.px.queue(cmd, counted)
 }
 
 // proxied runs a command that passed the checks in proxy mode: forwarded,
@@ -263,6 +280,9 @@ func (s *Session) forwardRaw(args [][]byte, counted bool) {
 // The gateway's replies go through local; what it returns in out is
 // written after the proxy is gone (a lost server, a revocation).
 func (s *Session) proxied(env *netio.Env, cmd command, name []byte, args [][]byte, out []byte) ([]byte, netio.Action) {
+	if s.lp != nil {
+		return s.loopProxied(env, cmd, name, args, out)
+	}
 	px := s.px
 	if px.isDead() {
 		return appendUpstreamLost(out)
@@ -377,24 +397,27 @@ func notInMultiError(name []byte) []byte {
 
 // authProxy runs AUTH and HELLO in proxy mode.
 func (s *Session) authProxy(env *netio.Env, id cmdID, args [][]byte, out []byte) ([]byte, netio.Action) {
-	if s.px == nil && !s.info.Offloaded && (id == cmdAuth || helloHasAuth(args)) {
-		return out, netio.Offload // taking a server connection blocks
+	if !s.proxying() && !s.info.Offloaded && !s.loopMode() && (id == cmdAuth || helloHasAuth(args)) {
+		return out, netio.Offload // taking a server connection blocks (unless on the loop: loopproxy.go)
 	}
-	if s.px != nil && s.px.isDead() {
+	if s.px != nil && s.px.isDead() || s.lp != nil && s.lp.state != lpReady {
 		return appendUpstreamLost(out)
 	}
-	if s.px != nil && s.px.inMulti {
+	if s.px != nil && s.px.inMulti || s.lp != nil && s.lp.inMulti {
 		s.local(notInMultiError(s.lowerName(args[0])))
 		return out, netio.Continue
 	}
 	if id == cmdAuth {
 		reply := s.auth(env, args, nil)
-		if s.px != nil {
+		if s.proxying() {
 			s.local(reply)
 			return out, netio.Continue
 		}
 		if !s.authed {
 			return append(out, reply...), netio.Continue
+		}
+		if s.loopMode() {
+			return s.startLoopProxy(env, out, reply, nil)
 		}
 		out, act := s.startProxy(env, out)
 		if s.px == nil {
@@ -416,12 +439,19 @@ func (s *Session) authProxy(env *netio.Env, id cmdID, args [][]byte, out []byte)
 		refusal = AppendError(nil, "ERR Client names cannot contain spaces, newlines or special characters.")
 	}
 	if refusal != nil {
-		if s.px == nil || !s.local(refusal) {
+		if !s.proxying() || !s.local(refusal) {
 			return append(out, refusal...), netio.Continue
 		}
 		return out, netio.Continue
 	}
+	if s.lp != nil {
+		s.lp.sendHello(cloneHello(h))
+		return out, netio.Continue
+	}
 	if s.px == nil {
+		if s.loopMode() {
+			return s.startLoopProxy(env, out, nil, cloneHello(h))
+		}
 		var act netio.Action
 		if out, act = s.startProxy(env, out); s.px == nil {
 			return out, act

@@ -54,12 +54,12 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	case cmdHello:
 		return s.hello(env, args, out), netio.Continue
 	case cmdQuit:
-		if s.px != nil {
+		if s.proxying() {
 			return s.proxied(env, cmd, name, args, out)
 		}
 		return AppendOK(out), netio.Close
 	case cmdReset:
-		if s.px != nil {
+		if s.proxying() {
 			return s.proxied(env, cmd, name, args, out)
 		}
 		s.authed, s.proto, s.name, s.db = false, RESP2, nil, 0
@@ -68,7 +68,7 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 	if !s.authed {
 		return AppendError(out, msgNoAuth), netio.Continue
 	}
-	bypass := bypassClassifier && s.px != nil                   // a test build: the ACL users alone
+	bypass := bypassClassifier && s.proxying()                  // a test build: the ACL users alone
 	if cmd.admin != nil && cmd.admin.refuses(args) && !bypass { // for every token: adminCommands
 		env.Observer.Authenticated(s.info, &s.claims, errAdmin, env.Now) // counted as forbidden
 		return appendAdmin(out, name, args), netio.Continue
@@ -91,7 +91,7 @@ func (s *Session) dispatch(env *netio.Env, args [][]byte, out []byte) ([]byte, n
 			}
 		}
 	}
-	if s.px != nil {
+	if s.proxying() {
 		return s.proxied(env, cmd, name, args, out)
 	}
 	switch cmd.id {

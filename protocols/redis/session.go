@@ -44,6 +44,7 @@ type Session struct {
 	// command being handled, as it came; scratch collects the gateway's
 	// own replies before they are put in their place.
 	px      *proxy
+	lp      *loopProxy // proxy mode on the event loop (loopproxy.go)
 	raw     []byte
 	scratch []byte
 	// upFailures counts the authentications that found no server
@@ -86,13 +87,17 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 	consumed := 0
 	s.await = 0
 	for consumed < len(in) {
+		if lp := s.lp; lp != nil && lp.blocked() {
+			lp.stalled = true // handled once the server has answered
+			break
+		}
 		max := env.MaxPreAuthMessage
 		if s.authed {
 			max = env.MaxMessage
 		}
 		args, n, need, err := ReadCommand(in[consumed:], s.args, max)
 		if err != nil {
-			s.flushProxy()
+			out, _ = s.flushProxy(out, netio.Close)
 			return len(in), appendProtocolError(out, err, max, s.authed), netio.Close
 		}
 		if n == 0 {
@@ -105,15 +110,19 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		}
 		s.raw = in[consumed : consumed+n]
 		var act netio.Action
-		if px := s.px; px != nil {
+		if s.proxying() {
 			var o []byte
 			o, act = s.dispatch(env, args, s.scratch[:0])
-			if len(o) > 0 && (s.px == nil || !s.local(o)) {
+			if len(o) > 0 && (!s.proxying() || !s.local(o)) {
 				out = append(out, o...) // the server side is gone: the session's last words
 			}
 			s.scratch = o[:0]
 		} else {
 			out, act = s.dispatch(env, args, out)
+		}
+		if lp := s.lp; lp != nil && len(lp.now) > 0 {
+			out = append(out, lp.now...) // the gateway's replies in their turn
+			lp.now = lp.now[:0]
 		}
 		clear(args) // do not keep views of the transport's buffer
 		s.args = args[:0]
@@ -123,25 +132,39 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		}
 		consumed += n
 		if act != netio.Continue {
-			s.flushProxy()
+			out, act = s.flushProxy(out, act)
 			return consumed, out, act
 		}
 	}
-	s.flushProxy()
-	return consumed, out, netio.Continue
+	out, act := s.flushProxy(out, netio.Continue)
+	return consumed, out, act
 }
 
 // flushProxy writes the commands forwarded by this Handle call to the
-// server.
-func (s *Session) flushProxy() {
+// server; on the event loop, a write that failed answers the replies owed
+// (loopProxy.flush) and may close.
+func (s *Session) flushProxy(out []byte, act netio.Action) ([]byte, netio.Action) {
 	if s.px != nil {
 		s.px.flush()
 	}
+	if lp := s.lp; lp != nil {
+		var a netio.Action
+		if out, a = lp.flush(out); a != netio.Continue {
+			act = a
+		}
+	}
+	return out, act
 }
 
 // Closed ends the server side of a proxied session (netio.Closer): its
-// server connection goes back to the pool when the session ended cleanly.
-func (s *Session) Closed() { s.closeProxy() }
+// server connection goes back to the pool, or is parked on the event loop,
+// when the session ended cleanly.
+func (s *Session) Closed() {
+	s.closeProxy()
+	if s.lp != nil {
+		s.lp.clientGone()
+	}
+}
 
 // verify checks a user name (nil for AUTH <token>), then admits the token
 // (netio.Env.Admit: the token, its IP allowlist against the client's
@@ -180,6 +203,9 @@ func (s *Session) Terminate(err error, out []byte) []byte {
 	if s.px != nil {
 		s.px.revoked = true
 		_ = s.px.sc.SetReadDeadline(time.Now()) // no more replies: the session ends here
+	}
+	if s.lp != nil {
+		s.lp.revoked = true // its server connection is closed, not parked
 	}
 	return appendSessionEnded(out, err)
 }

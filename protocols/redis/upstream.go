@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
 )
 
@@ -95,8 +96,12 @@ type Upstream struct {
 	passwords upstream.Passwords
 	// logins is how each user logs in, replaced whole by SetRoleURLs.
 	logins atomic.Pointer[map[upstream.Role]endpoint]
-	pool   *upstream.Pool[*serverConn]
-	log    *slog.Logger
+	// plain: every user logs in without TLS, so that a plaintext
+	// client's session and its server connection can share its event
+	// loop (loopproxy.go).
+	plain atomic.Bool
+	pool  *upstream.Pool[*serverConn]
+	log   *slog.Logger
 	// provisionMu runs one provisioning at a time.
 	provisionMu sync.Mutex
 	status      upstream.Status
@@ -122,7 +127,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &Upstream{opts: o, log: o.Logger}
-	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable, Reclaim: u.reclaim}, u.dial, healthy)
 	if o.AdminURL == "" {
 		if err := u.SetRoleURLs(o.RoleURLs); err != nil {
 			return nil, err
@@ -144,7 +149,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		l.user, l.password = r.Name(), pw.For(r)
 		logins[r] = l
 	}
-	u.logins.Store(&logins)
+	u.setLogins(logins)
 	return u, nil
 }
 
@@ -164,8 +169,29 @@ func (u *Upstream) SetRoleURLs(urls map[string]string) error {
 		}
 		logins[r] = e
 	}
-	u.logins.Store(&logins)
+	u.setLogins(logins)
 	return nil
+}
+
+// setLogins replaces how the users log in, and whether all of them do so
+// without TLS.
+func (u *Upstream) setLogins(logins map[upstream.Role]endpoint) {
+	plain := true
+	for _, e := range logins {
+		plain = plain && !e.tls
+	}
+	u.logins.Store(&logins)
+	u.plain.Store(plain)
+}
+
+// reclaim asks the event loops for a server connection of k parked there,
+// for a client waiting in the pool (upstream.PoolOptions.Reclaim).
+func (u *Upstream) reclaim(k upstream.Key) {
+	netio.Reclaim(parkKey{u, k}, func(v any, nc net.Conn) {
+		sc := v.(*serverConn)
+		sc.Conn = nc
+		u.pool.Put(k, sc)
+	})
 }
 
 // RoleURLs returns how each user logs in, as URLs a gateway node can use:

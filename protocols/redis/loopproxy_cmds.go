@@ -1,0 +1,100 @@
+// Proxy mode on the event loop, client to server: the commands that passed
+// the checks, forwarded or answered by the gateway as on the goroutine
+// path (proxied), without waiting: where that path waits for the server,
+// the loop stops reading the client's commands until the reply is there
+// (loopProxy.waitFor).
+
+package redis
+
+import (
+	"bytes"
+
+	"github.com/heliosdb/auth/netio"
+)
+
+// loopProxied is proxied for a session whose proxy runs on its event loop.
+func (s *Session) loopProxied(env *netio.Env, cmd command, name []byte, args [][]byte, out []byte) ([]byte, netio.Action) {
+	lp := s.lp
+	if lp.state != lpReady {
+		return appendUpstreamLost(out)
+	}
+	if cmd.state {
+		lp.dirty = true
+	}
+	if lp.inMulti && notInMulti(cmd) {
+		s.local(notInMultiError(name))
+		return out, netio.Continue
+	}
+	switch cmd.id {
+	case cmdQuit:
+		lp.reply(okReply, 0)
+		lp.quit = true
+		if lp.settled() {
+			return out, netio.Close
+		}
+		return out, netio.Continue // relay closes once the replies before are out
+	case cmdReset:
+		lp.reply([]byte("+RESET\r\n"), 2)
+		l := lp.sc.login
+		lp.queue(appendCommand(nil, "RESET"), true)
+		lp.queue(appendCommand(nil, "AUTH", l.user, l.password), true)
+		lp.dirty = true
+		s.authed, s.proto, s.name, s.db = false, RESP2, nil, 0
+		lp.inMulti, lp.txDirty = false, false
+		lp.waitFor(waitReset) // until then, replies are read as before RESET
+		return out, netio.Continue
+	case cmdWhoami:
+		s.local(s.whoami(nil))
+		return out, netio.Continue
+	case cmdACL:
+		if len(args) == 2 && bytes.EqualFold(args[1], []byte("whoami")) {
+			s.local(AppendBulkString(nil, "default"))
+			return out, netio.Continue
+		}
+	case cmdSelect:
+		db, refusal := s.checkSelect(env, args)
+		if refusal != nil {
+			s.local(refusal)
+			return out, netio.Continue
+		}
+		s.forwardRaw(args, true)
+		lp.waitDB = db
+		lp.waitFor(waitSelect)
+		return out, netio.Continue
+	case cmdClient:
+		if len(args) >= 3 && bytes.EqualFold(args[1], []byte("reply")) && !bytes.EqualFold(args[2], []byte("on")) {
+			s.local([]byte("-ERR CLIENT REPLY OFF and SKIP are not supported through the HeliosDB gateway, which pairs every command with its reply\r\n"))
+			return out, netio.Continue
+		}
+	}
+	switch {
+	case cmd.pubsub:
+		lp.pubsub = true
+		s.forwardRaw(args, false)
+	case lp.txDirty && string(name) == "exec":
+		// A command was refused while queued: the transaction fails as
+		// Redis fails it, and the server's is discarded.
+		lp.reply([]byte("-EXECABORT Transaction discarded because of previous errors.\r\n"), 1)
+		lp.queue(appendCommand(nil, "DISCARD"), true)
+		lp.inMulti, lp.txDirty = false, false
+	default:
+		s.forwardRaw(args, true)
+		switch string(name) {
+		case "multi":
+			lp.inMulti = true
+		case "exec", "discard":
+			lp.inMulti, lp.txDirty = false, false
+		}
+	}
+	return out, netio.Continue
+}
+
+// cloneHello copies what HELLO's arguments keep past the command (they
+// are views of the transport's buffer).
+func cloneHello(h helloArgs) *helloArgs {
+	c := &helloArgs{proto: h.proto}
+	if h.setname != nil {
+		c.setname = bytes.Clone(h.setname)
+	}
+	return c
+}

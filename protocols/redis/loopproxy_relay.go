@@ -1,0 +1,287 @@
+// Proxy mode on the event loop, server to client: the server's bytes
+// passed on as they come and counted reply by reply, the gateway's own
+// replies put in their place between them, and the client's commands
+// written to the server.
+
+package redis
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/heliosdb/auth/netio"
+)
+
+// queue adds a command for the server (counted: it expects one reply). A
+// large batch is written at once; the rest when Handle returns (flush).
+func (lp *loopProxy) queue(cmd []byte, counted bool) {
+	lp.wbuf = append(lp.wbuf, cmd...)
+	if counted {
+		lp.sent++
+	}
+	if len(lp.wbuf) >= 64<<10 {
+		lp.write()
+	}
+}
+
+// write writes the queued commands to the server; a failure is reported by
+// flush.
+func (lp *loopProxy) write() {
+	if len(lp.wbuf) == 0 || lp.state != lpReady {
+		return
+	}
+	if err := lp.b.Write(lp.wbuf); err != nil {
+		lp.writeFailed = true
+	}
+	if cap(lp.wbuf) > 256<<10 {
+		lp.wbuf = nil
+	} else {
+		lp.wbuf = lp.wbuf[:0]
+	}
+}
+
+// flush writes the queued commands to the server. When a write failed (the
+// connection has ended), the replies owed get msgUpstreamLost (lose).
+func (lp *loopProxy) flush(out []byte) ([]byte, netio.Action) {
+	lp.write()
+	if !lp.writeFailed {
+		return out, netio.Continue
+	}
+	lp.writeFailed = false
+	lp.wbuf = lp.wbuf[:0]
+	if lp.state != lpReady {
+		return out, netio.Continue
+	}
+	return lp.lose(out)
+}
+
+// reply puts a reply of the gateway's own in its place: in lp.now when
+// every command sent has been answered and the server is between two
+// values, else queued behind the replies still owed. swallow replies to
+// commands the session sends next for itself are dropped.
+func (lp *loopProxy) reply(data []byte, swallow int) {
+	at := lp.sent
+	if lp.answered == at && lp.scan.between() && !lp.holding && len(lp.inj) == 0 {
+		lp.now = append(lp.now, data...)
+		if swallow > 0 {
+			lp.inj = append(lp.inj, injection{at: at, emitted: true, swallow: swallow})
+		}
+		return
+	}
+	lp.inj = append(lp.inj, injection{at: at, data: bytes.Clone(data), swallow: swallow})
+}
+
+// waitFor stops the session's commands until the command just queued has
+// been answered; then kind's effect applies (finishWait).
+func (lp *loopProxy) waitFor(kind waitKind) {
+	lp.wait, lp.waitAt = kind, lp.sent
+}
+
+// blocked reports whether the session must not handle the client's next
+// command yet.
+func (lp *loopProxy) blocked() bool {
+	return lp.state == lpConnecting || lp.wait != waitNone || lp.quit
+}
+
+// sendHello sends HELLO [proto [SETNAME name]] (the token, if any, was the
+// gateway's) and waits for its reply.
+func (lp *loopProxy) sendHello(h *helloArgs) {
+	lp.dirty = true
+	cmd := []string{"HELLO"}
+	if h.proto != 0 {
+		cmd = append(cmd, strconv.Itoa(h.proto))
+		if h.setname != nil {
+			cmd = append(cmd, "SETNAME", string(h.setname))
+		}
+	}
+	lp.queue(appendCommand(nil, cmd...), true)
+	lp.hello = h
+	lp.waitFor(waitHello)
+}
+
+// finishWait applies what the session waited for, now that the reply has
+// come (or the connection was lost), and has the client's unread commands
+// handled.
+func (lp *loopProxy) finishWait() {
+	s, ok := lp.s, lp.state == lpReady
+	switch lp.wait {
+	case waitSelect:
+		if ok && lp.lastType == '+' {
+			s.db = lp.waitDB
+		}
+	case waitHello:
+		h := lp.hello
+		lp.hello = nil
+		if ok && lp.lastType != '-' && lp.lastType != '!' && h.proto != 0 {
+			s.proto = h.proto
+			lp.resp3 = h.proto == RESP3
+			if h.setname != nil {
+				s.name = append(s.name[:0], h.setname...)
+			}
+		}
+	case waitReset:
+		lp.resp3, lp.pubsub = false, false
+	}
+	lp.wait = waitNone
+	if lp.stalled {
+		lp.stalled = false
+		_ = lp.link.Do(func(_ *netio.Env, out []byte) ([]byte, netio.Action) { return out, netio.Continue })
+	}
+}
+
+// relay passes a read of the server's on to the client, counting replies;
+// a QUIT closes the client once every reply is out.
+func (lp *loopProxy) relay(in, out []byte) ([]byte, netio.Action) {
+	var err error
+	if !lp.holding && len(lp.inj) == 0 {
+		out, err = lp.fast(in, out)
+	} else {
+		out, err = lp.slow(in, out)
+	}
+	if err != nil {
+		lp.b.Close()
+		return lp.lose(out)
+	}
+	if lp.wait != waitNone && lp.answered >= lp.waitAt {
+		lp.finishWait()
+	}
+	if lp.quit && lp.settled() {
+		return out, netio.Close
+	}
+	return out, netio.Continue
+}
+
+// fast passes a read on whole when no reply of the gateway's own waits.
+func (lp *loopProxy) fast(in, out []byte) ([]byte, error) {
+	resp2PubSub := lp.pubsub && !lp.resp3
+	for i := 0; i < len(in); {
+		k, done, err := lp.scan.feed(in[i:])
+		if err != nil {
+			return append(out, in[:i]...), err
+		}
+		i += k
+		if done {
+			if !lp.scan.pushed(resp2PubSub) {
+				lp.answered++
+				lp.lastType = lp.scan.top
+			}
+			lp.scan.next()
+		}
+	}
+	return append(out, in...), nil
+}
+
+// slow passes a read on value by value, writing the gateway's replies
+// between values where they are due and dropping the replies it was told
+// to swallow.
+func (lp *loopProxy) slow(p, w []byte) ([]byte, error) {
+	resp2PubSub := lp.pubsub && !lp.resp3
+	for i := 0; ; {
+		if lp.scan.between() {
+			w = lp.emit(w)
+		}
+		if i >= len(p) {
+			return w, nil
+		}
+		if lp.scan.between() {
+			e := lp.inj
+			lp.holding = len(e) > 0 && e[0].emitted && e[0].swallow > 0 && e[0].at <= lp.answered
+		}
+		k, done, err := lp.scan.feed(p[i:])
+		if err != nil {
+			return w, err
+		}
+		seg := p[i : i+k]
+		i += k
+		if lp.holding {
+			lp.hold = append(lp.hold, seg...)
+		} else {
+			w = append(w, seg...)
+		}
+		if !done {
+			continue
+		}
+		counted := !lp.scan.pushed(resp2PubSub)
+		if counted {
+			lp.answered++
+			lp.lastType = lp.scan.top
+		}
+		if lp.holding {
+			if counted {
+				e := &lp.inj[0]
+				if e.swallow--; e.swallow == 0 {
+					lp.inj = lp.inj[1:]
+				}
+			} else {
+				w = append(w, lp.hold...)
+			}
+			if cap(lp.hold) > 64<<10 {
+				lp.hold = nil
+			}
+			lp.hold, lp.holding = lp.hold[:0], false
+		}
+		lp.scan.next()
+	}
+}
+
+// emit appends the gateway's replies that are due (their at replies
+// passed on) to w.
+func (lp *loopProxy) emit(w []byte) []byte {
+	for len(lp.inj) > 0 {
+		e := &lp.inj[0]
+		if e.at > lp.answered {
+			break
+		}
+		if !e.emitted {
+			w = append(w, e.data...)
+			e.emitted, e.data = true, nil
+		}
+		if e.swallow > 0 {
+			break
+		}
+		lp.inj = lp.inj[1:]
+	}
+	if len(lp.inj) == 0 {
+		lp.inj = nil
+	}
+	return w
+}
+
+// lose ends the server side under the session (the server closed the
+// connection, a write failed, its bytes made no sense): each reply the
+// client waits for gets msgUpstreamLost in its place (a subscriber gets
+// one), so that no client waits forever, and its next command gets it too
+// and closes. Mid-value, where nothing the client could parse can be
+// added, the client is closed at once.
+func (lp *loopProxy) lose(out []byte) ([]byte, netio.Action) {
+	lp.state = lpLost
+	lp.wbuf = lp.wbuf[:0]
+	if !lp.scan.between() || lp.holding {
+		return out, netio.Close
+	}
+	outstanding := lp.answered < lp.sent
+	for {
+		out = lp.emit(out)
+		if lp.answered >= lp.sent {
+			break
+		}
+		lp.answered++
+		if e := lp.inj; len(e) > 0 && e[0].emitted && e[0].swallow > 0 {
+			if e[0].swallow--; e[0].swallow == 0 {
+				lp.inj = lp.inj[1:]
+			}
+			continue
+		}
+		out = AppendError(out, msgUpstreamLost)
+	}
+	if !outstanding && lp.pubsub {
+		out = AppendError(out, msgUpstreamLost)
+	}
+	if lp.wait != waitNone {
+		lp.finishWait()
+	}
+	if lp.quit {
+		return out, netio.Close
+	}
+	return out, netio.Continue
+}
