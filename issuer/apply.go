@@ -35,18 +35,25 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		s.commit(group)
+		s.commitAt(group, 0)
 	}
 }
 
-// commit applies group to one indexed batch (so a command sees the writes of
+// commitAt applies group to one indexed batch (so a command sees the writes of
 // the commands before it in the group) and syncs it. The in-memory views are
-// updated only once the batch is durable.
-func (s *Store) commit(group []*request) {
+// updated only once the batch is durable. index is the raft index of the
+// group's last command on a replica (ApplyReplicated), 0 otherwise.
+func (s *Store) commitAt(group []*request, index uint64) {
 	metricGroupSize.Update(float64(len(group)))
 	metricCommands.Add(len(group))
 	start := s.seq
-	effects, err := s.writeGroup(group)
+	effects, err := s.writeGroup(group, index)
+	if err != nil && index > 0 {
+		// Every replica applies the same commands: one that cannot write
+		// them must stop rather than diverge (it recovers from the raft
+		// log after a restart).
+		s.fail(err.Error())
+	}
 	if err != nil {
 		s.seq = start
 		effects = nil
@@ -62,6 +69,9 @@ func (s *Store) commit(group []*request) {
 	}
 	if s.seq != start {
 		s.lastSeq.Store(s.seq)
+	}
+	if err == nil && index > 0 {
+		s.rep.applied.Store(index)
 	}
 	s.viewMu.Unlock()
 	if s.seq != start {
@@ -81,13 +91,22 @@ func (s *Store) commit(group []*request) {
 // with it. Once the store has failed it refuses everything; a fatal Pebble
 // error raised beneath it (pebbleLogger.Fatalf) is recovered here and fails
 // the store closed.
-func (s *Store) writeGroup(group []*request) (effects []func(), err error) {
+func (s *Store) writeGroup(group []*request, index uint64) (effects []func(), err error) {
 	if f := s.failure(); f != nil {
 		return nil, f
 	}
 	started := time.Now()
-	free, measured := s.measureSpace()
-	if s.readOnly {
+	var free uint64
+	var measured bool
+	if index == 0 {
+		free, measured = s.measureSpace()
+	}
+	if s.readOnly && index > 0 {
+		// A replica must apply what committed; it cannot refuse it.
+		if err := s.reopenWritable(); err != nil {
+			return nil, err
+		}
+	} else if s.readOnly {
 		if !measured || free < s.reserve {
 			for _, r := range group {
 				metricStorageRefused.Inc()
@@ -125,12 +144,20 @@ func (s *Store) writeGroup(group []*request) (effects []func(), err error) {
 		}
 		r.res, r.err = s.apply(b, cmd, &effects)
 	}
-	if s.seq == start {
+	sync := pebble.Sync
+	if index > 0 {
+		// The raft log is synced; the applied index below says where a
+		// restarted replica resumes.
+		sync = pebble.NoSync
+		if err = b.Set(keyApplied, u64(nil, index), nil); err != nil {
+			return nil, err
+		}
+	} else if s.seq == start {
 		return effects, nil
 	}
 	err = b.Set(keySeq, u64(nil, s.seq), nil)
 	if err == nil {
-		err = b.Commit(pebble.Sync)
+		err = b.Commit(sync)
 	}
 	metricCommits.Inc()
 	metricCommitTime.UpdateDuration(started)

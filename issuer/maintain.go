@@ -21,13 +21,15 @@ func (s *Store) maintain(stop <-chan struct{}, finished chan<- struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			s.revokeDue(now)
+			if s.leads() {
+				s.revokeDue(now)
+			}
 			if now.Sub(lastPrune) > time.Minute {
 				s.revs.Prune(now.Unix())
 				s.pol.prune(now.Unix())
 				lastPrune = now
 			}
-			if now.Sub(lastCompact) > compactEvery {
+			if now.Sub(lastCompact) > compactEvery && s.leads() {
 				if _, err := s.Compact(now); err != nil && !errors.Is(err, ErrClosed) {
 					s.log.Warn("compacting the revocation log", "err", err)
 				}

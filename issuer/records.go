@@ -108,6 +108,7 @@ var (
 	keySeq         = []byte("m/seq")
 	keyCompacted   = []byte("m/compacted")
 	keyDBInit      = []byte("m/dbinit")
+	keyApplied     = []byte("m/raftapplied")
 	prefixDatabase = []byte("d/")
 	prefixEmail    = []byte("a/e/")
 	prefixAccount  = []byte("a/i/")

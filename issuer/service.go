@@ -281,6 +281,13 @@ func (s *Service) LoginNamed(email, password string, from netip.Addr, name strin
 		s.ipLim.refund(ipKey)
 		return "", nil, rateLimited(wait, "too many failed logins for this account")
 	}
+	// On a replica, the account (a password just changed, an account
+	// just created elsewhere) is read as fresh as on the leader.
+	if err := s.store.ReadFence(); err != nil {
+		s.ipLim.refund(ipKey)
+		s.emailLim.refund(emailKey)
+		return "", nil, err
+	}
 	acc, err := s.accountByEmail(email)
 	if err != nil && !errors.Is(err, pebble.ErrNotFound) {
 		return "", nil, err

@@ -32,6 +32,11 @@ type StoreOptions struct {
 	// reserve (a full disk then surfaces as a Pebble write error, which
 	// fails the write path closed; see pebbleLogger.Fatalf).
 	Reserve int64
+	// Replicated opens the store as one replica of a raft cluster: Submit
+	// goes through the Replicator given to SetReplicator, commands are
+	// applied as they commit (ApplyReplicated), and the default database is
+	// left to the leader (EnsureDefaultDatabase).
+	Replicated bool
 
 	// fs replaces the operating system's file system (tests inject errors).
 	fs vfs.FS

@@ -94,6 +94,9 @@ type Store struct {
 	failed   atomic.Pointer[StorageError]
 	failedCh chan struct{}
 	failOnce sync.Once
+
+	// rep is the raft replica's state (StoreOptions.Replicated).
+	rep replicaState
 }
 
 // pendingRevoke is a refreshed token waiting for its grace period to end.
@@ -127,6 +130,7 @@ func OpenWith(dir string, o StoreOptions) (*Store, error) {
 		changed: make(chan struct{}), done: make(chan struct{}), pending: map[[12]byte]pendingRevoke{},
 		stopMaint: make(chan struct{}), maintDone: make(chan struct{}),
 		dir: dir, reserve: uint64(max(o.Reserve, 0)), failedCh: make(chan struct{})}
+	s.rep.on = o.Replicated
 	s.pfs = privateFS{o.fs}
 	lock, err := pebble.LockDirectory(dir, s.pfs)
 	if err != nil {
@@ -155,7 +159,11 @@ func OpenWith(dir string, o StoreOptions) (*Store, error) {
 	go s.writer()
 	go s.maintain(s.stopMaint, s.maintDone)
 	// The default database is created once per data directory; checking
-	// first keeps a restart on a full disk from failing here.
+	// first keeps a restart on a full disk from failing here. A replica
+	// leaves it to the cluster's leader (EnsureDefaultDatabase).
+	if s.rep.on {
+		return s, nil
+	}
 	if found, err := s.has(keyDBInit); err != nil || !found {
 		if _, err := s.Submit(&Command{Op: OpCreateDatabase, At: time.Now().Unix(), Database: DefaultDatabase, Init: true}); err != nil {
 			s.Close()
@@ -273,6 +281,12 @@ func (s *Store) load() error {
 		return err
 	}
 	s.lastSeq.Store(s.seq)
+	if v, closer, err := s.db.Get(keyApplied); err == nil {
+		s.rep.applied.Store(binary.BigEndian.Uint64(v))
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
 	if v, closer, err := s.db.Get(keyCompacted); err == nil {
 		s.compacted.Store(binary.BigEndian.Uint64(v))
 		closer.Close()
@@ -416,6 +430,9 @@ func (s *Store) Submit(cmd *Command) (Result, error) {
 	b, err := cmd.Encode()
 	if err != nil {
 		return Result{}, err
+	}
+	if s.rep.on {
+		return s.propose(cmd, b)
 	}
 	r := &request{cmd: b, done: make(chan struct{})}
 	s.closeMu.RLock()

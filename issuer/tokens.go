@@ -240,6 +240,9 @@ func (s *Service) ListTokens(c *core.Claims) ([]TokenInfo, error) {
 	if e := requireFullAccess(c, "listing tokens"); e != nil {
 		return nil, e
 	}
+	if err := s.store.ReadFence(); err != nil {
+		return nil, err
+	}
 	now := s.opts.Now()
 	nb := s.store.revs.NotBefore(c.Account)
 	var recs []TokenRecord

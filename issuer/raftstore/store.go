@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -35,9 +36,13 @@ var (
 	_ raft.StableStore = (*Store)(nil)
 )
 
-// Open opens (or creates) the store in dir.
-func Open(dir string) (*Store, error) {
-	opts := &pebble.Options{FormatMajorVersion: pebble.FormatWALSyncChunks, MemTableSize: 16 << 20}
+// Open opens (or creates) the store in dir; Pebble's messages go to log
+// (nil: discarded).
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := &pebble.Options{FormatMajorVersion: pebble.FormatWALSyncChunks, MemTableSize: 16 << 20, Logger: pebbleLogger{log}}
 	opts.WithFSDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -223,4 +228,23 @@ func chunk(b []byte) ([]byte, []byte, error) {
 		return nil, b, nil
 	}
 	return append([]byte(nil), b[:n]...), b[n:], nil
+}
+
+// pebbleLogger passes Pebble's messages to slog: its informational lines
+// (WAL replay) at debug level. A fatal error panics, as Pebble's own
+// default logger ends the process: the raft log cannot go on.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("raft log store", "msg", fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("raft log store", "msg", fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("raft log store failed", "msg", msg)
+	panic("raft log store: " + msg)
 }
