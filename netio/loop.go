@@ -296,7 +296,10 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		cs.deadline = now.Add(s.g.cfg.HandshakeTimeout).UnixNano()
 	}
 	l.track(cs)
-	return cs.sess.Start(&l.env, l.out[:0]), gnet.None
+	if out := cs.sess.Start(&l.env, l.out[:0]); len(out) > 0 {
+		return out, gnet.None
+	}
+	return nil, gnet.None // gnet writes any non-nil output: write(2) of nothing
 }
 
 // admit takes the connection's slots: the global one and its address's,
