@@ -11,6 +11,10 @@
 // replaces it with its successor (POST /v1/auth/refresh) and says so. It
 // prints a token only when asked to (auth token, token create) and never
 // logs one.
+//
+// `helios bench` load-tests the gateway with the real client library of
+// each protocol, side by side with other servers; its engine is package
+// bench/load.
 package main
 
 import (
@@ -44,6 +48,10 @@ func main() {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, interactive: stdinIsTerminal}
 	if err := a.root().Execute(); err != nil {
 		a.printError(err)
+		var ec *exitCode
+		if errors.As(err, &ec) {
+			os.Exit(ec.code)
+		}
 		os.Exit(1)
 	}
 }
@@ -52,8 +60,8 @@ func main() {
 func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "helios",
-		Short: "HeliosDB command-line client: accounts and tokens",
-		Long: "helios signs you up, logs you in and manages your HeliosDB tokens.\n\n" +
+		Short: "HeliosDB command-line client: accounts, tokens and load tests",
+		Long: "helios signs you up, logs you in and manages your HeliosDB tokens; helios bench load-tests the gateway.\n\n" +
 			"One token authenticates every protocol: REST, PostgreSQL, MySQL, MongoDB and Redis.\n" +
 			"  export HELIOS_TOKEN=$(helios auth token)",
 		SilenceUsage:  true,
@@ -75,6 +83,7 @@ func (a *app) root() *cobra.Command {
 		group.RunE = unknownSubcommand
 		root.AddCommand(group)
 	}
+	root.AddCommand(a.benchCommand())
 	return root
 }
 
