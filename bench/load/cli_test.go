@@ -105,12 +105,13 @@ func checkNoBenchTokens(t *testing.T, d *testdaemon.Daemon, login string) {
 	}
 }
 
-// TestCLIJSONRequests: --requests N sends exactly N requests, and --output
+// TestCLIJSONRequests: --requests N sends exactly N requests per cell,
+// several workloads make one run (each on every protocol), and --output
 // json prints the result for machines (no progress on stdout).
 func TestCLIJSONRequests(t *testing.T) {
 	d := gateway(t)
 	login := d.NewUser(t)
-	cmd, stdout, stderr := helios(t, d, login, "bench", "--protocol", "redis,mysql", "--workload", "mixed", "--ratio", "50:50",
+	cmd, stdout, stderr := helios(t, d, login, "bench", "--protocol", "redis,mysql", "--workload", "mixed,connect", "--ratio", "50:50",
 		"--clients", "3", "--requests", "301", "--warmup", "0", "--target", targetSpec(d), "--output", "json")
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v\nstdout: %s\nstderr: %s", err, stdout, stderr)
@@ -119,7 +120,7 @@ func TestCLIJSONRequests(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatalf("stdout is not the JSON result: %v\n%s", err, stdout)
 	}
-	if len(res.Cells) != 2 || res.Setup.ReadPercent != 50 || res.Setup.Requests != 301 {
+	if len(res.Cells) != 4 || res.Cells[0].Workload != Mixed || res.Cells[3].Workload != Connect || res.Setup.ReadPercent != 50 || res.Setup.Requests != 301 {
 		t.Fatalf("result: %+v", res)
 	}
 	for _, c := range res.Cells {

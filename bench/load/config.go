@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,8 +43,8 @@ const (
 	RevokeStorm Workload = "revoke-storm"
 )
 
-// Workloads is every workload.
-var Workloads = []Workload{Connect, Point, Mixed, RevokeStorm}
+// AllWorkloads is every workload.
+var AllWorkloads = []Workload{Connect, Point, Mixed, RevokeStorm}
 
 // ParseProtocols reads "pg,mysql" or "all".
 func ParseProtocols(s string) ([]Protocol, error) {
@@ -65,14 +66,25 @@ func ParseProtocols(s string) ([]Protocol, error) {
 	return out, nil
 }
 
-// ParseWorkload checks a workload's name.
-func ParseWorkload(s string) (Workload, error) {
-	for _, w := range Workloads {
-		if string(w) == s {
-			return w, nil
+// ParseWorkloads reads "point" or "connect,point,revoke-storm".
+func ParseWorkloads(s string) ([]Workload, error) {
+	var out []Workload
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		found := false
+		for _, w := range AllWorkloads {
+			if string(w) == f {
+				found = true
+				if !slices.Contains(out, w) {
+					out = append(out, w)
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown workload %q: use connect, point, mixed or revoke-storm", f)
 		}
 	}
-	return "", fmt.Errorf("unknown workload %q: use connect, point, mixed or revoke-storm", s)
+	return out, nil
 }
 
 // Target is one gateway node: the address of each of its front ends
@@ -233,8 +245,10 @@ type Config struct {
 	// (except a revoke-storm's, which needs tokens to revoke).
 	Token string
 
+	// Protocols and Workloads are the cells: every workload on every
+	// protocol, one workload after another.
 	Protocols []Protocol
-	Workload  Workload
+	Workloads []Workload
 	// Clients is the number of concurrent clients per endpoint.
 	Clients int
 	// Duration is each endpoint's measured time per cell; Requests, when
@@ -266,6 +280,9 @@ type Config struct {
 	// Version is the tool's version, for the report.
 	Version string
 }
+
+// has reports whether the run includes workload w.
+func (c *Config) has(w Workload) bool { return slices.Contains(c.Workloads, w) }
 
 // endpoints lists the endpoints of protocol p: the gateway first.
 func (c *Config) endpoints(p Protocol) []Endpoint {
@@ -312,7 +329,10 @@ func (c *Config) check() error {
 	if c.Token == "" && c.Creator == "" {
 		return fmt.Errorf("no token: log in (helios auth login), set HELIOS_TOKEN, or pass --token")
 	}
-	if c.Workload == RevokeStorm && c.Creator == "" {
+	if len(c.Workloads) == 0 {
+		return fmt.Errorf("no workload to run")
+	}
+	if c.has(RevokeStorm) && c.Creator == "" {
 		c.Creator = c.Token
 	}
 	for _, e := range c.Compare {

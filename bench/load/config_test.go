@@ -57,8 +57,11 @@ func TestParseProtocolsWorkload(t *testing.T) {
 	if _, err := ParseProtocols("pg,oracle"); err == nil {
 		t.Error("oracle accepted")
 	}
-	if _, err := ParseWorkload("soak"); err == nil {
+	if _, err := ParseWorkloads("point,soak"); err == nil {
 		t.Error("soak accepted")
+	}
+	if ws, err := ParseWorkloads("connect,point,connect,revoke-storm"); err != nil || len(ws) != 3 || ws[2] != RevokeStorm {
+		t.Error(ws, err)
 	}
 }
 

@@ -67,7 +67,7 @@ func targetSpec(d *testdaemon.Daemon) string {
 // config is a short run on d with a new account's login as the creator.
 func config(t testing.TB, d *testdaemon.Daemon, w Workload, ps ...Protocol) Config {
 	return Config{APIURL: "http://" + d.HTTP, HTTP: &http.Client{Timeout: 30 * time.Second}, Creator: d.NewUser(t),
-		Protocols: ps, Workload: w, Clients: 2, Duration: time.Second, Target: targetOf(d), Keys: 200, ReadPercent: 70,
+		Protocols: ps, Workloads: []Workload{w}, Clients: 2, Duration: time.Second, Target: targetOf(d), Keys: 200, ReadPercent: 70,
 		Version: "test"}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,7 +45,7 @@ func WriteReport(dir string, res *Result) (string, error) {
 // their base names.
 func writeMarkdown(b *bytes.Buffer, res *Result, plots func(*Cell) []string) {
 	s := res.Setup
-	fmt.Fprintf(b, "# helios bench: %s\n\n", s.Workload)
+	fmt.Fprintf(b, "# helios bench: %s\n\n", joinWorkloads(s.Workloads))
 	fmt.Fprintf(b, "%s · %d CPUs (%s) · %.1f GiB · %s %s · helios %s, %s\n\n", res.Started.UTC().Format("2006-01-02 15:04 UTC"),
 		s.CPUs, orNone(s.CPUModel), s.MemoryGiB, s.OS, s.Kernel, s.Tool, s.Go)
 	if f := res.FailedPercent(); f > 1 {
@@ -58,29 +59,29 @@ func writeMarkdown(b *bytes.Buffer, res *Result, plots func(*Cell) []string) {
 	if s.Rate > 0 {
 		mode = fmt.Sprintf("open loop at %.0f requests/s per endpoint (latency measured from each request's intended start)", s.Rate)
 	}
-	if s.Workload == RevokeStorm {
-		mode = fmt.Sprintf("%.0f revocations/s", max(s.Rate, stormRate))
-		if s.Rate > 0 {
-			mode = fmt.Sprintf("%.0f revocations/s", s.Rate)
+	if slices.Contains(s.Workloads, RevokeStorm) {
+		rate := s.Rate
+		if rate <= 0 {
+			rate = stormRate
 		}
+		mode += fmt.Sprintf("; revoke-storm: %.0f revocations/s", rate)
 	}
 	length := s.Duration + " per endpoint and cell"
 	if s.Requests > 0 {
 		length = fmt.Sprintf("%d requests per endpoint and cell", s.Requests)
 	}
 	fmt.Fprintf(b, "| setting | value |\n|---|---|\n")
-	fmt.Fprintf(b, "| workload | %s |\n| protocols | %s |\n| clients | %d per endpoint |\n", s.Workload, joinProtocols(s.Protocols), s.Clients)
-	if s.Workload != RevokeStorm {
-		fmt.Fprintf(b, "| length | %s |\n", length)
-	}
+	fmt.Fprintf(b, "| workloads | %s |\n| protocols | %s |\n| clients | %d per endpoint (revoke-storm: sessions per node) |\n",
+		joinWorkloads(s.Workloads), joinProtocols(s.Protocols), s.Clients)
+	fmt.Fprintf(b, "| length | %s |\n", length)
 	fmt.Fprintf(b, "| load | %s |\n", mode)
 	if s.Warmup != "" {
 		fmt.Fprintf(b, "| warmup | %s per endpoint, not measured |\n", s.Warmup)
 	}
-	if s.Workload == Mixed {
+	if slices.Contains(s.Workloads, Mixed) {
 		fmt.Fprintf(b, "| mix | %d%% reads, %d%% writes |\n", s.ReadPercent, 100-s.ReadPercent)
 	}
-	if s.Workload == Point || s.Workload == Mixed {
+	if slices.Contains(s.Workloads, Point) || slices.Contains(s.Workloads, Mixed) {
 		fmt.Fprintf(b, "| data set | %d rows in `%s` (table, collection, keys `%s:N`) of database `%s` |\n", s.Keys, table, table, s.Database)
 	}
 	fmt.Fprintf(b, "| tokens | %s |\n| API | %s |\n\n", s.TokenSource, s.API)
@@ -183,6 +184,14 @@ func joinProtocols(ps []Protocol) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = string(p)
+	}
+	return strings.Join(s, ", ")
+}
+
+func joinWorkloads(ws []Workload) string {
+	s := make([]string, len(ws))
+	for i, w := range ws {
+		s[i] = string(w)
 	}
 	return strings.Join(s, ", ")
 }

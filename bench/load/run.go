@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -70,7 +71,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for i := 0; i < cfg.Clients; i++ {
 			r.tokens = append(r.tokens, cfg.Token)
 		}
-	} else if cfg.Workload != RevokeStorm {
+	} else if slices.ContainsFunc(cfg.Workloads, func(w Workload) bool { return w != RevokeStorm }) {
 		toks, err := a.createTokens(ctx, "helios-bench-"+res.Started.UTC().Format("20060102T150405"), cfg.Clients)
 		defer a.revokeAll(toks)
 		if err != nil {
@@ -84,19 +85,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if r.setup == "" {
 		r.setup = cfg.Creator
 	}
-	for _, p := range cfg.Protocols {
-		if ctx.Err() != nil {
-			break
-		}
-		var c Cell
-		if cfg.Workload == RevokeStorm {
-			c = r.storm(ctx, p)
-		} else {
-			c = r.cell(ctx, p)
-		}
-		res.Cells = append(res.Cells, c)
-		if cfg.Progress != nil {
-			cfg.Progress.Done(&res.Cells[len(res.Cells)-1])
+	for _, w := range cfg.Workloads {
+		for _, p := range cfg.Protocols {
+			if ctx.Err() != nil {
+				break
+			}
+			var c Cell
+			if w == RevokeStorm {
+				c = r.storm(ctx, p)
+			} else {
+				c = r.cell(ctx, p, w)
+			}
+			res.Cells = append(res.Cells, c)
+			if cfg.Progress != nil {
+				cfg.Progress.Done(&res.Cells[len(res.Cells)-1])
+			}
 		}
 	}
 	res.Interrupted = ctx.Err() != nil
@@ -130,8 +133,8 @@ func (r *runner) rounds(endpoints int) int {
 
 // cell runs one protocol's connect, point or mixed workload on every
 // endpoint, interleaved.
-func (r *runner) cell(ctx context.Context, p Protocol) Cell {
-	c := Cell{Protocol: p, Workload: r.cfg.Workload}
+func (r *runner) cell(ctx context.Context, p Protocol, wl Workload) Cell {
+	c := Cell{Protocol: p, Workload: wl}
 	eps := r.cfg.endpoints(p)
 	drivers := make([]driver, len(eps))
 	versions := make([]string, len(eps))
@@ -142,7 +145,7 @@ func (r *runner) cell(ctx context.Context, p Protocol) Cell {
 			return c
 		}
 		drivers[i] = d
-		if r.cfg.Workload != Connect {
+		if wl != Connect {
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
 			v, err := d.prepare(pctx, r.setup, r.cfg.Keys)
 			cancel()
@@ -159,17 +162,17 @@ func (r *runner) cell(ctx context.Context, p Protocol) Cell {
 		names[i] = e.Name
 	}
 	if r.cfg.Progress != nil {
-		r.cfg.Progress.Cell(p, r.cfg.Workload, names)
+		r.cfg.Progress.Cell(p, wl, names)
 	}
 	ws := make([]*workers, len(eps))
 	for i := range eps {
-		ws[i] = &workers{r: r, d: drivers[i], st: newStats(), sessions: make([]session, r.cfg.Clients)}
+		ws[i] = &workers{r: r, wl: wl, d: drivers[i], st: newStats(), sessions: make([]session, r.cfg.Clients)}
 		defer ws[i].closeAll()
 	}
 	if r.cfg.Warmup > 0 {
 		for i, w := range ws {
-			warm := &workers{r: r, d: w.d, st: newStats(), sessions: w.sessions}
-			warm.slice(ctx, slicePlan{dur: r.cfg.Warmup}, Snapshot{Protocol: p, Workload: r.cfg.Workload, Endpoint: names[i], Warmup: true})
+			warm := &workers{r: r, wl: wl, d: w.d, st: newStats(), sessions: w.sessions}
+			warm.slice(ctx, slicePlan{dur: r.cfg.Warmup}, Snapshot{Protocol: p, Workload: wl, Endpoint: names[i], Warmup: true})
 		}
 	}
 	n := r.rounds(len(eps))
@@ -186,7 +189,7 @@ func (r *runner) cell(ctx context.Context, p Protocol) Cell {
 			if pl.requests > 0 && round == n-1 {
 				pl.requests += r.cfg.Requests % int64(n) // the remainder
 			}
-			w.slice(ctx, pl, Snapshot{Protocol: p, Workload: r.cfg.Workload, Endpoint: names[i], Round: round + 1, Rounds: n})
+			w.slice(ctx, pl, Snapshot{Protocol: p, Workload: wl, Endpoint: names[i], Round: round + 1, Rounds: n})
 		}
 	}
 	for i, e := range eps {

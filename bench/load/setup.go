@@ -19,7 +19,7 @@ type Setup struct {
 	MemoryGiB float64 `json:"memory_gib,omitempty"`
 
 	Protocols   []Protocol `json:"protocols"`
-	Workload    Workload   `json:"workload"`
+	Workloads   []Workload `json:"workloads"`
 	Clients     int        `json:"clients"`
 	Duration    string     `json:"duration,omitempty"`
 	Requests    int64      `json:"requests,omitempty"`
@@ -39,7 +39,7 @@ type Setup struct {
 // describe reads the machine and the run's settings.
 func describe(c *Config) Setup {
 	s := Setup{Tool: c.Version, Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(),
-		Protocols: c.Protocols, Workload: c.Workload, Clients: c.Clients, Requests: c.Requests, Rate: c.Rate,
+		Protocols: c.Protocols, Workloads: c.Workloads, Clients: c.Clients, Requests: c.Requests, Rate: c.Rate,
 		Keys: c.Keys, Database: c.Database, API: c.APIURL, Target: c.Target, Compare: c.Compare}
 	if c.Duration > 0 && c.Requests == 0 {
 		s.Duration = c.Duration.String()
@@ -47,18 +47,18 @@ func describe(c *Config) Setup {
 	if c.Warmup > 0 {
 		s.Warmup = c.Warmup.String()
 	}
-	if c.Workload == Mixed {
+	if c.has(Mixed) {
 		s.ReadPercent = c.ReadPercent
 	}
-	if c.Workload == RevokeStorm {
+	if c.has(RevokeStorm) {
 		s.Nodes = c.Nodes
 	}
 	s.TokenSource = "one token per client, created through the API (scopes database:read, database:write)"
 	if c.Token != "" {
 		s.TokenSource = "--token, shared by every client"
 	}
-	if c.Workload == RevokeStorm {
-		s.TokenSource = "one token per session, created through the API and revoked by the run"
+	if c.has(RevokeStorm) {
+		s.TokenSource += "; revoke-storm: one token per session, created through the API and revoked by the run"
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		s.Kernel = strings.TrimSpace(string(b))

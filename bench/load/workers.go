@@ -30,6 +30,7 @@ type slicePlan struct {
 // workers are the clients of one endpoint in one cell.
 type workers struct {
 	r        *runner
+	wl       Workload
 	d        driver
 	st       *stats
 	sessions []session // point and mixed: one per client, kept across slices
@@ -72,7 +73,7 @@ func (w *workers) op(ctx context.Context, i int) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	cfg := w.r.cfg
-	if cfg.Workload == Connect {
+	if w.wl == Connect {
 		return w.d.connectOnce(ctx, w.r.tokens[i])
 	}
 	s := w.sessions[i]
@@ -85,7 +86,7 @@ func (w *workers) op(ctx context.Context, i int) error {
 	}
 	key := rand.IntN(cfg.Keys) + 1
 	var err error
-	if cfg.Workload == Mixed && rand.IntN(100) >= cfg.ReadPercent {
+	if w.wl == Mixed && rand.IntN(100) >= cfg.ReadPercent {
 		err = s.write(ctx, key, value(key, int(w.writes.Add(1))))
 	} else {
 		err = s.read(ctx, key)
@@ -116,7 +117,7 @@ func serverError(err error) bool {
 // throughput each second.
 func (w *workers) slice(ctx context.Context, plan slicePlan, snap Snapshot) {
 	cfg := w.r.cfg
-	if cfg.Workload != Connect {
+	if w.wl != Connect {
 		w.openAll(ctx)
 	}
 	start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,7 +71,7 @@ func (a *app) benchCommand() *cobra.Command {
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.protocols, "protocol", "all", "protocols to drive: any of pg,mysql,mongo,redis,rest, or all")
-	fl.StringVar(&f.workload, "workload", "point", "connect, point, mixed or revoke-storm")
+	fl.StringVar(&f.workload, "workload", "point", "connect, point, mixed or revoke-storm, or several: connect,point")
 	fl.IntVar(&f.clients, "clients", 8, "concurrent clients per endpoint (revoke-storm: tokens and sessions)")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "measured time per endpoint and protocol")
 	fl.Int64Var(&f.requests, "requests", 0, "requests per endpoint and protocol, instead of --duration")
@@ -173,7 +174,7 @@ func (a *app) benchConfig(f *benchFlags) (*load.Config, error) {
 	if cfg.Protocols, err = load.ParseProtocols(f.protocols); err != nil {
 		return nil, usageError(err.Error())
 	}
-	if cfg.Workload, err = load.ParseWorkload(f.workload); err != nil {
+	if cfg.Workloads, err = load.ParseWorkloads(f.workload); err != nil {
 		return nil, usageError(err.Error())
 	}
 	if f.clients < 1 {
@@ -233,7 +234,7 @@ func (a *app) benchConfig(f *benchFlags) (*load.Config, error) {
 			return nil, usageError(err.Error())
 		}
 	}
-	if cfg.Workload == load.RevokeStorm && cfg.Creator == "" && cfg.Token == "" {
+	if slices.Contains(cfg.Workloads, load.RevokeStorm) && cfg.Creator == "" && cfg.Token == "" {
 		return nil, errors.New("revoke-storm creates and revokes tokens: log in (helios auth login) or pass a full-access --token")
 	}
 	return cfg, nil
