@@ -111,6 +111,7 @@ type loopProxy struct {
 	quit            bool // QUIT: close once every reply is out
 	revoked, gone   bool // ended from outside; the client connection has closed
 	writeFailed     bool // a write to the server failed during Handle
+	noHold          bool // this Handle call forwarded a command whose reply may wait (holdFront)
 	resetOK, resetL bool // resetting: RESET's reply came; the current value is long
 }
 

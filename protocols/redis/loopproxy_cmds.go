@@ -67,6 +67,9 @@ func (s *Session) loopProxied(env *netio.Env, cmd command, name []byte, args [][
 			return out, netio.Continue
 		}
 	}
+	if cmd.state || mayBlock(name) {
+		lp.noHold = true
+	}
 	switch {
 	case cmd.pubsub:
 		lp.pubsub = true
@@ -97,4 +100,15 @@ func cloneHello(h helloArgs) *helloArgs {
 		c.setname = bytes.Clone(h.setname)
 	}
 	return c
+}
+
+// mayBlock reports whether the server may keep a command's reply back for
+// long (blocking list, sorted set and stream reads, WAIT).
+func mayBlock(name []byte) bool {
+	switch string(name) {
+	case "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
+		"xread", "xreadgroup", "wait", "waitaof":
+		return true
+	}
+	return false
 }

@@ -100,7 +100,8 @@ func waitFor(t *testing.T, msg string, cond func() bool) {
 // the next client takes: parking and taking, a pipeline across SELECT
 // (the loop stops reading the client until SELECT's reply), RESET of a
 // dirty connection before it is parked and a reset that fails closing it,
-// QUIT behind a pipeline, the server killing the connection, revocation
+// QUIT behind a pipeline, the gateway's replies written with the server's
+// next (not behind a blocking command), the server killing the connection, revocation
 // while blocked, a slow reader of large replies, and concurrent clients.
 func TestLoopProxyLive(t *testing.T) {
 	srv, err := testupstream.StartRedis()
@@ -235,6 +236,28 @@ func TestLoopProxyLive(t *testing.T) {
 		n := dialLive(t, g.Addr)
 		n.send([]string{"AUTH", tok}, []string{"CLIENT", "ID"})
 		n.expect("OK", id)
+	})
+
+	t.Run("the gateway's reply goes out with the server's next", func(t *testing.T) {
+		c := dialLive(t, g.Addr)
+		c.send([]string{"AUTH", tok}, []string{"PING"})
+		c.expect("OK")
+		// +PONG came in the same write as +OK (one read took both).
+		if n := c.r.Buffered(); n != len("+PONG\r\n") {
+			t.Fatalf("%d bytes buffered behind +OK, want +PONG's 7", n)
+		}
+		c.expect("PONG")
+	})
+
+	t.Run("the gateway's reply is not held behind a blocking command", func(t *testing.T) {
+		c := dialLive(t, g.Addr)
+		start := time.Now()
+		c.send([]string{"AUTH", tok}, []string{"BLPOP", "live:none", "2"})
+		c.expect("OK")
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("AUTH's reply came after %v, behind BLPOP's", d)
+		}
+		c.expect("<nil>")
 	})
 
 	t.Run("the server kills the connection", func(t *testing.T) {

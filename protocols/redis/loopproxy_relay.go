@@ -71,6 +71,24 @@ func (lp *loopProxy) reply(data []byte, swallow int) {
 	lp.inj = append(lp.inj, injection{at: at, data: bytes.Clone(data), swallow: swallow})
 }
 
+// holdFront keeps the gateway's replies a Handle call wrote in their turn
+// (out, at once, before every reply still owed) to go out with the
+// server's next bytes, in one write: an AUTH answered by the gateway and
+// the PING behind it forwarded get their replies in one write, not two.
+// It reports false, keeping nothing, unless a reply of the server is
+// sure to come soon: a command is owed one, none of this call's commands
+// may be held back by the server (BLPOP…) or changes the connection's
+// state, and the server is between two values.
+func (lp *loopProxy) holdFront(out []byte) bool {
+	if lp.noHold || lp.state != lpReady || lp.answered == lp.sent || !lp.scan.between() || lp.holding || lp.quit {
+		return false
+	}
+	lp.inj = append(lp.inj, injection{})
+	copy(lp.inj[1:], lp.inj)
+	lp.inj[0] = injection{at: lp.answered, data: bytes.Clone(out)}
+	return true
+}
+
 // waitFor stops the session's commands until the command just queued has
 // been answered; then kind's effect applies (finishWait).
 func (lp *loopProxy) waitFor(kind waitKind) {

@@ -84,8 +84,11 @@ func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 // leave in one write when it returns, and the gateway's own replies are
 // written in their place among the server's (proxy.go).
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
-	consumed := 0
+	consumed, start := 0, len(out)
 	s.await = 0
+	if s.lp != nil {
+		s.lp.noHold = false
+	}
 	for consumed < len(in) {
 		if lp := s.lp; lp != nil && lp.blocked() {
 			lp.stalled = true // handled once the server has answered
@@ -137,6 +140,9 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 		}
 	}
 	out, act := s.flushProxy(out, netio.Continue)
+	if lp := s.lp; lp != nil && act == netio.Continue && len(out) > start && lp.holdFront(out[start:]) {
+		out = out[:start] // written with the server's next reply
+	}
 	return consumed, out, act
 }
 
