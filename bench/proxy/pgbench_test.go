@@ -4,7 +4,9 @@
 // -S (persistent connections) at 8 and 50 clients, and pgbench -S -C (a new
 // connection per transaction). TestMain starts PostgreSQL 15
 // (internal/testupstream), PgBouncer 1.18 in session pooling with the same
-// pool size, and heliosd in front of the same server. Run with:
+// pool size, and heliosd in front of the same server; the MariaDB
+// benchmarks (mysql_test.go) start MariaDB and a heliosd of their own.
+// Run with:
 //
 //	go test ./bench/proxy -run '^$' -bench . -benchtime 1x
 //

@@ -22,6 +22,7 @@ func TestMySQLProxyRevocation(t *testing.T) {
 	owner := d.NewUser(t)
 	tok, id := d.CreateToken(t, owner, map[string]any{"name": "revoked-mid-query", "scopes": []string{"*"}})
 	db := myDB(t, d, tok, "main")
+	onLoopCheck := onLoop(t, d)
 	ctx := context.Background()
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -59,6 +60,7 @@ func TestMySQLProxyRevocation(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	onLoopCheck(1)
 }
 
 // TestMySQLProxyUpstreamRestart: the server restarts under an open session:
@@ -67,6 +69,7 @@ func TestMySQLProxyUpstreamRestart(t *testing.T) {
 	d := daemonWith(t)
 	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)})
 	db := myDB(t, d, tok, "main")
+	onLoopCheck := onLoop(t, d)
 	db.SetMaxIdleConns(0)
 	if err := db.Ping(); err != nil { // one server connection, returned to the pool
 		t.Fatal(err)
@@ -89,6 +92,7 @@ func TestMySQLProxyUpstreamRestart(t *testing.T) {
 			t.Fatalf("client %d after the restart: %q", i, v)
 		}
 	}
+	onLoopCheck(5)
 }
 
 // TestMySQLProxyUpstreamDown: heliosd starts while its MySQL upstream is
@@ -110,6 +114,7 @@ func TestMySQLProxyUpstreamDown(t *testing.T) {
 func TestMySQLProxySlowReader(t *testing.T) {
 	d := daemonWith(t)
 	db := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
+	onLoopCheck := onLoop(t, d)
 	before := rssKB(t, d.PID())
 	rows, err := db.Query("SELECT REPEAT('x', 1000) FROM seq_1_to_200000")
 	if err != nil {
@@ -137,4 +142,5 @@ func TestMySQLProxySlowReader(t *testing.T) {
 	if peak-before > 32<<10 {
 		t.Fatalf("heliosd grew by %d KiB while streaming 200 MB to a slow reader", peak-before)
 	}
+	onLoopCheck(1)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -29,15 +30,59 @@ func myConfig(d *testdaemon.Daemon, tok, db string) *mysql.Config {
 }
 
 // myOpen opens a database/sql pool for cfg, closed when the test ends.
+// For a client of the gateway it logs in once first (errors are the
+// test's to see later): the token is then in the gateway's fast-auth cache,
+// so that the pool's sessions authenticate on their event loop and are
+// proxied there, as a token's sessions are after its first (whose RSA
+// exchange moves it to a goroutine, and its proxy with it).
 func myOpen(t *testing.T, cfg *mysql.Config) *sql.DB {
 	t.Helper()
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.User == "default" {
+		warm := sql.OpenDB(conn)
+		_ = warm.Ping()
+		warm.Close()
+	}
 	db := sql.OpenDB(conn)
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// mySessions reads heliosd's counts of MySQL sessions proxied on their
+// event loop and on goroutines (/metrics).
+func mySessions(t *testing.T, d *testdaemon.Daemon) (loop, goroutine int) {
+	t.Helper()
+	code, body := d.Do(t, "GET", "/metrics", "", nil)
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line, `helios_gateway_mysql_proxy_sessions_total{path="loop"} %d`, &n); err == nil {
+			loop = n
+		}
+		if _, err := fmt.Sscanf(line, `helios_gateway_mysql_proxy_sessions_total{path="goroutine"} %d`, &n); err == nil {
+			goroutine = n
+		}
+	}
+	return loop, goroutine
+}
+
+// onLoop returns a check that heliosd proxied at least min sessions on
+// their event loop since it was called, and none on a goroutine.
+func onLoop(t *testing.T, d *testdaemon.Daemon) func(min int) {
+	t.Helper()
+	loop, gor := mySessions(t, d)
+	return func(min int) {
+		t.Helper()
+		loop2, gor2 := mySessions(t, d)
+		if loop2-loop < min || gor2 != gor {
+			t.Fatalf("sessions proxied on the event loop: %d (want at least %d), on goroutines: %d (want none)", loop2-loop, min, gor2-gor)
+		}
+	}
 }
 
 // myDB opens a pool of clients of d with token tok on database db.
@@ -113,6 +158,7 @@ func TestMySQLProxyFullAccess(t *testing.T) {
 		t.Fatalf("mariadb \\s: %v\n%s", err, out)
 	}
 	db := myDB(t, d, tok, "main")
+	loopBefore, _ := mySessions(t, d)
 	if v := queryString(t, db, "SELECT VERSION()"); !strings.Contains(v, "MariaDB") {
 		t.Fatalf("VERSION() %q: not the upstream's", v)
 	}
@@ -208,6 +254,11 @@ func TestMySQLProxyFullAccess(t *testing.T) {
 		n != 8 || s != "one,two,three,FOUR,five,six,seven,eight" {
 		t.Fatalf("the rows on the upstream: %d %q %v", n, s, err)
 	}
+	// Every plaintext session of the cached token ran on its event loop
+	// (the TLS one on a goroutine).
+	if loop, _ := mySessions(t, d); loop-loopBefore < 3 {
+		t.Fatalf("%d sessions proxied on the event loop", loop-loopBefore)
+	}
 }
 
 // TestMySQLProxyReadToken: a read token reads, and every write is refused
@@ -226,6 +277,7 @@ func TestMySQLProxyReadToken(t *testing.T) {
 	cfg := myConfig(d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
 	cfg.MultiStatements = true
 	read := myOpen(t, cfg)
+	onLoopCheck := onLoop(t, d)
 	read.SetMaxOpenConns(1)
 	if u := queryString(t, read, "SELECT CURRENT_USER()"); u != "helios_read@%" {
 		t.Fatalf("a read token logged in as %q", u)
@@ -248,6 +300,7 @@ func TestMySQLProxyReadToken(t *testing.T) {
 	if n := queryString(t, read, "SELECT COUNT(*) FROM read_token WHERE a = ?", 1); n != "1" {
 		t.Fatalf("after the refusals: %s rows", n)
 	}
+	onLoopCheck(1)
 	out, _ := mariadbScript(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}),
 		"DELETE FROM read_token;\nSELECT 'still here';\n", "main", "-N", "--force")
 	if !strings.Contains(out, "ERROR 1142 (42000)") || !strings.Contains(out, "Token does not have required scope: database:write") ||
@@ -393,6 +446,7 @@ func TestMySQLProxyConnectCycles(t *testing.T) {
 	d := daemonWith(t, testdaemon.WithArgs("--mysql-pool-size", "8"))
 	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)})
 	db := myDB(t, d, tok, "main")
+	onLoopCheck := onLoop(t, d)
 	db.SetMaxIdleConns(0) // every query: a new client connection, COM_QUIT after it
 	const workers, cycles = 4, 2000
 	var mu sync.Mutex
@@ -442,6 +496,7 @@ func TestMySQLProxyConnectCycles(t *testing.T) {
 	if n > 8 {
 		t.Fatalf("%d server connections of the helios users are open after the cycles: more than the pool of 8", n)
 	}
+	onLoopCheck(2 * cycles)
 }
 
 // TestMySQLProxySessionReset: what one client leaves on a server
@@ -454,6 +509,7 @@ func TestMySQLProxySessionReset(t *testing.T) {
 	other := "my_other_" + time.Now().Format("150405")
 	d.MustJSON(t, 201, "POST", "/v1/databases", tok, map[string]any{"name": other}, nil)
 	db := myDB(t, d, tok, "main")
+	onLoopCheck := onLoop(t, d)
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(0)
 	if _, err := db.Exec("CREATE TABLE session_reset(a INT) ENGINE=InnoDB"); err != nil {
@@ -461,12 +517,17 @@ func TestMySQLProxySessionReset(t *testing.T) {
 	}
 	waitIdleMySQL(t, d) // one server connection, back in the pool
 	first := queryString(t, db, "SELECT CONNECTION_ID()")
-	// The gateway returns the server connection once it has read COM_QUIT
-	// and reset it: wait until the pool holds it idle, then the next
-	// client must get that one.
+	// The gateway parks the server connection on its event loop once it
+	// has read COM_QUIT and reset it: wait until it is idle, then the
+	// next client of that loop gets that one (a client of the other loop
+	// gets a new one, parked there in turn).
 	waitIdleMySQL(t, d)
-	if again := queryString(t, db, "SELECT CONNECTION_ID()"); again != first {
-		t.Fatalf("a clean server connection was not reused: %s then %s", first, again)
+	reused := false
+	for i := 0; i < 20 && !reused; i++ {
+		reused = queryString(t, db, "SELECT CONNECTION_ID()") == first
+	}
+	if !reused {
+		t.Fatalf("a clean server connection (%s) was not reused", first)
 	}
 	// A client that leaves in a transaction.
 	ctx := context.Background()
@@ -506,6 +567,7 @@ func TestMySQLProxySessionReset(t *testing.T) {
 	if code, _ := myErr(err); code != 1049 {
 		t.Fatalf("USE of an unregistered database: %v", err)
 	}
+	onLoopCheck(8)
 }
 
 // waitIdleMySQL waits until /healthz shows an idle MySQL server connection:

@@ -221,17 +221,30 @@
 // server" with the reason, and heliosd starts anyway. The greeting
 // announces the server's version once heliosd has logged in to it.
 //
-// Client to server (on the session's goroutine; a proxied session always
-// runs on one): COM_QUERY and COM_STMT_PREPARE are classified first, every
+// Where it runs: a plaintext client whose token authenticated fast (from
+// the cache) stays on its event loop, and so does its server connection
+// (loopproxy.go: netio backends; no goroutine, no lock, one write per
+// client read and per server read); a server connection its client left
+// cleanly is reset there and parked on that loop for the loop's next
+// client of the same pool, or handed to the pool when a client elsewhere
+// waits (the pool reclaims parked ones when it is exhausted). A session
+// that moved to a goroutine (TLS, the RSA exchange of a token's first
+// login) runs the goroutine proxy (proxy.go): the session's goroutine
+// forwards client packets, a pump goroutine the server's. Both check and
+// follow the protocol the same way (Session.dispatch, response.next);
+// /metrics counts them (helios_gateway_mysql_proxy_sessions_total by
+// path).
+//
+// Client to server: COM_QUERY and COM_STMT_PREPARE are classified first, every
 // statement of them (1142/1044 with the guide's message, nothing leaves);
 // USE names a registered database (1049) and, for a test token, a test
 // database (1044); COM_INIT_DB likewise; COM_STMT_EXECUTE, FETCH, CLOSE,
 // RESET, SEND_LONG_DATA, COM_PING, COM_RESET_CONNECTION, COM_SET_OPTION,
 // COM_FIELD_LIST and COM_STATISTICS are forwarded; COM_CHANGE_USER and
 // the replication and administration commands are refused. Server to
-// client (a pump goroutine): whole packets as they arrive, written to the
-// client while it reads (a slow client stops the pump reading: bounded
-// memory). The pump follows each response's structure — OK, ERR, result
+// client: whole packets as they arrive, written to the client while it
+// reads (a slow client stops the pump, or the loop, reading its server:
+// bounded memory). The proxy follows each response's structure — OK, ERR, result
 // sets and their terminators, SERVER_MORE_RESULTS_EXISTS, cursors, the
 // prepared statement's metadata, the LOCAL INFILE request, after which
 // the client's packets are the file — to know when a command has been
@@ -256,7 +269,7 @@
 //
 // The package owns MySQL bytes only. Outside proxy mode it does no I/O
 // (netio moves the bytes); in proxy mode it does only the upstream's
-// (upstream.go, dial.go, proxy.go). It must never share state with
+// (upstream.go, dial.go, proxy*.go, loopproxy*.go). It must never share state with
 // another protocol, keep a token after verifying it (only its stage2
 // hash), put a token into a reply or a log, or log the upstream's
 // passwords.
@@ -293,8 +306,12 @@
 //     provisioning, the pool and its dialer.
 //   - dial.go: the client side of the handshake, with which the gateway
 //     logs in to the upstream.
-//   - proxy.go: a proxied session: forwarding, the pump and its parser,
-//     the end of a session.
+//   - proxy.go, proxy_pump.go, proxy_end.go: a proxied session on a
+//     goroutine: forwarding and the checks both proxies share (dispatch),
+//     the pump and the response parser, the end of a session.
+//   - loopproxy.go, loopproxy_relay.go: a proxied session on its event
+//     loop: start, client commands, reset and parking; the server's
+//     packets to the client.
 //   - bypass_on.go, bypass_off.go: the test build without the classifier
 //     (helios_bypass_classifier).
 package mysql

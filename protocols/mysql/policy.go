@@ -62,6 +62,9 @@ func (s *Session) forget() {
 // first (startProxy), and its failure ends the session.
 func (s *Session) admitted(env *netio.Env, out []byte, seq byte, fast bool) ([]byte, netio.Action) {
 	if s.p.up != nil {
+		if s.loopMode() {
+			return s.startLoopProxy(env, out, seq, fast)
+		}
 		return s.startProxy(env, out, seq, fast)
 	}
 	if fast {

@@ -17,8 +17,10 @@ import (
 // Proxy mode: once the token is admitted, the session is paired with a
 // pooled server connection logged in as the user its scopes allow
 // (upstream.RoleFor), opened with the same format flags and character set
-// as the client negotiated, and whole packets flow through. Client to
-// server, on the session's goroutine: every COM_QUERY and COM_STMT_PREPARE
+// as the client negotiated, and whole packets flow through. This file and
+// proxy_pump.go, proxy_end.go are the proxy of a session on a goroutine
+// (TLS, or moved there for the RSA exchange); loopproxy.go is the one on
+// the event loop. Client to server, on the session's goroutine: every COM_QUERY and COM_STMT_PREPARE
 // is classified first (wall 1), COM_INIT_DB is checked as a database
 // change; a refused command never leaves, and its error is written once
 // everything sent before it has been answered. Server to client, on the
@@ -138,6 +140,7 @@ func (s *Session) startProxy(env *netio.Env, out []byte, seq byte, fast bool) ([
 		mayLoad: s.claims.Scopes.Has(core.ScopeDatabaseWrite), status: sc.status, done: make(chan struct{})}
 	px.cond.L = &px.mu
 	s.px = px
+	goroutineSessions.Inc()
 	if fast {
 		out = AppendAuthMoreData(out, seq, fastAuthOK[:])
 		seq++
@@ -180,7 +183,7 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 	}
 	if infile {
 		px.wflush = true // the file's content goes on as it comes
-		return s.send(out, 0, false)
+		return px.queue(s, out, 0, false)
 	}
 	if len(payload) == 0 {
 		return AppendERR(out, s.seq+1, erUnknownCom, stateCommunicationFailure, "Unknown command"), netio.Close
@@ -206,14 +209,44 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		px.mu.Unlock()
 		return out, netio.Close
 	}
-	refused := func(o []byte) ([]byte, netio.Action) {
-		// What was queued before goes out first, and is answered before
-		// the refusal is.
-		if px.wflush && px.flush() != nil || !px.waitIdle() {
-			return appendUpstreamLost(out, s.seq+1), netio.Close
-		}
-		return o, netio.Continue
+	return s.dispatch(env, px, payload, out)
+}
+
+// serverSide is what dispatch needs of a proxied session's server side:
+// the goroutine proxy (proxy) or the one on the event loop (loopProxy).
+type serverSide interface {
+	// queue queues the client packet being handled (Session.raw) for the
+	// server; reply: the server answers it with a response of kind kind.
+	queue(s *Session, out []byte, kind expect, reply bool) ([]byte, netio.Action)
+	// refusal answers a command the gateway refused (o: out with its ERR
+	// appended) in its turn: after everything sent before it.
+	refusal(s *Session, out, o []byte) ([]byte, netio.Action)
+	// changed records that the server connection selected another
+	// database (db) or changed the multi-statement option (option).
+	changed(db, option bool)
+}
+
+// refusal answers a refused command once everything queued before it has
+// been sent and answered (serverSide).
+func (px *proxy) refusal(s *Session, out, o []byte) ([]byte, netio.Action) {
+	if px.wflush && px.flush() != nil || !px.waitIdle() {
+		return appendUpstreamLost(out, s.seq+1), netio.Close
 	}
+	return o, netio.Continue
+}
+
+// changed records a change to the server connection's session (serverSide).
+func (px *proxy) changed(db, option bool) {
+	px.mu.Lock()
+	px.dbChanged = px.dbChanged || db
+	px.optionChanged = px.optionChanged || option
+	px.mu.Unlock()
+}
+
+// dispatch checks one client command of a proxied session (its first byte
+// and payload) and queues it for the server side, or refuses it.
+func (s *Session) dispatch(env *netio.Env, side serverSide, payload, out []byte) ([]byte, netio.Action) {
+	refused := func(o []byte) ([]byte, netio.Action) { return side.refusal(s, out, o) }
 	switch payload[0] {
 	case comQuery, comStmtPrepare:
 		q := payload[1:]
@@ -226,25 +259,23 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 			return refused(o)
 		}
 		if payload[0] == comStmtPrepare {
-			return s.send(out, expPrepare, true)
+			return side.queue(s, out, expPrepare, true)
 		}
-		if o, ok := s.useStatements(q, out); !ok {
+		if o, ok := s.useStatements(side, q, out); !ok {
 			return refused(o)
 		}
-		return s.send(out, expResult, true)
+		return side.queue(s, out, expResult, true)
 	case comStmtExecute:
-		return s.send(out, expResult, true)
+		return side.queue(s, out, expResult, true)
 	case comStmtFetch:
-		return s.send(out, expRows, true)
+		return side.queue(s, out, expRows, true)
 	case comStmtClose, comStmtSendLong:
-		return s.send(out, 0, false)
+		return side.queue(s, out, 0, false)
 	case comStmtReset, comPing, comResetConnection, comStatistics:
-		return s.send(out, expOne, true)
+		return side.queue(s, out, expOne, true)
 	case comSetOption:
-		px.mu.Lock()
-		px.optionChanged = true
-		px.mu.Unlock()
-		return s.send(out, expOne, true)
+		side.changed(false, true)
+		return side.queue(s, out, expOne, true)
 	case comInitDB:
 		db := payload[1:]
 		if !s.claims.Scopes.Has(core.ScopeDatabaseRead) {
@@ -256,8 +287,8 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		if !s.knownDB(db) {
 			return refused(appendUnknownDB(out, s.seq+1, db))
 		}
-		s.selected(db)
-		return s.send(out, expOne, true)
+		s.selected(side, db)
+		return side.queue(s, out, expOne, true)
 	case comFieldList:
 		if !s.claims.Scopes.Has(core.ScopeDatabaseRead) {
 			return refused(s.deny(env, out, denyScope(core.ScopeDatabaseRead, "SHOW", false, nil)))
@@ -265,7 +296,7 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 		if o, ok := s.allowStatements(env, nil, out); !ok {
 			return refused(o)
 		}
-		return s.send(out, expFields, true)
+		return side.queue(s, out, expFields, true)
 	case comChangeUser:
 		return refused(AppendERR(out, s.seq+1, erNotSupportedYet, stateSyntaxOrAccessRule,
 			"COM_CHANGE_USER is not supported through the HeliosDB gateway: connect again with the other token"))
@@ -278,7 +309,7 @@ func (s *Session) forward(env *netio.Env, payload, out []byte) ([]byte, netio.Ac
 // scopes and the test-database rule have passed): each must name a
 // registered database (1049 otherwise). The last one becomes the
 // session's database.
-func (s *Session) useStatements(q, out []byte) ([]byte, bool) {
+func (s *Session) useStatements(side serverSide, q, out []byte) ([]byte, bool) {
 	if !hasWordUSE(q) {
 		return out, true
 	}
@@ -298,7 +329,7 @@ func (s *Session) useStatements(q, out []byte) ([]byte, bool) {
 		last = st.Target
 	}
 	if last != nil {
-		s.selected(last)
+		s.selected(side, last)
 	}
 	return out, true
 }
@@ -315,22 +346,18 @@ func hasWordUSE(q []byte) bool {
 }
 
 // selected records a database selected on the server connection.
-func (s *Session) selected(db []byte) {
+func (s *Session) selected(side serverSide, db []byte) {
 	s.db = append(s.db[:0], clip(db)...)
-	px := s.px
-	px.mu.Lock()
-	px.dbChanged = true
-	px.mu.Unlock()
+	side.changed(true, false)
 }
 
-// send queues the client packet being handled (s.raw) for the server;
+// queue queues the client packet being handled (s.raw) for the server;
 // reply is true for a command answered by a response of kind kind. The
 // packets queued while handling one read from the client go out in one
 // write at its end (flushProxy), or with the next packet that needs an
 // answer: COM_STMT_CLOSE, which has none, rides with the command after it
 // (go-sql-driver sends one after every query with arguments).
-func (s *Session) send(out []byte, kind expect, reply bool) ([]byte, netio.Action) {
-	px := s.px
+func (px *proxy) queue(s *Session, out []byte, kind expect, reply bool) ([]byte, netio.Action) {
 	px.mu.Lock()
 	if px.dead {
 		told := px.told

@@ -30,9 +30,15 @@ type liveProxy struct {
 
 func startLiveProxy(t *testing.T) *liveProxy {
 	t.Helper()
-	maria := testupstream.Started(t, testupstream.StartMariaDB)
+	return newLiveProxy(t, testupstream.Started(t, testupstream.StartMariaDB), 8)
+}
+
+// newLiveProxy is a front end in proxy mode in front of maria, with pools
+// of pool server connections.
+func newLiveProxy(t *testing.T, maria *testupstream.MariaDB, pool int) *liveProxy {
+	t.Helper()
 	up, err := NewUpstream(UpstreamOptions{AdminURL: maria.AdminURL, PasswordsFile: filepath.Join(t.TempDir(), "upstream-mysql.json"),
-		PoolSize: 8, PoolWait: 300 * time.Millisecond})
+		PoolSize: pool, PoolWait: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +60,18 @@ func startLiveProxy(t *testing.T) *liveProxy {
 // db opens a go-sql-driver pool of clients with tok.
 func (lp *liveProxy) db(t *testing.T, tok string, multi bool) *sql.DB {
 	t.Helper()
-	cfg := gomysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", tok, "tcp", lp.Addr, "main"
+	cfg := lp.config(tok, "main")
 	cfg.MultiStatements = multi
-	cfg.Timeout, cfg.ReadTimeout = 10*time.Second, 30*time.Second
 	return openDB(t, cfg)
+}
+
+// config is go-sql-driver's configuration for a client with tok on
+// database db.
+func (lp *liveProxy) config(tok, db string) *gomysql.Config {
+	cfg := gomysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "default", tok, "tcp", lp.Addr, db
+	cfg.Timeout, cfg.ReadTimeout = 10*time.Second, 30*time.Second
+	return cfg
 }
 
 func openDB(t *testing.T, cfg *gomysql.Config) *sql.DB {

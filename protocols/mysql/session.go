@@ -10,11 +10,12 @@ import (
 
 // Session states.
 const (
-	stHandshake uint8 = iota // greeting sent; waiting for SSLRequest or HandshakeResponse41
-	stSwitch                 // AuthSwitchRequest sent; waiting for the fast-auth scramble
-	stFullAuth               // 01 04 sent; waiting for token NUL (TLS) or 02
-	stRSA                    // public key sent; waiting for the encrypted token
-	stCommand                // authenticated
+	stHandshake  uint8 = iota // greeting sent; waiting for SSLRequest or HandshakeResponse41
+	stSwitch                  // AuthSwitchRequest sent; waiting for the fast-auth scramble
+	stFullAuth                // 01 04 sent; waiting for token NUL (TLS) or 02
+	stRSA                     // public key sent; waiting for the encrypted token
+	stConnecting              // admitted; waiting for its server connection (loop proxy)
+	stCommand                 // authenticated
 	stClosed
 )
 
@@ -45,7 +46,8 @@ type Session struct {
 	// raw is the whole packet being handled (header and payload), valid
 	// during the call only: proxy mode forwards it as it is.
 	raw []byte
-	px  *proxy // proxy mode: the server side, once authenticated
+	px  *proxy     // proxy mode on a goroutine: the server side, once authenticated
+	lp  *loopProxy // proxy mode on the event loop (loopproxy.go)
 }
 
 var (
@@ -55,7 +57,12 @@ var (
 
 // Closed ends the server side of a proxied session (netio.Closer): its
 // connection goes back to the pool when the client left cleanly.
-func (s *Session) Closed() { s.closeProxy() }
+func (s *Session) Closed() {
+	s.closeProxy()
+	if s.lp != nil {
+		s.lp.clientGone()
+	}
+}
 
 // errRSA is the token error for an encrypted password the key cannot open.
 var errRSA = &core.Error{Kind: core.KindInvalid, Message: core.MsgInvalid,
@@ -103,6 +110,10 @@ func (s *Session) Terminate(err error, out []byte) []byte {
 	if s.px != nil {
 		seq = s.px.terminated() // mid-response: the id the client expects next
 	}
+	if s.lp != nil {
+		s.lp.revoked = true
+		seq = s.lp.nextSeq()
+	}
 	return s.appendSessionEnded(out, seq, err)
 }
 
@@ -134,7 +145,7 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 	}
 	consumed := 0
 	s.await = 0
-	for consumed < len(in) && s.state != stClosed {
+	for consumed < len(in) && s.state != stClosed && s.state != stConnecting {
 		max := env.MaxPreAuthMessage
 		if s.state == stCommand {
 			max = env.MaxMessage
@@ -151,11 +162,12 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 			}
 			break
 		}
-		if s.p.up != nil && s.state != stCommand && !s.info.Offloaded && !IsSSLRequest(payload) {
-			// Proxy mode: taking a server connection blocks, and the
-			// session then writes to the client from a pump goroutine;
-			// it moves to a goroutine of its own first, with this packet
-			// unread.
+		if s.p.up != nil && s.state != stCommand && !s.info.Offloaded && !IsSSLRequest(payload) && !s.loopMode() {
+			// Proxy mode off the event loop (TLS is handled on a
+			// goroutine already): taking a server connection blocks, and
+			// the session then writes to the client from a pump
+			// goroutine; it moves to a goroutine of its own first, with
+			// this packet unread.
 			return consumed, out, netio.Offload
 		}
 		s.raw = in[consumed : consumed+n]
@@ -172,6 +184,10 @@ func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Act
 	}
 	if s.px != nil {
 		out, act := s.flushProxy(out) // what this read brought, in one write
+		return consumed, out, act
+	}
+	if s.lp != nil {
+		out, act := s.flushLoopProxy(out, netio.Continue)
 		return consumed, out, act
 	}
 	return consumed, out, netio.Continue
@@ -224,6 +240,9 @@ func (s *Session) packet(env *netio.Env, payload, out []byte) ([]byte, netio.Act
 	case stCommand:
 		if s.px != nil {
 			return s.forward(env, payload, out)
+		}
+		if s.lp != nil {
+			return s.loopForward(env, payload, out)
 		}
 		return s.command(env, payload, out)
 	}

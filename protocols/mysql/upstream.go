@@ -17,6 +17,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
 )
 
@@ -69,7 +70,15 @@ type Upstream struct {
 type Health = upstream.Health
 
 // Health reports the upstream's last known state (no I/O).
-func (u *Upstream) Health() Health { return u.status.Health(u.addr, u.pool.Stats()) }
+// Idle counts the server connections parked on the event loops too.
+func (u *Upstream) Health() Health {
+	st := u.pool.Stats()
+	h := u.status.Health(u.addr, st)
+	for k := range st {
+		h.Idle += netio.Parked(parkKey{u, k})
+	}
+	return h
+}
 
 // record keeps the outcome of an attempt to reach the server (no error
 // text here holds a password: the handshake never quotes it, and
@@ -114,7 +123,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		if err := u.SetRoleURLs(o.RoleURLs); err != nil {
 			return nil, err
 		}
-		u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
+		u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable, Reclaim: u.reclaim}, u.dial, healthy)
 		return u, nil
 	}
 	cfg, err := parseAdminURL(o.AdminURL)
@@ -134,7 +143,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	admin.SetConnMaxIdleTime(time.Minute)
 	u := &Upstream{opts: o, addr: cfg.Addr, admin: admin, log: o.Logger}
 	u.logins.Store(&roleLogins{passwords: pw})
-	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable}, u.dial, healthy)
+	u.pool = upstream.NewPool(upstream.PoolOptions{Size: o.PoolSize, Wait: o.PoolWait, Unreachable: unreachable, Reclaim: u.reclaim}, u.dial, healthy)
 	return u, nil
 }
 

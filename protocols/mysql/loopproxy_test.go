@@ -1,0 +1,237 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/internal/testupstream"
+)
+
+// warm logs in once with tok, so that the token is in the fast-auth cache:
+// its next sessions authenticate on their event loop and are proxied there
+// (the first one moved to a goroutine for the RSA exchange).
+func (lp *liveProxy) warm(t *testing.T, tok string) {
+	t.Helper()
+	db := lp.db(t, tok, false)
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+}
+
+// idle is the upstream's idle server connections: in the pool and parked
+// on the event loops.
+func (lp *liveProxy) idle() int { return lp.up.Health().Idle }
+
+// waitFor waits until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// onLoop runs f and checks that the sessions it opened were proxied on
+// their event loops.
+func onLoop(t *testing.T, f func()) {
+	t.Helper()
+	loops, goroutines := loopSessions.Get(), goroutineSessions.Get()
+	f()
+	if n := goroutineSessions.Get() - goroutines; n != 0 {
+		t.Fatalf("%d sessions were proxied on goroutines", n)
+	}
+	if loopSessions.Get() == loops {
+		t.Fatal("no session was proxied on its event loop")
+	}
+}
+
+// TestLoopProxy drives the proxy on its event loops (fast-auth clients in
+// plaintext) against MariaDB 10.11 under the race detector: a clean server
+// connection is reset and parked on its loop and the loop's next client
+// gets it; a reset that fails closes it; a parked one the server ends is
+// dropped; with the pool exhausted, one parked on the other loop is
+// reclaimed for a client there; revocation and a client leaving mid-query
+// end the statement on the server.
+func TestLoopProxy(t *testing.T) {
+	lp := newLiveProxy(t, testupstream.Started(t, testupstream.StartMariaDB), 2)
+	read, _ := lp.Mint(t, core.ScopeSet(0).With(core.ScopeDatabaseRead))
+	full, _ := lp.Mint(t, core.AllScopes)
+	lp.warm(t, read)
+	lp.warm(t, full)
+	waitFor(t, "the warm-up connections were not parked", func() bool { return lp.idle() == 2 })
+
+	t.Run("parked and reused", func(t *testing.T) {
+		db := lp.db(t, read, false)
+		db.SetMaxIdleConns(0) // a new client connection per query
+		onLoop(t, func() {
+			var first int64
+			conn, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(context.Background(), "SET @x = 1"); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+			waitFor(t, "the server connection was not parked", func() bool { return lp.idle() == 2 })
+			// The next client on the same loop gets it back, reset.
+			for i := 0; i < 20; i++ {
+				var id int64
+				var x sql.NullInt64
+				if err := db.QueryRow("SELECT CONNECTION_ID(), @x").Scan(&id, &x); err != nil {
+					t.Fatal(err)
+				}
+				if x.Valid {
+					t.Fatal("a user variable survived into the next client's session")
+				}
+				if id == first {
+					return
+				}
+			}
+			t.Fatal("no client got the parked server connection back")
+		})
+	})
+
+	t.Run("failed reset closes it", func(t *testing.T) {
+		// A client that selected another database leaves cleanly: the
+		// reset selects the pool's database again, which has been dropped
+		// meanwhile: the server refuses, and the connection is closed.
+		if err := lp.up.Provision(context.Background(), []string{"dropped"}, func(string) bool { return false }); err != nil {
+			t.Fatal(err)
+		}
+		cfg := lp.config(read, "dropped")
+		onLoop(t, func() {
+			db := openDB(t, cfg)
+			conn, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var id int64
+			if err := conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(context.Background(), "USE main"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lp.admin.Exec("DROP DATABASE dropped"); err != nil {
+				t.Fatal(err)
+			}
+			idle := lp.idle()
+			conn.Close()
+			db.Close()
+			lp.waitGone(t, id, "a server connection whose reset failed")
+			if lp.idle() != idle {
+				t.Fatal("a server connection whose reset failed was kept")
+			}
+		})
+	})
+
+	t.Run("parked one ended by the server", func(t *testing.T) {
+		waitFor(t, "nothing parked", func() bool { return lp.idle() > 0 })
+		before := lp.up.Health()
+		ids := map[int64]bool{}
+		rows, err := lp.admin.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'helios_read' AND COMMAND = 'Sleep'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids[id] = true
+		}
+		rows.Close()
+		for id := range ids {
+			if _, err := lp.admin.Exec("KILL CONNECTION ?", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "parked server connections the server ended are still counted", func() bool {
+			h := lp.up.Health()
+			return h.Open == before.Open-len(ids) && h.Idle == before.Idle-len(ids)
+		})
+		var n int
+		if err := lp.db(t, read, false).QueryRow("SELECT 1").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("a client after its parked connections ended: %v", err)
+		}
+	})
+
+	t.Run("exhausted, idle one on the other loop", func(t *testing.T) {
+		hold := func() *sql.DB {
+			db := lp.db(t, read, false)
+			if err := db.Ping(); err != nil {
+				t.Fatal(err)
+			}
+			return db
+		}
+		onLoop(t, func() {
+			held, other := hold(), hold()
+			defer held.Close()
+			start := time.Now()
+			if err := lp.db(t, read, false).Ping(); errNumber(err) != erConCount || time.Since(start) > 3*time.Second {
+				t.Fatalf("third client of a pool of 2: %v after %v", err, time.Since(start))
+			}
+			other.Close()
+			// Each new client lands on either loop: the idle connection
+			// is parked on one of them, and a client of the other gets it.
+			db := lp.db(t, read, false)
+			db.SetMaxIdleConns(0)
+			for i := 0; i < 20; i++ {
+				var n int
+				if err := db.QueryRow("SELECT 1").Scan(&n); err != nil {
+					t.Fatalf("client %d with one connection idle: %v", i, err)
+				}
+			}
+		})
+	})
+
+	t.Run("revoked and left mid-query", func(t *testing.T) {
+		revoked, c := lp.Mint(t, core.AllScopes)
+		lp.warm(t, revoked)
+		lp.warm(t, full)
+		onLoop(t, func() {
+			for _, tok := range []string{revoked, full} {
+				conn, err := lp.db(t, tok, false).Conn(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var id int64
+				if err := conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				wait := 30 * time.Second
+				if tok == revoked {
+					go func() {
+						time.Sleep(300 * time.Millisecond)
+						lp.Revoke(c)
+					}()
+				} else {
+					wait = 300 * time.Millisecond // the client gives up and leaves
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				err = conn.QueryRowContext(ctx, "SELECT SLEEP(30)").Scan(new(int))
+				cancel()
+				if tok == revoked && (errNumber(err) != erAccessDenied || !strings.Contains(err.Error(), "session ended")) {
+					t.Fatalf("revoked mid-query: %v", err)
+				}
+				if tok == full && err == nil {
+					t.Fatal("SLEEP(30) returned within 300ms")
+				}
+				conn.Close()
+				lp.waitGone(t, id, "a session ended mid-query")
+			}
+		})
+	})
+}
