@@ -3,6 +3,7 @@ package redis
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heliosdb/auth/core"
+	"github.com/heliosdb/auth/core/tlsfile"
 	"github.com/heliosdb/auth/internal/testupstream"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
@@ -101,7 +103,8 @@ func waitFor(t *testing.T, msg string, cond func() bool) {
 // (the loop stops reading the client until SELECT's reply), RESET of a
 // dirty connection before it is parked and a reset that fails closing it,
 // QUIT behind a pipeline, the gateway's replies written with the server's
-// next (not behind a blocking command), the server killing the connection, revocation
+// next (not behind a blocking command), a TLS client on the goroutine
+// proxy, the server killing the connection, revocation
 // while blocked, a slow reader of large replies, and concurrent clients.
 func TestLoopProxyLive(t *testing.T) {
 	srv, err := testupstream.StartRedis()
@@ -119,7 +122,11 @@ func TestLoopProxyLive(t *testing.T) {
 	if err := up.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	g := upstreamtest.Serve(t, netio.Config{Loops: 1}, "redis", New(Options{Upstream: up}))
+	tlsCfg, _, _, err := tlsfile.LoadOrGenerate(t.TempDir(), "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := upstreamtest.Serve(t, netio.Config{Loops: 1, TLS: tlsCfg}, "redis", New(Options{Upstream: up}))
 	opts, err := redis.ParseURL(srv.AdminURL)
 	if err != nil {
 		t.Fatal(err)
@@ -333,6 +340,27 @@ func TestLoopProxyLive(t *testing.T) {
 		}
 		if got := c.do("PING"); got != "PONG" {
 			t.Fatalf("after the large replies: %s", got)
+		}
+	})
+
+	t.Run("a TLS client keeps the goroutine proxy", func(t *testing.T) {
+		tc, err := tls.Dial("tcp", g.Addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &liveConn{t: t, c: tc, r: bufio.NewReader(tc)}
+		t.Cleanup(func() { tc.Close() })
+		c.send([]string{"AUTH", tok}, []string{"SET", "live:tls", "0"}, []string{"SELECT", "1"}, []string{"GET", "live:tls"},
+			[]string{"SELECT", "0"}, []string{"GET", "live:tls"})
+		c.expect("OK", "OK", "OK", "<nil>", "OK", "0")
+		before := parked()
+		idle := func() int { return up.pool.Stats()[pk.k][1] }
+		idleBefore := idle()
+		tc.Close()
+		// Reset on a goroutine and given back to the pool, not parked.
+		waitFor(t, "the TLS session's connection did not go back to the pool", func() bool { return idle() == idleBefore+1 })
+		if n := parked(); n != before {
+			t.Fatalf("%d parked, want %d", n, before)
 		}
 	})
 
