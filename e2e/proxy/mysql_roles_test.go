@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,7 @@ func TestMySQLProxyRoleURLs(t *testing.T) {
 		}
 	}
 	exec("CREATE DATABASE " + prod)
+	exec("CREATE DATABASE IF NOT EXISTS main") // heliosd's default database (shared: kept)
 	exec("CREATE DATABASE " + test)
 	t.Cleanup(func() {
 		for _, q := range []string{"DROP DATABASE IF EXISTS " + prod, "DROP DATABASE IF EXISTS " + test} {
@@ -63,6 +65,7 @@ func TestMySQLProxyRoleURLs(t *testing.T) {
 			// only (_ in a database name is a wildcard in GRANT: escaped).
 			if kind == "" {
 				exec("GRANT " + grants + " ON `" + strings.ReplaceAll(prod, "_", `\_`) + "`.* TO '" + user + "'@'%'")
+				exec("GRANT " + grants + " ON `main`.* TO '" + user + "'@'%'")
 			}
 			exec("GRANT " + grants + " ON `" + strings.ReplaceAll(test, "_", `\_`) + "`.* TO '" + user + "'@'%'")
 			u := url.URL{Scheme: "mysql", User: url.UserPassword(user, pw), Host: maria.Addr, Path: "/"}
@@ -134,6 +137,42 @@ func TestMySQLProxyRoleURLs(t *testing.T) {
 	testOwner := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Type: core.TypeTest, Flags: core.FlagTestOnly, Scopes: core.AllScopes}), test)
 	if _, err := testOwner.Exec("CREATE TABLE tt(a INT)"); err != nil {
 		t.Fatalf("test owner CREATE TABLE: %v", err)
+	}
+
+	// Revoked mid-query: the statement is ended on the server from
+	// another connection of the same user (no administrator to KILL it).
+	bearer := d.NewUser(t)
+	tok, id := d.CreateToken(t, bearer, map[string]any{"name": "revoked", "scopes": []string{"*"}})
+	conn, err := myDB(t, d, tok, "main").Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var thread int64
+	if err := conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&thread); err != nil {
+		t.Fatal(err)
+	}
+	// BENCHMARK runs for minutes and, unlike SLEEP, never looks at its
+	// client's socket: only a KILL ends it (and ends it if this test fails).
+	t.Cleanup(func() { _, _ = admin.Exec("KILL CONNECTION ?", thread) })
+	done := make(chan error, 1)
+	go func() {
+		done <- conn.QueryRowContext(context.Background(), "SELECT BENCHMARK(2000000000, MD5('x'))").Scan(new(int))
+	}()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	d.Revoke(t, bearer, id)
+	if err := <-done; err == nil {
+		t.Fatal("the statement ended well for a revoked token")
+	}
+	for {
+		if n := queryString(t, admin, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", thread); n == "0" {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the revoked session's statement still runs on the server")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// heliosd was given no administrator connection, made no passwords of

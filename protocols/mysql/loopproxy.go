@@ -330,7 +330,7 @@ func (lp *loopProxy) clientGone() {
 	lp.state = lpDone
 	lp.b.Close()
 	if busy {
-		lp.up.kill(lp.sc.threadID)
+		lp.up.kill(lp.key.Role, lp.sc.threadID)
 	}
 }
 

@@ -39,7 +39,7 @@ func (s *Session) closeProxy() {
 	if !reusable {
 		px.up.pool.Discard(px.key, px.sc)
 		if busy {
-			px.up.kill(px.sc.threadID)
+			px.up.kill(px.key.Role, px.sc.threadID)
 		}
 		return
 	}

@@ -330,22 +330,45 @@ func (u *Upstream) dial(ctx context.Context, k upstream.Key) (*serverConn, error
 func healthy(c *serverConn) bool { return upstream.Alive(c.Conn) }
 
 // kill ends a server connection's thread on the server (KILL CONNECTION),
-// for a connection the gateway dropped while it ran a statement: closing
-// the socket alone leaves a SELECT SLEEP(…) or a lock wait running. It
-// runs in the background; errors only matter to the log.
-func (u *Upstream) kill(threadID uint32) {
-	if u.admin == nil {
-		return // RoleURLs mode: no right to KILL another user's thread; the close stands
-	}
+// for a connection of role r the gateway dropped while it ran a statement:
+// closing the socket alone leaves a SELECT SLEEP(…) or a lock wait
+// running. It runs on the administrator connection, or, in RoleURLs mode,
+// on a new connection of the same user (a user may end its own threads).
+// It runs in the background; errors only matter to the log.
+func (u *Upstream) kill(r upstream.Role, threadID uint32) {
+	q := "KILL CONNECTION " + strconv.FormatUint(uint64(threadID), 10)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := u.admin.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(uint64(threadID), 10))
+		var err error
+		if u.admin != nil {
+			_, err = u.admin.ExecContext(ctx, q)
+		} else {
+			err = u.killAs(ctx, r, q)
+		}
 		var me *gomysql.MySQLError
-		if err != nil && !(errors.As(err, &me) && me.Number == 1094) { // 1094: no such thread
+		var se *serverError
+		if err != nil && !(errors.As(err, &me) && me.Number == erNoSuchThread) && !(errors.As(err, &se) && se.Code == erNoSuchThread) {
 			u.log.Warn("MySQL upstream: could not end a dropped server connection", "upstream", u.addr, "thread", threadID, "err", err)
 		}
 	}()
+}
+
+// erNoSuchThread is KILL's error for a thread that has ended already.
+const erNoSuchThread = 1094
+
+// killAs runs the KILL query q logged in as role r.
+func (u *Upstream) killAs(ctx context.Context, r upstream.Role, q string) error {
+	sc, err := u.dial(ctx, upstream.Key{Role: r, Variant: variant(0, collationUTF8MB4GeneralCI)})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = sc.SetDeadline(dl)
+	}
+	_, err = roundTrip(sc, append([]byte{comQuery}, q...))
+	return err
 }
 
 // The privileges of each role level on each database it may reach (see
