@@ -95,6 +95,18 @@ type Config struct {
 	SignupPerEmail int `toml:"signup_per_email"`
 	SignupPerIP    int `toml:"signup_per_ip"`
 
+	// Issuer replicas (raft; see README "Three issuer replicas"). All
+	// empty: a single issuer, exactly as without them.
+	// RaftID is this replica's id; RaftListen its raft address (mutual
+	// TLS with the cluster key; followers forward writes over it).
+	RaftID     string `toml:"raft_id"`
+	RaftListen string `toml:"raft_listen"`
+	// RaftPeers is the initial voters, this replica included:
+	// "id=host:port,id=host:port" (used once, to bootstrap).
+	RaftPeers string `toml:"raft_peers"`
+	// RaftElectionTimeout is raft's heartbeat and election timeout.
+	RaftElectionTimeout time.Duration `toml:"raft_election_timeout"`
+
 	// Gateway nodes (role "gateway").
 	// IssuerURL is the issuer's base URL (https://issuer:8080; plain http
 	// only on loopback or a plaintext_allow network of the issuer).
@@ -214,6 +226,7 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.SignupPerEmail, 10)
 	ensure(&c.SignupPerIP, 20)
 	ensure(&c.StaleAfter, 30*time.Second)
+	ensure(&c.RaftElectionTimeout, 300*time.Millisecond)
 	ensure(&c.UsageFlush, 5*time.Second)
 	ensure(&c.PGPoolSize, 20)
 	ensure(&c.PGPoolWait, 5*time.Second)
@@ -241,7 +254,7 @@ func ensure[T comparable](v *T, def T) {
 // bindFlags registers a flag for every Config field, writing into c.
 func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Role, "role", c.Role, "all (issuer and gateway) or gateway (a node following --issuer-url)")
-	fs.StringVar(&c.IssuerURL, "issuer-url", c.IssuerURL, "gateway nodes: the issuer's base URL")
+	fs.StringVar(&c.IssuerURL, "issuer-url", c.IssuerURL, "gateway nodes: the issuer's base URL (its replicas': URL1,URL2,…)")
 	fs.StringVar(&c.ClusterKeyFile, "cluster-key-file", c.ClusterKeyFile, "gateway nodes: the issuer's cluster.key (mode 0600)")
 	fs.StringVar(&c.IssuerCA, "issuer-ca", c.IssuerCA, "gateway nodes: PEM certificate to trust for the issuer")
 	fs.DurationVar(&c.StaleAfter, "stale-after", c.StaleAfter, "gateway nodes: fail closed after this long without the issuer's feed")
@@ -269,6 +282,10 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.LoginPerIP, "login-per-ip", c.LoginPerIP, "failed logins allowed per minute per source address (0: unlimited)")
 	fs.IntVar(&c.SignupPerEmail, "signup-per-email", c.SignupPerEmail, "failed signups (email taken) allowed per minute per email (0: unlimited)")
 	fs.IntVar(&c.SignupPerIP, "signup-per-ip", c.SignupPerIP, "failed signups (email taken) allowed per minute per source address (0: unlimited)")
+	fs.StringVar(&c.RaftID, "raft-id", c.RaftID, "issuer replicas: this replica's raft id (with --raft-listen and --raft-peers; none: a single issuer)")
+	fs.StringVar(&c.RaftListen, "raft-listen", c.RaftListen, "issuer replicas: raft `address` (mutual TLS with the cluster key)")
+	fs.StringVar(&c.RaftPeers, "raft-peers", c.RaftPeers, "issuer replicas: the initial voters, id=host:port,… (this replica included)")
+	fs.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "issuer replicas: raft heartbeat and election timeout")
 	fs.Var(&c.StorageReserve, "storage-reserve", "free space kept on the issuer store's file system, e.g. 64MiB: below it writes other than revocations are refused (0: no check)")
 	fs.StringVar(&c.PGUpstream, "pg-upstream", c.PGUpstream, "PostgreSQL administrator URL to proxy to (postgres://user:pw@host:port/db); empty: built-in responder")
 	fs.StringVar(&c.PGUpstreamFile, "pg-upstream-file", c.PGUpstreamFile, "file (mode 0600) holding the --pg-upstream URL")
@@ -563,14 +580,20 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("session_expiry %q: use end or keep", c.SessionExpiry)
 	}
+	if err := c.validateRaft(); err != nil {
+		return err
+	}
 	switch c.Role {
 	case "all":
 	case "gateway":
 		if c.IssuerURL == "" || c.ClusterKeyFile == "" {
 			return errors.New("role gateway needs issuer_url (--issuer-url) and cluster_key_file (--cluster-key-file, a copy of the issuer's data-dir/cluster.key)")
 		}
-		if !strings.HasPrefix(c.IssuerURL, "http://") && !strings.HasPrefix(c.IssuerURL, "https://") {
-			return fmt.Errorf("issuer_url %q: use https://host:port (or http:// on loopback)", c.IssuerURL)
+		// Several URLs, comma-separated: the issuer's raft replicas.
+		for _, u := range strings.Split(c.IssuerURL, ",") {
+			if u = strings.TrimSpace(u); !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				return fmt.Errorf("issuer_url %q: use https://host:port (or http:// on loopback), comma-separated for replicas", u)
+			}
 		}
 		if c.StaleAfter <= 0 {
 			return errors.New("stale_after must be positive")

@@ -35,6 +35,7 @@ func flagGroups() []flagGroup {
 			"max-preauth-message", "max-message", "session-expiry"}},
 		{"Issuer", []string{"live-token-lifetime", "refresh-grace", "login-per-email", "login-per-ip",
 			"signup-per-email", "signup-per-ip", "storage-reserve", "usage-flush"}},
+		{"Issuer replicas (raft)", []string{"raft-id", "raft-listen", "raft-peers", "raft-election-timeout"}},
 		{"Gateway nodes (--role gateway)", []string{"issuer-url", "cluster-key-file", "issuer-ca", "stale-after", "node-state"}},
 		{"Upstream databases (proxy mode)", []string{"pg-upstream", "pg-upstream-file", "pg-upstream-roles-file", "pg-pool-size", "pg-pool-wait", "sql-timeout",
 			"mysql-upstream", "mysql-upstream-file", "mysql-upstream-roles-file", "mysql-pool-size", "mysql-pool-wait",
@@ -50,6 +51,7 @@ func printUsage(w io.Writer, fs *pflag.FlagSet) {
 Usage:
   heliosd [flags]
   heliosd keys rotate|retire ID [--issuer-url URL] [--cluster-key-file FILE] [--issuer-ca PEM]
+  heliosd raft status|add ID ADDR|remove ID [--issuer-url URL] [--cluster-key-file FILE] [--issuer-ca PEM]
 
 Every flag is also a HELIOS_* environment variable (--data-dir: HELIOS_DATA_DIR) and a key of the
 --config TOML file (data_dir or data-dir); flags win over variables, variables over the file.

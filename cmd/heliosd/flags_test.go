@@ -62,7 +62,8 @@ func TestEveryFlagSpelling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	special := map[string]string{"role": "all", "log-level": "debug", "session-expiry": "keep", "issuer-url": "http://127.0.0.1:2"}
+	special := map[string]string{"role": "all", "log-level": "debug", "session-expiry": "keep", "issuer-url": "http://127.0.0.1:2",
+		"raft-id": "x2", "raft-peers": "x=127.0.0.1:1"}
 	byType := map[string]string{"string": "x", "duration": "7m", "int": "7", "networks": "10.0.0.0/8,10.1.2.3", "address": "127.0.0.1:1", "size": "1MiB"}
 	n := 0
 	allFlags().VisitAll(func(f *pflag.Flag) {
@@ -74,6 +75,14 @@ func TestEveryFlagSpelling(t *testing.T) {
 			if v, ok = byType[f.Value.Type()]; !ok {
 				t.Errorf("--%s: no test value for type %s", f.Name, f.Value.Type())
 				return
+			}
+		}
+		base, want := base, want
+		if strings.HasPrefix(f.Name, "raft-") {
+			// Raft settings are an issuer's (role all), and come together.
+			base = []string{"--raft-id", "x", "--raft-listen", "127.0.0.1:1"}
+			if want, err = loadConfig(base, none, io.Discard); err != nil {
+				t.Fatal(err)
 			}
 		}
 		var first Config

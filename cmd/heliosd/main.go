@@ -58,6 +58,7 @@ import (
 	"github.com/heliosdb/auth/issuer"
 	"github.com/heliosdb/auth/issuer/console"
 	"github.com/heliosdb/auth/issuer/feed"
+	"github.com/heliosdb/auth/issuer/replica"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/rest"
 )
@@ -76,6 +77,9 @@ func run() error {
 	restrictUmask()
 	if len(os.Args) > 1 && os.Args[1] == "keys" {
 		return runKeys(os.Args[2:], os.Stdout)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "raft" {
+		return runRaft(os.Args[2:], os.Stdout)
 	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, errShowVersion) {
@@ -127,7 +131,8 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	store, err := issuer.OpenWith(filepath.Join(cfg.DataDir, "issuer"), issuer.StoreOptions{Logger: log, Reserve: int64(cfg.StorageReserve)})
+	store, err := issuer.OpenWith(filepath.Join(cfg.DataDir, "issuer"), issuer.StoreOptions{Logger: log, Reserve: int64(cfg.StorageReserve),
+		Replicated: cfg.raftEnabled()})
 	if err != nil {
 		return err
 	}
@@ -136,6 +141,19 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 			log.Error("close issuer store", "err", err)
 		}
 	}()
+	// A replica (--raft-*): the store applies what the cluster commits;
+	// raft stops (handing leadership over) before the store closes.
+	var node *replica.Node
+	if cfg.raftEnabled() {
+		if node, err = startReplica(cfg, store, clusterKey, log); err != nil {
+			return err
+		}
+		defer func() {
+			if err := node.Shutdown(); err != nil {
+				log.Error("raft shutdown", "err", err)
+			}
+		}()
+	}
 	ups, err := openUpstreams(cfg, store.Policy(), log)
 	if err != nil {
 		return err
@@ -152,7 +170,14 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	opts.Logger = log
 	svc := issuer.NewService(store, ring, opts)
 	defer svc.Close()
-	if err := recordRetiredKeys(svc, ring); err != nil {
+	if node != nil {
+		// A replica records retired keys once the cluster has a leader.
+		go func() {
+			if err := recordRetiredKeys(svc, ring); err != nil {
+				log.Warn("recording retired keys", "err", err)
+			}
+		}()
+	} else if err := recordRetiredKeys(svc, ring); err != nil {
 		return err
 	}
 	log.Info("issuer store open", "dir", filepath.Join(cfg.DataDir, "issuer"), "seq", store.LastSeq(), "reserve", cfg.StorageReserve.String(),
@@ -175,11 +200,18 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		if ups.PG != nil {
 			router.SetSQLRunner(pgSQL{ups.PG})
 		}
-		router.Replace("GET", "/healthz", issuerHealth(ups))
+		router.Replace("GET", "/healthz", withRaft(issuerHealth(ups), node))
 		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
+		if node != nil {
+			fs.CatchUp = 2 * time.Second
+			raftRoutes(router, fs, node)
+		}
 		router.Mount(svc.Routes()...)
 		router.Mount(svc.DatabaseRoutes()...)
 		router.Mount(svc.ClusterRoutes(fs)...)
+		if node != nil {
+			refuseKeyChanges(router, fs)
+		}
 		// The web console at /, next to the API it drives.
 		router.Mount(console.New(console.Options{Service: svc, Keyring: ring, Listen: cfg.Listen, CAFile: cfg.caFile,
 			IsTLS: rest.RequestTLS, Logger: log}).Routes()...)

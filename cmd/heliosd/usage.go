@@ -23,7 +23,7 @@ const usageBatch = 4096
 // to the issuer (POST /v1/cluster/usage, cluster key) every
 // Config.UsageFlush, in batches of usageBatch; what fails to send is kept
 // for the next flush.
-func newNodeUsage(cfg *Config, key string, log *slog.Logger) *issuer.UsageAggregator {
+func newNodeUsage(cfg *Config, key string, issuerURL func() string, log *slog.Logger) *issuer.UsageAggregator {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.IssuerCA != "" {
@@ -33,14 +33,15 @@ func newNodeUsage(cfg *Config, key string, log *slog.Logger) *issuer.UsageAggreg
 			tr.TLSClientConfig.RootCAs = pool
 		}
 	}
-	s := &usageSender{url: cfg.IssuerURL + "/v1/cluster/usage", key: key, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	s := &usageSender{url: issuerURL, key: key, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 	return issuer.NewUsageAggregator(cfg.UsageFlush, s.sendAll, log)
 }
 
 // usageSender posts batches of uses to the issuer.
 type usageSender struct {
-	url, key string
-	client   *http.Client
+	url    func() string // the issuer (replica) followed now
+	key    string
+	client *http.Client
 }
 
 func (s *usageSender) sendAll(uses []issuer.Use) error {
@@ -61,7 +62,7 @@ func (s *usageSender) send(uses []issuer.Use) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url()+"/v1/cluster/usage", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +24,10 @@ import (
 
 // FollowerConfig configures a gateway node's Follower.
 type FollowerConfig struct {
-	// IssuerURL is the issuer's base URL ("https://issuer:8080").
+	// IssuerURL is the issuer's base URL ("https://issuer:8080"), or the
+	// base URLs of the issuer's raft replicas, comma-separated: the
+	// follower reads from one and moves to the next when it fails, and
+	// never takes a replica's state older than what it has applied.
 	IssuerURL string
 	// ClusterKey is the shared cluster credential.
 	ClusterKey string
@@ -92,6 +96,40 @@ type Follower struct {
 	// goroutine only); every other connection fetches it again first, since
 	// a snapshot carries no keyring changes.
 	keysFresh bool
+	// urls are the issuer's replicas; cur indexes the one followed.
+	urls []string
+	cur  atomic.Int32
+	// behind counts replicas in a row that offered an older state (Run's
+	// goroutine only).
+	behind int
+}
+
+// errBehind is a replica whose state is older than what the follower
+// has applied: the follower moves to another replica.
+var errBehind = errors.New("this issuer replica is behind the state already applied; trying another")
+
+// URL returns the base URL of the issuer replica followed now.
+func (f *Follower) URL() string { return f.urls[int(f.cur.Load())%len(f.urls)] }
+
+// next moves to the next replica (a no-op with one issuer URL).
+func (f *Follower) next() {
+	if len(f.urls) > 1 {
+		f.cur.Store(int32((int(f.cur.Load()) + 1) % len(f.urls)))
+	}
+}
+
+// splitURLs splits a comma-separated list of base URLs.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			out = append(out, u)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{s}
+	}
+	return out
 }
 
 // NewFollower makes a follower and fetches the keyring from the issuer
@@ -112,7 +150,7 @@ func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	f := &Follower{cfg: cfg, set: revset.New(0), client: &http.Client{Transport: tr}}
+	f := &Follower{cfg: cfg, set: revset.New(0), client: &http.Client{Transport: tr}, urls: splitURLs(cfg.IssuerURL)}
 	f.lastHeard.Store(time.Now().UnixNano())
 	if cfg.StatePath != "" {
 		if seq, entries, err := loadState(cfg.StatePath); err == nil {
@@ -134,7 +172,8 @@ func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
 			f.saveKeys()
 			return f, nil
 		}
-		cfg.Logger.Warn("fetching the keyring from the issuer", "err", err)
+		cfg.Logger.Warn("fetching the keyring from the issuer", "issuer", f.URL(), "err", err)
+		f.next()
 		if attempt == 0 && cfg.KeyringPath != "" && f.ready.Load() {
 			if ring, lerr := keyfile.Load(cfg.KeyringPath); lerr == nil {
 				f.ring = ring
@@ -181,7 +220,7 @@ func (f *Follower) Ready() bool { return f.ready.Load() }
 func (f *Follower) Seq() (applied, issuer uint64) { return f.set.Seq(), f.issuerSeq.Load() }
 
 func (f *Follower) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.cfg.IssuerURL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.URL()+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -259,9 +298,16 @@ func (f *Follower) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		f.cfg.Logger.Warn("issuer feed interrupted", "err", err, "staleness", f.Staleness().Round(time.Millisecond))
+		f.cfg.Logger.Warn("issuer feed interrupted", "issuer", f.URL(), "err", err, "staleness", f.Staleness().Round(time.Millisecond))
 		if time.Since(start) > 5*time.Second {
 			backoff = 50 * time.Millisecond
+		}
+		if len(f.urls) > 1 {
+			// Another replica at once; back off only once each has failed.
+			f.next()
+			if f.cur.Load() != 0 {
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -350,7 +396,13 @@ func (f *Follower) follow(ctx context.Context) error {
 		}
 		f.lastHeard.Store(time.Now().UnixNano())
 		if inSnap {
+			if e.Kind == KindSnapshotEnd && e.Seq < f.set.Seq() && f.ready.Load() && len(f.urls) > 1 && f.behind < len(f.urls) {
+				// A replica behind the state applied: never go back.
+				f.behind++
+				return fmt.Errorf("%w (its snapshot is at %d, this node at %d)", errBehind, e.Seq, f.set.Seq())
+			}
 			if e.Kind == KindSnapshotEnd {
+				f.behind = 0
 				f.set.Load(e.Seq, time.Now().Unix(), snapshot)
 				snapshot, inSnap = nil, false
 				f.ready.Store(true)

@@ -51,6 +51,11 @@ type Server struct {
 	ClusterKey string
 	// Stop, when closed, ends every stream (graceful shutdown).
 	Stop <-chan struct{}
+	// CatchUp is how long a stream asked for a sequence number beyond the
+	// source's waits for the source to reach it before answering with a
+	// snapshot: on an issuer replica a moment behind the one a node
+	// followed before (0: no wait, a single issuer).
+	CatchUp time.Duration
 }
 
 // authorized checks the "Authorization: HeliosCluster <key>" header in
@@ -117,6 +122,23 @@ func (s *Server) stream(w *bufio.Writer, after uint64) error {
 		buf = AppendFrame(buf[:0], e)
 		_, err := w.Write(buf)
 		return err
+	}
+	if s.CatchUp > 0 && after > s.Source.LastSeq() {
+		wait := time.NewTimer(s.CatchUp)
+		for after > s.Source.LastSeq() {
+			changed := s.Source.Changed()
+			if after <= s.Source.LastSeq() {
+				break
+			}
+			select {
+			case <-changed:
+				continue
+			case <-wait.C:
+			case <-s.Stop:
+			}
+			break
+		}
+		wait.Stop()
 	}
 	if after == 0 || after < s.Source.Compacted() || after > s.Source.LastSeq() {
 		seq, events, err := s.Source.Snapshot()

@@ -116,6 +116,11 @@ func readFrame(r *bufio.Reader) (byte, []byte, error) {
 // until the peer closes it.
 func (n *Node) serveForward(c net.Conn) {
 	defer c.Close()
+	select {
+	case <-n.started:
+	case <-time.After(5 * time.Second):
+		return // raft did not start (the replica failed to start)
+	}
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
 		op, p, err := readFrame(r)

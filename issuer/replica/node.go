@@ -105,6 +105,9 @@ type Node struct {
 	ready    atomic.Bool
 	stopping atomic.Bool
 	done     chan struct{}
+	// started is closed once raft runs: the listener (which raft's
+	// transport needs first) takes forwarding connections before that.
+	started chan struct{}
 }
 
 // Start opens the raft log in cfg.Dir, listens on cfg.Listen and joins
@@ -141,7 +144,8 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("raft_id", cfg.ID), fsm: newFSM(cfg.Store), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("raft_id", cfg.ID), fsm: newFSM(cfg.Store), done: make(chan struct{}),
+		started: make(chan struct{})}
 	srvTLS, cliTLS, err := tlsConfigs(cfg.ClusterKey)
 	if err != nil {
 		return nil, err
@@ -204,6 +208,7 @@ func Start(cfg Config) (*Node, error) {
 	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
 		return fail(err)
 	}
+	close(n.started)
 	cfg.Store.SetReplicator(n)
 	go n.watchLeadership(notify)
 	n.log.Info("raft replica started", "listen", cfg.Listen, "advertise", cfg.Advertise, "existing_state", existing,

@@ -22,7 +22,7 @@ type replicaT struct {
 	node          *Node
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,7 +32,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func (r *replicaT) start(t *testing.T, peers []Peer, key string, tweak func(*Config)) {
+func (r *replicaT) start(t testing.TB, peers []Peer, key string, tweak func(*Config)) {
 	t.Helper()
 	st, err := issuer.OpenWith(filepath.Join(r.dir, "issuer"), issuer.StoreOptions{Replicated: true})
 	if err != nil {
@@ -51,7 +51,7 @@ func (r *replicaT) start(t *testing.T, peers []Peer, key string, tweak func(*Con
 	r.store, r.node = st, n
 }
 
-func (r *replicaT) stop(t *testing.T) {
+func (r *replicaT) stop(t testing.TB) {
 	t.Helper()
 	if r.node == nil {
 		return
@@ -86,7 +86,7 @@ func cluster(t *testing.T, n int, tweak func(*Config)) []*replicaT {
 	return rs
 }
 
-func leaderOf(t *testing.T, rs []*replicaT) *replicaT {
+func leaderOf(t testing.TB, rs []*replicaT) *replicaT {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
