@@ -45,7 +45,8 @@ func (l *loopState) endBackend(b *Backend, notify bool) {
 // toClient writes a backend's or a LinkFunc's output to the client cs and
 // applies act (Continue or Close; anything else closes), then records an
 // authentication that happened there. With rerun, client bytes that
-// arrived while the session waited (an Attach) are handled next.
+// arrived while the session waited (an Attach, a Do) are handled next,
+// those carried across a pause of the client included.
 func (l *loopState) toClient(cs *connState, out []byte, act Action, rerun bool) {
 	defer func() {
 		// A backend's reads are up to 64 KiB (gnet's read buffer) plus a
@@ -92,7 +93,7 @@ func (l *loopState) toClient(cs *connState, out []byte, act Action, rerun bool) 
 			}
 		}
 	}
-	if rerun && c.InboundBuffered() > 0 {
+	if rerun && (c.InboundBuffered() > 0 || len(cs.carry) > 0) {
 		if l.s.OnTraffic(c) == gnet.Close {
 			_ = l.el.Close(c) // OnClose ends it (a pause or hand-off left it already)
 		}

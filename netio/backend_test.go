@@ -39,6 +39,8 @@ type relaySession struct {
 	claims core.Claims
 	b      *Backend
 	gone   bool
+	// waiting: WAITDO stopped the session until a Link.Do says DONE.
+	waiting bool
 }
 
 var _ Closer = (*relaySession)(nil)
@@ -80,6 +82,9 @@ func (s *relaySession) BackendClosed(_ *Env, _ *Backend, out []byte) ([]byte, Ac
 func (s *relaySession) release() func() { return func() { s.p.released.Add(1) } }
 
 func (s *relaySession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
+	if s.waiting {
+		return 0, out, Continue
+	}
 	i := bytes.IndexByte(in, '\n')
 	if i < 0 {
 		return 0, out, Continue
@@ -126,6 +131,16 @@ func (s *relaySession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
 				_ = link.Do(func(_ *Env, out []byte) ([]byte, Action) { return append(out, "ERR "+err.Error()+"\n"...), Continue })
 			}
 		}()
+		return n, out, Continue
+	case cmd == "WAITDO":
+		s.waiting = true
+		link := s.info.Link()
+		time.AfterFunc(20*time.Millisecond, func() {
+			_ = link.Do(func(_ *Env, out []byte) ([]byte, Action) {
+				s.waiting = false
+				return append(out, "DONE\n"...), Continue
+			})
+		})
 		return n, out, Continue
 	case s.b == nil:
 		return n, append(out, "ERR no backend\n"...), Continue
@@ -466,6 +481,32 @@ func TestBackendPausesFastClient(t *testing.T) {
 	c.Write([]byte("COUNT\n"))
 	want := int64(len("HOLD\n")) + lines*int64(len(line)) + int64(len("COUNT\n"))
 	expect(t, r, strconv.FormatInt(want, 10))
+}
+
+// TestBackendDoHandlesCarriedBytes: a session that stopped reading until a
+// Link.Do (WAITDO) gets the bytes its client sent behind handled after the
+// Do, also when they were carried across a pause of the client (so not in
+// gnet's buffer).
+func TestBackendDoHandlesCarriedBytes(t *testing.T) {
+	p := &relayProto{}
+	_, addr, tok := startRelay(t, Config{}, p)
+	srv := startBackendServer(t)
+	c, r := relayClient(t, addr, tok, srv.addr(), "k", "attached")
+	c.Write([]byte("HOLD\n")) // the server stops reading: the client is paused
+	line := []byte(strings.Repeat("y", 999) + "\n")
+	done := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := c.Write(append(bytes.Repeat(line, 8<<10), "WAITDO\nECHO after\n"...))
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(srv.hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	expect(t, r, "DONE")
+	expect(t, r, "after")
 }
 
 // TestBackendClientGoneWhileAttaching: a client that leaves before Attach
