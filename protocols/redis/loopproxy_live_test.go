@@ -151,8 +151,12 @@ func TestLoopProxyLive(t *testing.T) {
 		a.expect("OK")
 		id := a.read()
 		before := parked()
+		idle := up.Health().Idle
 		a.c.Close()
 		waitFor(t, "the server connection was not parked on the loop", func() bool { return parked() == before+1 })
+		if got := up.Health().Idle; got != idle+1 {
+			t.Fatalf("/healthz idle %d, want %d: the parked connection is idle", got, idle+1)
+		}
 		b := dialLive(t, g.Addr)
 		b.send([]string{"AUTH", tok}, []string{"CLIENT", "ID"})
 		b.expect("OK", id)

@@ -226,9 +226,14 @@ func (u *Upstream) Address() string {
 // Close closes the pool's idle connections.
 func (u *Upstream) Close() { u.pool.Close() }
 
-// Health reports the upstream's last known state (no I/O).
+// Health reports the upstream's last known state (no I/O). Idle counts the
+// connections parked on the event loops too.
 func (u *Upstream) Health() Health {
-	h := Health{Health: u.status.Health(u.Address(), u.pool.Stats())}
+	stats := u.pool.Stats()
+	h := Health{Health: u.status.Health(u.Address(), stats)}
+	for k := range stats {
+		h.Idle += netio.Parked(parkKey{u, k})
+	}
 	if t := u.table.Load(); t != nil {
 		h.Commands = len(*t)
 	}
