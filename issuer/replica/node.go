@@ -176,7 +176,9 @@ func Start(cfg Config) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.ElectionTimeout, cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
-	rc.CommitTimeout = 10 * time.Millisecond
+	// Followers learn the commit index within 5-10ms of the last write (a
+	// write forwarded by a follower waits for it: read your writes).
+	rc.CommitTimeout = 5 * time.Millisecond
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	if cfg.SnapshotThreshold > 0 {

@@ -3,7 +3,9 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -39,7 +41,7 @@ func (r *replicaT) start(t testing.TB, peers []Peer, key string, tweak func(*Con
 		t.Fatal(err)
 	}
 	cfg := Config{ID: r.id, Listen: r.addr, Peers: peers, Dir: filepath.Join(r.dir, "raft"), ClusterKey: key, Store: st,
-		ElectionTimeout: 300 * time.Millisecond, ApplyTimeout: 5 * time.Second}
+		ElectionTimeout: 300 * time.Millisecond, ApplyTimeout: 5 * time.Second, Logger: testLogger()}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -302,4 +304,13 @@ func TestWrongClusterKeyRefused(t *testing.T) {
 	if !errors.Is(err, issuer.ErrNoQuorum) {
 		t.Fatalf("a write without a quorum: %v, want ErrNoQuorum", err)
 	}
+}
+
+// testLogger writes the replicas' warnings to stderr when
+// HELIOS_TEST_LOG is set (debugging), else nowhere.
+func testLogger() *slog.Logger {
+	if os.Getenv("HELIOS_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
