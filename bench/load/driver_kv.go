@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -146,7 +147,16 @@ type redisDriver struct {
 	gw   bool
 }
 
+// quietRedis keeps go-redis from logging to stderr (a connection the
+// gateway closed on revocation): the run counts errors itself.
+var quietRedis sync.Once
+
+type nopRedisLogger struct{}
+
+func (nopRedisLogger) Printf(context.Context, string, ...any) {}
+
 func newRedisDriver(_ *Config, e Endpoint) (driver, error) {
+	quietRedis.Do(func() { redis.SetLogger(nopRedisLogger{}) })
 	o := &redis.Options{Addr: e.Addr, Protocol: 3}
 	if !e.Gateway {
 		var err error

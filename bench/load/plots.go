@@ -90,16 +90,17 @@ func cellPlots(c *Cell, dir string) ([]string, error) {
 			seg = nil
 			return nil
 		}
+		// Each sample is a step over its time; a gap between samples is
+		// another endpoint's turn.
 		first := true
 		for j, pt := range e.Timeline {
-			// A gap of more than 1.5 s is another endpoint's turn.
-			if j > 0 && pt.T-e.Timeline[j-1].T > 1.5 {
+			if j > 0 && pt.From-e.Timeline[j-1].T > 0.05 {
 				if err := flush(first); err != nil {
 					return nil, err
 				}
 				first = false
 			}
-			seg = append(seg, plotter.XY{X: pt.T, Y: pt.Rate})
+			seg = append(seg, plotter.XY{X: pt.From, Y: pt.Rate}, plotter.XY{X: pt.T, Y: pt.Rate})
 		}
 		if err := flush(first); err != nil {
 			return nil, err

@@ -53,9 +53,10 @@ func record(h *hdr.Histogram, d time.Duration) {
 	_ = h.RecordValue(us)
 }
 
-// Sample is one sample of throughput over time: seconds since the run
-// started, requests completed per second over the sample.
+// Sample is one sample of throughput over time: the requests completed per
+// second between From and T, in seconds since the run started.
 type Sample struct {
+	From float64 `json:"from_s"`
 	T    float64 `json:"t_s"`
 	Rate float64 `json:"per_s"`
 }

@@ -208,7 +208,7 @@ func (r *runner) storm(ctx context.Context, p Protocol) Cell {
 		}
 		if r.cfg.Progress != nil {
 			r.cfg.Progress.Tick(Snapshot{Protocol: p, Workload: RevokeStorm, Endpoint: "revoked", Round: i + 1, Rounds: n,
-				Elapsed: time.Since(start), Requests: int64(i + 1)})
+				Elapsed: time.Since(start), Requests: int64(i + 1), Fraction: float64(i+1) / float64(n)})
 		}
 	}
 	probes.Wait()

@@ -153,7 +153,7 @@ func (w *workers) slice(ctx context.Context, plan slicePlan, snap Snapshot) {
 		}
 		rate := float64(n-lastN) / dt
 		w.st.mu.Lock()
-		w.st.timeline = append(w.st.timeline, Sample{T: now.Sub(w.r.start).Seconds(), Rate: rate})
+		w.st.timeline = append(w.st.timeline, Sample{From: last.Sub(w.r.start).Seconds(), T: now.Sub(w.r.start).Seconds(), Rate: rate})
 		w.st.mu.Unlock()
 		last, lastN = now, n
 		if cfg.Progress != nil {
