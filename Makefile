@@ -8,7 +8,7 @@ DATA_DIR  ?= ./data
 FUZZTIME  ?= 20s
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 
-.PHONY: all build run test deps vet unit bench fuzz clean
+.PHONY: all build run test deps vet unit bench bench-load fuzz clean
 
 all: build
 
@@ -41,6 +41,12 @@ BENCH      ?= .
 BENCHCOUNT ?= 1
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) -timeout 30m ./...
+
+## bench-load: make run's stack and PgBouncer beside it, then helios bench's standard
+## suite (every protocol × connect/point against the servers themselves, a revoke-storm)
+## into a report (OUT=bench-load-report, CELL=15s per endpoint and cell, CLIENTS=8).
+bench-load: build
+	BIN=$(BIN) ./scripts/bench-load.sh
 
 ## fuzz: every fuzz target of every package (fuzz/ and the decoders' own) for FUZZTIME each.
 fuzz:
