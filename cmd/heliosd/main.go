@@ -81,6 +81,9 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "raft" {
 		return runRaft(os.Args[2:], os.Stdout)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "check-config" {
+		return runCheckConfig(os.Args[2:], os.Stdout)
+	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, errShowVersion) {
 		fmt.Println("heliosd", buildinfo.Version())
@@ -109,7 +112,14 @@ func run() error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	cfg.caFile = caFileFor(tlsCfg, certPath)
-	ready := func(issuer bool) { fmt.Fprint(os.Stderr, guideFor(&cfg, issuer)) }
+	// systemd (Type=notify): READY=1 once every listener is up and the
+	// store is open, WATCHDOG=1 while serving, STOPPING=1 when draining.
+	notifier := newNotifier(os.Getenv, log)
+	ready := func(issuer bool) {
+		fmt.Fprint(os.Stderr, guideFor(&cfg, issuer))
+		notifier.ready(ctx, os.Getenv)
+	}
+	go func() { <-ctx.Done(); notifier.send("STOPPING=1") }()
 	if cfg.Role == "gateway" {
 		return runNode(ctx, &cfg, tlsCfg, log, ready)
 	}
