@@ -58,3 +58,54 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+## install: heliosd and helios into $(BINDIR), the example configuration
+## ($(SYSCONFDIR)/heliosd/heliosd.toml, kept when it exists), the systemd unit,
+## its sysusers.d and tmpfiles.d entries (the heliosd user; $(STATEDIR) 0700),
+## all under $(DESTDIR) for packaging. Without DESTDIR, as root on a systemd
+## host, it also creates the user and the data directory (systemd-sysusers,
+## systemd-tmpfiles) and reloads systemd; a package runs those in postinst.
+## uninstall: removes what install wrote (the configuration only while it is
+## unchanged), never $(STATEDIR) nor the user that owns it.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+SYSCONFDIR    ?= /etc
+STATEDIR      ?= /var/lib/heliosd
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+DEPLOY_SUBST   = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g'
+
+.PHONY: install uninstall
+install: build
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/heliosd
+	install -d -m 0700 $(DESTDIR)$(STATEDIR)
+	install -m 0755 $(BIN)/heliosd $(BIN)/helios $(DESTDIR)$(BINDIR)/
+	$(DEPLOY_SUBST) deploy/heliosd.service.in > $(DESTDIR)$(UNITDIR)/heliosd.service
+	$(DEPLOY_SUBST) deploy/heliosd.sysusers.in > $(DESTDIR)$(SYSUSERSDIR)/heliosd.conf
+	$(DEPLOY_SUBST) deploy/heliosd.tmpfiles.in > $(DESTDIR)$(TMPFILESDIR)/heliosd.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/heliosd.service $(DESTDIR)$(SYSUSERSDIR)/heliosd.conf $(DESTDIR)$(TMPFILESDIR)/heliosd.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml ]; then \
+	  echo "keeping $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml"; \
+	else \
+	  $(DEPLOY_SUBST) deploy/heliosd.toml.in > $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml && \
+	  chmod 0640 $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/heliosd.conf && \
+	  systemd-tmpfiles --create $(TMPFILESDIR)/heliosd.conf && \
+	  chgrp heliosd $(SYSCONFDIR)/heliosd $(SYSCONFDIR)/heliosd/heliosd.toml && \
+	  { systemctl daemon-reload 2>/dev/null || true; }; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/heliosd $(DESTDIR)$(BINDIR)/helios $(DESTDIR)$(UNITDIR)/heliosd.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/heliosd.conf $(DESTDIR)$(TMPFILESDIR)/heliosd.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml ]; then \
+	  if $(DEPLOY_SUBST) deploy/heliosd.toml.in | cmp -s - $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml; \
+	  else echo "keeping $(DESTDIR)$(SYSCONFDIR)/heliosd/heliosd.toml: it was changed"; fi; \
+	fi
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/heliosd 2>/dev/null
+	@echo "kept $(DESTDIR)$(STATEDIR) (the issuer store) and the heliosd user"
