@@ -145,17 +145,17 @@ func (r *runner) cell(ctx context.Context, p Protocol, wl Workload) Cell {
 			return c
 		}
 		drivers[i] = d
-		if wl != Connect {
-			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			v, err := d.prepare(pctx, r.setup, r.cfg.Keys)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				// The clients will meet the same refusal: count it there,
-				// by kind, rather than stopping the cell.
-				v = "(prepare failed: " + errorKind(err) + ")"
-			}
-			versions[i] = v
+		// The data set (which the connect workload does not read, but
+		// preparing it is cheap and idempotent) and the server's version.
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		v, err := d.prepare(pctx, r.setup, r.cfg.Keys)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			// The clients will meet the same refusal: count it there,
+			// by kind, rather than stopping the cell.
+			v = "(prepare failed: " + errorKind(err) + ")"
 		}
+		versions[i] = v
 	}
 	names := make([]string, len(eps))
 	for i, e := range eps {
