@@ -32,10 +32,19 @@ export PG_UPSTREAM_PORT=$((B + 7)) MYSQL_UPSTREAM_PORT=$((B + 8)) MONGO_UPSTREAM
 UP="$DATA/upstreams"
 
 say() { echo "make bench-load: $*" >&2; }
-pids=() # what this script started, by PID
+pids=()   # what this script started, by PID
+stack=""  # scripts/run.sh, leader of its own process group
+bouncer="" # PgBouncer (under runuser when root), likewise
 cleanup() {
   local p
+  # The stack stops as on Ctrl-C in its terminal: SIGINT to its process
+  # group reaches run.sh and the servers it started (PostgreSQL runs under
+  # runuser, which does not pass a signal on).
+  [ -n "$stack" ] && kill -INT -- "-$stack" 2>/dev/null || true
+  [ -n "$bouncer" ] && kill -TERM -- "-$bouncer" 2>/dev/null || true
+  [ -n "$bouncer" ] && wait "$bouncer" 2>/dev/null || true
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  [ -n "$stack" ] && wait "$stack" 2>/dev/null || true
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -76,8 +85,8 @@ waitport "$REDIS_UP_PORT" Redis "$UP/redis/server.log"
 # make run's stack on this script's ports.
 HELIOSD_ARGS="--http-listen 127.0.0.1:$HTTP_PORT --pg-listen 127.0.0.1:$PG_PORT --mysql-listen 127.0.0.1:$MY_PORT \
 --mongo-listen 127.0.0.1:$MONGO_PORT --redis-listen 127.0.0.1:$REDIS_PORT --redis-upstream-file $UP/redis-upstream.url" \
-  BIN="$BIN" DATA_DIR="$DATA" ./scripts/run.sh >"$DATA/run.log" 2>&1 &
-pids+=($!)
+  BIN="$BIN" DATA_DIR="$DATA" setsid ./scripts/run.sh >"$DATA/run.log" 2>&1 &
+stack=$!
 waitport "$HTTP_PORT" "heliosd (scripts/run.sh)" "$DATA/run.log"
 for port in "$PG_PORT" "$MY_PORT" "$MONGO_PORT" "$REDIS_PORT"; do waitport "$port" heliosd "$DATA/run.log"; done
 for f in pg-upstream.url mysql-upstream.url mongo-upstream.url; do
@@ -112,11 +121,11 @@ chmod 600 "$BDIR/pgbouncer.ini"
 PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 if [ "$(id -u)" -eq 0 ]; then
   chown -R postgres "$BDIR"
-  runuser -u postgres -- "$PGBOUNCER" "$BDIR/pgbouncer.ini" >"$BDIR/stdout.log" 2>&1 &
+  setsid runuser -u postgres -- "$PGBOUNCER" "$BDIR/pgbouncer.ini" >"$BDIR/stdout.log" 2>&1 &
 else
-  "$PGBOUNCER" "$BDIR/pgbouncer.ini" >"$BDIR/stdout.log" 2>&1 &
+  setsid "$PGBOUNCER" "$BDIR/pgbouncer.ini" >"$BDIR/stdout.log" 2>&1 &
 fi
-pids+=($!)
+bouncer=$!
 waitport "$BOUNCER_PORT" PgBouncer "$BDIR/pgbouncer.log"
 
 # An account for the run; its login creates (and revokes) the clients' tokens.
