@@ -34,6 +34,7 @@ const sbtestRows = 10000
 
 var (
 	maria      *testupstream.MariaDB
+	myPID      int    // heliosd's process
 	myGateway  string // heliosd's MySQL listener
 	myToken    string // a full-access token of that heliosd
 	mySetupErr error
@@ -71,7 +72,7 @@ func setupMaria(b *testing.B) {
 	d := testdaemon.Start(b, testdaemon.Shared(), testdaemon.WithArgs("--mysql-upstream", maria.AdminURL,
 		"--mysql-pool-size", strconv.Itoa(poolSize)))
 	stops = append(stops, func() { d.Stop(); os.RemoveAll(d.DataDir) })
-	myGateway = d.MySQL
+	myGateway, myPID = d.MySQL, d.PID()
 	myToken = d.Mint(b, core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
 	// The token's first login (RSA) puts it in the fast-auth cache: the
 	// benchmark's sessions are the steady state, on the event loops.
@@ -107,8 +108,9 @@ func myTargets() []target {
 }
 
 // pointSelects runs clients go-sql-driver connections against t for d,
-// each selecting one random row at a time, and returns queries/s.
-func pointSelects(b *testing.B, t target, clients int, d time.Duration, prepared bool) float64 {
+// each selecting one random row at a time, and returns queries/s and how
+// many ran.
+func pointSelects(b *testing.B, t target, clients int, d time.Duration, prepared bool) (float64, int64) {
 	cfg := myConfig(t.addr, t.user, t.password, "main")
 	cfg.InterpolateParams = !prepared
 	db := myOpen(b, cfg)
@@ -164,19 +166,41 @@ func pointSelects(b *testing.B, t target, clients int, d time.Duration, prepared
 	for err := range errs {
 		b.Fatalf("%s: %v", t.name, err)
 	}
-	return float64(n.Load()) / elapsed.Seconds()
+	return float64(n.Load()) / elapsed.Seconds(), n.Load()
 }
 
-// compareMaria runs measure against every target in rounds, interleaved,
-// and reports each one's median and the gateway's ratio to direct.
-func compareMaria(b *testing.B, rounds int, what string, measure func(t target) float64) {
+// cpuTime is the CPU time (user and system) process pid has used.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// compareMaria runs measure (queries/s and how many ran) against every
+// target in rounds, interleaved, and reports each one's median, the
+// gateway's ratio to direct, and the CPU time heliosd spent per query
+// (less noisy than throughput on a shared machine).
+func compareMaria(b *testing.B, rounds int, what string, measure func(t target) (float64, int64)) {
 	setupMaria(b)
 	qps := map[string][]float64{}
+	var cpu []float64
 	for r := 0; r < rounds; r++ {
 		for _, t := range myTargets() {
-			qps[t.name] = append(qps[t.name], measure(t))
+			before := cpuTime(b, myPID)
+			v, n := measure(t)
+			qps[t.name] = append(qps[t.name], v)
+			if t.name == "gateway" {
+				cpu = append(cpu, float64((cpuTime(b, myPID)-before).Microseconds())/float64(n))
+			}
 		}
 	}
+	sort.Float64s(cpu)
+	b.ReportMetric(cpu[len(cpu)/2], "gateway-cpu-µs/query")
 	med := map[string]float64{}
 	for name, vs := range qps {
 		sort.Float64s(vs)
@@ -184,8 +208,8 @@ func compareMaria(b *testing.B, rounds int, what string, measure func(t target) 
 		b.ReportMetric(med[name], "qps-"+name)
 	}
 	b.ReportMetric(med["gateway"]/med["direct"], "gateway/direct")
-	b.Logf("%s: gateway %.0f q/s, direct %.0f q/s: %.0f%% (medians of %d interleaved rounds; gateway %v, direct %v)",
-		what, med["gateway"], med["direct"], 100*med["gateway"]/med["direct"], rounds, qps["gateway"], qps["direct"])
+	b.Logf("%s: gateway %.0f q/s, direct %.0f q/s: %.0f%%, heliosd %.1f µs of CPU per query (medians of %d interleaved rounds; gateway %.0f, direct %.0f)",
+		what, med["gateway"], med["direct"], 100*med["gateway"]/med["direct"], cpu[len(cpu)/2], rounds, qps["gateway"], qps["direct"])
 }
 
 // BenchmarkMariaPointSelect is go-sql-driver point selects at 8 and 32
@@ -195,7 +219,7 @@ func BenchmarkMariaPointSelect(b *testing.B) {
 		for _, clients := range []int{8, 32} {
 			name := fmt.Sprintf("prepared=%v/clients=%d", prepared, clients)
 			b.Run(name, func(b *testing.B) {
-				compareMaria(b, 3, name, func(t target) float64 { return pointSelects(b, t, clients, 3*time.Second, prepared) })
+				compareMaria(b, 3, name, func(t target) (float64, int64) { return pointSelects(b, t, clients, 3*time.Second, prepared) })
 			})
 		}
 	}
@@ -207,7 +231,7 @@ var slapRE = regexp.MustCompile(`Average number of seconds to run all queries: (
 // each client on one connection.
 func BenchmarkMariaSlap(b *testing.B) {
 	const queries, clients = 40000, 8
-	compareMaria(b, 3, "mysqlslap", func(t target) float64 {
+	compareMaria(b, 3, "mysqlslap", func(t target) (float64, int64) {
 		host, port, _ := strings.Cut(t.addr, ":")
 		cmd := exec.Command("mysqlslap", "-h", host, "-P", port, "-u", t.user, "--skip-ssl",
 			"--create-schema=main", "--no-drop", "--concurrency="+strconv.Itoa(clients), "--iterations=1",
@@ -219,6 +243,6 @@ func BenchmarkMariaSlap(b *testing.B) {
 			b.Fatalf("mysqlslap against %s: %v\n%s", t.name, err, out)
 		}
 		s, _ := strconv.ParseFloat(string(m[1]), 64)
-		return queries / s
+		return queries / s, queries
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/internal/testupstream"
+	"github.com/heliosdb/auth/netio"
 )
 
 // warm logs in once with tok, so that the token is in the fast-auth cache:
@@ -237,4 +238,57 @@ func TestLoopProxy(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestLoopRelayFraming: the loop proxy's relay finds where each response
+// ends in the server's byte stream however it is cut into reads (a packet
+// split anywhere, several responses in one read), forwards every byte
+// once and in order without waiting for more than the packet under way,
+// and puts the gateway's own answer between the responses it was queued
+// behind.
+func TestLoopRelayFraming(t *testing.T) {
+	pkt := func(seq byte, p []byte) []byte {
+		b, start := beginPacket(nil, seq)
+		return endPacket(append(b, p...), start)
+	}
+	resp := func(pkts ...[]byte) []byte {
+		var b []byte
+		for i, p := range pkts {
+			b = append(b, pkt(byte(i+1), p)...)
+		}
+		return b
+	}
+	row := []byte{3, 'a', 'b', 'c'}
+	first := resp([]byte{1}, colPkt(), eofPkt(0, false), row, row, row, eofPkt(serverStatusInTrans, false))
+	refusal := AppendERR(nil, 1, erTableAccessDenied, stateSyntaxOrAccessRule, "refused by the gateway")
+	rest := resp(prepOK(1, 1), colPkt(), eofPkt(0, false), colPkt(), eofPkt(0, false))
+	rest = append(rest, resp(okPkt(serverMoreResultsExist), []byte{1}, colPkt(), eofPkt(0, false), row, eofPkt(0, false))...)
+	rest = append(rest, resp(okPkt(0))...)
+	stream := append(append([]byte(nil), first...), rest...)
+	want := append(append(append([]byte(nil), first...), refusal...), rest...)
+	for _, chunk := range []int{1, 2, 3, 5, 7, 11, 64, len(stream)} {
+		lp := &loopProxy{state: lpReady}
+		lp.replies = []lpReply{{kind: expResult}, {gw: true, msg: refusal}, {kind: expPrepare}, {kind: expResult}, {kind: expOne}}
+		b := &netio.Backend{}
+		var buf, out []byte
+		for i := 0; i < len(stream); i += chunk {
+			buf = append(buf, stream[i:min(i+chunk, len(stream))]...)
+			n, o, act := lp.relay(b, buf, out)
+			if act != netio.Continue {
+				t.Fatalf("chunk %d: action %v", chunk, act)
+			}
+			out, buf = o, append([]byte(nil), buf[n:]...)
+			if len(buf) >= packetHeaderLen {
+				if size := int(buf[0]) | int(buf[1])<<8 | int(buf[2])<<16; len(buf) >= packetHeaderLen+size {
+					t.Fatalf("chunk %d: a whole packet left unconsumed", chunk)
+				}
+			}
+		}
+		if string(out) != string(want) || len(buf) != 0 {
+			t.Fatalf("chunk %d: forwarded %d bytes (%d left), want %d", chunk, len(out), len(buf), len(want))
+		}
+		if len(lp.replies) != 0 || lp.active || lp.status != 0 {
+			t.Fatalf("chunk %d: %d replies owed, active %v, status %#x", chunk, len(lp.replies), lp.active, lp.status)
+		}
+	}
 }
