@@ -315,16 +315,17 @@ func TestMySQLProxyReadToken(t *testing.T) {
 func TestMySQLProxyRoleWall(t *testing.T) {
 	d := daemonWith(t, testdaemon.WithBuildTags("helios_bypass_classifier"))
 	owner := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: core.AllScopes}), "main")
+	read := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
+	write := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)}), "main")
+	onLoopCheck := onLoop(t, d)
 	if _, err := owner.Exec("CREATE TABLE role_wall(a INT)"); err != nil {
 		t.Fatal(err)
 	}
-	read := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead)}), "main")
 	_, err := read.Exec("INSERT INTO role_wall VALUES (1)")
 	if code, msg := myErr(err); code != 1142 || !strings.Contains(msg, "helios_read") ||
 		!strings.Contains(msg, "Token does not have required scope: database:write") {
 		t.Fatalf("insert by the read user: %v", err)
 	}
-	write := myDB(t, d, d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)}), "main")
 	if _, err := write.Exec("INSERT INTO role_wall VALUES (2)"); err != nil {
 		t.Fatalf("insert by the write user: %v", err)
 	}
@@ -344,6 +345,7 @@ func TestMySQLProxyRoleWall(t *testing.T) {
 	if code, _ := myErr(err); code != 1045 && code != 1044 && code != 1227 {
 		t.Fatalf("the owner granting itself everything: %v", err)
 	}
+	onLoopCheck(3)
 }
 
 // TestMySQLProxyDatabases: POST /v1/databases creates the database on
