@@ -45,13 +45,14 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// gateway starts heliosd in proxy mode in front of every upstream.
-func gateway(t testing.TB) *testdaemon.Daemon {
+// gateway starts heliosd in proxy mode in front of every upstream, with
+// more flags.
+func gateway(t testing.TB, args ...string) *testdaemon.Daemon {
 	t.Helper()
 	dir := testdaemon.DataDirWith(t, rolePasswords, "upstream-postgres.json", "upstream-mysql.json", "upstream-redis.json")
-	return testdaemon.Start(t, testdaemon.WithDataDir(dir), testdaemon.WithArgs(
+	return testdaemon.Start(t, testdaemon.WithDataDir(dir), testdaemon.WithArgs(append([]string{
 		"--pg-upstream", pg.AdminURL, "--mysql-upstream", maria.AdminURL,
-		"--redis-upstream", rdb.AdminURL, "--mongo-upstream", ferret.URL))
+		"--redis-upstream", rdb.AdminURL, "--mongo-upstream", ferret.URL}, args...)...))
 }
 
 // targetOf is the gateway's every front end.
