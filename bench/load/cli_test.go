@@ -134,3 +134,30 @@ func TestCLIJSONRequests(t *testing.T) {
 	}
 	checkNoBenchTokens(t, d, login)
 }
+
+// TestCLIRefused: a token the gateway refuses makes every request fail:
+// the output says so first, names the server's reason, and the command
+// exits with status 2.
+func TestCLIRefused(t *testing.T) {
+	d := gateway(t)
+	bad := "hdb_live_" + strings.Repeat("B", 40)
+	cmd, stdout, stderr := helios(t, d, d.NewUser(t), "bench", "--protocol", "pg,redis", "--workload", "connect",
+		"--duration", "1s", "--warmup", "0", "--clients", "2", "--token", bad, "--target", targetSpec(d))
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2\nstdout: %s\nstderr: %s", err, stdout, stderr)
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "WARNING: 100.00% of the requests failed") {
+		t.Errorf("the failure is not said first:\n%s", out)
+	}
+	for _, want := range []string{"gateway errors: ", "× postgres 28P01: Invalid or missing authentication token", "× redis: WRONGPASS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+stderr.String(), bad) {
+		t.Error("the output shows the token")
+	}
+}

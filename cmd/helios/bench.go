@@ -60,7 +60,8 @@ func (a *app) benchCommand() *cobra.Command {
 			"--compare runs the same workload on other servers in the same run, in turns (gateway, direct,\n" +
 			"pgbouncer, gateway, …), so ratios hold on a noisy machine. --rate makes it open loop: requests\n" +
 			"are scheduled and their latency counts from the scheduled time (no coordinated omission).\n" +
-			"Ctrl-C stops the run and still reports what was measured.",
+			"Ctrl-C stops the run and still reports what was measured (exit status 130); a run in which more\n" +
+			"than 1% of the requests failed says so first and exits with status 2.",
 		Example: `  helios bench --protocol pg --workload point --clients 16 --duration 30s
   helios bench --protocol all --workload connect --duration 10s --report ./bench-report
   helios bench --protocol pg --compare direct=postgres://postgres:PW@127.0.0.1:54329/main,pgbouncer=postgres://postgres:PW@127.0.0.1:6432/main
@@ -132,6 +133,9 @@ func (a *app) bench(f *benchFlags) error {
 	}
 	if res.Interrupted {
 		return &exitCode{code: 130, msg: "interrupted: the figures are what was measured until then"}
+	}
+	if f := res.FailedPercent(); f > 1 {
+		return &exitCode{code: 2, msg: fmt.Sprintf("%.2f%% of the requests failed (see the errors above)", f)}
 	}
 	return nil
 }
