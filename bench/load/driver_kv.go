@@ -153,6 +153,7 @@ var quietRedis sync.Once
 
 type nopRedisLogger struct{}
 
+// Printf drops the message.
 func (nopRedisLogger) Printf(context.Context, string, ...any) {}
 
 func newRedisDriver(_ *Config, e Endpoint) (driver, error) {

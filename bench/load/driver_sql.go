@@ -123,6 +123,7 @@ var quietMySQL sync.Once
 
 type nopLogger struct{}
 
+// Print drops the message.
 func (nopLogger) Print(...any) {}
 
 func newMySQLDriver(c *Config, e Endpoint) (driver, error) {
