@@ -3,9 +3,13 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/internal/testupstream"
@@ -194,6 +198,32 @@ func TestLoopProxy(t *testing.T) {
 				if err := db.QueryRow("SELECT 1").Scan(&n); err != nil {
 					t.Fatalf("client %d with one connection idle: %v", i, err)
 				}
+			}
+		})
+	})
+
+	t.Run("large LOAD DATA LOCAL", func(t *testing.T) {
+		// The file goes to the server as the client sends it, in writes
+		// of its own (not gathered), over many reads.
+		const rows = 40000
+		var file strings.Builder
+		for i := 0; i < rows; i++ {
+			fmt.Fprintf(&file, "%d\t%s\n", i, strings.Repeat("v", 100))
+		}
+		gomysql.RegisterReaderHandler("big_load", func() io.Reader { return strings.NewReader(file.String()) })
+		defer gomysql.DeregisterReaderHandler("big_load")
+		onLoop(t, func() {
+			db := lp.db(t, full, false)
+			db.SetMaxOpenConns(1)
+			if _, err := db.Exec("CREATE TABLE big_load(id INT PRIMARY KEY, v VARCHAR(200))"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec("LOAD DATA LOCAL INFILE 'Reader::big_load' INTO TABLE big_load"); err != nil {
+				t.Fatal(err)
+			}
+			var n, sum int
+			if err := db.QueryRow("SELECT COUNT(*), SUM(LENGTH(v)) DIV 100 FROM big_load").Scan(&n, &sum); err != nil || n != rows || sum != rows {
+				t.Fatalf("%d rows (%d) after LOAD DATA of %d bytes: %v", n, sum, file.Len(), err)
 			}
 		})
 	})
