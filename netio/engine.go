@@ -31,11 +31,14 @@ type Listener struct {
 type Gateway struct {
 	cfg     Config
 	limiter *connLimiter
-	servers []*server
-	tlsWG   sync.WaitGroup
-	tlsMu   sync.Mutex
-	tlsConn map[net.Conn]struct{}
-	closing bool
+	// live holds the settings Reconfigure may change (reload.go); read
+	// them through lv, never from cfg.
+	settings atomic.Pointer[Live]
+	servers  []*server
+	tlsWG    sync.WaitGroup
+	tlsMu    sync.Mutex
+	tlsConn  map[net.Conn]struct{}
+	closing  bool
 	// verifiers pools the TLS goroutines' verifiers.
 	verifiers sync.Pool
 	// live lists the servers for Revoke (set before each engine runs).
@@ -55,6 +58,7 @@ func Serve(cfg Config, lns []Listener) (*Gateway, error) {
 		return nil, fmt.Errorf("netio: session expiry %q: want %q or %q", cfg.SessionExpiry, ExpiryEnd, ExpiryKeep)
 	}
 	g := &Gateway{cfg: cfg, limiter: newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP), tlsConn: make(map[net.Conn]struct{}), goIdx: newGoIndex()}
+	g.settings.Store(liveOf(&cfg))
 	if cfg.Subscribe != nil {
 		cfg.Subscribe(g.Revoke)
 	}

@@ -93,9 +93,9 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 	}
 	v := g.verifier()
 	defer g.verifiers.Put(v)
-	env := &Env{Verifier: v, MaxPreAuthMessage: g.cfg.MaxPreAuthMessage, MaxMessage: g.cfg.MaxMessage, Observer: s.obs,
+	env := &Env{Verifier: v, MaxPreAuthMessage: g.lv().MaxPreAuthMessage, MaxMessage: g.lv().MaxMessage, Observer: s.obs,
 		keepExpired: g.cfg.SessionExpiry == ExpiryKeep}
-	hs := time.Until(cs.info.Accepted.Add(g.cfg.HandshakeTimeout))
+	hs := time.Until(cs.info.Accepted.Add(g.lv().HandshakeTimeout))
 	if cs.refusing {
 		hs = time.Until(time.Unix(0, cs.deadline)) // the refusal's deadline
 	}
@@ -105,8 +105,8 @@ func (s *server) serveTLS(nc net.Conn, cs *connState, pending, first []byte, upg
 	ServeConn(nc, s.p, cs.sess, &cs.info, env, pending, GoroutineOptions{
 		TLS:              s.tls,
 		HandshakeTimeout: hs,
-		IdleTimeout:      g.cfg.IdleTimeout,
-		MaxBuffered:      g.cfg.MaxMessage + 1024,
+		IdleTimeout:      g.lv().IdleTimeout,
+		MaxBuffered:      g.lv().MaxMessage + 1024,
 		Started:          true,
 		UpgradeFirst:     upgrade,
 		Recheck:          g.cfg.Sweep, // a timer wake per Sweep per idle TLS session

@@ -76,10 +76,12 @@ type LateRefuser interface {
 // connLimiter counts open connections globally and per source address,
 // and the connections in the middle of a late refusal.
 type connLimiter struct {
-	maxTotal    int64
-	maxHeavy    int64 // total allowed when the address holds lightConns or more
-	maxPerIP    int32
-	maxRefusing int64
+	// The limits are atomics: Gateway.Reconfigure changes them while
+	// connections come and go (setLimits).
+	maxTotal    atomic.Int64
+	maxHeavy    atomic.Int64 // total allowed when the address holds lightConns or more
+	maxPerIP    atomic.Int32
+	maxRefusing atomic.Int64
 	total       atomic.Int64
 	refusing    atomic.Int64
 	shards      [32]ipShard
@@ -95,13 +97,18 @@ type ipCount struct {
 	held, refusing int32
 }
 
+// setLimits sets the bounds; connections already open beyond a lowered
+// bound stay open, new ones wait for the count to come under it.
+func (l *connLimiter) setLimits(maxTotal, maxPerIP int) {
+	l.maxTotal.Store(int64(maxTotal))
+	l.maxHeavy.Store(int64(maxTotal - maxTotal*reservedShare/100))
+	l.maxPerIP.Store(int32(maxPerIP))
+	l.maxRefusing.Store(int64(max(16, maxTotal/16)))
+}
+
 func newConnLimiter(maxTotal, maxPerIP int) *connLimiter {
-	l := &connLimiter{
-		maxTotal:    int64(maxTotal),
-		maxHeavy:    int64(maxTotal - maxTotal*reservedShare/100),
-		maxPerIP:    int32(maxPerIP),
-		maxRefusing: int64(max(16, maxTotal/16)),
-	}
+	l := &connLimiter{}
+	l.setLimits(maxTotal, maxPerIP)
 	for i := range l.shards {
 		l.shards[i].m = make(map[netip.Addr]ipCount)
 	}
@@ -133,9 +140,9 @@ func clientKey(a netip.Addr) netip.Addr {
 // address already holds n connections.
 func (l *connLimiter) capFor(n int32) int64 {
 	if n >= lightConns {
-		return l.maxHeavy
+		return l.maxHeavy.Load()
 	}
-	return l.maxTotal
+	return l.maxTotal.Load()
 }
 
 // acquire takes a global slot and one for address a; false means a limit
@@ -148,7 +155,7 @@ func (l *connLimiter) acquire(a netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.m[a]
-	if c.held >= l.maxPerIP {
+	if c.held >= l.maxPerIP.Load() {
 		return false
 	}
 	if l.total.Add(1) > l.capFor(c.held) {
@@ -164,7 +171,7 @@ func (l *connLimiter) acquire(a netip.Addr) bool {
 // known yet (a balancer's, before its PROXY header): it may use the whole
 // cap, and acquireIPHeld applies the address's limits once it is known.
 func (l *connLimiter) acquireTotal() bool {
-	if l.total.Add(1) > l.maxTotal {
+	if l.total.Add(1) > l.maxTotal.Load() {
 		l.total.Add(-1)
 		return false
 	}
@@ -181,7 +188,7 @@ func (l *connLimiter) acquireIPHeld(a netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.m[a]
-	if c.held >= l.maxPerIP || l.total.Load() > l.capFor(c.held) {
+	if c.held >= l.maxPerIP.Load() || l.total.Load() > l.capFor(c.held) {
 		return false
 	}
 	c.held++
@@ -192,7 +199,7 @@ func (l *connLimiter) acquireIPHeld(a netip.Addr) bool {
 // acquireRefusal takes a refusal slot for address a (an invalid address,
 // unknown before a PROXY header, counts only globally).
 func (l *connLimiter) acquireRefusal(a netip.Addr) bool {
-	if l.refusing.Add(1) > l.maxRefusing {
+	if l.refusing.Add(1) > l.maxRefusing.Load() {
 		l.refusing.Add(-1)
 		return false
 	}

@@ -70,6 +70,7 @@ type loopState struct {
 	refused   []refusal
 	index     sessionIndex[*connState]
 	lastSweep time.Time
+	live      *Live    // the settings env's limits were taken from (refreshLive)
 	revq      revQueue // revocations waiting for the loop (Gateway.Revoke)
 	// Backends (backend.go): parked ones by key, paused ones, those with
 	// a deadline, and whether a look at the paused ones is scheduled.
@@ -121,8 +122,8 @@ func (s *server) newLoop(el gnet.EventLoop) *loopState {
 		el: el,
 		env: Env{
 			Verifier:          core.NewVerifier(cfg.Keyring, cfg.Revocations),
-			MaxPreAuthMessage: cfg.MaxPreAuthMessage,
-			MaxMessage:        cfg.MaxMessage,
+			MaxPreAuthMessage: s.g.lv().MaxPreAuthMessage,
+			MaxMessage:        s.g.lv().MaxMessage,
 			Observer:          s.obs,
 			keepExpired:       cfg.SessionExpiry == ExpiryKeep,
 		},
@@ -172,7 +173,7 @@ func (l *loopState) authenticated(cs *connState) {
 // deadline, or the token's expiry when that is sooner and expired
 // sessions end.
 func (l *loopState) deadlineFor(cs *connState, now time.Time) int64 {
-	d := now.Add(l.s.g.cfg.IdleTimeout).UnixNano()
+	d := now.Add(l.s.g.lv().IdleTimeout).UnixNano()
 	if cs.claims != nil && !l.env.keepExpired {
 		d = min(d, cs.claims.ExpiresAt*int64(time.Second))
 	}
@@ -189,6 +190,7 @@ func (l *loopState) Run(context.Context) error {
 	now := time.Now()
 	ns := now.UnixNano()
 	l.env.Now = now
+	l.refreshLive()
 	l.expired = l.expired[:0]
 	for _, cs := range l.conns {
 		if ns > cs.deadline {
@@ -278,11 +280,11 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	cs := &connState{c: c, loop: l, idx: -1}
 	cs.link = Link{cs: cs, l: l}
 	cs.info = ConnInfo{Remote: AddrPort(c.RemoteAddr()), Local: AddrPort(c.LocalAddr()), ID: connIDs.Add(1), Accepted: now, link: &cs.link}
-	cs.info.PlaintextOK = inNets(s.g.cfg.PlaintextAllow, cs.info.Remote.Addr())
+	cs.info.PlaintextOK = inNets(s.g.lv().PlaintextAllow, cs.info.Remote.Addr())
 	cs.info.TLSAvailable = s.tls != nil
 	// A trusted balancer's connection starts with a PROXY header naming
 	// the client: the per-address limit then applies to the client.
-	cs.proxy = len(s.g.cfg.ProxyFrom) > 0 && inNets(s.g.cfg.ProxyFrom, cs.info.Remote.Addr())
+	cs.proxy = inNets(s.g.lv().ProxyFrom, cs.info.Remote.Addr())
 	cs.sess = s.p.NewSession(&cs.info)
 	c.SetContext(cs)
 	s.obs.Opened()
@@ -293,7 +295,7 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			return cs.sess.LimitError(LimitConnections, l.out[:0]), gnet.Close
 		}
 	} else {
-		cs.deadline = now.Add(s.g.cfg.HandshakeTimeout).UnixNano()
+		cs.deadline = now.Add(s.g.lv().HandshakeTimeout).UnixNano()
 	}
 	l.track(cs)
 	if out := cs.sess.Start(&l.env, l.out[:0]); len(out) > 0 {
@@ -337,7 +339,7 @@ func (s *server) refuse(cs *connState, now time.Time) bool {
 		return false
 	}
 	cs.refusing, cs.hasRefusal, cs.refusalIP = true, true, a
-	cs.deadline = now.Add(min(refuseWithin, s.g.cfg.HandshakeTimeout)).UnixNano()
+	cs.deadline = now.Add(min(refuseWithin, s.g.lv().HandshakeTimeout)).UnixNano()
 	lr.RefuseLate()
 	return true
 }
@@ -397,7 +399,7 @@ func (s *server) proxyHeader(cs *connState, buf []byte) (int, error) {
 	cs.proxy = false
 	if !h.Local {
 		cs.info.Remote, cs.info.Local = h.Source, h.Destination
-		cs.info.PlaintextOK = inNets(s.g.cfg.PlaintextAllow, h.Source.Addr())
+		cs.info.PlaintextOK = inNets(s.g.lv().PlaintextAllow, h.Source.Addr())
 	}
 	if cs.refusing { // refused before the header: nothing to take
 		return n, nil

@@ -82,6 +82,7 @@ func startGateway(ctx context.Context, d *gatewayDeps) (stop func(), err error) 
 	if err != nil {
 		return nil, err
 	}
+	daemonReload.setGateway(gw)
 	for _, ln := range lns {
 		addr := ln.Addr
 		if a := gw.Addr(ln.Protocol.Name()); a != nil {

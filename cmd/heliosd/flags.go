@@ -53,6 +53,7 @@ Usage:
   heliosd keys rotate|retire ID [--issuer-url URL] [--cluster-key-file FILE] [--issuer-ca PEM]
   heliosd raft status|add ID ADDR|remove ID [--issuer-url URL] [--cluster-key-file FILE] [--issuer-ca PEM]
   heliosd check-config [--config FILE] [flags]   validate and print the effective settings
+  heliosd reload [--config FILE] [--data-dir DIR]  apply a changed configuration, certificate or keyring (SIGHUP)
 
 Every flag is also a HELIOS_* environment variable (--data-dir: HELIOS_DATA_DIR) and a key of the
 --config TOML file (data_dir or data-dir); flags win over variables, variables over the file.

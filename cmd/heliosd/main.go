@@ -84,6 +84,9 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "check-config" {
 		return runCheckConfig(os.Args[2:], os.Stdout)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "reload" {
+		return runReloadCmd(os.Args[2:], os.Stdout)
+	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, errShowVersion) {
 		fmt.Println("heliosd", buildinfo.Version())
@@ -94,7 +97,9 @@ func run() error {
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToLower(cfg.LogLevel)))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	levelVar := new(slog.LevelVar) // a reload may change it
+	levelVar.Set(level)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: levelVar}))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
@@ -112,6 +117,10 @@ func run() error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	cfg.caFile = caFileFor(tlsCfg, certPath)
+	// SIGHUP and heliosd reload (reload.go): the certificate is served
+	// through a switch a reload swaps.
+	daemonReload = newReloader(os.Args[1:], &cfg, levelVar, newCertSwitch(tlsCfg), log)
+	daemonReload.watch(ctx)
 	// systemd (Type=notify): READY=1 once every listener is up and the
 	// store is open, WATCHDOG=1 while serving, STOPPING=1 when draining.
 	notifier := newNotifier(os.Getenv, log)
@@ -137,6 +146,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	if created {
 		log.Info("generated a signing key", "keyring", ringPath)
 	}
+	daemonReload.setKeyring(ring, ringPath)
 	clusterKey, err := feed.LoadOrCreateClusterKey(filepath.Join(cfg.DataDir, feed.ClusterKeyFile))
 	if err != nil {
 		return err
@@ -313,7 +323,9 @@ func serveHTTP(cfg *Config, router *rest.Router, tlsCfg *tls.Config, log *slog.L
 	}
 	log.Info("listening", "protocol", "http", "addr", ln.Addr().String(), "tls", "self-detected", "plaintext_allow", strings.Join(cfg.PlaintextAllow, ","), "metrics_allow", strings.Join(cfg.MetricsAllow, ","))
 	go func() {
-		if err := srv.Serve(rest.NewListener(ln, tlsCfg, allow, log)); err != nil {
+		rl := rest.NewListener(ln, tlsCfg, allow, log)
+		daemonReload.setHTTPListener(rl)
+		if err := srv.Serve(rl); err != nil {
 			log.Error("http server", "err", err)
 		}
 	}()

@@ -35,13 +35,26 @@ func NewListener(ln net.Listener, cfg *tls.Config, plaintextAllow []netip.Prefix
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &listener{Listener: ln, cfg: cfg, allow: plaintextAllow, metrics: netio.NewMetrics(Protocol, log)}
+	l := &listener{Listener: ln, cfg: cfg, metrics: netio.NewMetrics(Protocol, log)}
+	l.allow.Store(&plaintextAllow)
+	return l
+}
+
+// SetPlaintextAllow replaces the networks a listener made by NewListener
+// accepts plain HTTP from (heliosd's live reload); new connections use
+// them at once. It reports false for another listener.
+func SetPlaintextAllow(ln net.Listener, plaintextAllow []netip.Prefix) bool {
+	l, ok := ln.(*listener)
+	if ok {
+		l.allow.Store(&plaintextAllow)
+	}
+	return ok
 }
 
 type listener struct {
 	net.Listener
 	cfg     *tls.Config
-	allow   []netip.Prefix
+	allow   atomic.Pointer[[]netip.Prefix]
 	metrics *netio.Metrics
 }
 
@@ -61,7 +74,7 @@ func (l *listener) plaintextOK(addr net.Addr) bool {
 	if !ip.IsValid() {
 		return false
 	}
-	for _, p := range l.allow {
+	for _, p := range *l.allow.Load() {
 		if p.Contains(ip) {
 			return true
 		}
