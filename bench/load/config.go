@@ -236,8 +236,13 @@ type Config struct {
 	// there); HTTP is the client for it (trusting the CA the CLI was given).
 	APIURL string
 	HTTP   *http.Client
-	// TLS is the client configuration for https REST targets.
+	// TLS is the client configuration for https REST targets and, with
+	// GatewayTLS, for every front end of the gateway.
 	TLS *tls.Config
+	// GatewayTLS makes the clients speak TLS to the gateway's PostgreSQL,
+	// MySQL, MongoDB and Redis front ends (heliosd allows plaintext on
+	// loopback only).
+	GatewayTLS bool
 	// Creator is the bearer that creates the clients' tokens (and, in a
 	// revoke-storm, revokes them): a full-access session token.
 	Creator string
@@ -279,6 +284,22 @@ type Config struct {
 	Progress Progress
 	// Version is the tool's version, for the report.
 	Version string
+}
+
+// tlsFor is the TLS configuration for a gateway front end at addr
+// (host:port): nil without GatewayTLS.
+func (c *Config) tlsFor(addr string) *tls.Config {
+	if !c.GatewayTLS {
+		return nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLS != nil {
+		t = c.TLS.Clone()
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && t.ServerName == "" {
+		t.ServerName = host
+	}
+	return t
 }
 
 // has reports whether the run includes workload w.

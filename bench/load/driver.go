@@ -105,6 +105,11 @@ func errorKindRaw(err error) string {
 	var re redis.Error
 	var he *restError
 	var ne net.Error
+	msg := err.Error()
+	if _, last, ok := strings.Cut(msg, "Last error: "); ok && strings.Contains(msg, "server selection") {
+		// mongo-driver found no server: what its monitor last met says why.
+		return "mongo server selection: " + strings.TrimRight(strings.TrimSpace(strings.SplitN(last, " }", 2)[0]), ",")
+	}
 	switch {
 	case errors.As(err, &pe):
 		return fmt.Sprintf("postgres %s: %s", pe.Code, pe.Message)
@@ -127,7 +132,6 @@ func errorKindRaw(err error) string {
 	case errors.Is(err, errMissing):
 		return err.Error()
 	}
-	msg := err.Error()
 	if strings.Contains(msg, "EOF") || strings.Contains(msg, "closed") {
 		return "connection closed by the server: " + lastClause(msg)
 	}

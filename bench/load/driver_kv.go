@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -22,11 +23,13 @@ import (
 type mongoDriver struct {
 	uri func(token string) string
 	db  string
+	tls *tls.Config // the gateway's, with --tls
 }
 
 func newMongoDriver(c *Config, e Endpoint) (driver, error) {
 	d := &mongoDriver{db: c.Database}
 	if e.Gateway {
+		d.tls = c.tlsFor(e.Addr)
 		d.uri = func(tok string) string {
 			return "mongodb://default:" + url.QueryEscape(tok) + "@" + e.Addr + "/" + c.Database + "?authMechanism=PLAIN&directConnection=true"
 		}
@@ -53,6 +56,9 @@ type mongoSession struct {
 func (d *mongoDriver) connect(token string) (*mongoSession, error) {
 	o := options.Client().ApplyURI(d.uri(token)).SetMaxPoolSize(1).SetServerSelectionTimeout(dialTimeout).
 		SetConnectTimeout(dialTimeout).SetRetryReads(false).SetRetryWrites(false)
+	if d.tls != nil {
+		o.SetTLSConfig(d.tls)
+	}
 	c, err := mongo.Connect(o)
 	if err != nil {
 		return nil, err
@@ -156,9 +162,9 @@ type nopRedisLogger struct{}
 // Printf drops the message.
 func (nopRedisLogger) Printf(context.Context, string, ...any) {}
 
-func newRedisDriver(_ *Config, e Endpoint) (driver, error) {
+func newRedisDriver(c *Config, e Endpoint) (driver, error) {
 	quietRedis.Do(func() { redis.SetLogger(nopRedisLogger{}) })
-	o := &redis.Options{Addr: e.Addr, Protocol: 3}
+	o := &redis.Options{Addr: e.Addr, Protocol: 3, TLSConfig: c.tlsFor(e.Addr)}
 	if !e.Gateway {
 		var err error
 		if o, err = redis.ParseURL(e.URL); err != nil {

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -22,10 +23,11 @@ const dialTimeout = 10 * time.Second
 type pgDriver struct {
 	cfg *pgx.ConnConfig // compared server: its own URL; nil for the gateway
 	url func(token string) string
+	tls *tls.Config // the gateway's, with --tls
 }
 
 func newPGDriver(c *Config, e Endpoint) (driver, error) {
-	d := &pgDriver{}
+	d := &pgDriver{tls: c.tlsFor(e.Addr)}
 	if e.Gateway {
 		d.url = func(tok string) string {
 			return "postgres://default:" + url.QueryEscape(tok) + "@" + e.Addr + "/" + c.Database + "?sslmode=disable"
@@ -44,7 +46,11 @@ func (d *pgDriver) config(token string) (*pgx.ConnConfig, error) {
 	if d.cfg != nil {
 		return d.cfg.Copy(), nil
 	}
-	return pgx.ParseConfig(d.url(token))
+	cfg, err := pgx.ParseConfig(d.url(token))
+	if err == nil && d.tls != nil {
+		cfg.TLSConfig, cfg.Fallbacks = d.tls, nil
+	}
+	return cfg, err
 }
 
 type pgSession struct{ c *pgx.Conn }
@@ -143,6 +149,9 @@ func newMySQLDriver(c *Config, e Endpoint) (driver, error) {
 	}
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = dialTimeout, 30*time.Second, 30*time.Second
 	cfg.InterpolateParams = true
+	if e.Gateway {
+		cfg.TLS = c.tlsFor(e.Addr)
+	}
 	return &mysqlDriver{base: cfg, gw: e.Gateway}, nil
 }
 

@@ -84,7 +84,11 @@ func writeMarkdown(b *bytes.Buffer, res *Result, plots func(*Cell) []string) {
 	if slices.Contains(s.Workloads, Point) || slices.Contains(s.Workloads, Mixed) {
 		fmt.Fprintf(b, "| data set | %d rows in `%s` (table, collection, keys `%s:N`) of database `%s` |\n", s.Keys, table, table, s.Database)
 	}
-	fmt.Fprintf(b, "| tokens | %s |\n| API | %s |\n\n", s.TokenSource, s.API)
+	transport := "plaintext (loopback)"
+	if s.GatewayTLS {
+		transport = "TLS"
+	}
+	fmt.Fprintf(b, "| tokens | %s |\n| API | %s |\n| to the gateway | %s |\n\n", s.TokenSource, s.API, transport)
 	b.WriteString("| protocol | gateway | compared with |\n|---|---|---|\n")
 	for _, p := range s.Protocols {
 		var cmp []string

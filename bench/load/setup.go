@@ -30,6 +30,7 @@ type Setup struct {
 	Database    string     `json:"database"`
 	API         string     `json:"api_url"`
 	Target      Target     `json:"target"`
+	GatewayTLS  bool       `json:"gateway_tls"`
 	Compare     []Endpoint `json:"compare,omitempty"`
 	Nodes       []Target   `json:"nodes,omitempty"`
 	// TokenSource says where the clients' tokens came from.
@@ -40,7 +41,7 @@ type Setup struct {
 func describe(c *Config) Setup {
 	s := Setup{Tool: c.Version, Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Protocols: c.Protocols, Workloads: c.Workloads, Clients: c.Clients, Requests: c.Requests, Rate: c.Rate,
-		Keys: c.Keys, Database: c.Database, API: c.APIURL, Target: c.Target, Compare: c.Compare}
+		Keys: c.Keys, Database: c.Database, API: c.APIURL, Target: c.Target, GatewayTLS: c.GatewayTLS, Compare: c.Compare}
 	if c.Duration > 0 && c.Requests == 0 {
 		s.Duration = c.Duration.String()
 	}

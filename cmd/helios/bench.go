@@ -32,6 +32,7 @@ type benchFlags struct {
 	requests                                                   int64
 	rate                                                       float64
 	database                                                   string
+	tls                                                        bool
 }
 
 // exitCode ends the process with a status other than 1 (130: interrupted)
@@ -86,6 +87,7 @@ func (a *app) benchCommand() *cobra.Command {
 	fl.IntVar(&f.keys, "keys", 1000, "rows (documents, keys) the point and mixed workloads prepare and read")
 	fl.StringVar(&f.database, "database", "main", "the database the workloads use")
 	fl.StringVar(&f.token, "token", "", "every client's token, instead of tokens created with your login (env HELIOS_BENCH_TOKEN)")
+	fl.BoolVar(&f.tls, "tls", false, "speak TLS to the gateway's PostgreSQL, MySQL, MongoDB and Redis front ends, trusting --ca-cert (heliosd allows plaintext on loopback only)")
 	fl.StringVar(&f.report, "report", "", "write a Markdown report with PNG/SVG plots and result.json into this directory")
 	return c
 }
@@ -194,6 +196,7 @@ func (a *app) benchConfig(f *benchFlags) (*load.Config, error) {
 		return nil, usageError("--ratio must be READS:WRITES, e.g. 90:10")
 	}
 	cfg.ReadPercent = 100 * rn / (rn + wn)
+	cfg.GatewayTLS = f.tls
 	cfg.Token = f.token
 	if cfg.Token == "" {
 		cfg.Token = os.Getenv("HELIOS_BENCH_TOKEN")
