@@ -28,7 +28,8 @@ type Cell struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Failed is the cell's share of failed requests, in percent.
+// Failed counts the cell's failed requests (revoke-storm: checks not
+// seen) and all of them.
 func (c *Cell) Failed() (failed, requests int64) {
 	for _, e := range c.Endpoints {
 		failed += e.Failed
