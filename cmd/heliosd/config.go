@@ -106,6 +106,11 @@ type Config struct {
 	RaftPeers string `toml:"raft_peers"`
 	// RaftElectionTimeout is raft's heartbeat and election timeout.
 	RaftElectionTimeout time.Duration `toml:"raft_election_timeout"`
+	// RaftSnapshotThreshold is how many raft log entries trigger a
+	// snapshot of the store; RaftTrailingLogs how many stay in the log
+	// after it (a replica further behind catches up from the snapshot).
+	RaftSnapshotThreshold int `toml:"raft_snapshot_threshold"`
+	RaftTrailingLogs      int `toml:"raft_trailing_logs"`
 
 	// Gateway nodes (role "gateway").
 	// IssuerURL is the issuer's base URL (https://issuer:8080; plain http
@@ -227,6 +232,8 @@ func (c *Config) EnsureDefaults() *Config {
 	ensure(&c.SignupPerIP, 20)
 	ensure(&c.StaleAfter, 30*time.Second)
 	ensure(&c.RaftElectionTimeout, 300*time.Millisecond)
+	ensure(&c.RaftSnapshotThreshold, 8192)
+	ensure(&c.RaftTrailingLogs, 10240)
 	ensure(&c.UsageFlush, 5*time.Second)
 	ensure(&c.PGPoolSize, 20)
 	ensure(&c.PGPoolWait, 5*time.Second)
@@ -286,6 +293,8 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.RaftListen, "raft-listen", c.RaftListen, "issuer replicas: raft `address` (mutual TLS with the cluster key)")
 	fs.StringVar(&c.RaftPeers, "raft-peers", c.RaftPeers, "issuer replicas: the initial voters, id=host:port,… (this replica included)")
 	fs.DurationVar(&c.RaftElectionTimeout, "raft-election-timeout", c.RaftElectionTimeout, "issuer replicas: raft heartbeat and election timeout")
+	fs.IntVar(&c.RaftSnapshotThreshold, "raft-snapshot-threshold", c.RaftSnapshotThreshold, "issuer replicas: raft log entries that trigger a snapshot of the store")
+	fs.IntVar(&c.RaftTrailingLogs, "raft-trailing-logs", c.RaftTrailingLogs, "issuer replicas: raft log entries kept after a snapshot")
 	fs.Var(&c.StorageReserve, "storage-reserve", "free space kept on the issuer store's file system, e.g. 64MiB: below it writes other than revocations are refused (0: no check)")
 	fs.StringVar(&c.PGUpstream, "pg-upstream", c.PGUpstream, "PostgreSQL administrator URL to proxy to (postgres://user:pw@host:port/db); empty: built-in responder")
 	fs.StringVar(&c.PGUpstreamFile, "pg-upstream-file", c.PGUpstreamFile, "file (mode 0600) holding the --pg-upstream URL")

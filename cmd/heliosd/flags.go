@@ -35,7 +35,7 @@ func flagGroups() []flagGroup {
 			"max-preauth-message", "max-message", "session-expiry"}},
 		{"Issuer", []string{"live-token-lifetime", "refresh-grace", "login-per-email", "login-per-ip",
 			"signup-per-email", "signup-per-ip", "storage-reserve", "usage-flush"}},
-		{"Issuer replicas (raft)", []string{"raft-id", "raft-listen", "raft-peers", "raft-election-timeout"}},
+		{"Issuer replicas (raft)", []string{"raft-id", "raft-listen", "raft-peers", "raft-election-timeout", "raft-snapshot-threshold", "raft-trailing-logs"}},
 		{"Gateway nodes (--role gateway)", []string{"issuer-url", "cluster-key-file", "issuer-ca", "stale-after", "node-state"}},
 		{"Upstream databases (proxy mode)", []string{"pg-upstream", "pg-upstream-file", "pg-upstream-roles-file", "pg-pool-size", "pg-pool-wait", "sql-timeout",
 			"mysql-upstream", "mysql-upstream-file", "mysql-upstream-roles-file", "mysql-pool-size", "mysql-pool-wait",

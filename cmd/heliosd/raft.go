@@ -55,6 +55,9 @@ func (c *Config) validateRaft() error {
 	if c.RaftElectionTimeout < 50*time.Millisecond {
 		return errors.New("raft_election_timeout must be at least 50ms")
 	}
+	if c.RaftSnapshotThreshold < 1 || c.RaftTrailingLogs < 1 {
+		return errors.New("raft_snapshot_threshold and raft_trailing_logs must be positive")
+	}
 	return nil
 }
 
@@ -63,7 +66,8 @@ func (c *Config) validateRaft() error {
 func startReplica(cfg *Config, store *issuer.Store, clusterKey string, log *slog.Logger) (*replica.Node, error) {
 	peers, _ := replica.ParsePeers(cfg.RaftPeers)
 	return replica.Start(replica.Config{ID: cfg.RaftID, Listen: cfg.RaftListen, Peers: peers, Dir: filepath.Join(cfg.DataDir, "raft"),
-		ClusterKey: clusterKey, Store: store, ElectionTimeout: cfg.RaftElectionTimeout, Logger: log})
+		ClusterKey: clusterKey, Store: store, ElectionTimeout: cfg.RaftElectionTimeout, Logger: log,
+		SnapshotThreshold: uint64(cfg.RaftSnapshotThreshold), TrailingLogs: uint64(cfg.RaftTrailingLogs)})
 }
 
 // withRaft adds the replica's raft state to /healthz:

@@ -84,7 +84,7 @@ type Config struct {
 	// (default raft's 8192); TrailingLogs how many stay after it.
 	SnapshotThreshold, TrailingLogs uint64
 	// SnapshotInterval is how often raft checks whether to snapshot
-	// (default raft's 120s).
+	// (default 10s; a snapshot is taken only past SnapshotThreshold).
 	SnapshotInterval time.Duration
 	Logger           *slog.Logger
 }
@@ -184,6 +184,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}
+	rc.SnapshotInterval = 10 * time.Second
 	if cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = cfg.SnapshotInterval
 	}
@@ -472,7 +473,19 @@ func (n *Node) Shutdown() error {
 		}
 	}
 	close(n.done)
-	err := n.raft.Shutdown().Error()
+	f := n.raft.Shutdown()
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.Error() }()
+	var err error
+	select {
+	case err = <-stopped:
+	case <-time.After(2 * time.Second):
+		// A replication pipeline can wait forever on a peer that stopped
+		// reading (hashicorp/raft): closing raft's connections ends it.
+		n.log.Warn("raft shutdown is waiting on a peer: closing raft's connections")
+		n.layer.closeConns()
+		err = <-stopped
+	}
 	n.pool.closeAll()
 	n.trans.Close()
 	n.layer.Close()

@@ -94,6 +94,52 @@ type streamLayer struct {
 	raftConns chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	// conns are raft's open connections, both ways (closeConns).
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+// trackedConn is a raft connection the layer can close on shutdown.
+type trackedConn struct {
+	net.Conn
+	s    *streamLayer
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func (s *streamLayer) track(c net.Conn) net.Conn {
+	t := &trackedConn{Conn: c, s: s}
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = map[*trackedConn]struct{}{}
+	}
+	s.conns[t] = struct{}{}
+	s.mu.Unlock()
+	return t
+}
+
+// closeConns closes every raft connection: a replication pipeline
+// waiting on a peer that stopped reading ends with it, so raft's
+// shutdown can finish.
+func (s *streamLayer) closeConns() {
+	s.mu.Lock()
+	list := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		list = append(list, c)
+	}
+	s.mu.Unlock()
+	for _, c := range list {
+		c.Close()
+	}
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -144,7 +190,7 @@ func (s *streamLayer) handshake(c net.Conn) {
 	switch kind[0] {
 	case connRaft:
 		select {
-		case s.raftConns <- tc:
+		case s.raftConns <- s.track(tc):
 		case <-s.closed:
 			tc.Close()
 		}
@@ -180,7 +226,11 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 // Dial implements raft.StreamLayer.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return s.dial(string(address), connRaft, timeout)
+	c, err := s.dial(string(address), connRaft, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c), nil
 }
 
 // dial opens an authenticated connection of kind to address.
