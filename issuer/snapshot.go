@@ -103,22 +103,34 @@ func (s *Store) RestoreState(r io.Reader) (restored bool, err error) {
 		s.log.Info("raft snapshot already applied", "snapshot_index", index, "applied", s.AppliedIndex())
 		return false, nil
 	}
+	if err := s.restoreStream(br, index, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// restoreStream replaces the store's contents with the records of a state
+// read from br (after its header), writes index as the applied index when
+// the state has none, and extra (more keys, e.g. a backup's new sequence
+// floor; it may replace the applied index) with the last batch; then
+// rebuilds the views.
+func (s *Store) restoreStream(br *bufio.Reader, index uint64, extra map[string][]byte) error {
 	db, release, err := s.acquire()
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer release()
 	b := db.NewBatch()
 	if err := b.DeleteRange([]byte{0}, []byte{0xff, 0xff, 0xff, 0xff}, nil); err != nil {
 		b.Close()
-		return false, err
+		return err
 	}
 	var applied []byte
 	for {
 		k, err := readChunk(br)
 		if err != nil {
 			b.Close()
-			return false, fmt.Errorf("restore: %w", err)
+			return fmt.Errorf("restore: %w", err)
 		}
 		if len(k) == 0 {
 			break
@@ -126,7 +138,7 @@ func (s *Store) RestoreState(r io.Reader) (restored bool, err error) {
 		v, err := readChunk(br)
 		if err != nil {
 			b.Close()
-			return false, fmt.Errorf("restore: %w", err)
+			return fmt.Errorf("restore: %w", err)
 		}
 		if string(k) == string(keyApplied) {
 			applied = v
@@ -134,12 +146,12 @@ func (s *Store) RestoreState(r io.Reader) (restored bool, err error) {
 		}
 		if err := b.Set(k, v, nil); err != nil {
 			b.Close()
-			return false, err
+			return err
 		}
 		if b.Len() > restoreChunk {
 			if err := b.Commit(pebble.Sync); err != nil {
 				b.Close()
-				return false, err
+				return err
 			}
 			b.Close()
 			b = db.NewBatch()
@@ -148,12 +160,22 @@ func (s *Store) RestoreState(r io.Reader) (restored bool, err error) {
 	if applied == nil {
 		applied = u64(nil, index)
 	}
-	if err := firstErr(b.Set(keyApplied, applied, nil), b.Commit(pebble.Sync)); err != nil {
+	if err := b.Set(keyApplied, applied, nil); err != nil {
 		b.Close()
-		return false, err
+		return err
+	}
+	for k, v := range extra { // after the applied index: extra may replace it
+		if err := b.Set([]byte(k), v, nil); err != nil {
+			b.Close()
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		b.Close()
+		return err
 	}
 	b.Close()
-	return true, s.reload()
+	return s.reload()
 }
 
 func readChunk(r *bufio.Reader) ([]byte, error) {

@@ -54,6 +54,8 @@ Usage:
   heliosd raft status|add ID ADDR|remove ID [--issuer-url URL] [--cluster-key-file FILE] [--issuer-ca PEM]
   heliosd check-config [--config FILE] [flags]   validate and print the effective settings
   heliosd reload [--config FILE] [--data-dir DIR]  apply a changed configuration, certificate or keyring (SIGHUP)
+  heliosd backup --to FILE [--issuer-url URL] [--cluster-key-file FILE] [--issuer-ca PEM]
+  heliosd restore --from FILE --data-dir DIR      into an empty directory
 
 Every flag is also a HELIOS_* environment variable (--data-dir: HELIOS_DATA_DIR) and a key of the
 --config TOML file (data_dir or data-dir); flags win over variables, variables over the file.

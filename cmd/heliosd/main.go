@@ -87,6 +87,12 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "reload" {
 		return runReloadCmd(os.Args[2:], os.Stdout)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "backup" {
+		return runBackup(os.Args[2:], os.Stdout)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "restore" {
+		return runRestore(os.Args[2:], os.Stdout)
+	}
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, errShowVersion) {
 		fmt.Println("heliosd", buildinfo.Version())
@@ -235,6 +241,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		// The web console at /, next to the API it drives.
 		router.Mount(console.New(console.Options{Service: svc, Keyring: ring, Listen: cfg.Listen, CAFile: cfg.caFile,
 			IsTLS: rest.RequestTLS, Logger: log}).Routes()...)
+		router.Public("GET", "/v1/cluster/backup", backupHandler(fs, store, cfg.DataDir, log))
 		router.Public("GET", "/v1/cluster/upstreams", func(ctx *fasthttp.RequestCtx) {
 			if !fs.Authorized(ctx) {
 				fs.Deny(ctx)
