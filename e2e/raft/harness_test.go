@@ -41,14 +41,7 @@ type cluster struct {
 func newCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{seed: t.TempDir()}
-	if _, _, err := keyfile.LoadOrGenerate(filepath.Join(c.seed, "keyring.json"), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	key, err := feed.LoadOrCreateClusterKey(filepath.Join(c.seed, feed.ClusterKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.key, c.keyFile = key, filepath.Join(c.seed, feed.ClusterKeyFile)
+	writeSeed(t, c)
 	var peers []string
 	for i := range n {
 		r := &replica{id: fmt.Sprintf("r%d", i+1), raftAddr: testdaemon.FreeAddr(t, "127.0.0.1")}
@@ -61,6 +54,19 @@ func newCluster(t *testing.T, n int, extra ...string) *cluster {
 	}
 	c.leader(t, 20*time.Second)
 	return c
+}
+
+// writeSeed makes the cluster's keyring and cluster key in c.seed.
+func writeSeed(t *testing.T, c *cluster) {
+	t.Helper()
+	if _, _, err := keyfile.LoadOrGenerate(filepath.Join(c.seed, "keyring.json"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := feed.LoadOrCreateClusterKey(filepath.Join(c.seed, feed.ClusterKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.key, c.keyFile = key, filepath.Join(c.seed, feed.ClusterKeyFile)
 }
 
 // seedDir makes a data directory holding the cluster's keyring and key.
