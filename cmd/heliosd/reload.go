@@ -42,6 +42,9 @@ import (
 //     handshake_timeout, idle_timeout, max_preauth_message, max_message),
 //     plaintext_allow (gateway and REST) and proxy_from;
 //   - log_level;
+//   - the upstream pools' sizes and waits (*_pool_size, *_pool_wait): a
+//     larger pool lets waiting clients in at once, a smaller one closes
+//     nothing but replaces no connection until fewer are open;
 //   - the keyring file (data-dir/keyring.json, role all): keys added,
 //     the signing key switched, retired keys retired.
 //
@@ -56,6 +59,8 @@ var liveKeys = map[string]bool{
 	"max_conns": true, "max_conns_per_ip": true, "handshake_timeout": true, "idle_timeout": true,
 	"max_preauth_message": true, "max_message": true, "plaintext_allow": true, "proxy_from": true,
 	"log_level": true, "tls_cert": true, "tls_key": true,
+	"pg_pool_size": true, "pg_pool_wait": true, "mysql_pool_size": true, "mysql_pool_wait": true,
+	"redis_pool_size": true, "redis_pool_wait": true, "mongo_pool_size": true, "mongo_pool_wait": true,
 }
 
 // reloadStatusFile is the outcome of the last reload, in the data directory.
@@ -87,6 +92,7 @@ type reloader struct {
 	seq      int64
 	gw       *netio.Gateway
 	httpLn   net.Listener
+	ups      *upstreams
 	ring     *core.Keyring
 	ringPath string
 }
@@ -110,6 +116,15 @@ func (r *reloader) setHTTPListener(ln net.Listener) {
 	if r != nil {
 		r.mu.Lock()
 		r.httpLn = ln
+		r.mu.Unlock()
+	}
+}
+
+// setUpstreams registers the upstream servers' pools (nil-safe).
+func (r *reloader) setUpstreams(u *upstreams) {
+	if r != nil {
+		r.mu.Lock()
+		r.ups = u
 		r.mu.Unlock()
 	}
 }
@@ -176,6 +191,7 @@ func (r *reloader) reload() {
 			changed = append(changed, "tls certificate (serial "+serialOf(cert)+")")
 		}
 	}
+	changed, refused = r.resizePools(&apply, changed, refused)
 	if err := r.applyLive(&apply); err != nil {
 		st.Error = err.Error()
 		r.log.Error("reload", "err", err)

@@ -87,6 +87,7 @@ func openUpstreams(cfg *Config, reg registry, log *slog.Logger) (*upstreams, err
 	if err := u.openMongo(cfg, log); err != nil {
 		return nil, err
 	}
+	daemonReload.setUpstreams(u) // a reload resizes the pools
 	return u, nil
 }
 

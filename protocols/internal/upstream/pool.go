@@ -78,8 +78,12 @@ type Pool[C Conn] struct {
 	healthy func(C) bool
 	mu      sync.Mutex
 	buckets map[Key]*bucket[C]
-	closed  bool
-	done    chan struct{}
+	// size and wait are in force (Resize); capacity bounds size.
+	size     atomic.Int32
+	wait     atomic.Int64
+	capacity int
+	closed   bool
+	done     chan struct{}
 	// Backoff after unreachable dials (PoolOptions.Unreachable), for
 	// every key: the server is down for all of them.
 	backoffMu    sync.Mutex
@@ -118,13 +122,21 @@ type bucket[C Conn] struct {
 	idle  chan C
 	// waiting counts the Gets waiting for a connection (Waiting).
 	waiting atomic.Int32
+	// reserved counts the tokens in slots that stand for no connection
+	// (the capacity above the size in force), owed those still to be
+	// reserved as connections close (Resize, resize.go).
+	reserved, owed atomic.Int32
 }
 
 // NewPool returns a pool that dials with dial and checks an idle
 // connection with healthy before handing it out (nil: always healthy).
 func NewPool[C Conn](opts PoolOptions, dial func(ctx context.Context, k Key) (C, error), healthy func(C) bool) *Pool[C] {
 	opts.EnsureDefaults()
-	return &Pool[C]{opts: opts, dial: dial, healthy: healthy, buckets: map[Key]*bucket[C]{}, done: make(chan struct{})}
+	p := &Pool[C]{opts: opts, dial: dial, healthy: healthy, buckets: map[Key]*bucket[C]{}, done: make(chan struct{}),
+		capacity: max(4*opts.Size, minCapacity)}
+	p.size.Store(int32(opts.Size))
+	p.wait.Store(int64(opts.Wait))
+	return p
 }
 
 func (p *Pool[C]) bucket(k Key) (*bucket[C], error) {
@@ -135,7 +147,7 @@ func (p *Pool[C]) bucket(k Key) (*bucket[C], error) {
 	}
 	b := p.buckets[k]
 	if b == nil {
-		b = &bucket[C]{slots: make(chan struct{}, p.opts.Size), idle: make(chan C, p.opts.Size)}
+		b = p.newBucket()
 		p.buckets[k] = b
 	}
 	return b, nil
@@ -175,7 +187,7 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 		defer t.Stop()
 		reclaim = t.C
 	}
-	timer := time.NewTimer(p.opts.Wait)
+	timer := time.NewTimer(time.Duration(p.wait.Load()))
 	defer timer.Stop()
 	for {
 		select {
@@ -202,13 +214,13 @@ func (p *Pool[C]) Get(ctx context.Context, k Key) (C, error) {
 func (p *Pool[C]) dialSlot(ctx context.Context, b *bucket[C], k Key) (C, error) {
 	var zero C
 	if err := p.backingOff(); err != nil {
-		<-b.slots
+		b.release()
 		return zero, err
 	}
 	c, err := p.dial(ctx, k)
 	p.dialed(err)
 	if err != nil {
-		<-b.slots
+		b.release()
 		return zero, err
 	}
 	return c, nil
@@ -262,10 +274,7 @@ func (p *Pool[C]) Discard(k Key, c C) {
 
 func (p *Pool[C]) discard(b *bucket[C], c C) {
 	_ = c.Close()
-	select {
-	case <-b.slots:
-	default:
-	}
+	b.release()
 }
 
 // Stats reports, per key, the open and idle connections.
@@ -274,7 +283,7 @@ func (p *Pool[C]) Stats() map[Key][2]int {
 	defer p.mu.Unlock()
 	m := make(map[Key][2]int, len(p.buckets))
 	for k, b := range p.buckets {
-		m[k] = [2]int{len(b.slots), len(b.idle)}
+		m[k] = [2]int{b.open(), len(b.idle)}
 	}
 	return m
 }
