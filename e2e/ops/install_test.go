@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/heliosdb/auth/internal/testdaemon"
@@ -88,6 +90,34 @@ func TestMakeInstall(t *testing.T) {
 	write(t, unit, strings.ReplaceAll(unitText, "/usr/bin/heliosd", heliosd))
 	if out, err := exec.Command("systemd-analyze", "verify", unit).CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+
+	// The user and the data directory as systemd makes them from the two
+	// entries (in a scratch root: systemd-sysusers --root, systemd-tmpfiles --root).
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("systemd-sysusers", "--root="+root, filepath.Join(stage, "usr/lib/sysusers.d/heliosd.conf")).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	var uid int
+	for _, line := range strings.Split(read(t, filepath.Join(root, "etc/passwd")), "\n") {
+		if f := strings.Split(line, ":"); len(f) == 7 && f[0] == "heliosd" {
+			if f[5] != "/var/lib/heliosd" || f[6] != "/usr/sbin/nologin" {
+				t.Errorf("heliosd user: %q", line)
+			}
+			uid, _ = strconv.Atoi(f[2])
+		}
+	}
+	if uid == 0 {
+		t.Fatalf("systemd-sysusers made no heliosd user:\n%s", read(t, filepath.Join(root, "etc/passwd")))
+	}
+	if out, err := exec.Command("systemd-tmpfiles", "--root="+root, "--create", filepath.Join(stage, "usr/lib/tmpfiles.d/heliosd.conf")).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-tmpfiles: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(filepath.Join(root, "var/lib/heliosd")); err != nil || st.Mode() != 0o700|fs.ModeDir || int(st.Sys().(*syscall.Stat_t).Uid) != uid {
+		t.Errorf("data directory from tmpfiles.d: %v %v (want 0700, owner uid %d)", st, err, uid)
 	}
 
 	// Data written by the daemon and an operator's edit survive uninstall.
