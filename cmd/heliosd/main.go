@@ -171,7 +171,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	// raft stops (handing leadership over) before the store closes.
 	var node *replica.Node
 	if cfg.raftEnabled() {
-		if node, err = startReplica(cfg, store, clusterKey, log); err != nil {
+		if node, err = startReplica(cfg, store, clusterKey, ring, log); err != nil {
 			return err
 		}
 		defer func() {

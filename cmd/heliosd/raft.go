@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +14,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/valyala/fasthttp"
 
+	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/internal/httpapi"
 	"github.com/heliosdb/auth/issuer"
 	"github.com/heliosdb/auth/issuer/feed"
@@ -62,12 +66,28 @@ func (c *Config) validateRaft() error {
 }
 
 // startReplica joins the issuer store to its raft cluster (the store was
-// opened Replicated). Raft's log and snapshots live in data-dir/raft.
-func startReplica(cfg *Config, store *issuer.Store, clusterKey string, log *slog.Logger) (*replica.Node, error) {
+// opened Replicated). Raft's log and snapshots live in data-dir/raft. The
+// replicas authenticate each other with the cluster key bound to the
+// keyring: a replica whose keyring differs (it would mint tokens the
+// others cannot verify) cannot join.
+func startReplica(cfg *Config, store *issuer.Store, clusterKey string, ring *core.Keyring, log *slog.Logger) (*replica.Node, error) {
 	peers, _ := replica.ParsePeers(cfg.RaftPeers)
 	return replica.Start(replica.Config{ID: cfg.RaftID, Listen: cfg.RaftListen, Peers: peers, Dir: filepath.Join(cfg.DataDir, "raft"),
-		ClusterKey: clusterKey, Store: store, ElectionTimeout: cfg.RaftElectionTimeout, Logger: log,
+		ClusterKey: clusterKey + "\x00keyring:" + keyringDigest(ring), Store: store, ElectionTimeout: cfg.RaftElectionTimeout, Logger: log,
 		SnapshotThreshold: uint64(cfg.RaftSnapshotThreshold), TrailingLogs: uint64(cfg.RaftTrailingLogs)})
+}
+
+// keyringDigest is a SHA-256 over the keyring's keys (ids, secrets,
+// retirement) and its signing key id.
+func keyringDigest(ring *core.Keyring) string {
+	keys := ring.Keys()
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ID < keys[j].ID })
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%d:%x:%t;", k.ID, k.Secret[:], k.Retired)
+	}
+	fmt.Fprintf(h, "signing:%d", ring.Signing().ID)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // withRaft adds the replica's raft state to /healthz:

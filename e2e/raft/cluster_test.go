@@ -2,10 +2,15 @@ package raft
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heliosdb/auth/internal/testdaemon"
 )
 
 // TestWritesOnAnyReplica: three replicas and a gateway following all of
@@ -178,4 +183,45 @@ func TestGatewayFailsOver(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	watch.finish(t)
+}
+
+// TestKeyringMismatchRefused: a replica started with another keyring
+// (it would mint tokens the others cannot verify) is refused by the
+// others' mutual TLS; the two that agree form the cluster and serve.
+func TestKeyringMismatchRefused(t *testing.T) {
+	c := &cluster{seed: t.TempDir()}
+	writeSeed(t, c)
+	var peers []string
+	for i := range 3 {
+		r := &replica{id: fmt.Sprintf("r%d", i+1), raftAddr: testdaemon.FreeAddr(t, "127.0.0.1")}
+		c.reps = append(c.reps, r)
+		peers = append(peers, r.id+"="+r.raftAddr)
+	}
+	c.peers = strings.Join(peers, ",")
+	c.start(t, c.reps[0], c.peers)
+	c.start(t, c.reps[1], c.peers)
+	// The third: same cluster key, its own keyring.
+	odd := c.reps[2]
+	dir := c.seedDir(t)
+	if err := os.Remove(filepath.Join(dir, "keyring.json")); err != nil {
+		t.Fatal(err)
+	}
+	odd.d = testdaemon.Start(t, testdaemon.WithDataDir(dir), testdaemon.WithArgs("--raft-id", odd.id, "--raft-listen", odd.raftAddr,
+		"--raft-peers", c.peers, "--log-level", "warn"))
+	odd.up.Store(true)
+	lead := c.leader(t, 20*time.Second)
+	if lead == odd {
+		t.Fatal("the replica with another keyring leads")
+	}
+	u := newUser(t, c.reps[0], c.reps[1], "k@example.com")
+	if u.bearer == "" {
+		t.Fatal("no login token")
+	}
+	time.Sleep(time.Second)
+	if h, err := health(odd); err != nil || h.Leader != "" || h.Applied > 1 {
+		t.Fatalf("the replica with another keyring joined: %+v %v", h, err)
+	}
+	if !strings.Contains(odd.d.Logs()+c.reps[0].d.Logs(), "not a replica of this cluster") {
+		t.Error("no log line says why the replica was refused")
+	}
 }

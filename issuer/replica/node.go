@@ -71,7 +71,8 @@ type Config struct {
 	Peers []Peer
 	// Dir holds the raft log (Pebble) and snapshots.
 	Dir string
-	// ClusterKey authenticates the replicas to each other.
+	// ClusterKey authenticates the replicas to each other (heliosd binds
+	// the keyring to it).
 	ClusterKey string
 	// Store is the replica's issuer store, opened with Replicated.
 	Store *issuer.Store
@@ -197,6 +198,10 @@ func Start(cfg Config) (*Node, error) {
 	existing, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err != nil {
 		return fail(err)
+	}
+	if !existing && cfg.Store.LastSeq() > 0 && cfg.Store.AppliedIndex() == 0 {
+		return fail(errors.New("raft: this data directory holds a single issuer's store; a replica starts on an empty " +
+			"issuer store (with the cluster's cluster.key and keyring.json): moving a single issuer's accounts into a cluster is not supported yet"))
 	}
 	if !existing && len(cfg.Peers) > 0 {
 		var c raft.Configuration

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -324,4 +325,29 @@ func testLogger() *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// TestSingleIssuerStoreRefused: a data directory that holds a single
+// issuer's store cannot become a replica (the others would not have its
+// accounts).
+func TestSingleIssuerStoreRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "issuer")
+	st, err := issuer.OpenWith(dir, issuer.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Submit(&issuer.Command{Op: issuer.OpSignup, At: 1, Email: "a@example.com", Hash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = issuer.OpenWith(dir, issuer.StoreOptions{Replicated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	addr := freeAddr(t)
+	_, err = Start(Config{ID: "a", Listen: addr, Peers: []Peer{{"a", addr}}, Dir: t.TempDir(), ClusterKey: testKey, Store: st})
+	if err == nil || !strings.Contains(err.Error(), "single issuer's store") {
+		t.Fatalf("Start on a single issuer's store: %v", err)
+	}
 }

@@ -47,7 +47,7 @@ func identity(clusterKey string) (tls.Certificate, ed25519.PublicKey, error) {
 }
 
 // errNotReplica is a peer whose certificate is not the cluster's.
-var errNotReplica = errors.New("raft peer is not a replica of this cluster (its TLS identity does not come from the same cluster key)")
+var errNotReplica = errors.New("raft peer is not a replica of this cluster (its TLS identity does not come from the same cluster key and keyring)")
 
 // tlsConfigs returns the server and client configurations: TLS 1.3 both
 // ways, each side presenting the derived certificate and accepting only
