@@ -86,6 +86,9 @@ type reloader struct {
 	level *slog.LevelVar
 	certs *certSwitch
 	log   *slog.Logger
+	// notify tells systemd a reload is under way (RELOADING=1, then
+	// READY=1 with its outcome in STATUS=).
+	notify *sdNotifier
 
 	mu       sync.Mutex
 	cur      Config // the configuration in force
@@ -99,7 +102,7 @@ type reloader struct {
 
 // newReloader starts from the configuration in force.
 func newReloader(args []string, cfg *Config, level *slog.LevelVar, certs *certSwitch, log *slog.Logger) *reloader {
-	return &reloader{args: args, cur: *cfg, level: level, certs: certs, log: log}
+	return &reloader{args: args, cur: *cfg, level: level, certs: certs, log: log, notify: newNotifier(os.Getenv, log)}
 }
 
 // setGateway registers the gateway's transport (nil-safe).
@@ -163,7 +166,15 @@ func (r *reloader) reload() {
 	defer r.mu.Unlock()
 	r.seq++
 	st := reloadStatus{Seq: r.seq, Time: time.Now().UTC(), Changed: []string{}, Refused: []string{}}
-	defer func() { r.writeStatus(&st) }()
+	r.notify.send("RELOADING=1\nSTATUS=reloading")
+	defer func() {
+		r.writeStatus(&st)
+		status := "serving; reloaded"
+		if !st.OK {
+			status = "serving; reload refused: " + st.Error
+		}
+		r.notify.send("READY=1\nSTATUS=" + strings.ReplaceAll(status, "\n", " "))
+	}()
 	next, err := loadConfig(r.args, os.LookupEnv, io.Discard)
 	if err == nil {
 		err = checkDeep(&next)

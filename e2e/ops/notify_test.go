@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,7 +61,8 @@ func (s *notifySocket) next(t *testing.T, within time.Duration) string {
 // TestNotifyReadyWatchdogStopping runs heliosd as systemd runs a
 // Type=notify service with WatchdogSec: READY=1 comes once every listener
 // accepts and the issuer store serves a signup, WATCHDOG=1 follows at half
-// of WATCHDOG_USEC, and SIGTERM brings STOPPING=1 before the exit.
+// of WATCHDOG_USEC, SIGHUP brings RELOADING=1 and READY=1 again, and
+// SIGTERM brings STOPPING=1 before the exit.
 func TestNotifyReadyWatchdogStopping(t *testing.T) {
 	s := newNotifySocket(t)
 	p := startProc(t, t.TempDir(), []string{"NOTIFY_SOCKET=" + s.path, "WATCHDOG_USEC=300000"})
@@ -94,6 +96,18 @@ func TestNotifyReadyWatchdogStopping(t *testing.T) {
 	// (not at the full interval) and over 0.4s (not spinning).
 	if el := time.Since(start); el > 1200*time.Millisecond || el < 400*time.Millisecond {
 		t.Errorf("four WATCHDOG=1 took %s, want about 600ms (every 150ms)", el)
+	}
+
+	// SIGHUP: RELOADING=1, then READY=1 once the reload is done.
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	var seen []string
+	for len(seen) < 2 {
+		if m := s.next(t, 5*time.Second); m != "WATCHDOG=1" {
+			seen = append(seen, m)
+		}
+	}
+	if !strings.HasPrefix(seen[0], "RELOADING=1") || !strings.HasPrefix(seen[1], "READY=1") || !strings.Contains(seen[1], "reloaded") {
+		t.Fatalf("after SIGHUP: %q, want RELOADING=1 then READY=1", seen)
 	}
 
 	_ = p.cmd.Process.Signal(syscallTERM)
