@@ -11,14 +11,19 @@ import (
 // timeouts at its next deadline and the new message limits at its loop's
 // next tick.
 type Live struct {
-	MaxConns          int
-	MaxConnsPerIP     int
-	HandshakeTimeout  time.Duration
-	IdleTimeout       time.Duration
+	// MaxConns and MaxConnsPerIP are Config's connection bounds.
+	MaxConns      int
+	MaxConnsPerIP int
+	// HandshakeTimeout and IdleTimeout are Config's timeouts.
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	// MaxPreAuthMessage and MaxMessage are Config's message bounds.
 	MaxPreAuthMessage int
 	MaxMessage        int
-	PlaintextAllow    []netip.Prefix
-	ProxyFrom         []netip.Prefix
+	// PlaintextAllow and ProxyFrom are Config's networks (nil
+	// PlaintextAllow: loopback; an empty one: nowhere).
+	PlaintextAllow []netip.Prefix
+	ProxyFrom      []netip.Prefix
 }
 
 // liveOf is the Live part of c (after EnsureDefaults).
