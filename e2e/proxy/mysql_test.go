@@ -441,7 +441,7 @@ func TestMySQLProxyPoolExhausted(t *testing.T) {
 	}
 }
 
-// TestMySQLProxyConnectCycles: 2,000 connect / query / disconnect cycles
+// TestMySQLProxyConnectCycles: 10,000 connect / query / disconnect cycles
 // reuse pooled server connections (COM_RESET_CONNECTION between clients)
 // and leave no more open than the pool holds.
 func TestMySQLProxyConnectCycles(t *testing.T) {
@@ -450,7 +450,7 @@ func TestMySQLProxyConnectCycles(t *testing.T) {
 	db := myDB(t, d, tok, "main")
 	onLoopCheck := onLoop(t, d)
 	db.SetMaxIdleConns(0) // every query: a new client connection, COM_QUIT after it
-	const workers, cycles = 4, 2000
+	const workers, cycles = 4, 5000 // two client connections a cycle: 10,000 in all
 	var mu sync.Mutex
 	ids := map[int64]bool{}
 	errs := make(chan error, workers)
