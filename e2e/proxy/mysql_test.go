@@ -449,7 +449,7 @@ func TestMySQLProxyConnectCycles(t *testing.T) {
 	tok := d.Mint(t, core.Claims{Account: 1, Scopes: scopes(core.ScopeDatabaseRead, core.ScopeDatabaseWrite)})
 	db := myDB(t, d, tok, "main")
 	onLoopCheck := onLoop(t, d)
-	db.SetMaxIdleConns(0) // every query: a new client connection, COM_QUIT after it
+	db.SetMaxIdleConns(0)           // every query: a new client connection, COM_QUIT after it
 	const workers, cycles = 4, 5000 // two client connections a cycle: 10,000 in all
 	var mu sync.Mutex
 	ids := map[int64]bool{}
