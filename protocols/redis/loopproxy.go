@@ -85,6 +85,9 @@ type loopProxy struct {
 	// when it was HELLO … AUTH, is sent to the server then.
 	first []byte
 	hello *helloArgs
+	// front is first when the client sent more behind: the next Handle
+	// writes it before its own replies.
+	front []byte
 
 	wbuf     []byte // commands not yet written to the server
 	sent     uint64 // commands queued or written that expect a reply
@@ -204,9 +207,14 @@ func (lp *loopProxy) attached(_ *netio.Env, b *netio.Backend, out []byte) ([]byt
 	}
 	b.SetHandler(lp)
 	lp.state = lpReady
-	lp.stalled = false // what the client sent meanwhile is handled next (netio)
-	out = append(out, lp.first...)
-	lp.first = nil
+	if lp.stalled {
+		// What the client sent behind is handled next (netio): the reply
+		// goes out with theirs (Handle, holdFront).
+		lp.front = lp.first
+	} else {
+		out = append(out, lp.first...)
+	}
+	lp.first, lp.stalled = nil, false
 	if h := lp.hello; h != nil {
 		lp.hello = nil
 		lp.sendHello(h)

@@ -86,8 +86,10 @@ func (s *Session) LimitError(l netio.Limit, out []byte) []byte {
 func (s *Session) Handle(env *netio.Env, in, out []byte) (int, []byte, netio.Action) {
 	consumed, start := 0, len(out)
 	s.await = 0
-	if s.lp != nil {
-		s.lp.noHold = false
+	if lp := s.lp; lp != nil {
+		lp.noHold = false
+		out = append(out, lp.front...)
+		lp.front = nil
 	}
 	for consumed < len(in) {
 		if lp := s.lp; lp != nil && lp.blocked() {
