@@ -137,6 +137,12 @@ func TestLoopProxyLive(t *testing.T) {
 	tok, _ := g.Mint(t, noScopes.With(core.ScopeDatabaseRead).With(core.ScopeDatabaseWrite))
 	pk := parkKey{up, upstream.Key{Role: upstream.Write}}
 	parked := func() int { return netio.Parked(pk) }
+	// settle waits until the clients of the subtests before have gone and
+	// their server connections are parked or closed.
+	settle := func(t *testing.T) {
+		waitFor(t, "clients of an earlier subtest are still open", func() bool { return g.GW.Open() == 0 })
+		time.Sleep(50 * time.Millisecond) // their Closed, right after
+	}
 	serverHas := func(id string) bool {
 		list, err := admin.ClientList(ctx).Result()
 		if err != nil {
@@ -146,6 +152,7 @@ func TestLoopProxyLive(t *testing.T) {
 	}
 
 	t.Run("parked and taken by the next client", func(t *testing.T) {
+		settle(t)
 		a := dialLive(t, g.Addr)
 		a.send([]string{"AUTH", tok}, []string{"CLIENT", "ID"})
 		a.expect("OK")
@@ -168,6 +175,7 @@ func TestLoopProxyLive(t *testing.T) {
 	})
 
 	t.Run("pipeline across SELECT", func(t *testing.T) {
+		settle(t)
 		c := dialLive(t, g.Addr)
 		c.send([]string{"AUTH", tok}, []string{"SET", "live:k", "v0"}, []string{"SELECT", "1"}, []string{"GET", "live:k"},
 			[]string{"SET", "live:k", "v1"}, []string{"SELECT", "0"}, []string{"GET", "live:k"}, []string{"SELECT", "1"}, []string{"GET", "live:k"})
@@ -181,6 +189,7 @@ func TestLoopProxyLive(t *testing.T) {
 	})
 
 	t.Run("dirty connection reset before it is parked", func(t *testing.T) {
+		settle(t)
 		c := dialLive(t, g.Addr)
 		c.send([]string{"HELLO", "3", "AUTH", "default", tok, "SETNAME", "dirty"})
 		if got := c.read(); !strings.Contains(got, "proto 3") {
@@ -210,6 +219,7 @@ func TestLoopProxyLive(t *testing.T) {
 	})
 
 	t.Run("a reset that fails closes the connection", func(t *testing.T) {
+		settle(t)
 		c := dialLive(t, g.Addr)
 		c.send([]string{"AUTH", tok}, []string{"SELECT", "1"}, []string{"CLIENT", "ID"})
 		c.expect("OK", "OK")
@@ -250,6 +260,7 @@ func TestLoopProxyLive(t *testing.T) {
 	})
 
 	t.Run("the gateway's reply goes out with the server's next", func(t *testing.T) {
+		settle(t)
 		// With a connection parked on the loop (taken at once), and with
 		// none (a read token's first: got from the pool on a goroutine).
 		waitFor(t, "no connection parked", func() bool { return parked() > 0 })
@@ -354,6 +365,7 @@ func TestLoopProxyLive(t *testing.T) {
 	})
 
 	t.Run("a TLS client keeps the goroutine proxy", func(t *testing.T) {
+		settle(t)
 		tc, err := tls.Dial("tcp", g.Addr, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatal(err)
