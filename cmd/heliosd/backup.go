@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,9 +144,13 @@ func backupHandler(fs *feed.Server, store *issuer.Store, dataDir string, log *sl
 			return
 		}
 		ctx.SetContentType("application/octet-stream")
+		conn := ctx.Conn()
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			start := time.Now()
-			m, err := writeBackup(w, store, dataDir)
+			// The server's WriteTimeout bounds the whole response: a
+			// large store keeps the deadline moving while it makes
+			// progress.
+			m, err := writeBackup(&progressWriter{w: w, conn: conn}, store, dataDir)
 			if err != nil {
 				log.Error("backup", "err", err)
 				return
@@ -157,6 +162,22 @@ func backupHandler(fs *feed.Server, store *issuer.Store, dataDir string, log *sl
 			log.Info("backup taken", "seq", m.Seq, "files", len(m.Files), "took", time.Since(start).Round(time.Millisecond).String())
 		})
 	}
+}
+
+// progressWriter moves conn's write deadline 30s ahead each second in
+// which writes go through.
+type progressWriter struct {
+	w     io.Writer
+	conn  net.Conn
+	moved time.Time
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(p.moved) > time.Second {
+		_ = p.conn.SetWriteDeadline(now.Add(30 * time.Second))
+		p.moved = now
+	}
+	return p.w.Write(b)
 }
 
 // errCorrupt marks a backup file that fails its checks.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,8 +59,9 @@ func TestBackupRestore(t *testing.T) {
 		errs    []error
 		stop    = make(chan struct{})
 		wg      sync.WaitGroup
-		backupA time.Time // backup started
-		backupB time.Time // backup done
+		backupA time.Time    // backup started
+		backupB time.Time    // backup done
+		acked   atomic.Int32 // revocations acknowledged
 	)
 	for i := range clients {
 		wg.Add(1)
@@ -90,12 +92,24 @@ func TestBackupRestore(t *testing.T) {
 						victim.revokeStart = time.Now()
 						victim.revokeErr = revokeToken(base, bearers[i], victim.id)
 						victim.revokeAck = time.Now()
+						acked.Add(1)
 					}
 				}
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Enough traffic before the backup, however slow the machine.
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("clients too slow: %s (errors: %v)", what, errs)
+			}
+		}
+	}
+	waitFor("20 revocations before the backup", func() bool { return acked.Load() >= 20 })
 	file := filepath.Join(t.TempDir(), "heliosd.backup")
 	mu.Lock()
 	before := len(ops)
@@ -112,7 +126,10 @@ func TestBackupRestore(t *testing.T) {
 	during := len(ops) - before
 	mu.Unlock()
 	t.Logf("%s(backup took %s; %d tokens created meanwhile)", out, backupB.Sub(backupA).Round(time.Millisecond), during)
-	time.Sleep(700 * time.Millisecond) // writes the backup does not have
+	// Writes the backup does not have: with 16 clients, at most 16
+	// revocations were under way when it ended.
+	afterB := acked.Load()
+	waitFor("revocations after the backup", func() bool { return acked.Load() >= afterB+16+4 })
 	close(stop)
 	wg.Wait()
 	if len(errs) > 0 {
