@@ -229,7 +229,7 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		router.Replace("GET", "/healthz", withRaft(issuerHealth(ups), node))
 		fs := &feed.Server{Source: store.FeedSource(), Keyring: ring, ClusterKey: clusterKey, Stop: ctx.Done()}
 		if node != nil {
-			fs.CatchUp = 2 * time.Second
+			fs.CatchUp, fs.Serving = 2*time.Second, node.InContact
 			raftRoutes(router, fs, node)
 		}
 		router.Mount(svc.Routes()...)

@@ -233,17 +233,33 @@ type logEntry struct {
 // sequence 1) up to its watermark: sequence number → entry.
 func (c *cluster) feedLog(t testing.TB, r *replica) (map[uint64]logEntry, uint64) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", r.d.URL("/v1/cluster/feed?after=1"), nil)
-	req.Header.Set("Authorization", "HeliosCluster "+c.key)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s feed: %v", r.id, err)
+	// A replica out of contact with a leader (just restarted, or healed
+	// from a partition) refuses the feed for a moment: retry.
+	var resp *http.Response
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", r.d.URL("/v1/cluster/feed?after=1"), nil)
+		req.Header.Set("Authorization", "HeliosCluster "+c.key)
+		var err error
+		resp, err = client.Do(req)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s feed: %v", r.id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	out := map[uint64]logEntry{}
 	var e feed.Event
 	var buf []byte
+	var err error
 	for {
 		if buf, err = feed.ReadFrame(br, buf, &e); err != nil {
 			t.Fatalf("%s feed: %v", r.id, err)

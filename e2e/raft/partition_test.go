@@ -124,6 +124,18 @@ func testLeaderPartitionedAway(t *testing.T) {
 	})
 	leader := nsLeader(t, reps, nil, 20*time.Second)
 	u := nsUser(t, reps)
+	// A gateway (in the hub) following the leader first.
+	urls := []string{leader.url("")}
+	for _, r := range reps {
+		if r != leader {
+			urls = append(urls, r.url(""))
+		}
+	}
+	gw := startNSGateway(t, bin, cl, strings.Join(urls, ","))
+	gwTokenID, gwToken := nsCreate(t, leader, u)
+	if ok, body := accepts(gw, gwToken); !ok {
+		t.Fatalf("the gateway refuses a live token: %s", body)
+	}
 
 	var others []*nsReplica
 	for _, r := range reps {
@@ -164,6 +176,22 @@ func testLeaderPartitionedAway(t *testing.T) {
 	// The majority elects a leader and takes writes meanwhile.
 	newLead := nsLeader(t, reps, leader, 10*time.Second)
 	elected := time.Since(cut)
+	// The gateway, which followed the old leader, learns a revocation
+	// made on the majority: the cut-off replica stopped serving its feed.
+	if status, body := nsDo(others[0], "DELETE", "/v1/auth/tokens/"+gwTokenID, u, nil); status != http.StatusOK {
+		t.Fatalf("revoke on the majority: %d %s", status, body)
+	}
+	revokedAt := time.Now()
+	for {
+		if ok, _ := accepts(gw, gwToken); !ok {
+			break
+		}
+		if time.Since(revokedAt) > 10*time.Second {
+			t.Fatal("the gateway following the cut-off old leader did not learn a revocation made on the majority within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	gwLearned := time.Since(revokedAt)
 	var majorityAcked []string
 	for range 20 {
 		id, _ := nsCreate(t, others[1], u)
@@ -221,8 +249,8 @@ func testLeaderPartitionedAway(t *testing.T) {
 			t.Errorf("revocation %s sent only to the partitioned old leader is in the log after the heal", id)
 		}
 	}
-	t.Logf("old leader %s cut off; %s elected after %v; %d writes to the old leader, %d acknowledged; %d majority revocations kept",
-		leader.id, newLead.id, elected.Round(time.Millisecond), len(minorityTried), acked.Load(), len(majorityAcked))
+	t.Logf("old leader %s cut off; %s elected after %v; gateway learned a majority revocation after %v; %d writes to the old leader, %d acknowledged; %d majority revocations kept",
+		leader.id, newLead.id, elected.Round(time.Millisecond), gwLearned.Round(time.Millisecond), len(minorityTried), acked.Load(), len(majorityAcked))
 }
 
 // newSeed makes the cluster key and keyring the replicas share.
@@ -355,4 +383,41 @@ func nsFeedLog(t *testing.T, r *nsReplica, key string) map[uint64]logEntry {
 	c := &cluster{key: key}
 	m, _ := c.feedLog(t, &replica{id: r.id, d: &testdaemon.Daemon{HTTP: r.ip + ":8080"}})
 	return m
+}
+
+// startNSGateway starts a gateway node in the hub namespace following
+// urls, and waits until it is healthy.
+func startNSGateway(t *testing.T, bin string, cl *cluster, urls string) *testdaemon.Daemon {
+	t.Helper()
+	addr := testdaemon.FreeAddr(t, "127.0.0.1")
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--role", "gateway", "--data-dir", dir, "--issuer-url", urls, "--cluster-key-file", cl.keyFile,
+		"--http-listen", addr, "--pg-listen", "", "--mysql-listen", "", "--redis-listen", "", "--mongo-listen", "", "--log-level", "warn")
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	w := &lockedWriter{mu: &mu, b: &logs}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("gateway log:\n%s", logs.String())
+			mu.Unlock()
+		}
+	})
+	g := &testdaemon.Daemon{HTTP: addr}
+	deadline := time.Now().Add(20 * time.Second)
+	for gatewayHealth(g).Status != "ok" {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("gateway not healthy:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return g
 }

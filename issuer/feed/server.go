@@ -56,6 +56,11 @@ type Server struct {
 	// snapshot: on an issuer replica a moment behind the one a node
 	// followed before (0: no wait, a single issuer).
 	CatchUp time.Duration
+	// Serving, when set, must return nil for the feed to be served: an
+	// issuer replica cut off from its cluster's leader refuses new
+	// streams (503) and ends open ones at the next heartbeat, so nodes
+	// move to a replica that still learns revocations.
+	Serving func() error
 }
 
 // authorized checks the "Authorization: HeliosCluster <key>" header in
@@ -109,6 +114,12 @@ func (s *Server) ServeFeed(ctx *fasthttp.RequestCtx) {
 	if err != nil && len(ctx.QueryArgs().Peek("after")) > 0 {
 		ctx.Error("after must be a sequence number", fasthttp.StatusBadRequest)
 		return
+	}
+	if s.Serving != nil {
+		if err := s.Serving(); err != nil {
+			ctx.Error("this issuer replica cannot serve the feed now: "+err.Error(), fasthttp.StatusServiceUnavailable)
+			return
+		}
 	}
 	ctx.SetContentType("application/x-helios-feed")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -181,6 +192,11 @@ func (s *Server) stream(w *bufio.Writer, after uint64) error {
 		}
 		if err := w.Flush(); err != nil {
 			return err
+		}
+		if s.Serving != nil {
+			if err := s.Serving(); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-changed:

@@ -426,6 +426,25 @@ func (n *Node) ReadFence() error {
 	return nil
 }
 
+// errOutOfContact is a replica that has not heard from a leader lately.
+var errOutOfContact = errors.New("this replica has no contact with a raft leader")
+
+// InContact returns nil while this replica leads, or follows a leader it
+// heard from within two election timeouts: its state is then at most
+// moments old. A replica cut off from the cluster (a partition) returns
+// an error, and its feed stops so gateways move to another replica.
+func (n *Node) InContact() error {
+	switch n.raft.State() {
+	case raft.Leader:
+		return nil
+	case raft.Follower:
+		if _, id := n.raft.LeaderWithID(); id != "" && time.Since(n.raft.LastContact()) < 2*n.cfg.ElectionTimeout {
+			return nil
+		}
+	}
+	return errOutOfContact
+}
+
 // Status is a replica's raft state, as /healthz reports it.
 type Status struct {
 	State   string `json:"state"`
