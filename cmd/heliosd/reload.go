@@ -105,21 +105,34 @@ func newReloader(args []string, cfg *Config, level *slog.LevelVar, certs *certSw
 	return &reloader{args: args, cur: *cfg, level: level, certs: certs, log: log, notify: newNotifier(os.Getenv, log)}
 }
 
-// setGateway registers the gateway's transport (nil-safe).
+// setGateway registers the gateway's transport (nil-safe). A reload that
+// came before (during the start) is applied to it now.
 func (r *reloader) setGateway(gw *netio.Gateway) {
 	if r != nil {
 		r.mu.Lock()
 		r.gw = gw
+		r.catchUp()
 		r.mu.Unlock()
 	}
 }
 
-// setHTTPListener registers the REST listener (nil-safe).
+// setHTTPListener registers the REST listener (nil-safe), as setGateway.
 func (r *reloader) setHTTPListener(ln net.Listener) {
 	if r != nil {
 		r.mu.Lock()
 		r.httpLn = ln
+		r.catchUp()
 		r.mu.Unlock()
+	}
+}
+
+// catchUp applies the configuration in force to what registered after a
+// reload (r.mu held).
+func (r *reloader) catchUp() {
+	if r.seq > 0 {
+		if err := r.applyLive(&r.cur); err != nil {
+			r.log.Error("reload", "err", err)
+		}
 	}
 }
 
@@ -128,6 +141,15 @@ func (r *reloader) setUpstreams(u *upstreams) {
 	if r != nil {
 		r.mu.Lock()
 		r.ups = u
+		if r.seq > 0 { // a reload came during the start: its pool sizes
+			for _, p := range r.pools(&r.cur) {
+				if p.up != nil {
+					if err := p.up.Resize(*p.size, *p.wait); err != nil {
+						r.log.Error("reload: pool not resized", "setting", p.sizeKey, "err", err)
+					}
+				}
+			}
+		}
 		r.mu.Unlock()
 	}
 }

@@ -18,20 +18,7 @@ func (r *reloader) resizePools(c *Config, changed, refused []string) ([]string, 
 	if r.ups == nil {
 		return changed, refused
 	}
-	pools := []struct {
-		sizeKey, waitKey string
-		up               poolResizer
-		size             *int
-		wait             *time.Duration
-		oldSize          int
-		oldWait          time.Duration
-	}{
-		{"pg_pool_size", "pg_pool_wait", nilIfNone(r.ups.PG), &c.PGPoolSize, &c.PGPoolWait, r.cur.PGPoolSize, r.cur.PGPoolWait},
-		{"mysql_pool_size", "mysql_pool_wait", nilIfNone(r.ups.MySQL), &c.MySQLPoolSize, &c.MySQLPoolWait, r.cur.MySQLPoolSize, r.cur.MySQLPoolWait},
-		{"redis_pool_size", "redis_pool_wait", nilIfNone(r.ups.Redis), &c.RedisPoolSize, &c.RedisPoolWait, r.cur.RedisPoolSize, r.cur.RedisPoolWait},
-		{"mongo_pool_size", "mongo_pool_wait", nilIfNone(r.ups.Mongo), &c.MongoPoolSize, &c.MongoPoolWait, r.cur.MongoPoolSize, r.cur.MongoPoolWait},
-	}
-	for _, p := range pools {
+	for _, p := range r.pools(c) {
 		if *p.size == p.oldSize && *p.wait == p.oldWait {
 			continue
 		}
@@ -55,4 +42,25 @@ func nilIfNone[T poolResizer](u T) poolResizer {
 		return nil
 	}
 	return u
+}
+
+// poolSetting is one upstream's pool settings in a configuration c, and
+// their values in force.
+type poolSetting struct {
+	sizeKey, waitKey string
+	up               poolResizer // nil: no such upstream
+	size             *int
+	wait             *time.Duration
+	oldSize          int
+	oldWait          time.Duration
+}
+
+// pools lists the upstreams' pool settings of c (r.ups set).
+func (r *reloader) pools(c *Config) []poolSetting {
+	return []poolSetting{
+		{"pg_pool_size", "pg_pool_wait", nilIfNone(r.ups.PG), &c.PGPoolSize, &c.PGPoolWait, r.cur.PGPoolSize, r.cur.PGPoolWait},
+		{"mysql_pool_size", "mysql_pool_wait", nilIfNone(r.ups.MySQL), &c.MySQLPoolSize, &c.MySQLPoolWait, r.cur.MySQLPoolSize, r.cur.MySQLPoolWait},
+		{"redis_pool_size", "redis_pool_wait", nilIfNone(r.ups.Redis), &c.RedisPoolSize, &c.RedisPoolWait, r.cur.RedisPoolSize, r.cur.RedisPoolWait},
+		{"mongo_pool_size", "mongo_pool_wait", nilIfNone(r.ups.Mongo), &c.MongoPoolSize, &c.MongoPoolWait, r.cur.MongoPoolSize, r.cur.MongoPoolWait},
+	}
 }
