@@ -156,7 +156,8 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("raft listen %s: %w", cfg.Listen, err)
 	}
 	n.layer = newStreamLayer(ln, adv, srvTLS, cliTLS, n.serveForward, n.log)
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{n.log}})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{n.log},
+		DisableTime: true})
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: n.layer, MaxPool: 4,
 		Timeout: 2 * time.Second, Logger: hlog})
 	fail := func(err error) (*Node, error) {

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -258,14 +259,17 @@ func (s *streamLayer) dial(address string, kind byte, timeout time.Duration) (ne
 type slogWriter struct{ log *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	line := string(bytes.TrimSpace(p))
-	switch {
-	case bytes.Contains(p, []byte("[ERROR]")):
-		w.log.Error("raft", "msg", line)
-	case bytes.Contains(p, []byte("[WARN]")):
-		w.log.Warn("raft", "msg", line)
-	default:
-		w.log.Info("raft", "msg", line)
+	line := bytes.TrimSpace(p)
+	level := slog.LevelInfo
+	for _, l := range []struct {
+		tag   string
+		level slog.Level
+	}{{"[ERROR]", slog.LevelError}, {"[WARN]", slog.LevelWarn}, {"[INFO]", slog.LevelInfo}, {"[DEBUG]", slog.LevelDebug}, {"[TRACE]", slog.LevelDebug}} {
+		if i := bytes.Index(line, []byte(l.tag)); i >= 0 {
+			level, line = l.level, bytes.TrimSpace(line[i+len(l.tag):])
+			break
+		}
 	}
+	w.log.Log(context.Background(), level, string(line))
 	return len(p), nil
 }
