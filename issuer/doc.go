@@ -64,7 +64,23 @@
 // writes nothing and takes no number. A caller's Submit returns only after its
 // command's batch is synced, so an acknowledged revocation survives kill -9.
 // Applying is deterministic given the command and the database, which is what
-// a replicated log (hashicorp/raft) will need later.
+// a replicated log needs.
+//
+// # Replicas (replicated.go, snapshot.go; issuer/replica)
+//
+// A store opened with StoreOptions.Replicated is one replica of a raft
+// cluster (hashicorp/raft, run by issuer/replica): Submit checks the
+// free-space reserve on the replica that takes the command and proposes it
+// through the Replicator (forwarded to the leader), and every replica
+// applies the committed commands through ApplyReplicated — the same apply
+// path, one batch per raft batch, sequence numbers assigned there so they
+// are dense and identical everywhere. The raft index of the last command
+// applied is written in the same batch (not synced: the raft log is), so a
+// restarted replica skips what it applied. TakeState and RestoreState are
+// raft's snapshots: every key of the store from a Pebble snapshot, and its
+// replacement with the in-memory views rebuilt and swapped in. Upkeep that
+// writes (refreshed tokens' revocations, compaction) runs on the leader;
+// fresh reads (a login's account, the token list) wait for ReadFence.
 //
 // The log (r/…) holds the entries that gateway nodes follow: per-token
 // revocations with the token's expiry, per-account "not before" epochs,
