@@ -4,7 +4,11 @@
 // all). With --role gateway it is a gateway node only: no issuer store; it
 // follows a remote issuer's revocation and policy feed (--issuer-url,
 // authenticated with the cluster key in --cluster-key-file) and fails closed
-// once the feed is staler than --stale-after (see node.go).
+// once the feed is staler than --stale-after (see node.go). With --raft-id,
+// --raft-listen and --raft-peers the issuer is one replica of a raft
+// cluster of three or five (issuer/replica; raft.go): any replica takes
+// every request, writes are forwarded to the leader, and gateway nodes
+// follow the replicas with --issuer-url URL1,URL2,… .
 //
 // Cluster administration uses the cluster key (data-dir/cluster.key of the
 // issuer), e.g. rotating the signing key and retiring key 1:
