@@ -280,14 +280,34 @@ type user struct {
 	email, bearer string
 }
 
-// newUser signs up on one replica and logs in on another (a fresh read).
+// newUser signs up on one replica and logs in on another (a fresh read),
+// retrying while the cluster elects (503): a signup retried after its
+// first attempt was applied answers 409, which is fine here.
 func newUser(t testing.TB, on, login *replica, email string) user {
 	t.Helper()
-	on.d.MustJSON(t, http.StatusCreated, "POST", "/v1/auth/signup", "", map[string]string{"email": email, "password": "correct horse battery staple"}, nil)
+	body := map[string]string{"email": email, "password": "correct horse battery staple"}
+	deadline := time.Now().Add(30 * time.Second)
+	retry := func(r *replica, path string, ok ...int) []byte {
+		for {
+			status, out := do(r, "POST", path, "", body)
+			for _, s := range ok {
+				if status == s {
+					return out
+				}
+			}
+			if (status != http.StatusServiceUnavailable && status != 0) || time.Now().After(deadline) {
+				t.Fatalf("POST %s on %s: %d %s", path, r.id, status, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	retry(on, "/v1/auth/signup", http.StatusCreated, http.StatusConflict)
 	var out struct {
 		Token string `json:"token"`
 	}
-	login.d.MustJSON(t, http.StatusOK, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse battery staple"}, &out)
+	if err := json.Unmarshal(retry(login, "/v1/auth/login", http.StatusOK), &out); err != nil {
+		t.Fatal(err)
+	}
 	return user{email, out.Token}
 }
 
