@@ -282,6 +282,7 @@ func (n *Node) Propose(cmd []byte) (issuer.Result, error) {
 			res, _, err := n.proposeLocal(cmd)
 			var re *issuer.ReplicaError
 			if errors.As(err, &re) && re.Cause == notLeader && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond) // until raft names the new leader
 				continue
 			}
 			return res, err
@@ -300,7 +301,9 @@ func (n *Node) Propose(cmd []byte) (issuer.Result, error) {
 			return issuer.Result{}, fmt.Errorf("raft forward: %w", err)
 		}
 		if w.Err != nil && w.Err.Replica && w.Err.Msg == notLeader && time.Now().Before(deadline) {
-			continue // the leader stepped down before appending it: not applied
+			// The leader stepped down before appending it: not applied.
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		// Read your writes: a revocation acknowledged here is refused by
 		// this replica's own gateway from now on.
