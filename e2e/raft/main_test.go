@@ -13,8 +13,8 @@ import (
 	"github.com/heliosdb/auth/internal/testdaemon"
 )
 
+// TestMain runs the tests and removes the heliosd build they share
+// (testdaemon builds it on first use). The package needs no other server.
 func TestMain(m *testing.M) {
-	// Build heliosd once, up front, so the first test's timings do not
-	// include the build.
 	testdaemon.Main(m, func(func(func())) error { return nil })
 }
