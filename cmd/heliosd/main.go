@@ -138,7 +138,9 @@ func run() error {
 		fmt.Fprint(os.Stderr, guideFor(&cfg, issuer))
 		notifier.ready(ctx, os.Getenv)
 	}
-	go func() { <-ctx.Done(); notifier.send("STOPPING=1") }()
+	stopping := make(chan struct{})
+	go func() { <-ctx.Done(); notifier.send("STOPPING=1"); close(stopping) }()
+	defer func() { cancel(); <-stopping }() // sent before the process exits
 	if cfg.Role == "gateway" {
 		return runNode(ctx, &cfg, tlsCfg, log, ready)
 	}

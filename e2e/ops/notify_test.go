@@ -86,12 +86,12 @@ func TestNotifyReadyWatchdogStopping(t *testing.T) {
 	for len(s.msgs) > 0 {
 		<-s.msgs
 	}
-	if m := s.next(t, 2*time.Second); m != "WATCHDOG=1" {
+	if m := s.next(t, 10*time.Second); m != "WATCHDOG=1" {
 		t.Fatalf("notification %q, want WATCHDOG=1", m)
 	}
 	last, shortest := time.Now(), time.Hour
 	for i := 0; i < 6; i++ {
-		if m := s.next(t, 2*time.Second); m != "WATCHDOG=1" {
+		if m := s.next(t, 10*time.Second); m != "WATCHDOG=1" {
 			t.Fatalf("notification %q, want WATCHDOG=1", m)
 		}
 		now := time.Now()
