@@ -62,7 +62,7 @@ func (s *sizedSession) Handle(_ *Env, in, out []byte) (int, []byte, Action) {
 func TestAwaiterParsesALargeMessageOnce(t *testing.T) {
 	ring := core.GenerateKeyring(time.Now())
 	gw, err := Serve(Config{Keyring: ring, Revocations: core.NewMemoryRevocations(), Loops: 1,
-		MaxMessage: 8 << 20, IdleTimeout: 300 * time.Millisecond},
+		MaxMessage: 8 << 20, IdleTimeout: 700 * time.Millisecond},
 		[]Listener{{Addr: "127.0.0.1:0", Protocol: sizedProto{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestAwaiterParsesALargeMessageOnce(t *testing.T) {
 		if _, err := c.Write(msg[off:min(off+step, len(msg))]); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(15 * time.Millisecond) // about 1 s in all, past the idle timeout
+		time.Sleep(30 * time.Millisecond) // about 2 s in all, past the idle timeout
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {

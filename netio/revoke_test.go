@@ -217,7 +217,9 @@ func TestSessionExpiryKeep(t *testing.T) {
 	cfg := revokeCfg()
 	cfg.Tick, cfg.Sweep, cfg.SessionExpiry = 50*time.Millisecond, 100*time.Millisecond, ExpiryKeep
 	f := startLine(t, cfg, lineProto{})
-	tok, c := f.mint(t, func(c *core.Claims) { c.ExpiresAt = time.Now().Unix() + 1 })
+	// Three seconds (whole seconds: two to three) for both to log in before
+	// the token expires, also on a loaded machine.
+	tok, c := f.mint(t, func(c *core.Claims) { c.ExpiresAt = time.Now().Unix() + 3 })
 	p, s := authPlain(t, f.addr, tok), authTLS(t, f.addr, tok)
 	time.Sleep(time.Until(time.Unix(c.ExpiresAt, 0)) + 500*time.Millisecond)
 	p.alive(t)
