@@ -91,9 +91,9 @@ func (s *Session) startProxy(m *Message, out []byte) ([]byte, bool) {
 }
 
 // get takes a server connection for k, waiting at most the pool's wait
-// and a dial.
+// in force (a reload may have changed it) and a dial.
 func (u *Upstream) get(k upstream.Key) (*serverConn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), u.opts.PoolWait+15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), u.pool.Wait()+15*time.Second)
 	defer cancel()
 	return u.pool.Get(ctx, k)
 }

@@ -52,6 +52,9 @@ func (b *bucket[C]) open() int {
 	return max(0, len(b.slots)-int(b.reserved.Load()))
 }
 
+// Wait is how long Get waits for a connection now (the last Resize's).
+func (p *Pool[C]) Wait() time.Duration { return time.Duration(p.wait.Load()) }
+
 // Resize changes the pool's size (connections per key) and wait for every
 // key, now and for keys seen later. A size above the pool's capacity (four
 // times the size it was made with, at least 256) is refused: it needs a

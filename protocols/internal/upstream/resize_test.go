@@ -26,8 +26,11 @@ func TestPoolResize(t *testing.T) {
 	got := make(chan error, 1)
 	go func() { _, err := p.Get(ctx, k); got <- err }()
 	time.Sleep(50 * time.Millisecond)
-	if err := p.Resize(3, 5*time.Second); err != nil {
+	if err := p.Resize(3, 7*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if p.Wait() != 7*time.Second {
+		t.Fatalf("Wait is %v after a resize to 7s", p.Wait())
 	}
 	select {
 	case err := <-got:
