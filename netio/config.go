@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/heliosdb/auth/core"
@@ -51,7 +52,10 @@ type Config struct {
 	// Logger receives failed authentications and transport errors
 	// (default slog.Default()).
 	Logger *slog.Logger
-	// Loops is the number of event loops per listener (default GOMAXPROCS).
+	// Loops is the number of event loops per listener (default GOMAXPROCS,
+	// so GOMAXPROCS=1 runs one loop per listener, as PgBouncer runs one
+	// thread; gnet's own default is the number of CPUs, whatever
+	// GOMAXPROCS or a container's CPU limit says).
 	Loops int
 	// NoReusePort turns off SO_REUSEPORT listeners (one per loop, so that
 	// each loop accepts by itself); they are used unless the port is 0.
@@ -94,6 +98,9 @@ const (
 
 // EnsureDefaults gives every unset field of c its default and returns c.
 func (c *Config) EnsureDefaults() *Config {
+	if c.Loops <= 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 10000
 	}

@@ -383,3 +383,28 @@ func TestEngineProxyProtocol(t *testing.T) {
 	tc.Close()
 	waitOpen(t, f.gw, 0)
 }
+
+// TestEngineLoopsFollowGOMAXPROCS: with Loops unset a listener runs
+// GOMAXPROCS event loops, not gnet's default of one per CPU (GOMAXPROCS=1
+// on this 2-core machine ran two loops, and pgbench -S through the
+// PostgreSQL proxy cost 18.1 µs of heliosd CPU per transaction instead of
+// 17.3 with one).
+func TestEngineLoopsFollowGOMAXPROCS(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ring := core.GenerateKeyring(time.Now())
+	gw, err := Serve(Config{Keyring: ring, Revocations: core.NewMemoryRevocations()}, []Listener{{Addr: "127.0.0.1:0", Protocol: lineProto{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Stop(context.Background())
+	// Connections are spread round-robin over the loops (port 0: no
+	// SO_REUSEPORT); each loop's state appears on its first connection.
+	for i := 0; i < 4*runtime.NumCPU(); i++ {
+		c, r := dialLine(t, gw.Addr("line").String())
+		c.Write([]byte("hello\n"))
+		expect(t, r, "ERR auth first")
+	}
+	if n := len(gw.servers[0].loops.all()); n != 1 {
+		t.Fatalf("%d event loops served the connections with GOMAXPROCS 1, want 1", n)
+	}
+}
