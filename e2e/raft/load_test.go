@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -194,21 +195,10 @@ func (c *cluster) verify(t *testing.T, acks []ack, gateways ...*testdaemon.Daemo
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	ref, refSeq := c.feedLog(t, c.reps[0])
+	ref, refSeq := c.sameLogs(t, 20*time.Second)
 	revoked := map[core.TokenID]bool{}
 	for _, e := range ref {
 		revoked[e.Token] = true
-	}
-	for _, r := range c.reps[1:] {
-		got, seq := c.feedLog(t, r)
-		if seq != refSeq || len(got) != len(ref) {
-			t.Fatalf("%s: %d log entries up to seq %d; %s: %d up to %d", r.id, len(got), seq, c.reps[0].id, len(ref), refSeq)
-		}
-		for s, e := range ref {
-			if got[s] != e {
-				t.Fatalf("%s log entry %d = %+v, %s has %+v", r.id, s, got[s], c.reps[0].id, e)
-			}
-		}
 	}
 	for _, a := range acks {
 		id, err := core.ParseTokenID(a.id)
@@ -265,4 +255,42 @@ func (c *cluster) verify(t *testing.T, acks []ack, gateways ...*testdaemon.Daemo
 	for _, r := range c.reps {
 		check(r.id, r.d, sample)
 	}
+}
+
+// sameLogs reads every replica's revocation log until all are at the same
+// sequence number (background writes, such as a gateway's last-used flush,
+// may land between two reads), checks that they are identical, and
+// returns it.
+func (c *cluster) sameLogs(t *testing.T, within time.Duration) (map[uint64]logEntry, uint64) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var logs []map[uint64]logEntry
+	var seqs []uint64
+	for {
+		logs, seqs = logs[:0], seqs[:0]
+		for _, r := range c.reps {
+			l, seq := c.feedLog(t, r)
+			logs, seqs = append(logs, l), append(seqs, seq)
+		}
+		if slices.Min(seqs) == slices.Max(seqs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas at different sequence numbers: %v", seqs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ref := logs[0]
+	for i, r := range c.reps[1:] {
+		got := logs[i+1]
+		if len(got) != len(ref) {
+			t.Fatalf("%s: %d log entries up to seq %d; %s: %d", r.id, len(got), seqs[0], c.reps[0].id, len(ref))
+		}
+		for s, e := range ref {
+			if got[s] != e {
+				t.Fatalf("%s log entry %d = %+v, %s has %+v", r.id, s, got[s], c.reps[0].id, e)
+			}
+		}
+	}
+	return ref, seqs[0]
 }
