@@ -137,13 +137,15 @@ type Daemon struct {
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	exited chan struct{}
-	tags   string // build tags of the heliosd binary
+	tags   string   // build tags of the heliosd binary
+	env    []string // added to the daemon's environment
 }
 
 type Option func(*config)
 
 type config struct {
 	tags      string
+	env       []string
 	args      []string
 	host      string
 	dir       string
@@ -157,6 +159,10 @@ func WithArgs(args ...string) Option {
 
 // WithBuildTags runs a heliosd built with these build tags (BuildWithTags).
 func WithBuildTags(tags string) Option { return func(c *config) { c.tags = tags } }
+
+// WithEnv adds KEY=value entries to the daemon's environment (GOMAXPROCS=1,
+// say, for a benchmark that compares settings of the runtime).
+func WithEnv(kv ...string) Option { return func(c *config) { c.env = append(c.env, kv...) } }
 
 // WithHost makes every listener bind to host instead of 127.0.0.1.
 func WithHost(host string) Option { return func(c *config) { c.host = host } }
@@ -188,7 +194,7 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	if cfg.dir == "" {
 		cfg.dir = t.TempDir()
 	}
-	d := &Daemon{DataDir: cfg.dir, tags: cfg.tags}
+	d := &Daemon{DataDir: cfg.dir, tags: cfg.tags, env: cfg.env}
 	if !cfg.noCleanup {
 		t.Cleanup(d.Stop)
 	}
@@ -259,7 +265,7 @@ func (d *Daemon) startWith(t testing.TB, retry func(logs string) bool) {
 	d.cmd = exec.Command(bin, d.args...)
 	d.cmd.Stdout = d.logs
 	d.cmd.Stderr = d.logs
-	d.cmd.Env = append(os.Environ(), "HELIOS_CONFIG=")
+	d.cmd.Env = append(append(os.Environ(), "HELIOS_CONFIG="), d.env...)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package testdaemon
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"slices"
 	"testing"
 
@@ -30,5 +33,20 @@ func TestEveryListenerStarts(t *testing.T) {
 		if got := *field(d); got == "" || got != d.Addr(flag) {
 			t.Errorf("field for --%s holds %q, Addr %q", flag, got, d.Addr(flag))
 		}
+	}
+}
+
+// TestWithEnv starts a real heliosd with WithEnv and finds the entry in
+// the process's environment, after the harness's own.
+func TestWithEnv(t *testing.T) {
+	d := Start(t, WithEnv("GOMAXPROCS=1"))
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", d.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := bytes.Split(env, []byte{0})
+	if i := slices.IndexFunc(vars, func(v []byte) bool { return string(v) == "GOMAXPROCS=1" }); i < 0 ||
+		!slices.ContainsFunc(vars[:i], func(v []byte) bool { return string(v) == "HELIOS_CONFIG=" }) {
+		t.Fatalf("heliosd's environment lacks GOMAXPROCS=1 after HELIOS_CONFIG=: %q", env)
 	}
 }

@@ -38,19 +38,25 @@ type Postgres struct {
 	Password string // the superuser's random password
 	Dir      string // the temporary directory: data/, the Unix socket, postgres.log
 
-	server // its process, as the postgres system user when run as root
+	server            // its process, as the postgres system user when run as root
+	settings []string // StartPostgres's settings, kept for Restart
 }
 
 // StartPostgres initialises a new cluster in a temporary directory and
 // starts PostgreSQL on a free loopback port; it returns once the superuser
 // can log in over TCP. It takes no testing.T because a TestMain calls it
 // once per package; the caller must call Stop.
-func StartPostgres() (*Postgres, error) {
+func StartPostgres() (*Postgres, error) { return StartPostgresWith() }
+
+// StartPostgresWith is StartPostgres with server settings
+// ("max_connections=400") passed after the harness's own, which they
+// override (kept for Restart).
+func StartPostgresWith(settings ...string) (*Postgres, error) {
 	dir, cred, err := prepare("postgres", "postgres", pgPackage, filepath.Join(pgBinDir, "initdb"), filepath.Join(pgBinDir, "postgres"))
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{Password: randomPassword(), Dir: dir, server: server{
+	p := &Postgres{Password: randomPassword(), Dir: dir, settings: settings, server: server{
 		name: "postgres", dir: dir, cred: cred, shutdown: syscall.SIGINT, stopGrace: defaultStopGrace,
 		// A killed postmaster leaves its PID file.
 		leftover: filepath.Join(dir, "data", "postmaster.pid"),
@@ -110,7 +116,7 @@ func (p *Postgres) start(port int) error {
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
 	}).String()
-	err := p.spawn(port, "postgres", filepath.Join(pgBinDir, "postgres"), []string{
+	args := []string{
 		"-D", filepath.Join(p.Dir, "data"),
 		"-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1",
@@ -119,7 +125,11 @@ func (p *Postgres) start(port int) error {
 		"-c", "fsync=off",
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
-	}, "postgres.log", func(ctx context.Context) error {
+	}
+	for _, s := range p.settings { // the last -c of a name wins
+		args = append(args, "-c", s)
+	}
+	err := p.spawn(port, "postgres", filepath.Join(pgBinDir, "postgres"), args, "postgres.log", func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, adminURL)
 		if err != nil {
 			return err

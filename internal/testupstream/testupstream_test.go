@@ -463,3 +463,21 @@ func myCode(err error) uint16 {
 	}
 	return 0
 }
+
+// TestPostgresWithSettings: StartPostgresWith's settings override the
+// harness's own (a benchmark that holds more than 200 server connections
+// raises max_connections) and hold across Restart.
+func TestPostgresWithSettings(t *testing.T) {
+	p := started(t, "PostgreSQL", func() (*Postgres, error) { return StartPostgresWith("max_connections=320") })
+	for _, restart := range []bool{false, true} {
+		if restart {
+			if err := p.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got string
+		if err := pgConnect(t, p.AdminURL).QueryRow(context.Background(), "SHOW max_connections").Scan(&got); err != nil || got != "320" {
+			t.Fatalf("max_connections = %q (%v) after restart %v, want 320", got, err, restart)
+		}
+	}
+}
