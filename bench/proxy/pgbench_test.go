@@ -4,14 +4,18 @@
 // -S (persistent connections) at 8 and 50 clients, and pgbench -S -C (a new
 // connection per transaction). TestMain starts PostgreSQL 15
 // (internal/testupstream), PgBouncer 1.18 in session pooling with the same
-// pool size, and heliosd in front of the same server; the MariaDB
-// benchmarks (mysql_test.go) start MariaDB and a heliosd of their own.
-// Run with:
+// pool size, and two heliosd in front of the same server: "gateway" with
+// the defaults (on this 2-core machine two Go Ps and two event loops per
+// listener) and "gateway-1cpu" with GOMAXPROCS=1 (one P, one event loop:
+// PgBouncer runs one thread). The MariaDB benchmarks (mysql_test.go) start
+// MariaDB and a heliosd of their own. Run with:
 //
 //	go test ./bench/proxy -run '^$' -bench . -benchtime 1x
 //
-// Every figure is reported as a metric (tps-gateway, tps-direct,
-// tps-pgbouncer, and the ratios). The package is never needed by the daemon.
+// Every figure is reported as a metric (tps-gateway, tps-gateway-1cpu,
+// tps-direct, tps-pgbouncer, the gateways' ratios, and cpu-µs/tx-NAME: the
+// CPU time heliosd or PgBouncer spent per transaction, from /proc). The
+// package is never needed by the daemon.
 package proxy
 
 import (
@@ -40,12 +44,20 @@ import (
 const poolSize = 60
 
 var (
-	pg       *testupstream.Postgres
-	bouncer  string // 127.0.0.1:port of PgBouncer
-	gateway  string // heliosd's PostgreSQL listener
-	token    string // a full-access token of heliosd
-	setupErr error
+	pg         *testupstream.Postgres
+	bouncer    string // 127.0.0.1:port of PgBouncer
+	bouncerDir string // its directory (pgbouncer.pid)
+	gateways   []gatewayD
+	setupErr   error
 )
+
+// gatewayD is one heliosd in front of pg: the default one, and one with
+// GOMAXPROCS=1 (one Go P and one event loop per listener, as PgBouncer
+// runs one thread).
+type gatewayD struct {
+	name, addr, token string
+	pid               int
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -65,14 +77,16 @@ func stop() {
 // setup starts the servers once, for the first benchmark that needs them.
 func setup(b *testing.B) {
 	b.Helper()
-	if gateway != "" || setupErr != nil {
+	if gateways != nil || setupErr != nil {
 		if setupErr != nil {
 			b.Fatal(setupErr)
 		}
 		return
 	}
 	var err error
-	if pg, err = testupstream.StartPostgres(); err != nil {
+	// Two gateways, PgBouncer and direct at 50 clients each hold 50
+	// server connections (pools keep theirs idle between rounds).
+	if pg, err = testupstream.StartPostgresWith("max_connections=400"); err != nil {
 		setupErr = err
 		b.Fatal(err)
 	}
@@ -92,10 +106,16 @@ func setup(b *testing.B) {
 		setupErr = err
 		b.Fatal(err)
 	}
-	d := testdaemon.Start(b, testdaemon.Shared(), testdaemon.WithArgs("--pg-upstream", pg.AdminURL, "--pg-pool-size", strconv.Itoa(poolSize)))
-	stops = append(stops, func() { d.Stop(); os.RemoveAll(d.DataDir) })
-	gateway = d.PG
-	token = d.Mint(b, core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+	for _, g := range []struct{ name, env string }{{"gateway", ""}, {"gateway-1cpu", "GOMAXPROCS=1"}} {
+		opts := []testdaemon.Option{testdaemon.Shared(), testdaemon.WithArgs("--pg-upstream", pg.AdminURL, "--pg-pool-size", strconv.Itoa(poolSize))}
+		if g.env != "" {
+			opts = append(opts, testdaemon.WithEnv(g.env))
+		}
+		d := testdaemon.Start(b, opts...)
+		stops = append(stops, func() { d.Stop(); os.RemoveAll(d.DataDir) })
+		tok := d.Mint(b, core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+		gateways = append(gateways, gatewayD{g.name, d.PG, tok, d.PID()})
+	}
 }
 
 func createDB(name string) error {
@@ -133,6 +153,7 @@ max_client_conn = 2000
 logfile = %s/pgbouncer.log
 pidfile = %s/pgbouncer.pid
 `, pgHost, pgPort, host, port, dir, poolSize, dir, dir)
+	bouncerDir = dir
 	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o600); err != nil {
 		return "", err
 	}
@@ -177,7 +198,10 @@ func pgbenchCmd(addr, user, password string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
+var (
+	tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
+	txRE  = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
+)
 
 // target is one endpoint the same workload runs against.
 type target struct {
@@ -185,24 +209,51 @@ type target struct {
 }
 
 func targets() []target {
-	return []target{
-		{"gateway", gateway, "default", token},
-		{"direct", pg.Addr, "postgres", pg.Password},
-		{"pgbouncer", bouncer, "postgres", pg.Password},
+	var ts []target
+	for _, g := range gateways {
+		ts = append(ts, target{g.name, g.addr, "default", g.token})
 	}
+	return append(ts, target{"direct", pg.Addr, "postgres", pg.Password}, target{"pgbouncer", bouncer, "postgres", pg.Password})
+}
+
+// pidOf is the process whose CPU time t's transactions are charged with:
+// heliosd or PgBouncer (0 for direct: PostgreSQL's own work is not
+// measured).
+func pidOf(b *testing.B, t target) int {
+	for _, g := range gateways {
+		if g.name == t.name {
+			return g.pid
+		}
+	}
+	if t.name == "pgbouncer" {
+		bs, err := os.ReadFile(filepath.Join(bouncerDir, "pgbouncer.pid"))
+		n, err2 := strconv.Atoi(strings.TrimSpace(string(bs)))
+		if err != nil || err2 != nil {
+			b.Fatalf("pgbouncer.pid: %v %v", err, err2)
+		}
+		return n
+	}
+	return 0
 }
 
 // compare runs pgbench with args against every target in rounds of
-// seconds each, interleaved, and reports each target's median tps and the
-// gateway's ratios.
+// seconds each, interleaved, and reports each target's median tps, the
+// gateways' ratios, and the CPU time heliosd and PgBouncer spent per
+// transaction (steadier than throughput on a shared machine).
 func compare(b *testing.B, rounds, seconds int, args ...string) {
 	setup(b)
 	tps := map[string][]float64{}
+	cpu := map[string][]float64{}
 	for r := 0; r < rounds; r++ {
 		for _, t := range targets() {
+			pid := pidOf(b, t)
+			var before time.Duration
+			if pid != 0 {
+				before = cpuTime(b, pid)
+			}
 			out, err := pgbenchCmd(t.addr, t.user, t.password, append(args, "-T", strconv.Itoa(seconds), "main")...).CombinedOutput()
-			m := tpsRE.FindSubmatch(out)
-			if err != nil || m == nil {
+			m, n := tpsRE.FindSubmatch(out), txRE.FindSubmatch(out)
+			if err != nil || m == nil || n == nil {
 				b.Fatalf("pgbench %v against %s: %v\n%s", args, t.name, err, out)
 			}
 			if strings.Contains(string(out), "number of failed transactions: ") && !strings.Contains(string(out), "number of failed transactions: 0 ") {
@@ -210,18 +261,36 @@ func compare(b *testing.B, rounds, seconds int, args ...string) {
 			}
 			v, _ := strconv.ParseFloat(string(m[1]), 64)
 			tps[t.name] = append(tps[t.name], v)
+			if tx, _ := strconv.ParseFloat(string(n[1]), 64); pid != 0 && tx > 0 {
+				cpu[t.name] = append(cpu[t.name], float64((cpuTime(b, pid)-before).Microseconds())/tx)
+			}
 		}
 	}
 	med := map[string]float64{}
 	for name, vs := range tps {
-		sort.Float64s(vs)
-		med[name] = vs[len(vs)/2]
+		med[name] = median(vs)
 		b.ReportMetric(med[name], "tps-"+name)
 	}
-	b.ReportMetric(med["gateway"]/med["direct"], "gateway/direct")
-	b.ReportMetric(med["gateway"]/med["pgbouncer"], "gateway/pgbouncer")
-	b.Logf("pgbench %s: gateway %.0f tps, direct %.0f, pgbouncer %.0f (medians of %d interleaved rounds of %ds)",
-		strings.Join(args, " "), med["gateway"], med["direct"], med["pgbouncer"], rounds, seconds)
+	mcpu := map[string]float64{}
+	for name, vs := range cpu {
+		mcpu[name] = median(vs)
+		b.ReportMetric(mcpu[name], "cpu-µs/tx-"+name)
+	}
+	line := fmt.Sprintf("pgbench %s (medians of %d interleaved rounds of %ds): direct %.0f tps, pgbouncer %.0f tps %.1f µs CPU/tx",
+		strings.Join(args, " "), rounds, seconds, med["direct"], med["pgbouncer"], mcpu["pgbouncer"])
+	for _, g := range gateways {
+		b.ReportMetric(med[g.name]/med["direct"], g.name+"/direct")
+		b.ReportMetric(med[g.name]/med["pgbouncer"], g.name+"/pgbouncer")
+		line += fmt.Sprintf("; %s %.0f tps (%.2f of direct, %.2f of pgbouncer) %.1f µs CPU/tx",
+			g.name, med[g.name], med[g.name]/med["direct"], med[g.name]/med["pgbouncer"], mcpu[g.name])
+	}
+	b.Log(line)
+}
+
+// median returns the middle of vs (sorted in place).
+func median(vs []float64) float64 {
+	sort.Float64s(vs)
+	return vs[len(vs)/2]
 }
 
 // BenchmarkPgbenchSelect is pgbench -S with persistent connections.
