@@ -54,6 +54,10 @@ func writeMarkdown(b *bytes.Buffer, res *Result, plots func(*Cell) []string) {
 	if res.Interrupted {
 		fmt.Fprintf(b, "> **Interrupted** after %s: the figures are what was measured until then.\n\n", res.Finished.Sub(res.Started).Round(time.Second))
 	}
+	if s.LoadStart != "" {
+		fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start %s, at the end %s, on %d CPUs: what else the machine was doing.\n\n",
+			s.LoadStart, orNone(s.LoadEnd), s.CPUs)
+	}
 	b.WriteString("## Setup\n\n")
 	mode := "closed loop (each client sends its next request when the last one answered)"
 	if s.Rate > 0 {

@@ -64,7 +64,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Setup: describe(&cfg), Started: time.Now()}
-	defer func() { res.Finished = time.Now() }()
+	defer func() { res.Finished, res.Setup.LoadEnd = time.Now(), loadAverage() }()
 	r := &runner{cfg: &cfg, res: res, start: res.Started}
 	a := &api{base: cfg.APIURL, http: cfg.HTTP, bearer: cfg.Creator}
 	r.api = a

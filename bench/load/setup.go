@@ -17,6 +17,10 @@ type Setup struct {
 	CPUs      int     `json:"cpus"`
 	CPUModel  string  `json:"cpu_model,omitempty"`
 	MemoryGiB float64 `json:"memory_gib,omitempty"`
+	// LoadStart and LoadEnd are the machine's load averages (1, 5 and 15
+	// minutes) when the run started and ended: how busy it was besides.
+	LoadStart string `json:"load_average_start,omitempty"`
+	LoadEnd   string `json:"load_average_end,omitempty"`
 
 	Protocols   []Protocol `json:"protocols"`
 	Workloads   []Workload `json:"workloads"`
@@ -35,6 +39,20 @@ type Setup struct {
 	Nodes       []Target   `json:"nodes,omitempty"`
 	// TokenSource says where the clients' tokens came from.
 	TokenSource string `json:"token_source"`
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages ("" when
+// unknown).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // describe reads the machine and the run's settings.
@@ -61,6 +79,7 @@ func describe(c *Config) Setup {
 	if c.has(RevokeStorm) {
 		s.TokenSource += "; revoke-storm: one token per session, created through the API and revoked by the run"
 	}
+	s.LoadStart = loadAverage()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		s.Kernel = strings.TrimSpace(string(b))
 	}
