@@ -94,7 +94,7 @@ func checkReport(t *testing.T, res *Result) {
 	if err != nil || json.Unmarshal(js, &back) != nil || len(back.Cells) != len(res.Cells) {
 		t.Errorf("result.json: %v", err)
 	}
-	for _, want := range []string{"| p99 ms", "CPUs", "GiB", "## Setup", "## Reading it"} {
+	for _, want := range []string{"| p99 ms", "CPUs", "GiB", "Load average", "## Setup", "## Reading it"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("report lacks %q", want)
 		}
