@@ -22,6 +22,8 @@ command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) # headless, for the web console's tests (e2e/console)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2) # network namespaces for e2e/raft's partition test
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd) # systemd-analyze verify, sysusers, tmpfiles (e2e/ops)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   SUDO=""
