@@ -32,11 +32,14 @@ func TestOpenLoopCountsStalls(t *testing.T) {
 	res := run(t, cfg)
 	e := res.Cells[0].Endpoints[0]
 	checkSane(t, "redis point", e)
-	if e.Requests < 360 || e.Requests > 420 {
-		t.Errorf("%d requests at 200/s for 2s", e.Requests)
+	// 400 are due; on a loaded machine a few may still be due at the end
+	// (counted as missed, never dropped).
+	if n := e.Requests + e.Missed; n < 380 || n > 420 || e.Requests < 340 {
+		t.Errorf("%d requests and %d missed at 200/s for 2s", e.Requests, e.Missed)
 	}
-	// ~120 of ~400 requests were due during the stall, waiting 0–600 ms.
-	if e.Latency.Max < 500 || e.Latency.P90 < 100 {
+	// ~120 of ~400 requests were due during the stall, waiting 0–600 ms:
+	// p90 is about 300 ms.
+	if e.Latency.Max < 500 || e.Latency.P90 < 150 {
 		t.Errorf("the stall is hidden: %+v", e.Latency)
 	}
 }
@@ -56,7 +59,7 @@ func TestClosedLoopWithoutRate(t *testing.T) {
 	}()
 	res := run(t, cfg)
 	e := res.Cells[0].Endpoints[0]
-	if e.Latency.Max < 500 || e.Latency.P90 > 50 {
+	if e.Latency.Max < 500 || e.Latency.P90 > 100 {
 		t.Errorf("closed loop: want one slow request per client and a small p90: %+v", e.Latency)
 	}
 }

@@ -3,9 +3,11 @@ package load
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -164,16 +166,31 @@ func TestCompareInterleaved(t *testing.T) {
 			t.Errorf("%s measured %.1fs of 4s", e.Name, e.Seconds)
 		}
 	}
-	// Turns alternate: each of the gateway's samples but the last is
-	// followed by one of direct's before its next.
-	g, dr := c.Endpoints[0].Timeline, c.Endpoints[1].Timeline
-	if len(g) != 4 || len(dr) != 4 {
-		t.Fatalf("samples: gateway %v, direct %v", g, dr)
+	// Turns alternate: the samples in time order, runs of one endpoint's
+	// taken as one turn, go gateway, direct, gateway, direct … four times,
+	// and no two samples overlap.
+	type owned struct {
+		Sample
+		who int
 	}
-	for i := range g {
-		if !(g[i].T < dr[i].T) || (i+1 < len(g) && !(dr[i].T < g[i+1].T)) {
-			t.Fatalf("turns do not alternate: gateway %v, direct %v", g, dr)
+	var all []owned
+	for who, e := range c.Endpoints {
+		for _, s := range e.Timeline {
+			all = append(all, owned{s, who})
 		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].From < all[j].From })
+	var turns []int
+	for i, s := range all {
+		if i > 0 && s.From < all[i-1].T-0.001 {
+			t.Fatalf("samples overlap: %+v", all)
+		}
+		if len(turns) == 0 || turns[len(turns)-1] != s.who {
+			turns = append(turns, s.who)
+		}
+	}
+	if fmt.Sprint(turns) != "[0 1 0 1 0 1 0 1]" {
+		t.Fatalf("turns %v, want gateway and direct in turn four times: %+v", turns, all)
 	}
 	rs := c.Ratios()
 	if len(rs) != 1 || rs[0].Endpoint != "direct" || rs[0].Throughput <= 0 || rs[0].P99 <= 0 {
