@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -107,6 +108,7 @@ func cellPlots(c *Cell, dir string) ([]string, error) {
 		}
 	}
 	tp.Y.Min = 0
+	tp.Y.Tick.Marker = plainTicks{}
 	tp.Legend.Top = true
 	if _, err := save(tp, dir, stem+"-throughput"); err != nil {
 		return nil, err
@@ -159,4 +161,19 @@ func addPercentiles(p *plot.Plot, i int, name string, pc Percentiles) error {
 	p.Add(l, s)
 	p.Legend.Add(name, l, s)
 	return nil
+}
+
+// plainTicks are gonum's default ticks labelled without decimals that say
+// nothing ("75000", not "75000.00").
+type plainTicks struct{}
+
+// Ticks returns the default ticks with plain labels.
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
 }
