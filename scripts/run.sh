@@ -13,7 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
-DATA_DIR=${DATA_DIR:-./data}
+# Absolute: PostgreSQL takes a relative socket directory (-k) as relative
+# to its own data directory, and the servers run in other directories.
+DATA_DIR=$(realpath -m "${DATA_DIR:-./data}")
 UP="$DATA_DIR/upstreams"
 PG_PORT=${PG_UPSTREAM_PORT:-54329}
 MY_PORT=${MYSQL_UPSTREAM_PORT:-33069}

@@ -24,7 +24,8 @@ type MakeRun struct {
 	// Listen is heliosd's address by listener flag ("pg-listen").
 	Listen map[string]string
 	// Env is what run.sh gets besides the test's environment: BIN,
-	// DATA_DIR and HELIOSD_ARGS; a test adds the upstream ports it picks
+	// DATA_DIR (DataDir relative to the checkout, as make run's default
+	// ./data is) and HELIOSD_ARGS; a test adds the upstream ports it picks
 	// (PG_UPSTREAM_PORT, …).
 	Env []string
 }
@@ -47,7 +48,12 @@ func NewMakeRun(t *testing.T) *MakeRun {
 		r.Listen[l.Flag] = FreeAddr(t, "127.0.0.1")
 		flags = append(flags, "--"+l.Flag, r.Listen[l.Flag])
 	}
-	r.Env = []string{"BIN=" + bin, "DATA_DIR=" + r.DataDir, "HELIOSD_ARGS=" + strings.Join(flags, " ")}
+	// DATA_DIR as the Makefile gives it (./data): relative to the checkout.
+	rel, err := filepath.Rel(RepoRoot(), r.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Env = []string{"BIN=" + bin, "DATA_DIR=" + rel, "HELIOSD_ARGS=" + strings.Join(flags, " ")}
 	return r
 }
 
