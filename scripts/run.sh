@@ -88,7 +88,7 @@ start_postgres() {
     id postgres >/dev/null 2>&1 || { say "no postgres user: PostgreSQL skipped"; return 1; }
     chgrp postgres "$DATA_DIR" "$UP" && chmod 710 "$DATA_DIR" "$UP"
     chown postgres:postgres "$dir" && chmod 700 "$dir"
-    owner=(runuser -u postgres --)
+    owner=(setpriv --reuid=postgres --regid=postgres --init-groups --) # execs: its PID is the server's, signals reach it
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     umask 077

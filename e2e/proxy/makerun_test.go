@@ -57,3 +57,24 @@ func TestMakeRunStartsRealDatabases(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeRunStopsOnTerm: SIGTERM to run.sh alone (kill, a service manager)
+// stops the servers it started too, PostgreSQL under its own user included.
+func TestMakeRunStopsOnTerm(t *testing.T) {
+	mr := testdaemon.NewMakeRun(t)
+	mr.Term = true
+	pgPort := testdaemon.FreePort(t)
+	mr.Env = append(mr.Env, "PG_UPSTREAM_PORT="+pgPort, "MYSQL_UPSTREAM_PORT="+testdaemon.FreePort(t))
+	mr.Run(t, 90*time.Second, func(logs func() string) {
+		if !strings.Contains(logs(), "127.0.0.1:"+pgPort) {
+			t.Fatalf("make run did not start PostgreSQL:\n%s", logs())
+		}
+	})
+	_, gwPort, _ := net.SplitHostPort(mr.Listen["pg-listen"])
+	for _, p := range []string{pgPort, gwPort} {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("port %s still accepts after make run stopped", p)
+		}
+	}
+}

@@ -23,6 +23,9 @@ type MakeRun struct {
 	DataDir string
 	// Listen is heliosd's address by listener flag ("pg-listen").
 	Listen map[string]string
+	// Term, when set, stops the run with SIGTERM to run.sh alone (as kill
+	// or a service manager does) instead of Ctrl-C to its whole group.
+	Term bool
 	// Env is what run.sh gets besides the test's environment: BIN,
 	// DATA_DIR (DataDir relative to the checkout, as make run's default
 	// ./data is) and HELIOSD_ARGS; a test adds the upstream ports it picks
@@ -68,7 +71,7 @@ func FreePort(t testing.TB) string {
 // Run starts scripts/run.sh in a process group of its own and waits at
 // most up for heliosd to come up (its "Connect (" lines); it calls check,
 // which reads the output with logs, then stops the run as Ctrl-C does (SIGINT to the
-// group), waits at most 30 seconds for it to end and returns its whole
+// group; SIGTERM to run.sh alone with Term), waits at most 30 seconds for it to end and returns its whole
 // output. Whatever of the group is left after a failure is killed.
 func (r *MakeRun) Run(t *testing.T, up time.Duration, check func(logs func() string)) string {
 	t.Helper()
@@ -96,13 +99,17 @@ func (r *MakeRun) Run(t *testing.T, up time.Duration, check func(logs func() str
 	}
 	check(logs.String)
 	// Ctrl-C: the terminal signals the whole foreground group.
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+	pid, sig, how := -cmd.Process.Pid, syscall.SIGINT, "Ctrl-C"
+	if r.Term {
+		pid, sig, how = cmd.Process.Pid, syscall.SIGTERM, "SIGTERM to run.sh"
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("make run did not stop on Ctrl-C:\n%s", logs.String())
+		t.Fatalf("make run did not stop on %s:\n%s", how, logs.String())
 	}
 	return logs.String()
 }
