@@ -56,6 +56,9 @@ func (s *Store) applyCluster(b *pebble.Batch, c *Command, effects *[]func()) (Re
 		return Result{Seq: seq, DB: &d}, firstErr(b.Delete(databaseKey(d.Name), nil), bput(b, logKey(seq), &e))
 
 	case OpKeyring:
+		if c.KeyChange != nil {
+			return s.applyKeyChange(b, c, effects)
+		}
 		seq := s.next()
 		e := LogEntry{Seq: seq, Kind: LogKeyring, KeyID: c.KeyID}
 		return Result{Seq: seq}, bput(b, logKey(seq), &e)

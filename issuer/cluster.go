@@ -47,6 +47,9 @@ const MaxUsageBody = 1 << 20
 func (s *Service) RotateKey() (id uint16, seq uint64, err error) {
 	keyMu.Lock()
 	defer keyMu.Unlock()
+	if s.store.Replicated() {
+		return s.rotateReplicated()
+	}
 	id, err = s.ring.Rotate(s.opts.Now())
 	if err != nil {
 		return 0, 0, err
@@ -71,6 +74,9 @@ func (s *Service) RotateKey() (id uint16, seq uint64, err error) {
 func (s *Service) RetireKeyID(id uint16) (uint64, error) {
 	keyMu.Lock()
 	defer keyMu.Unlock()
+	if s.store.Replicated() {
+		return s.retireReplicated(id)
+	}
 	if s.ring.Lookup(id) == nil {
 		return 0, &APIError{Status: http.StatusNotFound, Code: CodeKeyNotFound, Message: fmt.Sprintf("no key %d in the keyring", id)}
 	}

@@ -37,7 +37,9 @@ const (
 	// OpDeleteDatabase removes database Database from the registry.
 	OpDeleteDatabase Op = "delete_database"
 	// OpKeyring records that the keyring changed (KeyID became the signing
-	// key); the key material itself lives only in the 0600 keyring file.
+	// key); on a single issuer the key material lives only in the 0600
+	// keyring file. On a replicated store it carries a KeyChange, applied
+	// to the keyring on every replica (keyring_replicated.go).
 	OpKeyring Op = "keyring"
 	// OpCompact drops the revocation log entries Seqs (entries of tokens
 	// that have expired) and moves the compacted watermark up to the
@@ -62,6 +64,8 @@ type Command struct {
 	Test      bool         `json:"test,omitempty"`
 	Init      bool         `json:"init,omitempty"`
 	Seqs      []uint64     `json:"seqs,omitempty"`
+	// KeyChange: a replicated store's keyring change (OpKeyring).
+	KeyChange *KeyChange `json:"key_change,omitempty"`
 }
 
 // Use is one token's last use, as flushed by the usage aggregator.

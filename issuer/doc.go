@@ -10,6 +10,7 @@
 //	m/seq                      last applied sequence number (8 bytes, big-endian)
 //	m/compacted                highest sequence number dropped from the log by compaction
 //	m/dbinit                   the default database was created once (a deleted "main" stays deleted)
+//	m/keyring                  a raft replica's keyring (keyfile form), written by replicated key changes
 //	d/<name>                   database record (JSON): name, test flag, created
 //	a/e/<lower-case email>     account id
 //	a/i/<account id>           account record (JSON): email, argon2id hash, created, not-before
@@ -110,7 +111,9 @@
 // over TLS or from the plaintext_allow networks, which the listener
 // enforces), key rotation and retirement (POST /v1/cluster/keys/rotate,
 // /v1/cluster/keys/retire {"id":N}: the keyring file is rewritten with mode
-// 0600 and the change is logged so every node follows), and the usage
+// 0600 and the change is logged so every node follows; on raft replicas
+// the change is a replicated command applied to every replica's keyring,
+// see keyring_replicated.go), and the usage
 // ingest nodes flush last_used to (POST /v1/cluster/usage).
 //
 // # Databases (databases.go)

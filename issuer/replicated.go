@@ -62,6 +62,9 @@ type replicaState struct {
 	// applied is the raft index of the last command applied (persisted
 	// as keyApplied in the same batch; FSM goroutine writes it).
 	applied atomic.Uint64
+	// ring is the keyring kept in step with the replicated one
+	// (AttachKeyring).
+	ring atomic.Pointer[ringBox]
 }
 
 type replicatorBox struct{ r Replicator }

@@ -199,6 +199,11 @@ func (s *Store) reload() error {
 	if err := fresh.load(); err != nil {
 		return err
 	}
+	// A replica's snapshot carries the cluster's keyring: take it before
+	// the feed shows the restored log.
+	if err := s.installStoredKeyring(); err != nil {
+		return err
+	}
 	s.viewMu.Lock()
 	s.seq = fresh.seq
 	s.compacted.Store(fresh.compacted.Load())

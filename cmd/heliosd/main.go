@@ -177,6 +177,11 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 	// raft stops (handing leadership over) before the store closes.
 	var node *replica.Node
 	if cfg.raftEnabled() {
+		// The keyring is replicated state: rotations and retirements
+		// committed by the cluster are applied to ring and its file.
+		if err := store.AttachKeyring(ring, ringPath); err != nil {
+			return err
+		}
 		if node, err = startReplica(cfg, store, clusterKey, ring, log); err != nil {
 			return err
 		}
@@ -241,9 +246,6 @@ func runAll(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Logg
 		router.Mount(svc.Routes()...)
 		router.Mount(svc.DatabaseRoutes()...)
 		router.Mount(svc.ClusterRoutes(fs)...)
-		if node != nil {
-			refuseKeyChanges(router, fs)
-		}
 		// The web console at /, next to the API it drives.
 		router.Mount(console.New(console.Options{Service: svc, Keyring: ring, Listen: cfg.Listen, CAFile: cfg.caFile,
 			IsTLS: rest.RequestTLS, Logger: log}).Routes()...)

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -68,25 +67,26 @@ func (c *Config) validateRaft() error {
 // startReplica joins the issuer store to its raft cluster (the store was
 // opened Replicated). Raft's log and snapshots live in data-dir/raft. The
 // replicas authenticate each other with the cluster key bound to the
-// keyring: a replica whose keyring differs (it would mint tokens the
-// others cannot verify) cannot join.
+// keyring's root key (its lowest id): a replica of another keyring lineage
+// (it would mint tokens the others cannot verify) cannot join, while one
+// whose keyring file lags behind a rotation still can, and catches up
+// (the keyring is replicated state, see issuer.Store.AttachKeyring).
 func startReplica(cfg *Config, store *issuer.Store, clusterKey string, ring *core.Keyring, log *slog.Logger) (*replica.Node, error) {
 	peers, _ := replica.ParsePeers(cfg.RaftPeers)
 	return replica.Start(replica.Config{ID: cfg.RaftID, Listen: cfg.RaftListen, Peers: peers, Dir: filepath.Join(cfg.DataDir, "raft"),
-		ClusterKey: clusterKey + "\x00keyring:" + keyringDigest(ring), Store: store, ElectionTimeout: cfg.RaftElectionTimeout, Logger: log,
+		ClusterKey: clusterKey + "\x00keyring-root:" + rootKeyDigest(ring), Store: store, ElectionTimeout: cfg.RaftElectionTimeout, Logger: log,
 		SnapshotThreshold: uint64(cfg.RaftSnapshotThreshold), TrailingLogs: uint64(cfg.RaftTrailingLogs)})
 }
 
-// keyringDigest is a SHA-256 over the keyring's keys (ids, secrets,
-// retirement) and its signing key id.
-func keyringDigest(ring *core.Keyring) string {
-	keys := ring.Keys()
-	sort.Slice(keys, func(i, j int) bool { return keys[i].ID < keys[j].ID })
+// rootKeyDigest is a SHA-256 over the keyring's root key: its lowest id
+// and that key's secret. Keys are never removed from a keyring (retiring
+// one only marks it), so the root key stays the same through every
+// rotation and retirement, on every replica of one keyring.
+func rootKeyDigest(ring *core.Keyring) string {
+	root := ring.Keys()[0] // Keys is ordered by id, and a keyring is never empty
 	h := sha256.New()
-	for _, k := range keys {
-		fmt.Fprintf(h, "%d:%x:%t;", k.ID, k.Secret[:], k.Retired)
-	}
-	fmt.Fprintf(h, "signing:%d", ring.Signing().ID)
+	fmt.Fprintf(h, "heliosdb raft keyring root %d:", root.ID)
+	h.Write(root.Secret[:])
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -152,25 +152,6 @@ func raftRoutes(router interface {
 	}
 	router.Public("POST", "/v1/cluster/raft/add", change("add"))
 	router.Public("POST", "/v1/cluster/raft/remove", change("remove"))
-}
-
-// refuseKeyChanges answers key rotation and retirement on a replica with
-// 501: the keyring is a file on each replica, so a change made on one
-// would mint tokens the others cannot verify.
-func refuseKeyChanges(router interface {
-	Replace(method, path string, h fasthttp.RequestHandler) bool
-}, fs *feed.Server) {
-	refuse := func(ctx *fasthttp.RequestCtx) {
-		if !fs.Authorized(ctx) {
-			fs.Deny(ctx)
-			return
-		}
-		httpapi.WriteError(ctx, &httpapi.Error{Status: http.StatusNotImplemented, Code: "NOT_ON_REPLICAS",
-			Message: "key rotation and retirement are not available on issuer replicas yet: the keyring is a file on each " +
-				"replica, and a change on one would mint tokens the others cannot verify; nothing was changed"})
-	}
-	router.Replace("POST", "/v1/cluster/keys/rotate", refuse)
-	router.Replace("POST", "/v1/cluster/keys/retire", refuse)
 }
 
 // runRaft is `heliosd raft status|add ID ADDR|remove ID` against a running

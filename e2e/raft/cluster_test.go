@@ -122,15 +122,6 @@ func TestWritesOnAnyReplica(t *testing.T) {
 		t.Fatalf("/healthz has no raft object: %v", raw)
 	}
 
-	// Key rotation is refused on replicas (the keyring is each one's file).
-	req, _ := http.NewRequest("POST", r1.d.URL("/v1/cluster/keys/rotate"), strings.NewReader("{}"))
-	req.Header.Set("Authorization", "HeliosCluster "+c.key)
-	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusNotImplemented {
-		t.Fatalf("key rotation on a replica: %v %v, want 501", resp, err)
-	} else {
-		resp.Body.Close()
-	}
-
 	// The same log everywhere.
 	c.sameLogs(t, 10*time.Second)
 }

@@ -49,8 +49,9 @@ func TestReplaceWipedReplica(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Wait for a snapshot past the trailing logs on the replicas that stay.
-	time.Sleep(12 * time.Second)
+	// Wait for a snapshot on every replica (raft checks every 10–20s, at
+	// random: a fixed 12s sleep sometimes ended before it).
+	c.waitSnapshots(t)
 
 	lead := c.leader(t, 20*time.Second)
 	var victim *replica

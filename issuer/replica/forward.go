@@ -30,7 +30,8 @@ const (
 // sentinels are the command errors a forwarded answer can carry, matched
 // by errors.Is on the replica that forwarded it.
 var sentinels = []error{issuer.ErrEmailTaken, issuer.ErrNoAccount, issuer.ErrTokenNotFound, issuer.ErrTokenRevoked,
-	issuer.ErrAlreadyRefreshed, issuer.ErrClosed, issuer.ErrDatabaseExists, issuer.ErrNoDatabase}
+	issuer.ErrAlreadyRefreshed, issuer.ErrClosed, issuer.ErrDatabaseExists, issuer.ErrNoDatabase,
+	issuer.ErrKeyConflict}
 
 // wireError is an error crossing between replicas.
 type wireError struct {
