@@ -5,7 +5,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/heliosdb/auth/core"
 	"github.com/heliosdb/auth/netio"
 	"github.com/heliosdb/auth/protocols/internal/upstream"
 )
@@ -22,9 +21,9 @@ import (
 // when Handle returns, and the server's bytes are passed on as they come
 // by BackendTraffic, followed by the same replyScanner, which counts the
 // replies so that the gateway's own replies are put in their place
-// (loopproxy_relay.go). A client reading slowly stops the loop reading its
-// server, and a server reading slowly stops the loop reading its client
-// (netio pauses either side).
+// (loopproxy_relay.go, relay.go). A client reading slowly stops the loop
+// reading its server, and a server reading slowly stops the loop reading
+// its client (netio pauses either side).
 //
 // Where the goroutine path waits for the server (SELECT, HELLO and RESET,
 // whose effect on the session depends on the reply; QUIT, which closes
@@ -89,15 +88,12 @@ type loopProxy struct {
 	// writes it before its own replies.
 	front []byte
 
-	wbuf     []byte // commands not yet written to the server
-	sent     uint64 // commands queued or written that expect a reply
-	answered uint64 // their replies passed on (or dropped)
-	inj      []injection
-	now      []byte // the gateway's replies due at once (Handle writes them)
-	scan     replyScanner
-	holding  bool   // the current value may be a reply to drop: held
-	hold     []byte // its bytes so far (or, resetting, a short value's)
-	lastType byte   // the type of the last reply passed on
+	wbuf []byte // commands not yet written to the server
+	sent uint64 // commands queued or written that expect a reply
+	now  []byte // the gateway's replies due at once (Handle writes them)
+	// The server's bytes passed on and their replies counted (hold also
+	// keeps, resetting, a short value's bytes).
+	relayState
 
 	// waiting: no client command is handled until answered reaches
 	// waitAt; then wait's effect applies (waitDB, hello).
@@ -107,10 +103,8 @@ type loopProxy struct {
 	// stalled: Handle left client bytes unread while waiting.
 	stalled bool
 
+	cmdState
 	pubsub, resp3   bool // a SUBSCRIBE-family command was sent; the connection speaks RESP3
-	inMulti         bool // MULTI sent, no EXEC or DISCARD yet
-	txDirty         bool // a command was refused while queued: EXEC fails
-	dirty           bool // the connection's state changed: RESET before reuse
 	quit            bool // QUIT: close once every reply is out
 	revoked, gone   bool // ended from outside; the client connection has closed
 	writeFailed     bool // a write to the server failed during Handle
@@ -134,15 +128,10 @@ func (s *Session) proxying() bool { return s.px != nil || s.lp != nil }
 // next commands wait for it.
 func (s *Session) startLoopProxy(env *netio.Env, out, first []byte, hello *helloArgs) ([]byte, netio.Action) {
 	up := s.p.up
-	role, err := upstream.RoleFor(&s.claims)
-	if err != nil {
-		s.authed = false
-		env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
-		out = append(out, "-NOPERM "...)
-		out = core.AppendError(out, err)
-		return append(out, ": a Redis session reaches the upstream server as the user its database scopes allow\r\n"...), netio.Close
+	key, out, ok := s.proxyKey(env, out)
+	if !ok {
+		return out, netio.Close
 	}
-	key := upstream.Key{Role: role}
 	link := s.info.Link()
 	lp := &loopProxy{s: s, up: up, key: key, link: link, first: first, hello: hello}
 	s.lp = lp

@@ -18,11 +18,7 @@ func (s *Session) loopProxied(env *netio.Env, cmd command, name []byte, args [][
 	if lp.state != lpReady {
 		return appendUpstreamLost(out)
 	}
-	if cmd.state {
-		lp.dirty = true
-	}
-	if lp.inMulti && notInMulti(cmd) {
-		s.local(notInMultiError(name))
+	if s.refusedInMulti(&lp.cmdState, cmd, name) {
 		return out, netio.Continue
 	}
 	switch cmd.id {
@@ -43,52 +39,18 @@ func (s *Session) loopProxied(env *netio.Env, cmd command, name []byte, args [][
 		lp.inMulti, lp.txDirty = false, false
 		lp.waitFor(waitReset) // until then, replies are read as before RESET
 		return out, netio.Continue
-	case cmdWhoami:
-		s.local(s.whoami(nil))
-		return out, netio.Continue
-	case cmdACL:
-		if len(args) == 2 && bytes.EqualFold(args[1], []byte("whoami")) {
-			s.local(AppendBulkString(nil, "default"))
-			return out, netio.Continue
-		}
-	case cmdSelect:
-		db, refusal := s.checkSelect(env, args)
-		if refusal != nil {
-			s.local(refusal)
-			return out, netio.Continue
-		}
-		s.forwardRaw(args, true)
+	}
+	if done, selected, db := s.proxyLocal(env, cmd, args); selected {
 		lp.waitDB = db
 		lp.waitFor(waitSelect)
 		return out, netio.Continue
-	case cmdClient:
-		if len(args) >= 3 && bytes.EqualFold(args[1], []byte("reply")) && !bytes.EqualFold(args[2], []byte("on")) {
-			s.local([]byte("-ERR CLIENT REPLY OFF and SKIP are not supported through the HeliosDB gateway, which pairs every command with its reply\r\n"))
-			return out, netio.Continue
-		}
+	} else if done {
+		return out, netio.Continue
 	}
 	if cmd.state || mayBlock(name) {
 		lp.noHold = true
 	}
-	switch {
-	case cmd.pubsub:
-		lp.pubsub = true
-		s.forwardRaw(args, false)
-	case lp.txDirty && string(name) == "exec":
-		// A command was refused while queued: the transaction fails as
-		// Redis fails it, and the server's is discarded.
-		lp.reply([]byte("-EXECABORT Transaction discarded because of previous errors.\r\n"), 1)
-		lp.queue(appendCommand(nil, "DISCARD"), true)
-		lp.inMulti, lp.txDirty = false, false
-	default:
-		s.forwardRaw(args, true)
-		switch string(name) {
-		case "multi":
-			lp.inMulti = true
-		case "exec", "discard":
-			lp.inMulti, lp.txDirty = false, false
-		}
-	}
+	s.forwardChecked(&lp.cmdState, cmd, name, args)
 	return out, netio.Continue
 }
 

@@ -7,7 +7,6 @@ package redis
 
 import (
 	"bytes"
-	"strconv"
 
 	"github.com/heliosdb/auth/netio"
 )
@@ -105,14 +104,7 @@ func (lp *loopProxy) blocked() bool {
 // gateway's) and waits for its reply.
 func (lp *loopProxy) sendHello(h *helloArgs) {
 	lp.dirty = true
-	cmd := []string{"HELLO"}
-	if h.proto != 0 {
-		cmd = append(cmd, strconv.Itoa(h.proto))
-		if h.setname != nil {
-			cmd = append(cmd, "SETNAME", string(h.setname))
-		}
-	}
-	lp.queue(appendCommand(nil, cmd...), true)
+	lp.queue(helloCommand(h), true)
 	lp.hello = h
 	lp.waitFor(waitHello)
 }
@@ -130,12 +122,8 @@ func (lp *loopProxy) finishWait() {
 	case waitHello:
 		h := lp.hello
 		lp.hello = nil
-		if ok && lp.lastType != '-' && lp.lastType != '!' && h.proto != 0 {
-			s.proto = h.proto
+		if ok && s.helloTook(h, lp.lastType) {
 			lp.resp3 = h.proto == RESP3
-			if h.setname != nil {
-				s.name = append(s.name[:0], h.setname...)
-			}
 		}
 	case waitReset:
 		lp.resp3, lp.pubsub = false, false
@@ -171,98 +159,17 @@ func (lp *loopProxy) relay(in, out []byte) ([]byte, netio.Action) {
 
 // fast passes a read on whole when no reply of the gateway's own waits.
 func (lp *loopProxy) fast(in, out []byte) ([]byte, error) {
-	resp2PubSub := lp.pubsub && !lp.resp3
-	for i := 0; i < len(in); {
-		k, done, err := lp.scan.feed(in[i:])
-		if err != nil {
-			return append(out, in[:i]...), err
-		}
-		i += k
-		if done {
-			if !lp.scan.pushed(resp2PubSub) {
-				lp.answered++
-				lp.lastType = lp.scan.top
-			}
-			lp.scan.next()
-		}
+	n, counted, last, err := lp.count(in, lp.pubsub && !lp.resp3)
+	if counted > 0 {
+		lp.answered += counted
+		lp.lastType = last
 	}
-	return append(out, in...), nil
+	return append(out, in[:n]...), err
 }
 
-// slow passes a read on value by value, writing the gateway's replies
-// between values where they are due and dropping the replies it was told
-// to swallow.
+// slow passes a read on value by value (relayState.pass).
 func (lp *loopProxy) slow(p, w []byte) ([]byte, error) {
-	resp2PubSub := lp.pubsub && !lp.resp3
-	for i := 0; ; {
-		if lp.scan.between() {
-			w = lp.emit(w)
-		}
-		if i >= len(p) {
-			return w, nil
-		}
-		if lp.scan.between() {
-			e := lp.inj
-			lp.holding = len(e) > 0 && e[0].emitted && e[0].swallow > 0 && e[0].at <= lp.answered
-		}
-		k, done, err := lp.scan.feed(p[i:])
-		if err != nil {
-			return w, err
-		}
-		seg := p[i : i+k]
-		i += k
-		if lp.holding {
-			lp.hold = append(lp.hold, seg...)
-		} else {
-			w = append(w, seg...)
-		}
-		if !done {
-			continue
-		}
-		counted := !lp.scan.pushed(resp2PubSub)
-		if counted {
-			lp.answered++
-			lp.lastType = lp.scan.top
-		}
-		if lp.holding {
-			if counted {
-				e := &lp.inj[0]
-				if e.swallow--; e.swallow == 0 {
-					lp.inj = lp.inj[1:]
-				}
-			} else {
-				w = append(w, lp.hold...)
-			}
-			if cap(lp.hold) > 64<<10 {
-				lp.hold = nil
-			}
-			lp.hold, lp.holding = lp.hold[:0], false
-		}
-		lp.scan.next()
-	}
-}
-
-// emit appends the gateway's replies that are due (their at replies
-// passed on) to w.
-func (lp *loopProxy) emit(w []byte) []byte {
-	for len(lp.inj) > 0 {
-		e := &lp.inj[0]
-		if e.at > lp.answered {
-			break
-		}
-		if !e.emitted {
-			w = append(w, e.data...)
-			e.emitted, e.data = true, nil
-		}
-		if e.swallow > 0 {
-			break
-		}
-		lp.inj = lp.inj[1:]
-	}
-	if len(lp.inj) == 0 {
-		lp.inj = nil
-	}
-	return w
+	return lp.pass(p, w, lp.pubsub && !lp.resp3)
 }
 
 // lose ends the server side under the session (the server closed the
@@ -277,24 +184,7 @@ func (lp *loopProxy) lose(out []byte) ([]byte, netio.Action) {
 	if !lp.scan.between() || lp.holding {
 		return out, netio.Close
 	}
-	outstanding := lp.answered < lp.sent
-	for {
-		out = lp.emit(out)
-		if lp.answered >= lp.sent {
-			break
-		}
-		lp.answered++
-		if e := lp.inj; len(e) > 0 && e[0].emitted && e[0].swallow > 0 {
-			if e[0].swallow--; e[0].swallow == 0 {
-				lp.inj = lp.inj[1:]
-			}
-			continue
-		}
-		out = AppendError(out, msgUpstreamLost)
-	}
-	if !outstanding && lp.pubsub {
-		out = AppendError(out, msgUpstreamLost)
-	}
+	out = lp.owed(out, lp.sent, lp.pubsub)
 	if lp.wait != waitNone {
 		lp.finishWait()
 	}

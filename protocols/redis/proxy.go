@@ -73,18 +73,15 @@ type proxy struct {
 	done   chan struct{}
 
 	// The session's own (its goroutine only).
-	wbuf    []byte // commands not yet written to the server
-	queued  uint64 // how many of them expect a reply
-	inMulti bool   // MULTI sent, no EXEC or DISCARD yet
-	txDirty bool   // a command was refused while queued: EXEC fails
-	dirty   bool   // the connection's state changed: RESET before reuse
-	revoked bool   // the session was ended from outside
+	wbuf   []byte // commands not yet written to the server
+	queued uint64 // how many of them expect a reply
+	cmdState
+	revoked bool // the session was ended from outside
 
-	// The pump's own.
-	scan    replyScanner
-	holding bool   // the current value may be a reply to drop: held
-	hold    []byte // its bytes so far
-	out     []byte // what a read with injections writes
+	// The pump's own, but for relayState's answered, lastType and inj,
+	// which are mu's.
+	relayState
+	out []byte // what a read with injections writes
 
 	pubsub  atomic.Bool // a SUBSCRIBE-family command was sent
 	resp3   atomic.Bool // the server connection speaks RESP3
@@ -93,24 +90,19 @@ type proxy struct {
 	mu       sync.Mutex
 	cond     sync.Cond
 	sent     uint64 // commands written to the server that expect a reply
-	answered uint64 // their replies the pump has passed on (or dropped)
-	lastType byte   // the type of the last reply passed on
 	mid      bool   // the pump has written part of a value
-	inj      []injection
-	waiting  int  // session goroutines waiting on cond
-	dead     bool // the pump has stopped
-	stopping bool // closeProxy stopped it
-	failed   bool // it stopped on an error: the connection is not reusable
+	waiting  int    // session goroutines waiting on cond
+	dead     bool   // the pump has stopped
+	stopping bool   // closeProxy stopped it
+	failed   bool   // it stopped on an error: the connection is not reusable
 }
 
-// injection is a reply of the gateway's own, to write once the first at
-// replies have been passed on; then the next swallow replies (to commands
-// the gateway sent for itself: RESET and AUTH, DISCARD) are dropped.
-type injection struct {
-	at      uint64
-	data    []byte
-	emitted bool
-	swallow int
+// cmdState is what the commands forwarded did to the server connection,
+// on both paths.
+type cmdState struct {
+	inMulti bool // MULTI sent, no EXEC or DISCARD yet
+	txDirty bool // a command was refused while queued: EXEC fails
+	dirty   bool // the connection's state changed: RESET before reuse
 }
 
 // newProxy pairs a server connection with a client.
@@ -267,6 +259,11 @@ func (s *Session) forwardRaw(args [][]byte, counted bool) {
 	if len(cmd) == 0 || cmd[0] != '*' {
 		cmd = appendCommandBytes(nil, args)
 	}
+	s.send(cmd, counted)
+}
+
+// send queues cmd for the server, on either path.
+func (s *Session) send(cmd []byte, counted bool) {
 	if s.lp != nil {
 		s.lp.queue(cmd, counted)
 		return
@@ -287,11 +284,7 @@ func (s *Session) proxied(env *netio.Env, cmd command, name []byte, args [][]byt
 	if px.isDead() {
 		return appendUpstreamLost(out)
 	}
-	if cmd.state {
-		px.dirty = true
-	}
-	if px.inMulti && notInMulti(cmd) {
-		s.local(notInMultiError(name))
+	if s.refusedInMulti(&px.cmdState, cmd, name) {
 		return out, netio.Continue
 	}
 	switch cmd.id {
@@ -319,21 +312,8 @@ func (s *Session) proxied(env *netio.Env, cmd command, name []byte, args [][]byt
 		px.resp3.Store(false)
 		px.pubsub.Store(false)
 		return out, netio.Continue
-	case cmdWhoami:
-		s.local(s.whoami(nil))
-		return out, netio.Continue
-	case cmdACL:
-		if len(args) == 2 && bytes.EqualFold(args[1], []byte("whoami")) {
-			s.local(AppendBulkString(nil, "default"))
-			return out, netio.Continue
-		}
-	case cmdSelect:
-		db, refusal := s.checkSelect(env, args)
-		if refusal != nil {
-			s.local(refusal)
-			return out, netio.Continue
-		}
-		s.forwardRaw(args, true)
+	}
+	if done, selected, db := s.proxyLocal(env, cmd, args); selected {
 		if err := px.wait(env, &s.claims, false); err != nil {
 			return s.waitError(env, err, out)
 		}
@@ -344,38 +324,103 @@ func (s *Session) proxied(env *netio.Env, cmd command, name []byte, args [][]byt
 			s.db = db
 		}
 		return out, netio.Continue
-	case cmdClient:
-		if len(args) >= 3 && bytes.EqualFold(args[1], []byte("reply")) && !bytes.EqualFold(args[2], []byte("on")) {
-			s.local([]byte("-ERR CLIENT REPLY OFF and SKIP are not supported through the HeliosDB gateway, which pairs every command with its reply\r\n"))
-			return out, netio.Continue
-		}
+	} else if done {
+		return out, netio.Continue
 	}
-	switch {
-	case cmd.pubsub:
-		px.pubsub.Store(true)
-		s.forwardRaw(args, false)
-	case px.txDirty && string(name) == "exec":
-		// A command was refused while queued: the transaction fails as
-		// Redis fails it, and the server's is discarded.
-		if !px.reply([]byte("-EXECABORT Transaction discarded because of previous errors.\r\n"), 1) {
-			return appendUpstreamLost(out)
-		}
-		px.queue(appendCommand(nil, "DISCARD"), true)
-		px.inMulti, px.txDirty = false, false
-	default:
-		s.forwardRaw(args, true)
-		switch string(name) {
-		case "multi":
-			px.inMulti = true
-		case "exec", "discard":
-			px.inMulti, px.txDirty = false, false
-		}
+	if !s.forwardChecked(&px.cmdState, cmd, name, args) {
+		return appendUpstreamLost(out)
 	}
 	return out, netio.Continue
 }
 
+// refusedInMulti, on both paths, notes a command that changes the
+// connection's state (c.dirty) and refuses, inside MULTI, one whose effect
+// would depend on EXEC (notInMulti): true when it was refused.
+func (s *Session) refusedInMulti(c *cmdState, cmd command, name []byte) bool {
+	if cmd.state {
+		c.dirty = true
+	}
+	if c.inMulti && notInMulti(cmd) {
+		s.local(notInMultiError(name))
+		return true
+	}
+	return false
+}
+
+// forwardChecked forwards a command that passed the checks, on both paths
+// (c is the proxy's): a SUBSCRIBE-family command expects no reply of its
+// own; EXEC after a command refused while queued gets the gateway's
+// EXECABORT and DISCARD goes in its place; MULTI, EXEC and DISCARD are
+// followed. False when the goroutine proxy's pump has stopped.
+func (s *Session) forwardChecked(c *cmdState, cmd command, name []byte, args [][]byte) bool {
+	switch {
+	case cmd.pubsub:
+		if s.lp != nil {
+			s.lp.pubsub = true
+		} else {
+			s.px.pubsub.Store(true)
+		}
+		s.forwardRaw(args, false)
+	case c.txDirty && string(name) == "exec":
+		// A command was refused while queued: the transaction fails as
+		// Redis fails it, and the server's is discarded.
+		if lp := s.lp; lp != nil {
+			lp.reply(execAbortReply, 1)
+		} else if !s.px.reply(execAbortReply, 1) {
+			return false
+		}
+		s.send(appendCommand(nil, "DISCARD"), true)
+		c.inMulti, c.txDirty = false, false
+	default:
+		s.forwardRaw(args, true)
+		switch string(name) {
+		case "multi":
+			c.inMulti = true
+		case "exec", "discard":
+			c.inMulti, c.txDirty = false, false
+		}
+	}
+	return true
+}
+
+// proxyLocal runs, on both paths, what proxied does alike: the commands
+// the gateway answers (HELIOS.WHOAMI, ACL WHOAMI) or refuses (CLIENT
+// REPLY OFF and SKIP, a SELECT of a database the token may not reach)
+// itself, and a SELECT that passed, forwarded. done reports that the
+// command was dealt with; selected, that a SELECT of db was forwarded:
+// the session is in db once the server has answered +OK.
+func (s *Session) proxyLocal(env *netio.Env, cmd command, args [][]byte) (done, selected bool, db int) {
+	switch cmd.id {
+	case cmdWhoami:
+		s.local(s.whoami(nil))
+		return true, false, 0
+	case cmdACL:
+		if len(args) == 2 && bytes.EqualFold(args[1], []byte("whoami")) {
+			s.local(AppendBulkString(nil, "default"))
+			return true, false, 0
+		}
+	case cmdSelect:
+		db, refusal := s.checkSelect(env, args)
+		if refusal != nil {
+			s.local(refusal)
+			return true, false, 0
+		}
+		s.forwardRaw(args, true)
+		return true, true, db
+	case cmdClient:
+		if len(args) >= 3 && bytes.EqualFold(args[1], []byte("reply")) && !bytes.EqualFold(args[2], []byte("on")) {
+			s.local([]byte("-ERR CLIENT REPLY OFF and SKIP are not supported through the HeliosDB gateway, which pairs every command with its reply\r\n"))
+			return true, false, 0
+		}
+	}
+	return false, false, 0
+}
+
 // okReply is +OK.
 var okReply = []byte("+OK\r\n")
+
+// execAbortReply answers EXEC after a command refused while queued.
+var execAbortReply = []byte("-EXECABORT Transaction discarded because of previous errors.\r\n")
 
 // notInMulti reports whether the proxy refuses a command inside MULTI.
 func notInMulti(cmd command) bool {
@@ -459,6 +504,22 @@ func (s *Session) authProxy(env *netio.Env, id cmdID, args [][]byte, out []byte)
 	}
 	px := s.px
 	px.dirty = true
+	px.queue(helloCommand(&h), true)
+	if err := px.wait(env, &s.claims, false); err != nil {
+		return s.waitError(env, err, out)
+	}
+	px.mu.Lock()
+	last := px.lastType
+	px.mu.Unlock()
+	if s.helloTook(&h, last) {
+		px.resp3.Store(h.proto == RESP3)
+	}
+	return out, netio.Continue
+}
+
+// helloCommand is the HELLO [proto [SETNAME name]] the gateway sends for
+// the client's (the token, if any, was the gateway's), on both paths.
+func helloCommand(h *helloArgs) []byte {
 	cmd := []string{"HELLO"}
 	if h.proto != 0 {
 		cmd = append(cmd, strconv.Itoa(h.proto))
@@ -466,21 +527,22 @@ func (s *Session) authProxy(env *netio.Env, id cmdID, args [][]byte, out []byte)
 			cmd = append(cmd, "SETNAME", string(h.setname))
 		}
 	}
-	px.queue(appendCommand(nil, cmd...), true)
-	if err := px.wait(env, &s.claims, false); err != nil {
-		return s.waitError(env, err, out)
+	return appendCommand(nil, cmd...)
+}
+
+// helloTook gives the session HELLO's protocol and name when the server's
+// reply (of type last) accepted a HELLO that named a protocol, on both
+// paths; true when it did (the caller notes whether the connection now
+// speaks RESP3).
+func (s *Session) helloTook(h *helloArgs, last byte) bool {
+	if last == '-' || last == '!' || h.proto == 0 {
+		return false
 	}
-	px.mu.Lock()
-	ok := px.lastType != '-' && px.lastType != '!'
-	px.mu.Unlock()
-	if ok && h.proto != 0 {
-		s.proto = h.proto
-		px.resp3.Store(h.proto == RESP3)
-		if h.setname != nil {
-			s.name = append(s.name[:0], h.setname...)
-		}
+	s.proto = h.proto
+	if h.setname != nil {
+		s.name = append(s.name[:0], h.setname...)
 	}
-	return out, netio.Continue
+	return true
 }
 
 // helloHasAuth reports whether a HELLO carries AUTH.

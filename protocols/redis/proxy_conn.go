@@ -87,19 +87,14 @@ func (s *Session) closeProxy() {
 // has made so far (out) are written first, so that they keep their place.
 func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) {
 	up := s.p.up
-	role, err := upstream.RoleFor(&s.claims)
-	if err != nil {
-		s.authed = false
-		env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
-		out = append(out, "-NOPERM "...)
-		out = core.AppendError(out, err)
-		return append(out, ": a Redis session reaches the upstream server as the user its database scopes allow\r\n"...), netio.Close
+	key, out, ok := s.proxyKey(env, out)
+	if !ok {
+		return out, netio.Close
 	}
 	if s.info.Client == nil { // cannot happen: Handle offloads first
 		s.authed = false
 		return AppendError(out, "ERR internal error: the session did not leave its event loop"), netio.Close
 	}
-	key := upstream.Key{Role: role}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	sc, err := up.get(ctx, key)
@@ -126,6 +121,22 @@ func (s *Session) startProxy(env *netio.Env, out []byte) ([]byte, netio.Action) 
 	s.px = px
 	go px.pump()
 	return out, netio.Continue
+}
+
+// proxyKey is the pool key of the server connections the session's user
+// takes (upstream.RoleFor), on both paths; when the token's database
+// scopes allow no user, the session is unauthenticated, the refusal
+// appended to out and ok false (the caller closes).
+func (s *Session) proxyKey(env *netio.Env, out []byte) (key upstream.Key, _ []byte, ok bool) {
+	role, err := upstream.RoleFor(&s.claims)
+	if err != nil {
+		s.authed = false
+		env.Observer.Authenticated(s.info, &s.claims, err, env.Now) // counted as forbidden
+		out = append(out, "-NOPERM "...)
+		out = core.AppendError(out, err)
+		return key, append(out, ": a Redis session reaches the upstream server as the user its database scopes allow\r\n"...), false
+	}
+	return upstream.Key{Role: role}, out, true
 }
 
 // appendUpstreamConnectError words a failure to get a server connection.

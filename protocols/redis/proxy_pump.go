@@ -79,22 +79,9 @@ func (px *proxy) pump() {
 // fast passes a read on when no reply of the gateway's own waits: one
 // write, then the count.
 func (px *proxy) fast(p []byte) error {
-	var counted uint64
-	var last byte
-	resp2PubSub := px.pubsub.Load() && !px.resp3.Load()
-	for i := 0; i < len(p); {
-		k, done, err := px.scan.feed(p[i:])
-		if err != nil {
-			return err
-		}
-		i += k
-		if done {
-			if !px.scan.pushed(resp2PubSub) {
-				counted++
-				last = px.scan.top
-			}
-			px.scan.next()
-		}
+	_, counted, last, err := px.count(p, px.pubsub.Load() && !px.resp3.Load())
+	if err != nil {
+		return err
 	}
 	mid := !px.scan.between()
 	if mid {
@@ -112,10 +99,11 @@ func (px *proxy) fast(p []byte) error {
 		px.lastType = last
 	}
 	px.mid = mid
-	var err error
 	if len(px.inj) > 0 && !mid {
 		// Queued while this read was passed on: due now, if at all.
-		if w := px.emit(px.out[:0]); len(w) > 0 {
+		w := px.emit(px.out[:0])
+		px.special.Store(len(px.inj) > 0)
+		if len(w) > 0 {
 			if _, werr := px.client.Write(w); werr != nil {
 				err = errClientGone
 			}
@@ -127,84 +115,12 @@ func (px *proxy) fast(p []byte) error {
 	return err
 }
 
-// emit appends the gateway's replies that are due (their at replies
-// passed on) to w.
-func (px *proxy) emit(w []byte) []byte {
-	for len(px.inj) > 0 {
-		e := &px.inj[0]
-		if e.at > px.answered {
-			break
-		}
-		if !e.emitted {
-			w = append(w, e.data...)
-			e.emitted, e.data = true, nil
-		}
-		if e.swallow > 0 {
-			break
-		}
-		px.inj = px.inj[1:]
-	}
-	if len(px.inj) == 0 {
-		px.inj = nil
-	}
-	px.special.Store(len(px.inj) > 0)
-	return w
-}
-
-// slow passes a read on value by value, writing the gateway's replies
-// between values where they are due and dropping the replies it was told
-// to swallow, all under the lock: a reply of the session's own cannot slip
-// in between.
+// slow passes a read on value by value (relayState.pass) under the lock:
+// a reply of the session's own cannot slip in between.
 func (px *proxy) slow(p []byte) error {
 	px.mu.Lock()
 	defer px.mu.Unlock()
-	w := px.out[:0]
-	resp2PubSub := px.pubsub.Load() && !px.resp3.Load()
-	var err error
-	for i := 0; ; {
-		if px.scan.between() {
-			w = px.emit(w)
-		}
-		if i >= len(p) {
-			break
-		}
-		if px.scan.between() {
-			e := px.inj
-			px.holding = len(e) > 0 && e[0].emitted && e[0].swallow > 0 && e[0].at <= px.answered
-		}
-		k, done, ferr := px.scan.feed(p[i:])
-		if ferr != nil {
-			err = ferr
-			break
-		}
-		seg := p[i : i+k]
-		i += k
-		if px.holding {
-			px.hold = append(px.hold, seg...)
-		} else {
-			w = append(w, seg...)
-		}
-		if !done {
-			continue
-		}
-		counted := !px.scan.pushed(resp2PubSub)
-		if counted {
-			px.answered++
-			px.lastType = px.scan.top
-		}
-		if px.holding {
-			if counted {
-				e := &px.inj[0]
-				if e.swallow--; e.swallow == 0 {
-					px.inj = px.inj[1:]
-				}
-			} else {
-				w = append(w, px.hold...)
-			}
-			px.hold, px.holding = px.hold[:0], false
-		}
-		px.scan.next()
-	}
+	w, err := px.pass(p, px.out[:0], px.pubsub.Load() && !px.resp3.Load())
 	px.mid = !px.scan.between() && !px.holding
 	px.special.Store(len(px.inj) > 0)
 	if px.waiting > 0 {
@@ -239,25 +155,7 @@ func (px *proxy) lost(err error) {
 	if err == errClientGone || !px.scan.between() || px.holding {
 		return // mid-value: nothing can be added that the client would parse
 	}
-	var w []byte
-	outstanding := px.answered < px.sent
-	for {
-		w = px.emit(w)
-		if px.answered >= px.sent {
-			break
-		}
-		px.answered++
-		if e := px.inj; len(e) > 0 && e[0].emitted && e[0].swallow > 0 {
-			if e[0].swallow--; e[0].swallow == 0 {
-				px.inj = px.inj[1:]
-			}
-			continue
-		}
-		w = AppendError(w, msgUpstreamLost)
-	}
-	if !outstanding && px.pubsub.Load() {
-		w = AppendError(w, msgUpstreamLost)
-	}
+	w := px.owed(nil, px.sent, px.pubsub.Load())
 	if len(w) > 0 {
 		_, _ = px.client.Write(w)
 	}
