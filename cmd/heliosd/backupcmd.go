@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -19,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/heliosdb/auth/issuer"
-	"github.com/heliosdb/auth/issuer/feed"
 )
 
 // runBackup is `heliosd backup --to FILE`: it asks the running issuer for
@@ -31,9 +28,7 @@ func runBackup(args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	fs.SortFlags = false
 	to := fs.String("to", "", "the backup `file` to write (mode 0600)")
-	url := fs.String("issuer-url", "http://127.0.0.1:8080", "the issuer's base URL")
-	keyFile := fs.String("cluster-key-file", "./data/"+feed.ClusterKeyFile, "the issuer's cluster key (data-dir/cluster.key)")
-	ca := fs.String("issuer-ca", "", "PEM certificate to trust for the issuer")
+	admin := clusterAdminFlags(fs, "the issuer's")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: heliosd backup --to FILE [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]")
 		fs.PrintDefaults()
@@ -44,35 +39,11 @@ func runBackup(args []string, out io.Writer) error {
 	if *to == "" {
 		return errors.New("backup: --to FILE is required")
 	}
-	key, err := feed.ReadClusterKey(*keyFile)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if *ca != "" {
-		pem, err := os.ReadFile(*ca)
-		if err != nil {
-			return err
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		tr.TLSClientConfig.RootCAs = pool
-	}
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, strings.TrimRight(*url, "/")+"/v1/cluster/backup", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "HeliosCluster "+key)
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	resp, err := admin.do(context.Background(), http.MethodGet, "/v1/cluster/backup", "")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("backup: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
 	partial := *to + ".partial"
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

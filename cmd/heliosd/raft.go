@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -159,9 +156,7 @@ func raftRoutes(router interface {
 func runRaft(args []string, out io.Writer) error {
 	fs := pflag.NewFlagSet("heliosd raft", pflag.ContinueOnError)
 	fs.SetOutput(out)
-	url := fs.String("issuer-url", "http://127.0.0.1:8080", "a replica's base URL")
-	keyFile := fs.String("cluster-key-file", "./data/"+feed.ClusterKeyFile, "the cluster key")
-	ca := fs.String("issuer-ca", "", "PEM certificate to trust for the replica")
+	admin := clusterAdminFlags(fs, "a replica's")
 	usage := "usage: heliosd raft status | add ID HOST:PORT | remove ID [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]"
 	if len(args) == 0 {
 		return errors.New(usage)
@@ -192,38 +187,14 @@ func runRaft(args []string, out io.Writer) error {
 	if err := fs.Parse(longDashes(fs, rest)); err != nil {
 		return suggestFlag(fs, err)
 	}
-	key, err := feed.ReadClusterKey(*keyFile)
-	if err != nil {
-		return err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if *ca != "" {
-		pem, err := os.ReadFile(*ca)
-		if err != nil {
-			return err
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		tr.TLSClientConfig.RootCAs = pool
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(*url, "/")+path, strings.NewReader(body))
+	resp, err := admin.do(ctx, method, path, body)
 	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "HeliosCluster "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return err
+		return fmt.Errorf("raft %s: %w", action, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("raft %s: %s: %s", action, resp.Status, strings.TrimSpace(string(msg)))
-	}
 	fmt.Fprint(out, string(msg))
 	return nil
 }

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/heliosdb/auth/issuer/feed"
+)
+
+// clusterAdmin is what the administration commands (heliosd keys, raft,
+// backup) need to call a running issuer's cluster endpoints: its URL, the
+// cluster key that authenticates the call and the CA to trust over TLS.
+type clusterAdmin struct {
+	url, keyFile, ca *string
+}
+
+// clusterAdminFlags adds --issuer-url, --cluster-key-file and --issuer-ca to
+// fs; who names what the URL points at ("the issuer's", "a replica's").
+func clusterAdminFlags(fs *pflag.FlagSet, who string) clusterAdmin {
+	return clusterAdmin{
+		url:     fs.String("issuer-url", "http://127.0.0.1:8080", who+" base URL"),
+		keyFile: fs.String("cluster-key-file", "./data/"+feed.ClusterKeyFile, "the cluster key (data-dir/cluster.key)"),
+		ca:      fs.String("issuer-ca", "", "PEM certificate to trust for "+strings.TrimSuffix(who, "'s")),
+	}
+}
+
+// do sends method path with body (JSON, or none when empty) to the issuer,
+// authenticated with the cluster key, and returns the response; a status
+// other than 200 is an error carrying the issuer's answer.
+func (a clusterAdmin) do(ctx context.Context, method, path, body string) (*http.Response, error) {
+	key, err := feed.ReadClusterKey(*a.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if *a.ca != "" {
+		pem, err := os.ReadFile(*a.ca)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--issuer-ca %s holds no PEM certificate", *a.ca)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(*a.url, "/")+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "HeliosCluster "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return resp, nil
+}
