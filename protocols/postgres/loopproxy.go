@@ -490,16 +490,8 @@ func (lp *loopProxy) reset() {
 // giveBack returns a clean server connection: to the pool when a client
 // elsewhere waits for one of its key, else parked on this loop.
 func (lp *loopProxy) giveBack() {
-	b, up := lp.b, lp.up
-	if up.pool.Waiting(lp.key) {
-		if nc, err := b.Detach(); err == nil {
-			sc := lp.sc
-			sc.Conn = nc
-			up.pool.Put(lp.key, sc)
-			return
-		}
-	}
-	b.Park(parkKey{up, lp.key})
+	sc := lp.sc
+	upstream.GiveBack(lp.b, lp.up.pool, lp.key, sc, parkKey{lp.up, lp.key}, func(nc net.Conn) { sc.Conn = nc })
 }
 
 // startupQuery sets the client's startup parameters, as a server takes them
