@@ -465,18 +465,25 @@ func TestPGProxySlowReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	slowRead(t, d.PID(), before, rows.Next, func() int { return len(rows.RawValues()[0]) }, rows.Err)
+}
+
+// slowRead reads the 200,000 rows of 1,000 bytes a slow-reader test asked
+// for (next and size are the driver's, err its final error), pausing every
+// 20,000 rows so that the server runs far ahead, and fails when heliosd
+// (pid) grew by more than 32 MiB over before (KiB) meanwhile.
+func slowRead(t *testing.T, pid, before int, next func() bool, size func() int, err func() error) {
+	t.Helper()
 	peak, total, n := before, 0, 0
-	for rows.Next() {
-		total += len(rows.RawValues()[0])
+	for next() {
+		total += size()
 		n++
 		if n%20000 == 0 {
 			time.Sleep(300 * time.Millisecond) // a slow reader: the server is far ahead
-			if r := rssKB(t, d.PID()); r > peak {
-				peak = r
-			}
+			peak = max(peak, rssKB(t, pid))
 		}
 	}
-	if err := rows.Err(); err != nil || n != 200000 || total != 200000*1000 {
+	if err := err(); err != nil || n != 200000 || total != 200000*1000 {
 		t.Fatalf("read %d rows, %d bytes: %v", n, total, err)
 	}
 	t.Logf("heliosd RSS %d KiB before, %d KiB at most while 200 MB went through a slow reader", before, peak)
