@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -40,18 +37,9 @@ func (a clusterAdmin) do(ctx context.Context, method, path, body string) (*http.
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if *a.ca != "" {
-		pem, err := os.ReadFile(*a.ca)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--issuer-ca %s holds no PEM certificate", *a.ca)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	tr, err := feed.IssuerTransport(*a.ca)
+	if err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(*a.url, "/")+path, strings.NewReader(body))
 	if err != nil {

@@ -57,7 +57,7 @@ func runNode(ctx context.Context, cfg *Config, tlsCfg *tls.Config, log *slog.Log
 	policyDone := make(chan struct{})
 	go func() { pol.run(fctx); close(policyDone) }()
 	registerNodeMetrics(follower)
-	usage := newNodeUsage(cfg, key, follower.URL, log)
+	usage := newNodeUsage(cfg, key, follower, log)
 	defer usage.Close()
 	log.Info("gateway node following the issuer", "issuer", cfg.IssuerURL, "stale_after", cfg.StaleAfter, "state", state)
 

@@ -3,17 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/heliosdb/auth/issuer"
+	"github.com/heliosdb/auth/issuer/feed"
 )
 
 // usageBatch bounds the uses sent in one POST /v1/cluster/usage.
@@ -22,18 +20,10 @@ const usageBatch = 4096
 // newNodeUsage aggregates last_used times on a gateway node and sends them
 // to the issuer (POST /v1/cluster/usage, cluster key) every
 // Config.UsageFlush, in batches of usageBatch; what fails to send is kept
-// for the next flush.
-func newNodeUsage(cfg *Config, key string, issuerURL func() string, log *slog.Logger) *issuer.UsageAggregator {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.IssuerCA != "" {
-		if pem, err := os.ReadFile(cfg.IssuerCA); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			tr.TLSClientConfig.RootCAs = pool
-		}
-	}
-	s := &usageSender{url: issuerURL, key: key, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+// for the next flush. It reaches the issuer the way the follower does (its
+// client: the same CA and connections).
+func newNodeUsage(cfg *Config, key string, follower *feed.Follower, log *slog.Logger) *issuer.UsageAggregator {
+	s := &usageSender{url: follower.URL, key: key, client: follower.Client()}
 	return issuer.NewUsageAggregator(cfg.UsageFlush, s.sendAll, log)
 }
 

@@ -132,23 +132,40 @@ func splitURLs(s string) []string {
 	return out
 }
 
+// IssuerTransport is an HTTP transport to the issuer's cluster endpoints
+// (TLS 1.2 or later) that trusts the PEM certificates in caFile, or the
+// system's roots when caFile is empty; a file without a certificate is an
+// error, never a silent fall-back.
+func IssuerTransport(caFile string) (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return tr, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("issuer CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("issuer CA %s holds no certificate", caFile)
+	}
+	tr.TLSClientConfig.RootCAs = pool
+	return tr, nil
+}
+
+// Client is the HTTP client the follower reaches the issuer with (its CA,
+// its connections), for a node's other calls to the same issuer.
+func (f *Follower) Client() *http.Client { return f.client }
+
 // NewFollower makes a follower and fetches the keyring from the issuer
 // (retrying until ctx ends). It loads the persisted state, if any, so the
 // node can verify at once after a restart.
 func NewFollower(ctx context.Context, cfg FollowerConfig) (*Follower, error) {
 	cfg.EnsureDefaults()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CACert != "" {
-		pem, err := os.ReadFile(cfg.CACert)
-		if err != nil {
-			return nil, fmt.Errorf("issuer CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("issuer CA %s holds no certificate", cfg.CACert)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	tr, err := IssuerTransport(cfg.CACert)
+	if err != nil {
+		return nil, err
 	}
 	f := &Follower{cfg: cfg, set: revset.New(0), client: &http.Client{Transport: tr}, urls: splitURLs(cfg.IssuerURL)}
 	f.lastHeard.Store(time.Now().UnixNano())
