@@ -188,7 +188,11 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("restore into a used directory: %v %s", err, out)
 	}
 	whole := read(t, file)
-	for name, bad := range map[string]string{"truncated": whole[:len(whole)*2/3], "corrupt": whole[:len(whole)/2] + "x" + whole[len(whole)/2+1:]} {
+	// The corrupt copy flips every bit of one byte (replacing it with a
+	// fixed byte changes nothing when the byte already was that one).
+	flipped := []byte(whole)
+	flipped[len(flipped)/2] ^= 0xff
+	for name, bad := range map[string]string{"truncated": whole[:len(whole)*2/3], "corrupt": string(flipped)} {
 		p := filepath.Join(t.TempDir(), name)
 		write(t, p, bad)
 		out, err := runHeliosd(t, bin, "restore", "--from", p, "--data-dir", restored)

@@ -138,30 +138,44 @@ func (f *FerretDB) Restart() error { return f.restart(f.start) }
 // port, from /proc/net/tcp: the server's own ends, one per client
 // connection (heliosd's pooled ones included).
 func (f *FerretDB) Connections() (int, error) {
+	peers, err := f.Peers()
+	return len(peers), err
+}
+
+// Peers are the client ports of the TCP connections established to the
+// server's port, from /proc/net/tcp: a test tells one connection (say,
+// the one a session of the gateway holds) from the others by its port.
+func (f *FerretDB) Peers() (map[int]bool, error) {
 	f.mu.Lock()
 	port := f.port
 	f.mu.Unlock()
 	return establishedTo(port)
 }
 
-// establishedTo counts the sockets in state ESTABLISHED whose local port
-// is port in /proc/net/tcp (IPv4; the servers listen on 127.0.0.1).
-func establishedTo(port int) (int, error) {
+// establishedTo returns the remote ports of the sockets in state
+// ESTABLISHED whose local port is port in /proc/net/tcp (IPv4; the
+// servers listen on 127.0.0.1).
+func establishedTo(port int) (map[int]bool, error) {
 	file, err := os.Open("/proc/net/tcp")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer file.Close()
 	want := fmt.Sprintf(":%04X", port)
-	n := 0
+	peers := map[int]bool{}
 	sc := bufio.NewScanner(file)
 	sc.Scan() // the header line
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		// sl local_address rem_address st …; st 01 is ESTABLISHED.
 		if len(fields) > 3 && strings.HasSuffix(fields[1], want) && fields[3] == "01" {
-			n++
+			_, rem, _ := strings.Cut(fields[2], ":")
+			p, err := strconv.ParseUint(rem, 16, 16)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/net/tcp: remote address %q: %w", fields[2], err)
+			}
+			peers[int(p)] = true
 		}
 	}
-	return n, sc.Err()
+	return peers, sc.Err()
 }

@@ -30,7 +30,13 @@ type liveProxy struct {
 
 func startLiveProxy(t *testing.T) *liveProxy {
 	t.Helper()
-	f := testupstream.Started(t, testupstream.StartFerretDB)
+	return liveProxyTo(t, testupstream.Started(t, testupstream.StartFerretDB))
+}
+
+// liveProxyTo is a front end in proxy mode, with a pool of its own, in
+// front of f.
+func liveProxyTo(t *testing.T, f *testupstream.FerretDB) *liveProxy {
+	t.Helper()
 	up, err := NewUpstream(UpstreamOptions{URL: f.URL, PoolSize: 8, PoolWait: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -99,22 +105,40 @@ func TestProxyLive(t *testing.T) {
 	})
 
 	t.Run("revoked", func(t *testing.T) {
-		tok, c := lp.Mint(t, core.AllScopes)
-		cl := lp.client(t, tok, 1)
-		if err := cl.Database("main").Collection("live").FindOne(ctx, bson.D{}).Err(); err != nil {
-			t.Fatal(err)
-		}
-		before, err := lp.ferret.Connections()
+		// A proxy of its own, whose empty pool dials the session's server
+		// connection: the one connection FerretDB sees appear, and the one
+		// that must close (others of the earlier subtests may close
+		// meanwhile).
+		rp := liveProxyTo(t, lp.ferret)
+		tok, c := rp.Mint(t, core.AllScopes)
+		cl := rp.client(t, tok, 1)
+		before, err := lp.ferret.Peers()
 		if err != nil {
 			t.Fatal(err)
 		}
-		lp.Revoke(c)
+		if _, err := cl.Database("main").Collection("live").CountDocuments(ctx, bson.D{}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := lp.ferret.Peers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var session []int
+		for p := range after {
+			if !before[p] {
+				session = append(session, p)
+			}
+		}
+		if len(session) != 1 {
+			t.Fatalf("FerretDB saw %d connections appear for one session (ports %v)", len(session), session)
+		}
+		rp.Revoke(c)
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if n, _ := lp.ferret.Connections(); n == before-1 {
+			if peers, _ := lp.ferret.Peers(); !peers[session[0]] {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("the revoked session's server connection is still open")
+				t.Fatalf("the revoked session's server connection (port %d) is still open", session[0])
 			}
 		}
 	})
