@@ -159,7 +159,7 @@ func (b *Backend) Write(p []byte) error {
 	switch b.state {
 	case bOpen:
 		b.busy++
-		_, err := b.c.Write(p)
+		err := write(b.c, p)
 		b.busy--
 		if err != nil || b.state != bOpen {
 			return ErrBackendClosed

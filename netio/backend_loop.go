@@ -68,9 +68,7 @@ func (l *loopState) toClient(cs *connState, out []byte, act Action, rerun bool) 
 		return
 	}
 	c := cs.c
-	if len(out) > 0 {
-		_, _ = c.Write(out) // a failure closes it (OnClose)
-	}
+	_ = write(c, out) // a failure closes it (OnClose)
 	if cs.closed {
 		return
 	}

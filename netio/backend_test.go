@@ -164,7 +164,7 @@ func (s *relaySession) Handle(env *Env, in, out []byte) (int, []byte, Action) {
 }
 
 // backendServer is the server the relay connects to: "ECHO <text>" answers
-// <text>, "GEN <n>" sends n bytes then "\nEND\n", "HOLD" stops reading
+// <text>, "GEN <n>" sends n bytes (genByte) then "\nEND\n", "HOLD" stops reading
 // until release is closed, "COUNT" answers how many bytes it has read,
 // "QUIT" closes. It counts what it has written and read.
 type backendServer struct {
@@ -176,6 +176,10 @@ type backendServer struct {
 	mu      sync.Mutex
 	open    []net.Conn
 }
+
+// genByte is byte i of what GEN sends: a pattern whose period (23) no
+// buffer size divides, so that bytes out of order show.
+func genByte(i int) byte { return 'a' + byte(i%23) }
 
 func startBackendServer(t *testing.T) *backendServer {
 	t.Helper()
@@ -231,9 +235,12 @@ func (s *backendServer) serve(c net.Conn) {
 			c.Write([]byte(arg + "\n"))
 		case "GEN":
 			n, _ := strconv.Atoi(arg)
-			chunk := bytes.Repeat([]byte("x"), 32<<10)
-			for n > 0 {
+			chunk := make([]byte, 32<<10)
+			for off := 0; n > 0; off += len(chunk) {
 				k := min(n, len(chunk))
+				for i := range chunk[:k] {
+					chunk[i] = genByte(off + i)
+				}
 				w, err := c.Write(chunk[:k])
 				s.written.Add(int64(w))
 				if err != nil {
@@ -422,8 +429,10 @@ func TestBackendPausesForSlowClient(t *testing.T) {
 	buf := make([]byte, 64<<10)
 	for n < total {
 		k, err := io.ReadFull(r, buf[:min(len(buf), total-n)])
-		if i := bytes.IndexFunc(buf[:k], func(c rune) bool { return c != 'x' }); i >= 0 {
-			t.Fatalf("byte %d is %q", n+i, buf[i])
+		for i, c := range buf[:k] {
+			if c != genByte(n+i) { // a part written out of order, twice or not at all
+				t.Fatalf("byte %d is %q, want %q", n+i, c, genByte(n+i))
+			}
 		}
 		n += k
 		if err != nil {

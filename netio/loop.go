@@ -259,7 +259,7 @@ func (l *loopState) end(cs *connState, out []byte) {
 		l.endPaused(cs, out)
 		return
 	}
-	_, _ = cs.c.Write(out)
+	_ = write(cs.c, out)
 	l.untrack(cs)
 	_ = l.el.Close(cs.c)
 }
@@ -488,9 +488,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	case Offload:
 		return s.handoff(c, cs, l, buf[consumed:], out, false)
 	}
-	if len(out) > 0 {
-		_, _ = c.Write(out)
-	}
+	_ = write(c, out)
 	if cap(out) > 64<<10 {
 		out = make([]byte, 0, 4096) // do not keep a huge reply's buffer
 	}
