@@ -57,6 +57,7 @@ var benchQueries = []struct {
 	q    string
 }{
 	{"select1", PostgreSQL, "SELECT 1"},
+	{"pgbench", PostgreSQL, "SELECT abalance FROM pgbench_accounts WHERE aid = 4242424;"},
 	{"select", PostgreSQL, "SELECT id, name, email FROM users WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 50"},
 	{"insert", PostgreSQL, "INSERT INTO events (id, kind, payload) VALUES ($1, $2, $3) RETURNING id"},
 	{"cte", PostgreSQL, "WITH recent AS (SELECT * FROM orders WHERE created_at > now() - interval '1 day') SELECT count(*) FROM recent"},

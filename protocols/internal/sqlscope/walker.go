@@ -229,7 +229,7 @@ func Classify(d Dialect, q []byte) Result { return classifyText(d, q, 0, false) 
 
 func classifyText(d Dialect, q []byte, depth int, proc bool) Result {
 	var r Result
-	if plain(q) {
+	if q, ok := plainStatement(q); ok {
 		// One statement, no quotes, comments or escapes: every reading is
 		// the default one, and the walker has nothing to split.
 		l := Lexer{q: q, m: mode{d: d}, partial: true}
@@ -336,6 +336,25 @@ var plainBytes = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// plainStatement reports whether q is one statement of plain bytes,
+// optionally ended by one ';' and whitespace (as clients send it: pgbench,
+// most ORMs), and returns the statement without its end. The walker reads
+// such a text as that one statement followed by an empty one, which it
+// skips.
+func plainStatement(q []byte) ([]byte, bool) {
+	end := len(q)
+	for end > 0 && isBlank(q[end-1]) {
+		end--
+	}
+	if end > 0 && q[end-1] == ';' {
+		q = q[:end-1]
+	}
+	return q, plain(q)
+}
+
+// isBlank reports whether c is whitespace of plainBytes.
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // plain reports whether q is made of plain bytes only.
 func plain(q []byte) bool {
