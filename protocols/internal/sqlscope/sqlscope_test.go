@@ -706,6 +706,7 @@ func TestClassifyAllocs(t *testing.T) {
 		q string
 	}{
 		{PostgreSQL, "SELECT 1"},
+		{PostgreSQL, "SELECT abalance FROM pgbench_accounts WHERE aid = 42;"},
 		{PostgreSQL, "SELECT * FROM helios_whoami()"},
 		{PostgreSQL, "SELECT a, b FROM t WHERE c = 'x' AND d IN (SELECT e FROM u) ORDER BY 1 LIMIT 10"},
 		{PostgreSQL, "INSERT INTO t (a, b) VALUES ($1, $2) RETURNING id"},
