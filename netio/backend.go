@@ -150,7 +150,7 @@ func (b *Backend) Open() bool {
 	return b.state == bOpen || b.state == bPaused || b.state == bResuming
 }
 
-// Write writes p to the server (gnet writes directly and buffers what the
+// Write writes p to the server (directly, see write in rawwrite.go; gnet buffers what the
 // socket does not take). While the backend is paused it is kept, up to
 // maxPending bytes, and written first when reading resumes. An error means
 // the connection has ended (its release function has run; BackendClosed
