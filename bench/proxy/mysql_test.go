@@ -102,8 +102,8 @@ func myOpen(b *testing.B, cfg *mysql.Config) *sql.DB {
 // myTargets are the gateway and the server itself.
 func myTargets() []target {
 	return []target{
-		{"gateway", myGateway, "default", myToken},
-		{"direct", maria.Addr, "root", maria.Password},
+		{"gateway", myGateway, "default", myToken, "main"},
+		{"direct", maria.Addr, "root", maria.Password, "main"},
 	}
 }
 
@@ -111,7 +111,7 @@ func myTargets() []target {
 // each selecting one random row at a time, and returns queries/s and how
 // many ran.
 func pointSelects(b *testing.B, t target, clients int, d time.Duration, prepared bool) (float64, int64) {
-	cfg := myConfig(t.addr, t.user, t.password, "main")
+	cfg := myConfig(t.addr, t.user, t.password, t.db)
 	cfg.InterpolateParams = !prepared
 	db := myOpen(b, cfg)
 	defer db.Close()

@@ -7,15 +7,19 @@
 // pool size, and two heliosd in front of the same server: "gateway" with
 // the defaults (on this 2-core machine two Go Ps and two event loops per
 // listener) and "gateway-1cpu" with GOMAXPROCS=1 (one P, one event loop:
-// PgBouncer runs one thread). The MariaDB benchmarks (mysql_test.go) start
-// MariaDB and a heliosd of their own. Run with:
+// PgBouncer runs one thread). PgBouncer is measured twice: "pgbouncer"
+// logs in to the server as postgres, as an operator would set it up, and
+// "pgbouncer-owner" as helios_owner, the role the gateway gives a
+// full-access token, so that the server does the same work behind both
+// proxies. The MariaDB benchmarks (mysql_test.go) start MariaDB and a
+// heliosd of their own. Run with:
 //
 //	go test ./bench/proxy -run '^$' -bench . -benchtime 1x
 //
 // Every figure is reported as a metric (tps-gateway, tps-gateway-1cpu,
-// tps-direct, tps-pgbouncer, the gateways' ratios, and cpu-µs/tx-NAME: the
-// CPU time heliosd or PgBouncer spent per transaction, from /proc). The
-// package is never needed by the daemon.
+// tps-direct, tps-pgbouncer, tps-pgbouncer-owner, the gateways' ratios, and
+// cpu-µs/tx-NAME: the CPU time heliosd or PgBouncer spent per transaction,
+// from /proc). The package is never needed by the daemon.
 package proxy
 
 import (
@@ -106,8 +110,22 @@ func setup(b *testing.B) {
 		setupErr = err
 		b.Fatal(err)
 	}
+	// Both gateways set the same role passwords on the server (so that
+	// neither changes the other's), which PgBouncer's same-role pool uses
+	// too.
+	passwords, err := testdaemon.WriteRolePasswords(func(f func()) { stops = append(stops, f) })
+	if err != nil {
+		setupErr = err
+		b.Fatal(err)
+	}
 	for _, g := range []struct{ name, env string }{{"gateway", ""}, {"gateway-1cpu", "GOMAXPROCS=1"}} {
-		opts := []testdaemon.Option{testdaemon.Shared(), testdaemon.WithArgs("--pg-upstream", pg.AdminURL, "--pg-pool-size", strconv.Itoa(poolSize))}
+		dir, err := dataDirWith(passwords)
+		if err != nil {
+			setupErr = err
+			b.Fatal(err)
+		}
+		opts := []testdaemon.Option{testdaemon.Shared(), testdaemon.WithDataDir(dir),
+			testdaemon.WithArgs("--pg-upstream", pg.AdminURL, "--pg-pool-size", strconv.Itoa(poolSize))}
 		if g.env != "" {
 			opts = append(opts, testdaemon.WithEnv(g.env))
 		}
@@ -116,6 +134,21 @@ func setup(b *testing.B) {
 		tok := d.Mint(b, core.Claims{Account: 1, Scopes: core.AllScopes, ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
 		gateways = append(gateways, gatewayD{g.name, d.PG, tok, d.PID()})
 	}
+}
+
+// dataDirWith is a new data directory (removed by stop) holding the role
+// passwords file src as heliosd's upstream-postgres.json.
+func dataDirWith(src string) (string, error) {
+	dir, err := os.MkdirTemp("", "helios-bench-gateway-")
+	if err != nil {
+		return "", err
+	}
+	stops = append(stops, func() { os.RemoveAll(dir) })
+	js, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "upstream-postgres.json"), js, 0o600)
 }
 
 func createDB(name string) error {
@@ -130,7 +163,12 @@ func createDB(name string) error {
 }
 
 // startPgBouncer runs PgBouncer in session pooling in front of pg, with
-// pool_size poolSize, as the postgres user (it refuses root).
+// pool_size poolSize, as the postgres user (it refuses root). Its database
+// main logs in to the server as postgres, as an operator would set it up;
+// main_owner as helios_owner, the role the gateway gives a full-access
+// token (with the password testdaemon.WriteRolePasswords sets), so that
+// the server does the same work behind both proxies: a superuser skips
+// the privilege checks a least-privilege role costs PostgreSQL.
 func startPgBouncer(b *testing.B) (string, error) {
 	dir, err := os.MkdirTemp("", "helios-pgbouncer-")
 	if err != nil {
@@ -141,6 +179,7 @@ func startPgBouncer(b *testing.B) (string, error) {
 	pgHost, pgPort, _ := strings.Cut(pg.Addr, ":")
 	ini := fmt.Sprintf(`[databases]
 main = host=%s port=%s dbname=main
+main_owner = host=%s port=%s dbname=main user=helios_owner password=pw-helios_owner-for-tests
 [pgbouncer]
 listen_addr = %s
 listen_port = %s
@@ -152,7 +191,7 @@ default_pool_size = %d
 max_client_conn = 2000
 logfile = %s/pgbouncer.log
 pidfile = %s/pgbouncer.pid
-`, pgHost, pgPort, host, port, dir, poolSize, dir, dir)
+`, pgHost, pgPort, pgHost, pgPort, host, port, dir, poolSize, dir, dir)
 	bouncerDir = dir
 	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o600); err != nil {
 		return "", err
@@ -203,17 +242,20 @@ var (
 	txRE  = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
 )
 
-// target is one endpoint the same workload runs against.
+// target is one endpoint the same workload runs against: its address,
+// login and database.
 type target struct {
-	name, addr, user, password string
+	name, addr, user, password, db string
 }
 
 func targets() []target {
 	var ts []target
 	for _, g := range gateways {
-		ts = append(ts, target{g.name, g.addr, "default", g.token})
+		ts = append(ts, target{g.name, g.addr, "default", g.token, "main"})
 	}
-	return append(ts, target{"direct", pg.Addr, "postgres", pg.Password}, target{"pgbouncer", bouncer, "postgres", pg.Password})
+	return append(ts, target{"direct", pg.Addr, "postgres", pg.Password, "main"},
+		target{"pgbouncer", bouncer, "postgres", pg.Password, "main"},
+		target{"pgbouncer-owner", bouncer, "postgres", pg.Password, "main_owner"})
 }
 
 // pidOf is the process whose CPU time t's transactions are charged with:
@@ -225,7 +267,7 @@ func pidOf(b *testing.B, t target) int {
 			return g.pid
 		}
 	}
-	if t.name == "pgbouncer" {
+	if strings.HasPrefix(t.name, "pgbouncer") {
 		bs, err := os.ReadFile(filepath.Join(bouncerDir, "pgbouncer.pid"))
 		n, err2 := strconv.Atoi(strings.TrimSpace(string(bs)))
 		if err != nil || err2 != nil {
@@ -251,7 +293,7 @@ func compare(b *testing.B, rounds, seconds int, args ...string) {
 			if pid != 0 {
 				before = cpuTime(b, pid)
 			}
-			out, err := pgbenchCmd(t.addr, t.user, t.password, append(args, "-T", strconv.Itoa(seconds), "main")...).CombinedOutput()
+			out, err := pgbenchCmd(t.addr, t.user, t.password, append(args, "-T", strconv.Itoa(seconds), t.db)...).CombinedOutput()
 			m, n := tpsRE.FindSubmatch(out), txRE.FindSubmatch(out)
 			if err != nil || m == nil || n == nil {
 				b.Fatalf("pgbench %v against %s: %v\n%s", args, t.name, err, out)
@@ -276,13 +318,15 @@ func compare(b *testing.B, rounds, seconds int, args ...string) {
 		mcpu[name] = median(vs)
 		b.ReportMetric(mcpu[name], "cpu-µs/tx-"+name)
 	}
-	line := fmt.Sprintf("pgbench %s (medians of %d interleaved rounds of %ds): direct %.0f tps, pgbouncer %.0f tps %.1f µs CPU/tx",
-		strings.Join(args, " "), rounds, seconds, med["direct"], med["pgbouncer"], mcpu["pgbouncer"])
+	line := fmt.Sprintf("pgbench %s (medians of %d interleaved rounds of %ds): direct %.0f tps, pgbouncer %.0f tps %.1f µs CPU/tx, "+
+		"pgbouncer-owner %.0f tps %.1f µs CPU/tx", strings.Join(args, " "), rounds, seconds, med["direct"], med["pgbouncer"],
+		mcpu["pgbouncer"], med["pgbouncer-owner"], mcpu["pgbouncer-owner"])
 	for _, g := range gateways {
 		b.ReportMetric(med[g.name]/med["direct"], g.name+"/direct")
 		b.ReportMetric(med[g.name]/med["pgbouncer"], g.name+"/pgbouncer")
-		line += fmt.Sprintf("; %s %.0f tps (%.2f of direct, %.2f of pgbouncer) %.1f µs CPU/tx",
-			g.name, med[g.name], med[g.name]/med["direct"], med[g.name]/med["pgbouncer"], mcpu[g.name])
+		b.ReportMetric(med[g.name]/med["pgbouncer-owner"], g.name+"/pgbouncer-owner")
+		line += fmt.Sprintf("; %s %.0f tps (%.2f of direct, %.2f of pgbouncer, %.2f of pgbouncer-owner) %.1f µs CPU/tx",
+			g.name, med[g.name], med[g.name]/med["direct"], med[g.name]/med["pgbouncer"], med[g.name]/med["pgbouncer-owner"], mcpu[g.name])
 	}
 	b.Log(line)
 }
