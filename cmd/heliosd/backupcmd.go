@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/heliosdb/auth/issuer"
 )
 
@@ -24,15 +22,9 @@ import (
 // it works from another host over TLS too), writes it to FILE.partial
 // (mode 0600), checks its checksum, syncs it and renames it to FILE.
 func runBackup(args []string, out io.Writer) error {
-	fs := pflag.NewFlagSet("heliosd backup", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.SortFlags = false
+	fs := commandFlags("heliosd backup", "usage: heliosd backup --to FILE [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]", out)
 	to := fs.String("to", "", "the backup `file` to write (mode 0600)")
 	admin := clusterAdminFlags(fs, "the issuer's")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "usage: heliosd backup --to FILE [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(longDashes(fs, args)); err != nil {
 		return suggestFlag(fs, err)
 	}
@@ -125,15 +117,9 @@ func readBackupChunk(br *bufio.Reader, limit uint64) ([]byte, error) {
 // following it resyncs from a full snapshot. On any failure D is emptied
 // again.
 func runRestore(args []string, out io.Writer) error {
-	fs := pflag.NewFlagSet("heliosd restore", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.SortFlags = false
+	fs := commandFlags("heliosd restore", "usage: heliosd restore --from FILE --data-dir DIR", out)
 	from := fs.String("from", "", "the backup `file` (heliosd backup --to)")
 	dir := fs.String("data-dir", "", "the new data `directory` (empty or absent)")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "usage: heliosd restore --from FILE --data-dir DIR")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(longDashes(fs, args)); err != nil {
 		return suggestFlag(fs, err)
 	}

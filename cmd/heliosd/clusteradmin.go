@@ -19,6 +19,20 @@ type clusterAdmin struct {
 	url, keyFile, ca *string
 }
 
+// commandFlags is the flag set of a heliosd command (backup, restore,
+// keys, raft): errors and --help go to out, the usage line first, then the
+// flags in the order they were added.
+func commandFlags(name, usage string, out io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintln(out, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // clusterAdminFlags adds --issuer-url, --cluster-key-file and --issuer-ca to
 // fs; who names what the URL points at ("the issuer's", "a replica's").
 func clusterAdminFlags(fs *pflag.FlagSet, who string) clusterAdmin {

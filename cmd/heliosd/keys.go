@@ -18,14 +18,8 @@ import (
 //	heliosd keys rotate --issuer-url http://127.0.0.1:8080 --cluster-key-file data/cluster.key
 //	heliosd keys retire 1 --issuer-url http://127.0.0.1:8080 --cluster-key-file data/cluster.key
 func runKeys(args []string, out io.Writer) error {
-	fs := pflag.NewFlagSet("heliosd keys", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.SortFlags = false
+	fs := commandFlags("heliosd keys", "usage: heliosd keys rotate|retire ID [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]", out)
 	admin := clusterAdminFlags(fs, "the issuer's")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "usage: heliosd keys rotate|retire ID [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]")
-		fs.PrintDefaults()
-	}
 	if len(args) == 0 {
 		fs.Usage()
 		return errors.New("keys: name an action: rotate or retire ID")

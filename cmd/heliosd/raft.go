@@ -154,10 +154,9 @@ func raftRoutes(router interface {
 // runRaft is `heliosd raft status|add ID ADDR|remove ID` against a running
 // replica's cluster endpoints (authenticated with the cluster key).
 func runRaft(args []string, out io.Writer) error {
-	fs := pflag.NewFlagSet("heliosd raft", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	admin := clusterAdminFlags(fs, "a replica's")
 	usage := "usage: heliosd raft status | add ID HOST:PORT | remove ID [--issuer-url URL] [--cluster-key-file F] [--issuer-ca PEM]"
+	fs := commandFlags("heliosd raft", usage, out)
+	admin := clusterAdminFlags(fs, "a replica's")
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
