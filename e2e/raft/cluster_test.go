@@ -24,12 +24,7 @@ func TestWritesOnAnyReplica(t *testing.T) {
 	c := newCluster(t, 3)
 	g := c.gateway(t)
 	leader := c.leader(t, 5*time.Second)
-	var followers []*replica
-	for _, r := range c.reps {
-		if r != leader {
-			followers = append(followers, r)
-		}
-	}
+	followers := c.followers(leader)
 	r1, r2, r3 := followers[0], leader, followers[1]
 	u := newUser(t, r1, r3, "ann@example.com")
 

@@ -181,6 +181,24 @@ func (c *cluster) live() []*replica {
 	return out
 }
 
+// followers are the replicas other than lead.
+func (c *cluster) followers(lead *replica) []*replica {
+	var out []*replica
+	for _, r := range c.reps {
+		if r != lead {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// raft runs `heliosd raft ARGS…` against the issuer at url with the
+// cluster key, and returns its output (a failure fails t).
+func (c *cluster) raft(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	return heliosd(t, append(append([]string{"raft"}, args...), "--issuer-url", url, "--cluster-key-file", c.keyFile)...)
+}
+
 // urls is the --issuer-url list of every replica.
 func (c *cluster) urls() string {
 	var u []string

@@ -125,12 +125,7 @@ func TestKeyRotationReplicated(t *testing.T) {
 	c := newCluster(t, 3, snap...)
 	g := c.gateway(t)
 	lead := c.leader(t, 10*time.Second)
-	var fol []*replica
-	for _, r := range c.reps {
-		if r != lead {
-			fol = append(fol, r)
-		}
-	}
+	fol := c.followers(lead)
 	u := newUser(t, fol[0], fol[1], "keys@example.com")
 	old := tokenOn(t, lead, u, 1)
 
@@ -214,20 +209,14 @@ func TestKeyRotationReplicated(t *testing.T) {
 	}
 	c.waitSnapshots(t) // a replica added now must install a snapshot
 	lead = c.leader(t, 20*time.Second)
-	victim = nil
-	for _, r := range c.reps {
-		if r != lead {
-			victim = r
-			break
-		}
-	}
+	victim = c.followers(lead)[0]
 	victim.d.Kill()
 	victim.up.Store(false)
 	url := "http://" + lead.d.HTTP
-	heliosd(t, "raft", "remove", victim.id, "--issuer-url", url, "--cluster-key-file", c.keyFile)
+	c.raft(t, url, "remove", victim.id)
 	c.start(t, victim, "", append(snap, "--log-level", "info")...)
 	ringFile(t, victim, 1) // the seed keyring: key 1 only
-	heliosd(t, "raft", "add", victim.id, victim.raftAddr, "--issuer-url", url, "--cluster-key-file", c.keyFile)
+	c.raft(t, url, "add", victim.id, victim.raftAddr)
 	if !strings.Contains(victim.d.Logs(), "issuer state restored from a raft snapshot") {
 		t.Fatalf("the replaced replica caught up without a snapshot:\n%s", victim.d.Logs())
 	}

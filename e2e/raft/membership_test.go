@@ -54,18 +54,12 @@ func TestReplaceWipedReplica(t *testing.T) {
 	c.waitSnapshots(t)
 
 	lead := c.leader(t, 20*time.Second)
-	var victim *replica
-	for _, r := range c.reps {
-		if r != lead {
-			victim = r
-			break
-		}
-	}
+	victim := c.followers(lead)[0]
 	victim.d.Kill()
 	victim.up.Store(false)
 	url := "http://" + lead.d.HTTP
-	heliosd(t, "raft", "remove", victim.id, "--issuer-url", url, "--cluster-key-file", c.keyFile)
-	if st := heliosd(t, "raft", "status", "--issuer-url", url, "--cluster-key-file", c.keyFile); strings.Contains(st, `"id":"`+victim.id+`"`) {
+	c.raft(t, url, "remove", victim.id)
+	if st := c.raft(t, url, "status"); strings.Contains(st, `"id":"`+victim.id+`"`) {
 		t.Fatalf("%s still a member after remove: %s", victim.id, st)
 	}
 
@@ -98,7 +92,7 @@ func TestReplaceWipedReplica(t *testing.T) {
 			}
 		}
 	}()
-	heliosd(t, "raft", "add", victim.id, victim.raftAddr, "--issuer-url", url, "--cluster-key-file", c.keyFile)
+	c.raft(t, url, "add", victim.id, victim.raftAddr)
 	close(stop)
 	if !sawNonVoter.Load() {
 		t.Error("the added replica was never seen as a non-voter")
