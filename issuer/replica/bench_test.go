@@ -35,7 +35,7 @@ func BenchmarkRevoke(b *testing.B) {
 				continue
 			}
 			b.Run(fmt.Sprintf("raft3-%s/writers=%d", via, writers), func(b *testing.B) {
-				rs := benchCluster(b)
+				rs := cluster(b, 3, nil)
 				target := leaderOf(b, rs)
 				time.Sleep(time.Second) // past the first elections' settling
 				if via == "follower" {
@@ -50,25 +50,6 @@ func BenchmarkRevoke(b *testing.B) {
 			})
 		}
 	}
-}
-
-func benchCluster(b *testing.B) []*replicaT {
-	var rs []*replicaT
-	var peers []Peer
-	for i := range 3 {
-		r := &replicaT{id: fmt.Sprintf("r%d", i+1), addr: freeAddr(b), dir: b.TempDir()}
-		rs = append(rs, r)
-		peers = append(peers, Peer{r.id, r.addr})
-	}
-	for _, r := range rs {
-		r.start(b, peers, testKey, nil)
-	}
-	b.Cleanup(func() {
-		for _, r := range rs {
-			r.stop(b)
-		}
-	})
-	return rs
 }
 
 // runRevokes creates b.N tokens (untimed), then revokes them with

@@ -70,7 +70,7 @@ func (r *replicaT) stop(t testing.TB) {
 	r.node, r.store = nil, nil
 }
 
-func cluster(t *testing.T, n int, tweak func(*Config)) []*replicaT {
+func cluster(t testing.TB, n int, tweak func(*Config)) []*replicaT {
 	t.Helper()
 	var rs []*replicaT
 	var peers []Peer
