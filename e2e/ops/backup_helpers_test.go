@@ -2,11 +2,9 @@ package ops
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/heliosdb/auth/internal/testdaemon"
 	"github.com/heliosdb/auth/issuer/feed"
 )
 
@@ -25,31 +24,7 @@ var apiClient = &http.Client{Timeout: 20 * time.Second}
 // api sends a JSON request to base (http://host:port) and returns the
 // status and body; safe on any goroutine (no t.Fatal).
 func api(base, method, path, bearer string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := apiClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
+	return testdaemon.Call(method, base+path, bearer, body)
 }
 
 // login returns a session token for email.

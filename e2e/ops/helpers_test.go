@@ -1,14 +1,12 @@
 package ops
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +21,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	addrs  map[string]string // by flag
 	dir    string
-	logs   *lockedBuffer
+	logs   *testdaemon.SyncBuffer
 	exited chan struct{}
 }
 
@@ -31,7 +29,7 @@ type proc struct {
 // args after the listener and data-dir flags; it does not wait for it.
 func startProc(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{addrs: map[string]string{}, dir: dir, logs: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &proc{addrs: map[string]string{}, dir: dir, logs: &testdaemon.SyncBuffer{}, exited: make(chan struct{})}
 	all := []string{"--data-dir", dir}
 	for _, l := range listeners.All {
 		a := testdaemon.FreeAddr(t, "127.0.0.1")
@@ -82,24 +80,6 @@ func (p *proc) notAccepting() []string {
 		c.Close()
 	}
 	return down
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process's output and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // waitLog waits until the log contains s.

@@ -74,8 +74,6 @@ type nsReplica struct {
 	id, ns, ip string
 	dir        string
 	cmd        *exec.Cmd
-	logs       *bytes.Buffer
-	mu         sync.Mutex
 }
 
 func (r *nsReplica) url(path string) string { return "http://" + r.ip + ":8080" + path }
@@ -266,13 +264,17 @@ func (r *nsReplica) start(t *testing.T, bin, peers string) {
 	args := []string{"netns", "exec", r.ns, bin, "--data-dir", r.dir, "--raft-id", r.id, "--raft-listen", r.ip + ":7000",
 		"--raft-peers", peers, "--http-listen", r.ip + ":8080", "--pg-listen", "", "--mysql-listen", "", "--redis-listen", "",
 		"--mongo-listen", "", "--plaintext-allow", "10.99.0.0/16", "--log-level", "warn"}
-	r.logs = &bytes.Buffer{}
+	logs := &testdaemon.SyncBuffer{} // shown when the test fails
 	r.cmd = exec.Command("ip", args...)
-	w := &lockedWriter{mu: &r.mu, b: r.logs}
-	r.cmd.Stdout, r.cmd.Stderr = w, w
+	r.cmd.Stdout, r.cmd.Stderr = logs, logs
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", r.id, logs.String())
+		}
+	})
 }
 
 func (r *nsReplica) kill() {
@@ -280,17 +282,6 @@ func (r *nsReplica) kill() {
 		_ = r.cmd.Process.Signal(syscall.SIGKILL)
 		_ = r.cmd.Wait()
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 func nsHealth(r *nsReplica) (raftHealth, error) {
@@ -393,10 +384,8 @@ func startNSGateway(t *testing.T, bin string, cl *cluster, urls string) *testdae
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--role", "gateway", "--data-dir", dir, "--issuer-url", urls, "--cluster-key-file", cl.keyFile,
 		"--http-listen", addr, "--pg-listen", "", "--mysql-listen", "", "--redis-listen", "", "--mongo-listen", "", "--log-level", "warn")
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	w := &lockedWriter{mu: &mu, b: &logs}
-	cmd.Stdout, cmd.Stderr = w, w
+	logs := &testdaemon.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -404,17 +393,13 @@ func startNSGateway(t *testing.T, bin string, cl *cluster, urls string) *testdae
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			mu.Lock()
 			t.Logf("gateway log:\n%s", logs.String())
-			mu.Unlock()
 		}
 	})
 	g := &testdaemon.Daemon{HTTP: addr}
 	deadline := time.Now().Add(20 * time.Second)
 	for gatewayHealth(g).Status != "ok" {
 		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
 			t.Fatalf("gateway not healthy:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -78,7 +78,7 @@ func (r *MakeRun) Run(t *testing.T, up time.Duration, check func(logs func() str
 	cmd := exec.Command(filepath.Join(RepoRoot(), "scripts", "run.sh"))
 	cmd.Env = append(os.Environ(), r.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

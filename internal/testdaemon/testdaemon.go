@@ -135,7 +135,7 @@ type Daemon struct {
 
 	args   []string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *SyncBuffer
 	exited chan struct{}
 	tags   string   // build tags of the heliosd binary
 	env    []string // added to the daemon's environment
@@ -261,7 +261,7 @@ func (d *Daemon) StartAgain(t testing.TB) {
 func (d *Daemon) startWith(t testing.TB, retry func(logs string) bool) {
 	t.Helper()
 	bin := BuildWithTags(t, "heliosd", d.tags)
-	d.logs = &syncBuffer{}
+	d.logs = &SyncBuffer{}
 	d.cmd = exec.Command(bin, d.args...)
 	d.cmd.Stdout = d.logs
 	d.cmd.Stderr = d.logs
@@ -379,6 +379,16 @@ var HTTPClient = &http.Client{Timeout: 20 * time.Second}
 // or []byte is sent as is) and returns the status and body.
 func (d *Daemon) Do(t testing.TB, method, path, bearer string, body any) (int, []byte) {
 	t.Helper()
+	status, out, err := Call(method, d.URL(path), bearer, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status, out
+}
+
+// Call is Do for any URL, returning an error instead of failing a test, so
+// that any goroutine may call it.
+func Call(method, url, bearer string, body any) (int, []byte, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -389,13 +399,13 @@ func (d *Daemon) Do(t testing.TB, method, path, bearer string, body any) (int, [
 	default:
 		js, err := json.Marshal(b)
 		if err != nil {
-			t.Fatal(err)
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(js)
 	}
-	req, err := http.NewRequest(method, d.URL(path), rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -405,14 +415,11 @@ func (d *Daemon) Do(t testing.TB, method, path, bearer string, body any) (int, [
 	}
 	resp, err := HTTPClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, out, err
 }
 
 // MustJSON calls Do, requires the wanted status, and decodes the body into v
@@ -540,19 +547,22 @@ func Tamper(tok string) string {
 	return string(b)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads: a
+// process's output read while it runs.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
